@@ -1,0 +1,87 @@
+"""One error hierarchy for both services; every error carries its HTTP status.
+
+Messages are written for the caller: they name the problem and, where it helps,
+the limit or the fix. They never contain request payload bytes.
+"""
+
+
+class AudioGuardError(Exception):
+    """Base class. ``status_code`` is the HTTP status the services answer with."""
+
+    status_code: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# --- 4xx: the caller can fix these -------------------------------------------------
+
+
+class InvalidInput(AudioGuardError):
+    """The request is malformed or its values are out of range (400)."""
+
+    status_code = 400
+
+
+class InvalidParameter(InvalidInput):
+    """A request parameter has the wrong type or an out-of-range value (400)."""
+
+
+class EmptyAudio(InvalidInput):
+    """The request carried no audio bytes at all (400)."""
+
+
+class UndecodableAudio(InvalidInput):
+    """The bytes are not an audio file libsndfile can read (400)."""
+
+
+class AudioTooShort(InvalidInput):
+    """Fewer samples than one 0.975 s VGGish example (400); zero-length audio too."""
+
+
+class NonFiniteAudio(InvalidInput):
+    """The decoded samples contain NaN or infinity (400)."""
+
+
+class StartTimeOutOfRange(InvalidInput):
+    """``start_time`` is negative or lies beyond the last example of the clip (400)."""
+
+
+class AudioTooLarge(AudioGuardError):
+    """Upload or duration above the configured maximum (413)."""
+
+    status_code = 413
+
+
+class PrivacyPolicyViolation(AudioGuardError):
+    """The request asks for less privacy than the operator's minimum (403)."""
+
+    status_code = 403
+
+
+# --- 5xx: the service or its environment is at fault -------------------------------
+
+
+class ServiceNotReady(AudioGuardError):
+    """Weights not loaded yet, or the predictor is unreachable (503)."""
+
+    status_code = 503
+
+
+class ModelAssetError(AudioGuardError):
+    """A model file is missing, unreadable or has an unexpected layout (500 at load)."""
+
+    status_code = 500
+
+
+class MissingModelAsset(ModelAssetError):
+    """A required official asset file is absent from the model directory."""
+
+
+class ModelLayoutMismatch(ModelAssetError):
+    """A weight file's architecture or variable shapes do not match the expected model."""
+
+
+class ChecksumMismatch(ModelAssetError):
+    """A downloaded file's sha512 differs from the official one."""

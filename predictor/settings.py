@@ -1,0 +1,36 @@
+"""The predictor's one settings object (environment ``AUDIOGUARD_PREDICTOR_*`` + CLI flags)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PredictorSettings(BaseSettings):
+    """Everything an operator can set on the predictor.
+
+    Every field can be given as ``--field_name`` on the command line or as the
+    environment variable ``AUDIOGUARD_PREDICTOR_FIELD_NAME``; the flag wins.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AUDIOGUARD_PREDICTOR_", extra="ignore")
+
+    model_dir: Path = Field(
+        Path("/mnt/models"),
+        description="Directory holding classifier_model.h5 (KServe's storage mount).",
+    )
+    max_batch_size: int = Field(
+        64, ge=1, le=4096, description="Most windows merged into one classifier call."
+    )
+    max_batch_wait_ms: float = Field(
+        5.0, ge=0, le=1000, description="Longest a request waits for others to join its batch."
+    )
+    max_request_windows: int = Field(
+        4096, ge=1, description="Largest number of windows one request may carry (400 above)."
+    )
+    ray_replicas: int = Field(
+        0, ge=0, description="Serve the classifier from this many Ray Serve replicas (0 = in process)."
+    )
+    ray_cpus_per_replica: float = Field(1.0, gt=0, description="CPUs Ray reserves per replica.")

@@ -1,0 +1,107 @@
+"""The transformer's one settings object (environment ``AUDIOGUARD_*`` + CLI flags)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PrivacyMethodName = Literal["none", "dp_noise", "scramble", "speech_mask"]
+
+
+class TransformerSettings(BaseSettings):
+    """Everything an operator can set on the transformer.
+
+    Every field can be given as ``--field_name`` on the command line or as the
+    environment variable ``AUDIOGUARD_FIELD_NAME``; the flag wins.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AUDIOGUARD_", extra="ignore")
+
+    # --- model and limits -------------------------------------------------------
+    model_dir: Path = Field(
+        Path("/mnt/models"),
+        description="Directory holding vggish_model.ckpt and vggish_pca_params.npz "
+        "(KServe's storage mount).",
+    )
+    max_audio_seconds: float = Field(
+        600.0, gt=0, description="Longest accepted recording, checked before full decoding."
+    )
+    max_upload_mb: float = Field(
+        100.0, gt=0, description="Largest accepted encoded audio upload, in MiB (413 above)."
+    )
+    vggish_batch_size: int = Field(
+        64, ge=1, le=1024, description="Examples per VGGish call (bigger batches are faster on CPU)."
+    )
+    vggish_fc2_relu: bool = Field(
+        True, description="Apply ReLU after fc2 as IBM MAX does (false = upstream VGGish after 2020)."
+    )
+    inference_threads: int = Field(
+        2, ge=1, description="Worker threads for decoding and feature extraction off the event loop."
+    )
+
+    # --- clip handling and output ----------------------------------------------
+    window_hop: int = Field(
+        10, ge=1, le=10, description="Hop between 10-embedding windows of a long recording, in embeddings."
+    )
+    top_k: int = Field(5, ge=1, le=527, description="Default number of labels returned per window.")
+
+    # --- privacy -----------------------------------------------------------------
+    privacy_minimum: PrivacyMethodName = Field(
+        "none", description="Weakest anonymisation a request may ask for (none < dp_noise < scramble < speech_mask)."
+    )
+    privacy_enforcement: Literal["upgrade", "reject"] = Field(
+        "upgrade", description="What to do with a request below the minimum: upgrade it or reject it (403)."
+    )
+    scramble_segment_seconds: float = Field(
+        1.0, gt=0, le=10, description="Segment length shuffled by the scramble method."
+    )
+
+    # --- anomalies -----------------------------------------------------------------
+    anomaly_groups_file: Path | None = Field(
+        None, description="JSON file overriding the shipped anomaly groups (members, thresholds)."
+    )
+    loudness_gate_dbfs: float | None = Field(
+        None, le=0, description="Skip anomaly detection in windows quieter than this RMS level (dBFS)."
+    )
+
+    # --- SIFIS DHT delivery --------------------------------------------------------
+    dht_url: str | None = Field(
+        None, description="Base URL of the SIFIS DHT broker, e.g. http://localhost:3000 (unset = no delivery)."
+    )
+    dht_transport: Literal["rest", "websocket"] = Field(
+        "rest", description="Post to the DHT over REST (persistent) or its WebSocket."
+    )
+    dht_post: Literal["anomalies", "all"] = Field(
+        "anomalies", description="Post only results that contain anomalies, or every result."
+    )
+    dht_timeout_seconds: float = Field(5.0, gt=0, description="Timeout of one DHT request.")
+    outbox_path: Path = Field(
+        Path("state/outbox.sqlite3"), description="SQLite outbox holding anomalies until the DHT has them."
+    )
+    outbox_max_items: int = Field(
+        100_000, ge=1, description="Outbox capacity; when full the oldest non-anomaly results are dropped first."
+    )
+    listener_enabled: bool = Field(
+        False, description="Subscribe to DHT analysis requests over WebSocket and process them."
+    )
+    listener_audio_dir: Path | None = Field(
+        None, description="Folder the listener reads the requested audio files from."
+    )
+
+    # --- SIFIS identity ------------------------------------------------------------
+    analyzer_id: str = Field(
+        default_factory=socket.gethostname, description="analyzer_id reported in SIFIS results (host name)."
+    )
+
+    @field_validator("privacy_minimum", mode="before")
+    @classmethod
+    def _alias_scrample(cls, value: object) -> object:
+        return "scramble" if value == "scrample" else value
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
