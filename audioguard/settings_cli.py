@@ -40,7 +40,10 @@ def _is_bool(annotation: Any) -> bool:
 
 
 def add_settings_arguments(
-    parser: argparse.ArgumentParser, settings_cls: type[BaseSettings], *, skip: set[str] = frozenset()  # type: ignore[assignment]
+    parser: argparse.ArgumentParser,
+    settings_cls: type[BaseSettings],
+    *,
+    skip: frozenset[str] = frozenset(),
 ) -> None:
     """Add one ``--field`` flag per settings field (all default to None = "not given")."""
     prefix = settings_cls.model_config.get("env_prefix", "")

@@ -51,7 +51,9 @@ class TransformerSettings(BaseSettings):
 
     # --- privacy -----------------------------------------------------------------
     privacy_minimum: PrivacyMethodName = Field(
-        "none", description="Weakest anonymisation a request may ask for (none < dp_noise < scramble < speech_mask)."
+        "none",
+        description="Weakest anonymisation a request may ask for "
+        "(none < dp_noise < scramble < speech_mask).",
     )
     privacy_enforcement: Literal["upgrade", "reject"] = Field(
         "upgrade", description="What to do with a request below the minimum: upgrade it or reject it (403)."
@@ -70,7 +72,8 @@ class TransformerSettings(BaseSettings):
 
     # --- SIFIS DHT delivery --------------------------------------------------------
     dht_url: str | None = Field(
-        None, description="Base URL of the SIFIS DHT broker, e.g. http://localhost:3000 (unset = no delivery)."
+        None,
+        description="Base URL of the SIFIS DHT broker, e.g. http://localhost:3000 (unset = no delivery).",
     )
     dht_transport: Literal["rest", "websocket"] = Field(
         "rest", description="Post to the DHT over REST (persistent) or its WebSocket."
@@ -83,7 +86,9 @@ class TransformerSettings(BaseSettings):
         Path("state/outbox.sqlite3"), description="SQLite outbox holding anomalies until the DHT has them."
     )
     outbox_max_items: int = Field(
-        100_000, ge=1, description="Outbox capacity; when full the oldest non-anomaly results are dropped first."
+        100_000,
+        ge=1,
+        description="Outbox capacity; when full the oldest non-anomaly results are dropped first.",
     )
     listener_enabled: bool = Field(
         False, description="Subscribe to DHT analysis requests over WebSocket and process them."

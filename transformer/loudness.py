@@ -1,0 +1,51 @@
+"""Loudness of each VGGish example, for the anomaly detector's minimum-volume gate.
+
+Measured on the waveform before anonymisation (anonymisation may add noise);
+only these per-example numbers travel on, never the samples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from audioguard.constants import EXAMPLE_SECONDS
+from transformer.constants import EXAMPLE_FRAMES, STFT_HOP_SAMPLES, STFT_WINDOW_SAMPLES
+
+EXAMPLE_HOP_SAMPLES = EXAMPLE_FRAMES * STFT_HOP_SAMPLES  # 15,360: examples do not overlap
+EXAMPLE_SPAN_SAMPLES = STFT_WINDOW_SAMPLES + (EXAMPLE_FRAMES - 1) * STFT_HOP_SAMPLES  # 15,600
+SILENCE_DBFS = -200.0  # floor for digital silence instead of -inf
+
+
+def example_dbfs(samples: np.ndarray, num_examples: int) -> np.ndarray:
+    """RMS level in dBFS of the samples each example was computed from.
+
+    Args:
+        samples: (n,) float 16 kHz mono waveform in [-1, 1].
+        num_examples: how many examples the front end produced from it.
+
+    Returns:
+        (num_examples,) float64; a full-scale sine is about -3 dBFS.
+    """
+    if num_examples == 0:
+        return np.zeros(0)
+    starts = np.arange(num_examples) * EXAMPLE_HOP_SAMPLES
+    index = starts[:, None] + np.arange(EXAMPLE_SPAN_SAMPLES)[None, :]
+    power = np.mean(np.square(samples[index], dtype=np.float64), axis=1)
+    with np.errstate(divide="ignore"):
+        levels = 10.0 * np.log10(power)
+    return np.maximum(levels, SILENCE_DBFS)
+
+
+def window_dbfs(levels: np.ndarray, start_seconds: np.ndarray, end_seconds: np.ndarray) -> np.ndarray:
+    """Loudest example inside each window: a window is quiet only if all of it is.
+
+    Args:
+        levels: (N,) per-example dBFS from ``example_dbfs``.
+        start_seconds, end_seconds: (W,) window bounds from ``transformer.windows``.
+
+    Returns:
+        (W,) float64 dBFS.
+    """
+    first = np.rint(np.asarray(start_seconds) / EXAMPLE_SECONDS).astype(int)
+    last = np.rint(np.asarray(end_seconds) / EXAMPLE_SECONDS).astype(int)
+    return np.array([levels[a:b].max() if b > a else SILENCE_DBFS for a, b in zip(first, last, strict=True)])

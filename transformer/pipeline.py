@@ -1,0 +1,92 @@
+"""Audio bytes -> anonymised, quantised VGGish embeddings: the transformer's core chain.
+
+decode -> resample to 16 kHz mono -> privacy -> log-mel examples -> VGGish ->
+PCA + uint8. Everything here is synchronous and CPU-heavy: the services call
+``EmbeddingPipeline.embed`` from worker threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from audioguard.assets import PCA_PARAMS, VGGISH_CHECKPOINT, require_assets
+from transformer.audio import load_waveform
+from transformer.features import waveform_to_examples
+from transformer.loudness import example_dbfs
+from transformer.privacy import PrivacyRequest, apply_privacy
+from transformer.settings import TransformerSettings
+from transformer.vggish import VGGishEmbedder
+
+
+@dataclass(frozen=True)
+class EmbeddedAudio:
+    """What leaves the audio stage: no samples, only derived numbers.
+
+    Attributes:
+        embeddings: (N, 128) uint8 quantised embeddings, one per 0.96 s example.
+        example_dbfs: (N,) float64 loudness of each example before anonymisation.
+        duration_seconds: length of the decoded recording.
+        privacy: the anonymisation that was applied.
+    """
+
+    embeddings: np.ndarray
+    example_dbfs: np.ndarray
+    duration_seconds: float
+    privacy: PrivacyRequest
+
+
+class EmbeddingPipeline:
+    """The loaded VGGish + PCA and the audio limits; thread-safe ``embed``."""
+
+    def __init__(self, embedder: VGGishEmbedder, *, max_audio_seconds: float) -> None:
+        self.embedder = embedder
+        self.max_audio_seconds = max_audio_seconds
+
+    @classmethod
+    def from_model_dir(
+        cls,
+        model_dir: Path,
+        *,
+        fc2_relu: bool = True,
+        batch_size: int = 64,
+        max_audio_seconds: float = 600.0,
+    ) -> EmbeddingPipeline:
+        """Load ``vggish_model.ckpt`` and ``vggish_pca_params.npz`` from ``model_dir``."""
+        paths = require_assets(model_dir, (VGGISH_CHECKPOINT, PCA_PARAMS))
+        embedder = VGGishEmbedder.from_files(
+            paths[VGGISH_CHECKPOINT], paths[PCA_PARAMS], fc2_relu=fc2_relu, batch_size=batch_size
+        )
+        return cls(embedder, max_audio_seconds=max_audio_seconds)
+
+    @classmethod
+    def from_settings(cls, settings: TransformerSettings) -> EmbeddingPipeline:
+        return cls.from_model_dir(
+            settings.model_dir,
+            fc2_relu=settings.vggish_fc2_relu,
+            batch_size=settings.vggish_batch_size,
+            max_audio_seconds=settings.max_audio_seconds,
+        )
+
+    def waveform(self, audio: bytes) -> np.ndarray:
+        """Decode and resample: (n,) float64 16 kHz mono, validated (typed 4xx errors)."""
+        return load_waveform(audio, max_seconds=self.max_audio_seconds)
+
+    def embed_waveform(self, samples: np.ndarray, privacy: PrivacyRequest) -> EmbeddedAudio:
+        """Anonymise a 16 kHz waveform and embed it."""
+        duration = samples.shape[0] / 16_000
+        anonymised = apply_privacy(samples, privacy)
+        examples = waveform_to_examples(anonymised)
+        embeddings = self.embedder.embed_quantized(examples)
+        return EmbeddedAudio(
+            embeddings=embeddings,
+            example_dbfs=example_dbfs(samples, examples.shape[0]),
+            duration_seconds=duration,
+            privacy=privacy,
+        )
+
+    def embed(self, audio: bytes, privacy: PrivacyRequest) -> EmbeddedAudio:
+        """Encoded audio file bytes -> embeddings (the whole audio stage)."""
+        return self.embed_waveform(self.waveform(audio), privacy)
