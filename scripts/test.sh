@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command (README and CI): set up, install the deployment validators,
+# lint, type-check, then every test (fast unit tests and the slow end-to-end
+# ones over real loopback servers). Extra arguments go to pytest,
+# e.g. `bash scripts/test.sh -m "not slow"` for the quick loop.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --dev
+bash scripts/install-deploy-tools.sh
+export PATH="$PWD/.cache/bin:$HOME/go/bin:$PATH"
+.venv/bin/ruff check .
+.venv/bin/mypy transformer predictor audioguard
+.venv/bin/pytest -ra --durations=15 "$@"
