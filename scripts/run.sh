@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The main job on one machine, no Kubernetes: set up, make sure a model
+# directory exists, then run predictor + transformer on loopback
+# (SIFIS endpoint and v2 on http://127.0.0.1:5000). Ctrl-C stops both.
+#   bash scripts/run.sh                      official weights (downloaded once, sha512-checked)
+#   WEIGHTS=synthetic bash scripts/run.sh    synthetic weights (offline machines, demos)
+#   MODEL_DIR=/path bash scripts/run.sh      another model directory
+# Extra arguments go to `audioguard serve`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+models=${MODEL_DIR:-models}
+status=0
+.venv/bin/audioguard weights verify "$models" >/dev/null 2>&1 || status=$?
+if [ "$status" = 2 ]; then  # files missing
+  case "${WEIGHTS:-official}" in
+    official) .venv/bin/audioguard weights download --dest "$models" ;;
+    synthetic) .venv/bin/audioguard weights synthetic --dest "$models" ;;
+    *) echo "run: WEIGHTS must be official or synthetic" >&2; exit 2 ;;
+  esac
+elif [ "$status" = 1 ]; then
+  echo "run: $models holds files that are not the official weights (synthetic?); scores are not the published model's" >&2
+fi
+exec .venv/bin/audioguard serve --model_dir "$models" "$@"
