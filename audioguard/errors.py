@@ -85,3 +85,33 @@ class ModelLayoutMismatch(ModelAssetError):
 
 class ChecksumMismatch(ModelAssetError):
     """A downloaded file's sha512 differs from the official one."""
+
+
+class AudioParametersOutOfRange(InvalidInput):
+    """The header declares a sample rate or channel count outside the supported range (400)."""
+
+
+# --- configuration and delivery -------------------------------------------------------
+
+
+class InvalidConfiguration(AudioGuardError, ValueError):
+    """The operator's configuration is invalid; the service refuses to start (500).
+
+    Also a ``ValueError`` so start-up code that guards configuration with
+    ``except ValueError`` catches it.
+    """
+
+    status_code = 500
+
+
+class DeliveryError(AudioGuardError):
+    """The SIFIS DHT did not accept a message (502); the outbox keeps it and retries.
+
+    ``reason`` (timeout, connection, status, protocol) labels the failure metric.
+    """
+
+    status_code = 502
+
+    def __init__(self, message: str, *, reason: str = "connection") -> None:
+        super().__init__(message)
+        self.reason = reason
