@@ -1,0 +1,222 @@
+"""HTTP pieces both KServe services need (KServe 0.21 / FastAPI >= 0.132).
+
+- ``InferContentTypeMiddleware``: FastAPI rejects an ``/infer`` POST whose
+  Content-Type is missing or not JSON, which breaks ``tritonclient.http``
+  JSON-only requests and ``curl -d``; KServe's own REST forwarding sends two
+  Content-Type headers. The middleware leaves exactly one: octet-stream when the
+  binary tensor extension is used (``Inference-Header-Content-Length``), JSON
+  otherwise.
+- ``ErrorBoundaryMiddleware``: an exception nobody handled becomes a plain 500
+  JSON answer here instead of in Starlette's outermost layer, which re-raises
+  it and makes uvicorn drop the keep-alive connection. Its message is not
+  echoed (it may quote request bytes).
+- Error handlers: our ``AudioGuardError`` with its status; a bare ValueError
+  from decoding an ``/infer`` body as 400; FastAPI's 422 without echoing the
+  body back.
+- ``to_kserve_error``: our typed errors as exceptions KServe maps to the right
+  status on REST and gRPC.
+- ``configure_service_logging``: our loggers next to KServe's, same format.
+
+Install everything with ``install_http_fixes(kserve.model_server.app)`` at
+module top level, before ``ModelServer.start`` (routes and middleware added
+later are missing in worker processes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from typing import Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from kserve import errors as kserve_errors
+from kserve import logging as kserve_logging
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from audioguard.errors import AudioGuardError
+
+logger = logging.getLogger(__name__)
+
+BINARY_HEADER_LENGTH: Final = b"inference-header-content-length"
+_CONTENT_TYPE: Final = b"content-type"
+_JSON: Final = b"application/json"
+_OCTET_STREAM: Final = b"application/octet-stream"
+
+
+def is_infer_post(scope: Scope) -> bool:
+    """True for ``POST .../infer`` (v2 inference, any model or version)."""
+    return (
+        scope["type"] == "http"
+        and scope.get("method") == "POST"
+        and scope.get("path", "").rstrip("/").endswith("/infer")
+    )
+
+
+class InferContentTypeMiddleware:
+    """Give every v2 ``/infer`` POST exactly one Content-Type that FastAPI accepts."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if is_infer_post(scope):
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != _CONTENT_TYPE]
+            binary = any(k.lower() == BINARY_HEADER_LENGTH for k, _ in headers)
+            headers.append((_CONTENT_TYPE, _OCTET_STREAM if binary else _JSON))
+            scope = dict(scope, headers=headers)
+        await self.app(scope, receive, send)
+
+
+class ErrorBoundaryMiddleware:
+    """Answer 500 ``{"error": ...}`` for an exception that escaped every handler.
+
+    Logs the exception type and the traceback frames, never its message: the
+    message of some KServe errors quotes the request payload.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as error:
+            logger.error(
+                "unhandled %s on %s %s at\n%s",
+                type(error).__name__,
+                scope.get("method"),
+                scope.get("path"),
+                "".join(traceback.format_tb(error.__traceback__)),
+            )
+            if started:
+                raise
+            body = json.dumps({"error": f"internal server error ({type(error).__name__})"}).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [(_CONTENT_TYPE, _JSON), (b"content-length", str(len(body)).encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+
+
+class ClientRequestError(kserve_errors.InvalidInput):
+    """A 4xx ``AudioGuardError`` in KServe's clothes.
+
+    As a ``kserve.errors.InvalidInput`` gRPC answers INVALID_ARGUMENT; over REST
+    the handler installed by ``install_http_fixes`` keeps the precise status
+    (400, 403, 413).
+    """
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ServiceUnavailableError(kserve_errors.ServerNotReady):
+    """A 503: REST 503 and gRPC UNAVAILABLE with our message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.error_msg = message
+        # KServe's gRPC interceptor reads ``reason``, which ServerNotReady lacks.
+        self.reason = message
+
+
+def to_kserve_error(error: AudioGuardError) -> Exception:
+    """The exception to raise from a ``kserve.Model`` handler for ``error``."""
+    if 400 <= error.status_code < 500:
+        return ClientRequestError(error.message, error.status_code)
+    if error.status_code == 503:
+        return ServiceUnavailableError(error.message)
+    return kserve_errors.InferenceError(error.message)
+
+
+async def client_request_error_handler(_: Request, error: Exception) -> JSONResponse:
+    """REST answer for ``ClientRequestError``: its own status, KServe's body shape."""
+    assert isinstance(error, ClientRequestError)
+    return JSONResponse(status_code=error.status_code, content={"error": error.reason})
+
+
+async def value_error_handler(request: Request, error: Exception) -> JSONResponse:
+    """A plain ValueError: on an ``/infer`` POST it comes from decoding the request (400).
+
+    KServe's decoder raises bare ValueErrors when binary tensor sizes,
+    ``Inference-Header-Content-Length`` or data counts do not match. The
+    message is not echoed (decoder messages may quote payload); elsewhere it
+    is a server fault (500).
+    """
+    if is_infer_post(request.scope):
+        return JSONResponse(
+            status_code=400,
+            content={
+                "error": f"malformed v2 inference request ({type(error).__name__}): tensor data, shape, "
+                "datatype, binary_data_size and Inference-Header-Content-Length must agree"
+            },
+        )
+    logger.error("ValueError on %s %s", request.method, request.url.path)
+    return JSONResponse(status_code=500, content={"error": f"internal server error ({type(error).__name__})"})
+
+
+async def request_validation_error_handler(_: Request, error: Exception) -> JSONResponse:
+    """FastAPI's 422 without the ``input`` echo (it would return the request body, e.g. audio)."""
+    assert isinstance(error, RequestValidationError)
+    details = [
+        {key: value for key, value in item.items() if key in ("type", "loc", "msg")}
+        for item in error.errors()
+    ]
+    return JSONResponse(
+        status_code=422, content={"error": "request body does not match the v2 schema", "detail": details}
+    )
+
+
+async def audioguard_error_handler(_: Request, error: Exception) -> JSONResponse:
+    """REST answer for an ``AudioGuardError`` raised outside a model (routes)."""
+    assert isinstance(error, AudioGuardError)
+    return JSONResponse(status_code=error.status_code, content={"error": error.message})
+
+
+#: Our packages' loggers, shown next to KServe's with its format.
+SERVICE_LOGGERS: Final = ("audioguard", "predictor", "transformer")
+
+
+def configure_service_logging(log_config_file: str | None = None, level: int = logging.INFO) -> None:
+    """Configure KServe's loggers (as ModelServer would) and route ours to KServe's handlers."""
+    kserve_logging.configure_logging(log_config_file)
+    handlers = logging.getLogger(kserve_logging.KSERVE_LOGGER_NAME).handlers
+    for name in SERVICE_LOGGERS:
+        service_logger = logging.getLogger(name)
+        service_logger.setLevel(level)
+        service_logger.propagate = False
+        for handler in handlers:
+            if handler not in service_logger.handlers:
+                service_logger.addHandler(handler)
+
+
+def install_http_fixes(app: FastAPI) -> None:
+    """Add the middlewares and error handlers above to a KServe FastAPI app (once)."""
+    if getattr(app.state, "audioguard_http_fixes", False):
+        return
+    app.state.audioguard_http_fixes = True
+    app.add_middleware(ErrorBoundaryMiddleware)
+    # Added last = outermost: the header is fixed before anything reads the body.
+    app.add_middleware(InferContentTypeMiddleware)
+    app.add_exception_handler(ClientRequestError, client_request_error_handler)
+    app.add_exception_handler(AudioGuardError, audioguard_error_handler)
+    app.add_exception_handler(ValueError, value_error_handler)
+    app.add_exception_handler(RequestValidationError, request_validation_error_handler)

@@ -1,0 +1,94 @@
+"""``python -m predictor``: the KServe predictor serving the attention classifier.
+
+Flags: KServe's standard model-server flags (``--model_name``, ``--http_port``,
+``--grpc_port``, ``--workers``, ...) plus every ``PredictorSettings`` field
+(``--model_dir``, ``--max_batch_size``, ``--max_batch_wait_ms``,
+``--ray_replicas``, ...; also settable as ``AUDIOGUARD_PREDICTOR_*``).
+The weights load before the server starts, so it is ready as soon as it listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import kserve
+from kserve import model_server
+from kserve.model import InferenceModel
+
+from audioguard.assets import PREDICTOR_ASSETS, asset_report, log_asset_report, require_assets
+from audioguard.errors import ModelAssetError
+from audioguard.http import configure_service_logging
+from audioguard.settings_cli import add_settings_arguments, settings_from_args
+from predictor.model import ClassifierModel, model_parameters, register_served_model
+from predictor.settings import PredictorSettings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """KServe's flags plus one flag per PredictorSettings field."""
+    parser = argparse.ArgumentParser(
+        prog="python -m predictor",
+        description="KServe v2 predictor: multi-level attention classifier over VGGish embeddings.",
+        parents=[model_server.parser],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_settings_arguments(parser, PredictorSettings)
+    return parser
+
+
+def build_model(name: str, settings: PredictorSettings, *, workers: int = 1) -> InferenceModel:
+    """The loaded model to serve: in process, or a front for Ray Serve replicas.
+
+    Raises:
+        MissingModelAsset: classifier_model.h5 is absent (message names it and the weights commands).
+        ModelAssetError: the file is unreadable or has another layout.
+        ValueError: Ray replicas combined with several workers.
+    """
+    if settings.ray_replicas == 0:
+        model = ClassifierModel(name, settings)
+        model.load()
+        return model
+    if workers > 1:
+        raise ValueError("--ray_replicas cannot be combined with --workers > 1 (Ray does the scaling)")
+    require_assets(settings.model_dir, PREDICTOR_ASSETS)
+    report = asset_report(settings.model_dir, PREDICTOR_ASSETS)
+    log_asset_report(report, "predictor")
+    from predictor.ray_serving import start_ray_model
+
+    ray_model = start_ray_model(name, settings)
+    parameters = model_parameters(settings, report)
+    register_served_model(ray_model, lambda: parameters)
+    return ray_model
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.configure_logging:
+        configure_service_logging(args.log_config_file)
+    try:
+        settings = settings_from_args(PredictorSettings, args)
+        model = build_model(args.model_name, settings, workers=args.workers)
+    except ModelAssetError as error:
+        sys.exit(f"predictor: cannot start: {error.message}")
+    except ValueError as error:  # pydantic's ValidationError is a ValueError
+        sys.exit(f"predictor: invalid settings: {error}")
+    kserve.ModelServer(
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=args.workers,
+        max_threads=args.max_threads,
+        max_asyncio_workers=args.max_asyncio_workers,
+        enable_grpc=args.enable_grpc,
+        enable_docs_url=args.enable_docs_url,
+        enable_latency_logging=args.enable_latency_logging,
+        access_log_format=args.access_log_format,
+        event_loop=args.event_loop,
+        timeout_keep_alive=args.timeout_keep_alive,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+    ).start([model])
+
+
+if __name__ == "__main__":
+    main()

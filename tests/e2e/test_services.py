@@ -1,0 +1,617 @@
+"""The two real ModelServer processes on loopback: predictor + transformer.
+
+One predictor and two transformers (forwarding over gRPC v2 and over REST v2)
+start once for this module, with synthetic official-format weights. Every
+answer is compared with the in-process chain (``audioguard.offline``) on the
+same audio. The predictor-down test runs last: it kills and restarts the
+predictor on the same ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import io
+import json
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+import requests
+import soundfile as sf
+import tritonclient.http as triton_http
+from kserve import InferenceGRPCClient, InferInput, InferRequest
+
+from audioguard import errors
+from audioguard.offline import ClipResult, OfflineClassifier
+from tests.serverutil import PROJECT_ROOT, RunningServer, module_command, service_env, start_server
+from tests.transformer.dht_standin import DhtStandIn
+from transformer.anomalies import detect_anomalies, load_anomaly_groups
+from transformer.delivery import RESULTS_TOPIC
+from transformer.labels import load_labels
+
+pytestmark = pytest.mark.slow
+
+MODEL = "audioguard"
+ANALYZER = "test-analyzer"
+MAX_UPLOAD_MB = 1.0
+MAX_AUDIO_SECONDS = 30.0
+ATOL = 1e-4
+LABELS = load_labels()
+
+
+# --- test audio -------------------------------------------------------------------------
+
+
+def wav_bytes(samples: np.ndarray, sample_rate: int = 16000, subtype: str = "PCM_16") -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, sample_rate, format="WAV", subtype=subtype)
+    return buffer.getvalue()
+
+
+def clip(seed: int, seconds: float = 3.0, sample_rate: int = 16000) -> bytes:
+    """A distinct synthetic recording per seed: tones, noise, an on/off envelope."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    x = sum(
+        rng.uniform(0.05, 0.3) * np.sin(2 * np.pi * rng.uniform(100, 6000) * t + rng.uniform(0, 6))
+        for _ in range(3)
+    )
+    x = x + rng.uniform(0.0, 0.2) * rng.standard_normal(t.size)
+    envelope = (np.sin(2 * np.pi * rng.uniform(0.3, 3) * t) > 0) * 0.7 + 0.3
+    return wav_bytes(np.clip(x * envelope, -1, 1), sample_rate)
+
+
+# --- servers --------------------------------------------------------------------------------
+
+
+@dataclass
+class Predictor:
+    """The module's predictor; ``server`` changes when the last test restarts it."""
+
+    server: RunningServer
+    model_dir: Path
+
+    @property
+    def http_port(self) -> int:
+        return int(self.server.http_url.rsplit(":", 1)[1])
+
+    @property
+    def grpc_port(self) -> int:
+        return int(self.server.grpc_address.rsplit(":", 1)[1])
+
+
+def predictor_args(model_dir: Path) -> list[str]:
+    return ["--model_name", MODEL, "--model_dir", str(model_dir)]
+
+
+def restart_on_same_ports(predictor: Predictor) -> RunningServer:
+    """Start a new predictor process on the ports of the (stopped) one."""
+    args = [
+        *predictor_args(predictor.model_dir),
+        "--http_port",
+        str(predictor.http_port),
+        "--grpc_port",
+        str(predictor.grpc_port),
+    ]
+    log = predictor.server.logs.with_suffix(".restart.log")
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            module_command("predictor", args),
+            cwd=PROJECT_ROOT,
+            env=service_env(None),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = RunningServer(predictor.server.http_url, predictor.server.grpc_address, process, log)
+    server.wait_for_status("/v2/health/ready")
+    return server
+
+
+@pytest.fixture(scope="module")
+def predictor(synthetic_model_dir: Path) -> Iterator[Predictor]:
+    handle = Predictor(start_server("predictor", predictor_args(synthetic_model_dir)), synthetic_model_dir)
+    yield handle
+    handle.server.stop()
+
+
+@pytest.fixture(scope="module")
+def dht() -> Iterator[DhtStandIn]:
+    with DhtStandIn() as standin:
+        yield standin
+
+
+@dataclass(frozen=True)
+class Transformers:
+    grpc: RunningServer  # forwards over gRPC v2, delivers to the stand-in DHT
+    rest: RunningServer  # forwards over REST v2
+    grpc_tmp: Path  # TMPDIR of the gRPC-forwarding transformer
+
+
+@pytest.fixture(scope="module")
+def transformers(
+    predictor: Predictor, dht: DhtStandIn, synthetic_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Transformers]:
+    tmp = tmp_path_factory.mktemp("transformer-tmp")
+    common_env = {
+        "AUDIOGUARD_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB),
+        "AUDIOGUARD_MAX_AUDIO_SECONDS": str(MAX_AUDIO_SECONDS),
+        "AUDIOGUARD_ANALYZER_ID": ANALYZER,
+    }
+
+    def launch(protocol: str, host: str, env: dict[str, str]) -> RunningServer:
+        args = [
+            "--model_name", MODEL,
+            "--model_dir", str(synthetic_model_dir),
+            "--predictor_host", host,
+            "--predictor_protocol", protocol,
+            "--enable_predictor_health_check",
+            "--predictor_request_timeout_seconds", "10",
+        ]  # fmt: skip
+        return start_server("transformer", args, {**common_env, **env})
+
+    grpc_env = {
+        "TMPDIR": str(tmp),
+        "AUDIOGUARD_DHT_URL": dht.url,
+        "AUDIOGUARD_DHT_POST": "all",
+        "AUDIOGUARD_OUTBOX_PATH": str(tmp / "outbox.sqlite3"),
+    }
+    with ThreadPoolExecutor(2) as pool:
+        grpc_future = pool.submit(launch, "grpc-v2", predictor.server.grpc_address, grpc_env)
+        rest_future = pool.submit(launch, "v2", f"127.0.0.1:{predictor.http_port}", {})
+        servers = [grpc_future.result(), rest_future.result()]
+    yield Transformers(servers[0], servers[1], tmp)
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(params=["grpc", "rest"])
+def transformer(request: pytest.FixtureRequest, transformers: Transformers) -> RunningServer:
+    """Each transformer in turn (predictor reached over gRPC v2, then over REST v2)."""
+    return transformers.grpc if request.param == "grpc" else transformers.rest
+
+
+# --- the in-process reference ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reference(synthetic_model_dir: Path) -> OfflineClassifier:
+    return OfflineClassifier.from_model_dir(synthetic_model_dir, max_audio_seconds=MAX_AUDIO_SECONDS)
+
+
+def assert_matches(windows: list[dict[str, Any]], expected: ClipResult) -> None:
+    """Server windows (all 527 labels each) equal the in-process scores."""
+    assert len(windows) == len(expected.windows)
+    for got, want in zip(windows, expected.windows, strict=True):
+        assert got["start_seconds"] == pytest.approx(want.start_seconds, abs=1e-4)
+        assert got["end_seconds"] == pytest.approx(want.end_seconds, abs=1e-4)
+        scores = np.zeros(len(LABELS), dtype=np.float64)
+        for entry in got["top"]:
+            label = LABELS.by_name(entry["label"])
+            assert label is not None and label.mid == entry["label_id"]
+            scores[label.index] = entry["probability"]
+        np.testing.assert_allclose(scores, want.scores, atol=ATOL)
+
+
+def windows_from_arrays(outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    def text(value: Any) -> str:
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    return [
+        {
+            "start_seconds": float(outputs["window_start_seconds"][w]),
+            "end_seconds": float(outputs["window_end_seconds"][w]),
+            "top": [
+                {"label_id": text(i), "label": text(n), "probability": float(p)}
+                for i, n, p in zip(
+                    outputs["label_id"][w], outputs["label"][w], outputs["probability"][w], strict=True
+                )
+            ],
+        }
+        for w in range(outputs["label"].shape[0])
+    ]
+
+
+# --- clients -------------------------------------------------------------------------------
+
+
+def host_port(server: RunningServer) -> str:
+    return server.http_url.removeprefix("http://")
+
+
+def triton_binary(server: RunningServer, audio: bytes, parameters: dict[str, Any]) -> dict[str, Any]:
+    """tritonclient.http with its defaults: binary input, binary outputs."""
+    client = triton_http.InferenceServerClient(host_port(server), network_timeout=120)
+    tensor = triton_http.InferInput("audio", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([audio], dtype=np.object_), binary_data=True)
+    result = client.infer(MODEL, [tensor], parameters=parameters)
+    names = ("label_id", "label", "probability", "window_start_seconds", "window_end_seconds", "anomalies")
+    response = result.get_response()
+    return {
+        "windows": windows_from_arrays({name: result.as_numpy(name) for name in names}),
+        "anomalies": json.loads(result.as_numpy("anomalies")[0]),
+        "parameters": response.get("parameters", {}),
+    }
+
+
+def triton_json(server: RunningServer, audio: bytes, parameters: dict[str, Any]) -> dict[str, Any]:
+    """tritonclient.http JSON-only: base64 text input, JSON outputs."""
+    client = triton_http.InferenceServerClient(host_port(server), network_timeout=120)
+    tensor = triton_http.InferInput("audio", [1], "BYTES")
+    text = base64.b64encode(audio).decode("ascii")
+    tensor.set_data_from_numpy(np.array([text], dtype=np.object_), binary_data=False)
+    outputs = [
+        triton_http.InferRequestedOutput(name, binary_data=False)
+        for name in ("label_id", "label", "probability", "window_start_seconds", "window_end_seconds")
+    ]
+    result = client.infer(
+        MODEL, [tensor], outputs=outputs, parameters={"content_encoding": "base64", **parameters}
+    )
+    names = ("label_id", "label", "probability", "window_start_seconds", "window_end_seconds")
+    response = result.get_response()
+    assert all("binary_data_size" not in o.get("parameters", {}) for o in response["outputs"])
+    return {
+        "windows": windows_from_arrays({name: result.as_numpy(name) for name in names}),
+        "parameters": response.get("parameters", {}),
+    }
+
+
+def kserve_grpc(server: RunningServer, audio: bytes, parameters: dict[str, Any]) -> dict[str, Any]:
+    """KServe's own gRPC client: raw BYTES contents."""
+
+    async def call() -> Any:
+        client = InferenceGRPCClient(server.grpc_address, timeout=120, retries=0)
+        tensor = InferInput("audio", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([audio], dtype=np.object_), binary_data=True)
+        grpc_parameters = {k: v if isinstance(v, bool | int | str) else str(v) for k, v in parameters.items()}
+        try:
+            return await client.infer(InferRequest(MODEL, [tensor], parameters=grpc_parameters))
+        finally:
+            await client.close()
+
+    response = asyncio.run(call())
+    outputs = {o.name: o.as_numpy() for o in response.outputs}
+    return {
+        "windows": windows_from_arrays(outputs),
+        "anomalies": json.loads(outputs["anomalies"][0]),
+        "parameters": {k: (v.string_param or v.int64_param) for k, v in response.parameters.items()},
+    }
+
+
+def sifis_url(server: RunningServer, method: str = "nothing", audio_file: str = "anonymized_audio") -> str:
+    return f"{server.http_url}/model/predict/{audio_file}/{method}/nssd-7/NSSD/req-42"
+
+
+def sifis_post(
+    server: RunningServer, audio: bytes, method: str = "nothing", **kwargs: Any
+) -> requests.Response:
+    """The Analytics-API's exact request."""
+    return requests.post(
+        sifis_url(server, method), files={"audio": ("sample1.wav", audio, "audio/wav")}, timeout=120, **kwargs
+    )
+
+
+# --- tests -------------------------------------------------------------------------------------
+
+
+def test_metadata_and_readiness(transformer: RunningServer) -> None:
+    metadata = requests.get(f"{transformer.http_url}/v2/models/{MODEL}", timeout=10).json()
+    assert metadata["inputs"] == [{"name": "audio", "datatype": "BYTES", "shape": [1]}]
+    assert [o["name"] for o in metadata["outputs"]] == [
+        "label_id",
+        "label",
+        "probability",
+        "window_start_seconds",
+        "window_end_seconds",
+        "anomalies",
+    ]
+    assert requests.get(f"{transformer.http_url}/v2/models/{MODEL}/ready", timeout=10).status_code == 200
+    assert requests.get(f"{transformer.http_url}/v2/health/ready", timeout=10).status_code == 200
+    sifis = requests.get(f"{transformer.http_url}/model/metadata", timeout=10).json()
+    assert {"id", "name", "description", "license"} <= set(sifis)
+    assert sifis["ready"] is True and isinstance(sifis["weights_official"], bool)
+
+
+@pytest.mark.parametrize("client", [triton_binary, triton_json, kserve_grpc], ids=["binary", "json", "grpc"])
+def test_v2_clients_match_in_process(
+    transformer: RunningServer, reference: OfflineClassifier, client: Callable[..., dict[str, Any]]
+) -> None:
+    audio = clip(11, seconds=4.0)
+    result = client(transformer, audio, {"top_k": 527})
+    assert_matches(result["windows"], reference.classify(audio, top_k=527))
+    assert result["parameters"]["privacy_method"] == "none"
+
+
+def test_curl_style_json_without_content_type(
+    transformers: Transformers, reference: OfflineClassifier
+) -> None:
+    audio = clip(12)
+    body = {
+        "inputs": [
+            {
+                "name": "audio",
+                "shape": [1],
+                "datatype": "BYTES",
+                "parameters": {"content_encoding": "base64"},
+                "data": [base64.b64encode(audio).decode()],
+            }
+        ],
+        "parameters": {"top_k": 527},
+    }
+    response = requests.post(
+        f"{transformers.grpc.http_url}/v2/models/{MODEL}/infer", data=json.dumps(body).encode(), timeout=120
+    )
+    assert response.status_code == 200, response.text
+    outputs = {
+        o["name"]: np.asarray(o["data"], dtype=object).reshape(o["shape"]) for o in response.json()["outputs"]
+    }
+    assert_matches(windows_from_arrays(outputs), reference.classify(audio, top_k=527))
+
+
+def test_all_windows_and_start_time(transformer: RunningServer, reference: OfflineClassifier) -> None:
+    audio = clip(13, seconds=24.0)
+    result = triton_binary(transformer, audio, {"top_k": 527, "all_windows": True, "start_time": "1.92"})
+    expected = reference.classify(audio, top_k=527, all_windows=True, start_time=1.92)
+    assert len(expected.windows) == 3  # 1.92..11.52, 11.52..21.12, 14.40..24.00 (the tail window)
+    assert_matches(result["windows"], expected)
+
+
+def test_privacy_method_is_reported(transformers: Transformers) -> None:
+    result = kserve_grpc(transformers.grpc, clip(14), {"privacy": "scrample", "top_k": 3})
+    assert result["parameters"]["privacy_method"] == "scramble"
+    result = triton_binary(transformers.rest, clip(14), {"privacy": "dp_noise", "privacy_epsilon": "2.0"})
+    assert result["parameters"]["privacy_method"] == "dp_noise"
+    assert result["parameters"]["privacy_requested"] == "dp_noise"
+
+
+def test_sifis_endpoint_analytics_api_request(
+    transformer: RunningServer, reference: OfflineClassifier
+) -> None:
+    audio = clip(15, seconds=12.0)
+    response = sifis_post(transformer, audio)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["audio_file"] == "anonymized_audio"
+    assert body["method"] == "nothing" and body["privacy_method"] == "none"
+    assert (body["requestor_id"], body["requestor_type"], body["request_id"]) == ("nssd-7", "NSSD", "req-42")
+    assert body["analyzer_id"] == ANALYZER
+    assert body["analysis_id"].startswith(ANALYZER)
+    assert body["analysis_id"].endswith(hashlib.sha256(audio).hexdigest())
+    # what the Analytics-API reads: predictions[0..4] label/probability, best first
+    expected = reference.classify(audio, top_k=5)
+    assert [p["label"] for p in body["predictions"]] == [p["label"] for p in expected.top]
+    np.testing.assert_allclose(
+        [p["probability"] for p in body["predictions"]], [p["probability"] for p in expected.top], atol=ATOL
+    )
+    probabilities = [p["probability"] for p in body["predictions"]]
+    assert probabilities == sorted(probabilities, reverse=True)
+    # anomalies over every window of the recording, as the in-process detector finds them
+    every = reference.classify(audio, all_windows=True)
+    anomalies = detect_anomalies(
+        np.stack([w.scores for w in every.windows]),
+        np.array([w.start_seconds for w in every.windows]),
+        np.array([w.end_seconds for w in every.windows]),
+        load_anomaly_groups(),
+    )
+    assert [(a["group"], a["window_index"]) for a in body["anomalies"]] == [
+        (a.group, a.window_index) for a in anomalies
+    ]
+
+
+def test_sifis_file_field_start_time_and_filter(
+    transformers: Transformers, reference: OfflineClassifier
+) -> None:
+    audio = clip(16, seconds=6.0)
+    expected = reference.classify(audio, top_k=5, start_time=2.0)
+    kept = [expected.top[0]["label"], expected.top[2]["label"]]
+    response = requests.post(
+        sifis_url(transformers.grpc, "none", "kitchen.flac"),
+        files={"file": ("kitchen.flac", audio, "audio/flac")},
+        data={"start_time": "2.0", "filter": ",".join(kept)},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["audio_file"] == "kitchen.flac"
+    assert [p["label"] for p in body["predictions"]] == kept
+
+
+def test_concurrent_requests_get_their_own_answers(
+    transformers: Transformers, reference: OfflineClassifier
+) -> None:
+    clips = [clip(100 + i, seconds=2.0 + 0.5 * i) for i in range(8)]
+    expected = [reference.classify(audio, top_k=527) for audio in clips]
+    # precondition: the clips' answers differ far more than the tolerance
+    for i in range(len(clips)):
+        for j in range(i):
+            assert np.abs(expected[i].windows[0].scores - expected[j].windows[0].scores).max() > 100 * ATOL
+
+    callers = [
+        lambda audio: triton_binary(transformers.grpc, audio, {"top_k": 527}),
+        lambda audio: kserve_grpc(transformers.grpc, audio, {"top_k": 527}),
+        lambda audio: triton_binary(transformers.rest, audio, {"top_k": 527}),
+        lambda audio: triton_json(transformers.rest, audio, {"top_k": 527}),
+    ]
+    jobs = [(i, caller) for i in range(len(clips)) for caller in callers]
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda job: job[1](clips[job[0]]), jobs))
+    for (i, _), result in zip(jobs, results, strict=True):
+        assert_matches(result["windows"], expected[i])
+
+
+BAD_INPUTS: list[tuple[str, Callable[[], bytes], dict[str, Any], type[errors.AudioGuardError]]] = [
+    ("empty", lambda: b"", {}, errors.EmptyAudio),
+    (
+        "undecodable",
+        lambda: np.random.default_rng(5).integers(0, 256, 20000, dtype=np.uint8).tobytes(),
+        {},
+        errors.UndecodableAudio,
+    ),
+    ("too_short", lambda: wav_bytes(np.zeros(8000)), {}, errors.AudioTooShort),
+    ("nan", lambda: wav_bytes(np.full(16000, np.nan), subtype="FLOAT"), {}, errors.NonFiniteAudio),
+    (
+        "too_long",
+        lambda: wav_bytes(np.zeros(int((MAX_AUDIO_SECONDS + 1) * 8000)), sample_rate=8000),
+        {},
+        errors.AudioTooLarge,
+    ),
+    (
+        "too_large",
+        lambda: wav_bytes(np.zeros(int(MAX_UPLOAD_MB * 1024 * 1024 * 0.6)), subtype="PCM_24"),
+        {},
+        errors.AudioTooLarge,
+    ),
+    ("start_outside_clip", lambda: clip(20, 2.0), {"start_time": "5.0"}, errors.StartTimeOutOfRange),
+    ("bad_top_k", lambda: clip(21, 2.0), {"top_k": 0}, errors.InvalidParameter),
+    ("unknown_privacy", lambda: clip(22, 2.0), {"privacy": "blur"}, errors.InvalidParameter),
+    ("unknown_parameter", lambda: clip(23, 2.0), {"privcy": "none"}, errors.InvalidParameter),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "make_audio", "parameters", "error"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS]
+)
+def test_bad_input_is_its_status_on_every_path(
+    transformers: Transformers,
+    name: str,
+    make_audio: Callable[[], bytes],
+    parameters: dict[str, Any],
+    error: type[errors.AudioGuardError],
+) -> None:
+    audio = make_audio()
+    server = transformers.grpc
+    # v2 REST, binary extension (tritonclient's default)
+    with pytest.raises(triton_http.InferenceServerException) as caught:
+        triton_binary(server, audio, parameters)
+    assert caught.value.status() == str(error.status_code), caught.value.message()
+    assert "RIFF" not in caught.value.message()
+    # v2 gRPC: 4xx -> INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as grpc_caught:
+        kserve_grpc(server, audio, parameters)
+    expected_code = "INVALID_ARGUMENT" if error.status_code < 500 else "UNAVAILABLE"
+    assert grpc_caught.value.code().name == expected_code
+    assert "RIFF" not in (grpc_caught.value.details() or "")
+    # SIFIS endpoint (parameters that exist there)
+    if set(parameters) <= {"start_time"}:
+        response = sifis_post(server, audio, data=parameters)
+        assert response.status_code == error.status_code, response.text
+        assert response.json()["status"] == "error"
+        assert "RIFF" not in response.text
+
+
+def test_sifis_wrong_type_and_missing_field_are_400(transformers: Transformers) -> None:
+    server = transformers.grpc
+    response = requests.post(
+        sifis_url(server), files={"audio": ("notes.txt", b"hello", "text/plain")}, timeout=30
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["status"] == "error"
+    assert body["message"].startswith("Invalid file type/extension: text/plain")
+    response = requests.post(sifis_url(server), data={"start_time": "1"}, timeout=30)
+    assert response.status_code == 400 and response.json()["status"] == "error"
+
+
+def test_binary_element_without_length_prefix_is_400_without_echo(transformers: Transformers) -> None:
+    """The request that makes stock KServe answer 500 and quote the file."""
+    audio = clip(24, 2.0)
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "audio",
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "parameters": {"binary_data_size": len(audio)},
+                }
+            ]
+        }
+    ).encode()
+    response = requests.post(
+        f"{transformers.grpc.http_url}/v2/models/{MODEL}/infer",
+        data=header + audio,
+        headers={"Inference-Header-Content-Length": str(len(header))},
+        timeout=30,
+    )
+    assert response.status_code == 400
+    assert "RIFF" not in response.text and "4-byte little-endian length" in response.json()["error"]
+
+
+def test_results_reach_the_dht_through_the_outbox(transformers: Transformers, dht: DhtStandIn) -> None:
+    audio = clip(25, 3.0)
+    response = sifis_post(transformers.grpc, audio, method="scrample")
+    assert response.status_code == 200
+    analysis_id = response.json()["analysis_id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        value = dht.get(*RESULTS_TOPIC)
+        if value is not None and value["analysis_id"] == analysis_id:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the result did not reach the stand-in DHT within 30 s")
+    assert value["request_id"] == "req-42" and value["method"] == "scrample"
+    assert value["privacy_method"] == "scramble"
+
+
+def test_no_audio_on_disk_or_in_logs(transformers: Transformers) -> None:
+    """A 0.9 MiB upload leaves no trace in the transformer's TMPDIR, outbox or log."""
+    noise = np.random.default_rng(26).uniform(-0.9, 0.9, int(0.45 * 1024 * 1024))
+    audio = wav_bytes(noise)
+    assert sifis_post(transformers.grpc, audio).status_code == 200
+    triton_binary(transformers.grpc, audio, {})
+    chunks = [audio[i : i + 48] for i in (4096, len(audio) // 2, len(audio) - 100)]
+    for path in transformers.grpc_tmp.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            assert not any(chunk in content for chunk in chunks), f"audio bytes found in {path}"
+    log = transformers.grpc.logs.read_bytes()
+    assert not any(chunk in log for chunk in chunks)
+    assert b"b'RIFF" not in log and b"Failed to encode" not in log
+
+
+def test_predictor_down_is_503_quickly_then_recovers(
+    predictor: Predictor, transformers: Transformers, reference: OfflineClassifier
+) -> None:
+    """Runs last: kills the predictor, checks fast 503s, restarts it on the same ports."""
+    audio = clip(30, 3.0)
+    expected = reference.classify(audio, top_k=527)
+    predictor.server.process.kill()
+    predictor.server.process.wait(10)
+    try:
+        for server in (transformers.grpc, transformers.rest):
+            started = time.monotonic()
+            with pytest.raises(triton_http.InferenceServerException) as caught:
+                triton_binary(server, audio, {"top_k": 527})
+            assert caught.value.status() == "503"
+            assert time.monotonic() - started < 5
+            response = sifis_post(server, audio)
+            assert response.status_code == 503 and response.json()["status"] == "error"
+            assert requests.get(f"{server.http_url}/v2/health/ready", timeout=10).status_code == 503
+            assert requests.get(f"{server.http_url}/v2/models/{MODEL}/ready", timeout=10).status_code == 503
+    finally:
+        predictor.server.stop()
+        predictor.server = restart_on_same_ports(predictor)
+    for server in (transformers.grpc, transformers.rest):
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                result = triton_binary(server, audio, {"top_k": 527})
+                break
+            except triton_http.InferenceServerException as error:
+                assert error.status() == "503"
+                assert time.monotonic() < deadline, "no recovery within 30 s of the predictor's return"
+                time.sleep(0.2)
+        assert_matches(result["windows"], expected)
+        assert requests.get(f"{server.http_url}/v2/health/ready", timeout=10).status_code == 200

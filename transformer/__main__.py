@@ -1,0 +1,92 @@
+"""``python -m transformer``: the transformer as a KServe ModelServer.
+
+KServe's standard flags (``--model_name``, ``--http_port``, ``--grpc_port``,
+``--predictor_host``, ``--predictor_protocol``, ``--enable_predictor_health_check``,
+...) plus one flag per ``TransformerSettings`` field (``--model_dir`` defaults to
+``/mnt/models``, KServe's storage mount).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Final
+
+from kserve import ModelServer
+from kserve.model_server import parser as kserve_parser
+from kserve.predictor_config import PredictorConfig
+from pydantic import ValidationError
+
+from audioguard.errors import ModelAssetError
+from audioguard.http import configure_service_logging
+from audioguard.settings_cli import add_settings_arguments, settings_from_args
+from transformer.app import bind_model
+from transformer.model import AudioTransformer
+from transformer.settings import TransformerSettings
+
+logger = logging.getLogger("transformer")
+
+#: KServe's 600 s default would let a hung predictor hold a caller for 10 minutes.
+DEFAULT_PREDICTOR_TIMEOUT_SECONDS: Final = 60
+SUPPORTED_PREDICTOR_PROTOCOLS: Final = ("grpc-v2", "v2")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m transformer",
+        description=__doc__,
+        parents=[kserve_parser],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_settings_arguments(parser, TransformerSettings)
+    parser.set_defaults(
+        predictor_protocol="grpc-v2", predictor_request_timeout_seconds=DEFAULT_PREDICTOR_TIMEOUT_SECONDS
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.configure_logging:
+        configure_service_logging(args.log_config_file)
+    if not args.predictor_host:
+        parser.error("--predictor_host is required (host:port of the predictor)")
+    if args.predictor_protocol not in SUPPORTED_PREDICTOR_PROTOCOLS:
+        parser.error(f"--predictor_protocol must be one of {', '.join(SUPPORTED_PREDICTOR_PROTOCOLS)}")
+    try:
+        settings = settings_from_args(TransformerSettings, args)
+    except ValidationError as error:
+        parser.error(f"invalid setting: {error}")
+    server = ModelServer(
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        # KServe 0.21 spawns extra workers without the predictor config (501s)
+        workers=1,
+        predictor_config=PredictorConfig(
+            predictor_host=args.predictor_host,
+            predictor_protocol=args.predictor_protocol,
+            predictor_use_ssl=args.predictor_use_ssl,
+            predictor_request_timeout_seconds=args.predictor_request_timeout_seconds,
+            predictor_request_retries=args.predictor_request_retries,
+            predictor_health_check=args.enable_predictor_health_check,
+        ),
+    )
+    if args.workers != 1:
+        logger.warning("--workers %d ignored: the transformer runs one worker (KServe 0.21)", args.workers)
+    model = AudioTransformer(args.model_name, settings)
+    try:
+        model.load()
+    except (ModelAssetError, ValueError) as error:
+        # ValueError: InvalidConfiguration of the anomaly groups
+        logger.error("cannot start: %s", error)
+        return 1
+    bind_model(model)
+    server.start([model])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

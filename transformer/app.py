@@ -1,0 +1,125 @@
+"""Routes, middleware and error mapping on KServe's FastAPI app (done at import).
+
+KServe 0.21 wants custom routes and middleware on ``kserve.model_server.app``
+at module top level, before ``ModelServer.start``. Importing this module:
+
+- installs the Content-Type fix, the 500 boundary and the typed-error handlers
+  (``audioguard.http``): every ``AudioGuardError`` answers its own status with
+  ``{"error": message}``;
+- routes ``POST /v2/models/{name}/infer`` to ``infer`` ahead of KServe's own
+  handler, which would re-encode a binary audio file as UTF-8 and fail with a
+  500 quoting the file; ``infer`` decodes the body with ``transformer.v2_codec``
+  (binary BYTES stay bytes) and then runs the model exactly as KServe does;
+- adds the SIFIS routes (``transformer.sifis``);
+- maps predictor transport failures met outside a request (the readiness
+  probe with ``--enable_predictor_health_check``) to 503 instead of 500;
+- adds a lifespan hook that connects to the predictor and runs the DHT
+  outbox sender for as long as the server runs.
+
+``bind_model(model)`` tells the routes which model they serve.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import grpc
+import httpx
+import orjson
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from kserve.errors import ModelNotFound, ModelNotReady
+from kserve.model_server import app
+
+from audioguard.http import install_http_fixes
+from transformer import sifis, v2_codec
+from transformer.model import AudioTransformer
+
+logger = logging.getLogger(__name__)
+
+INFER_PATH: Final = "/v2/models/{model_name}/infer"
+INFERENCE_HEADER: Final = "inference-header-content-length"
+#: Room for the JSON around the tensor; base64 makes the audio 4/3 larger.
+JSON_OVERHEAD_BYTES: Final = 64 * 1024
+
+
+def bind_model(model: AudioTransformer, target: FastAPI = app) -> None:
+    """Serve ``model`` from the v2 infer route, the SIFIS routes and the lifespan hook."""
+    target.state.audio_transformer = model
+
+
+def served_model(request: Request, model_name: str) -> AudioTransformer:
+    model: AudioTransformer | None = getattr(request.app.state, "audio_transformer", None)
+    if model is None or model.name != model_name:
+        raise ModelNotFound(model_name)
+    if not model.ready:
+        raise ModelNotReady(model_name)
+    return model
+
+
+def rest_body_limit(model: AudioTransformer) -> int:
+    """Largest v2 body read: the audio limit as base64 plus the JSON around it."""
+    return model.settings.max_upload_bytes * 4 // 3 + JSON_OVERHEAD_BYTES
+
+
+async def infer(model_name: str, request: Request) -> Response:
+    """v2 inference with binary BYTES kept as bytes (KServe's REST decoding replaced)."""
+    model = served_model(request, model_name)
+    body = await sifis.read_limited_body(request, rest_body_limit(model))
+    infer_request = v2_codec.decode_rest_body(body, request.headers.get(INFERENCE_HEADER), model_name)
+    response, response_headers = await model(infer_request, headers=dict(request.headers))
+    content, json_length = response.to_rest()
+    headers = {
+        k: v for k, v in response_headers.items() if k.lower() not in ("content-length", "content-type")
+    }
+    if json_length is None:
+        return Response(orjson.dumps(content), media_type="application/json", headers=headers)
+    headers[INFERENCE_HEADER] = str(json_length)
+    return Response(content, media_type="application/octet-stream", headers=headers)
+
+
+async def predictor_unavailable_handler(_: Request, error: Exception) -> JSONResponse:
+    """503 for a predictor transport failure that escaped a handler (readiness probes)."""
+    logger.warning("predictor unreachable: %s", type(error).__name__)
+    return JSONResponse(status_code=503, content={"error": "the predictor is unavailable"})
+
+
+@asynccontextmanager
+async def _serving_lifespan(target: FastAPI) -> AsyncIterator[None]:
+    model: AudioTransformer | None = getattr(target.state, "audio_transformer", None)
+    if model is None:
+        yield
+        return
+    model.connect_predictor()
+    await model.start_background()
+    try:
+        yield
+    finally:
+        await model.stop_background()
+
+
+def _chain_lifespan(target: FastAPI) -> None:
+    previous = target.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: Any) -> AsyncIterator[Any]:
+        async with previous(app_) as state, _serving_lifespan(target):
+            yield state
+
+    target.router.lifespan_context = lifespan
+
+
+def install(target: FastAPI) -> None:
+    """Everything this module adds, on ``target`` (KServe's app at import)."""
+    install_http_fixes(target)
+    target.add_api_route(INFER_PATH, infer, methods=["POST"], response_model=None, tags=["V2"])
+    target.include_router(sifis.router)
+    target.add_exception_handler(grpc.RpcError, predictor_unavailable_handler)
+    target.add_exception_handler(httpx.TransportError, predictor_unavailable_handler)
+    _chain_lifespan(target)
+
+
+install(app)
