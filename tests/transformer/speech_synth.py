@@ -39,8 +39,13 @@ def _formant_gain(frequencies: np.ndarray, formants: tuple[float, float, float])
     return gain * np.minimum(1.0, (100.0 / np.maximum(frequencies, 1.0)) ** 2) ** 0.5
 
 
-def _vowel(num_samples: int, f0_start: float, f0_end: float, formants: tuple[float, float, float],
-           rng: np.random.Generator) -> np.ndarray:
+def _vowel(
+    num_samples: int,
+    f0_start: float,
+    f0_end: float,
+    formants: tuple[float, float, float],
+    rng: np.random.Generator,
+) -> np.ndarray:
     """(num_samples,) voiced vowel: harmonics of a gliding pitch through the formant filter."""
     t = np.arange(num_samples) / SAMPLE_RATE
     vibrato = 1.0 + 0.01 * np.sin(2 * np.pi * 5.5 * t + rng.uniform(0, 2 * np.pi))
@@ -81,7 +86,7 @@ def speech_like(seconds: float, seed: int = 0, level: float = 0.3) -> np.ndarray
     """
     rng = np.random.default_rng(seed)
     total = round(seconds * SAMPLE_RATE)
-    out = np.zeros(total)
+    out = np.zeros(total + 2 * SAMPLE_RATE)  # room for the last word, cropped below
     pos = int(0.1 * SAMPLE_RATE)
     while pos < total:
         syllables = int(rng.integers(2, 5))
@@ -90,20 +95,18 @@ def speech_like(seconds: float, seed: int = 0, level: float = 0.3) -> np.ndarray
             if rng.random() < 0.5:
                 n_fric = int(rng.uniform(0.05, 0.09) * SAMPLE_RATE)
                 burst = 0.25 * _fricative(n_fric, rng) * _envelope(n_fric)
-                end = min(total, pos + n_fric)
-                out[pos:end] += burst[: end - pos]
+                out[pos : pos + n_fric] += burst
                 pos += n_fric
             n_vowel = int(rng.uniform(0.13, 0.2) * SAMPLE_RATE)
             formants = VOWEL_FORMANTS_HZ[int(rng.integers(len(VOWEL_FORMANTS_HZ)))]
             f0_next = max(95.0, f0 * rng.uniform(0.88, 0.98))
             vowel = _vowel(n_vowel, f0, f0_next, formants, rng) * _envelope(n_vowel)
             vowel *= rng.uniform(0.6, 1.0)
-            end = min(total, pos + n_vowel)
-            out[pos:end] += vowel[: end - pos]
+            out[pos : pos + n_vowel] += vowel
             pos += n_vowel + int(rng.uniform(0.01, 0.04) * SAMPLE_RATE)
             f0 = f0_next
         pos += int(rng.uniform(0.08, 0.25) * SAMPLE_RATE)
-    out += 1e-4 * rng.standard_normal(total)  # a faint room noise floor
+    out = out[:total] + 1e-4 * rng.standard_normal(total)  # a faint room noise floor
     return level * out / np.max(np.abs(out))
 
 
@@ -113,8 +116,9 @@ def tone(seconds: float, frequency: float = 1000.0, level: float = 0.5) -> np.nd
     return level * np.sin(2 * np.pi * frequency * t)
 
 
-def beeping_alarm(seconds: float, frequency: float = 3100.0, beeps_per_second: float = 2.0,
-                  level: float = 0.5) -> np.ndarray:
+def beeping_alarm(
+    seconds: float, frequency: float = 3100.0, beeps_per_second: float = 2.0, level: float = 0.5
+) -> np.ndarray:
     """(n,) smoke-alarm-like square-wave beeps (50 % duty), 2 ms ramps."""
     n = round(seconds * SAMPLE_RATE)
     t = np.arange(n) / SAMPLE_RATE
@@ -125,8 +129,13 @@ def beeping_alarm(seconds: float, frequency: float = 3100.0, beeps_per_second: f
     return level * carrier * gate
 
 
-def siren(seconds: float, low: float = 650.0, high: float = 1500.0, sweeps_per_second: float = 0.25,
-          level: float = 0.5) -> np.ndarray:
+def siren(
+    seconds: float,
+    low: float = 650.0,
+    high: float = 1500.0,
+    sweeps_per_second: float = 0.25,
+    level: float = 0.5,
+) -> np.ndarray:
     """(n,) wailing siren: a tone with 3 harmonics sweeping between ``low`` and ``high``."""
     n = round(seconds * SAMPLE_RATE)
     t = np.arange(n) / SAMPLE_RATE
@@ -141,8 +150,9 @@ def glass_bursts(seconds: float, seed: int = 0, bursts: int = 4, level: float = 
     rng = np.random.default_rng(seed)
     n = round(seconds * SAMPLE_RATE)
     out = np.zeros(n)
-    starts = np.sort(rng.choice(np.arange(int(0.1 * SAMPLE_RATE), n - SAMPLE_RATE // 2), bursts,
-                            replace=False))
+    starts = np.sort(
+        rng.choice(np.arange(int(0.1 * SAMPLE_RATE), n - SAMPLE_RATE // 2), bursts, replace=False)
+    )
     t = np.arange(int(0.4 * SAMPLE_RATE)) / SAMPLE_RATE
     for start in starts:
         noise = rng.standard_normal(t.size) * np.exp(-t / 0.02)
@@ -153,4 +163,25 @@ def glass_bursts(seconds: float, seed: int = 0, bursts: int = 4, level: float = 
         burst = noise + 0.5 * ringing
         end = min(n, start + t.size)
         out[start:end] += burst[: end - start]
+    return level * out / np.max(np.abs(out))
+
+
+def scream(seconds: float, seed: int = 0, level: float = 0.7) -> np.ndarray:
+    """(n,) screams: 0.8-1.4 s sustained high-pitched vowels (f0 450-950 Hz) with pauses."""
+    rng = np.random.default_rng(seed)
+    n = round(seconds * SAMPLE_RATE)
+    out = np.zeros(n)
+    pos = int(0.2 * SAMPLE_RATE)
+    while pos < n - SAMPLE_RATE // 2:
+        length = min(n - pos, int(rng.uniform(0.8, 1.4) * SAMPLE_RATE))
+        t = np.linspace(0.0, 1.0, length)
+        f0 = rng.uniform(450.0, 600.0) + rng.uniform(250.0, 350.0) * np.sin(np.pi * t)
+        f0 *= 1.0 + 0.02 * np.sin(2 * np.pi * 6.0 * t * length / SAMPLE_RATE)
+        phase = 2 * np.pi * np.cumsum(f0) / SAMPLE_RATE
+        harmonics = np.arange(1, 9)
+        freqs = harmonics[:, None] * f0[None, :]
+        amplitudes = _formant_gain(freqs, (900.0, 1400.0, 2800.0)) * (freqs < 7500.0)
+        voice = np.sum(amplitudes * np.sin(harmonics[:, None] * phase[None, :]), axis=0)
+        out[pos : pos + length] += voice * _envelope(length, 0.1)
+        pos += length + int(rng.uniform(0.3, 0.6) * SAMPLE_RATE)
     return level * out / np.max(np.abs(out))

@@ -1,0 +1,100 @@
+"""``speech_mask``: replace speech by pitchless noise in scrambled order, keep the rest.
+
+1. Find speech regions (``speech_detect``), widen them by ``margin_ms`` so word
+   onsets and trailing consonants are covered, and soften their edges (~50 ms).
+2. Inside them, swap every short-time spectrum (32 ms frames, 16 ms hop) for
+   Gaussian noise shaped by a spectral envelope that is
+   - smoothed over 400 Hz: no harmonics, so no pitch, intonation or voicing
+     (the strongest speaker cues) survive, and
+   - taken from another place of the speech regions: the envelopes are cut
+     into ``block_ms`` blocks (sub-word: shorter than most phonemes) that are
+     shuffled across all speech regions of the clip with a secure random order.
+   The result keeps "someone is talking, this loud, with this overall timbre"
+   but neither the sequence of sounds (words) nor the voice.
+3. Everything outside the regions passes through sample-exact (the STFT
+   reconstructs perfectly), so tones, alarms, sirens, glass, gunshots and other
+   events not detected as speech reach the classifier unchanged.
+
+Why not plain envelope-matched noise (a noise vocoder)? With a short envelope it
+stays intelligible (that is how cochlear-implant simulations work); with a long
+smoothing it no longer is, but the noise then follows the original's loudness
+contour. Shuffling the blocks removes that contour too.
+
+Events that overlap detected speech in time are replaced together with it
+(their energy is spread over the region as noise): the price of not trusting
+any separation of speech from a mixture. docs/privacy.md has the measurements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from transformer.privacy.randomness import PrivacyRandom
+from transformer.privacy.smoothing import dilate, moving_average
+from transformer.privacy.speech_detect import frame_cues, padded_spectrum, speech_frames
+from transformer.privacy.stft import frame_grid
+
+ENVELOPE_BANDWIDTH_HZ = 400.0
+EDGE_SECONDS = 0.05
+
+
+def speech_weights(padded: np.ndarray, sample_rate: int, margin_ms: float) -> np.ndarray:
+    """(num_frames,) float64 in [0, 1]: how much of each STFT frame is replaced.
+
+    Args:
+        padded: ``padded_spectrum(frames)`` of windowed frames at hop frame / 2.
+    """
+    frames_per_second = sample_rate / ((padded.shape[1] - 1) // 2)
+    speech = speech_frames(frame_cues(padded, sample_rate), frames_per_second)
+    if not speech.any():
+        return np.zeros(padded.shape[0])
+    region = dilate(speech, round(margin_ms / 1000.0 * frames_per_second))
+    return moving_average(region.astype(np.float64), round(EDGE_SECONDS * frames_per_second))
+
+
+def _shuffled_block_order(frame_indices: np.ndarray, block: int, rng: PrivacyRandom) -> np.ndarray:
+    """``frame_indices`` cut into runs of ``block`` and put back in random order."""
+    num_blocks = -(-frame_indices.size // block)
+    padded = np.full(num_blocks * block, -1)
+    padded[: frame_indices.size] = frame_indices
+    shuffled = padded.reshape(num_blocks, block)[rng.permutation(num_blocks)].reshape(-1)
+    return shuffled[shuffled >= 0]
+
+
+def mask_speech(
+    samples: np.ndarray,
+    params: Mapping[str, float],
+    rng: PrivacyRandom,
+    sample_rate: int,
+) -> np.ndarray:
+    """Replace the speech regions of ``samples`` by block-shuffled, envelope-shaped noise.
+
+    Args:
+        samples: (n,) float64 waveform.
+        params: ``block_ms`` and ``margin_ms``.
+
+    Returns:
+        (n,) float64; an exact copy of the input when no speech is found.
+    """
+    grid = frame_grid(samples.shape[0], sample_rate)
+    padded = padded_spectrum(grid.frames(samples))
+    weight = speech_weights(padded, sample_rate, params["margin_ms"])
+    replaced = np.flatnonzero(weight > 0.0)
+    if replaced.size == 0:
+        return samples.copy()
+
+    spectrum = padded[:, ::2]
+    power = spectrum.real**2 + spectrum.imag**2
+    envelope = moving_average(power, round(ENVELOPE_BANDWIDTH_HZ * grid.frame / sample_rate), axis=1)
+    block = max(1, round(params["block_ms"] / 1000.0 * sample_rate / grid.hop))
+    shuffled_envelope = envelope[_shuffled_block_order(replaced, block, rng)]
+    # Circular complex Gaussian noise with E|N|^2 = 1 per bin, scaled to the
+    # envelope's power: what white noise through the same window would give.
+    shape = shuffled_envelope.shape
+    noise = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2.0)
+    replacement = noise * np.sqrt(shuffled_envelope)
+    # Only the replaced frames change: add their difference to an exact copy.
+    difference = (replacement - spectrum[replaced]) * weight[replaced, None]
+    return samples + grid.overlap_add(difference, replaced)
