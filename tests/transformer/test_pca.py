@@ -100,7 +100,7 @@ def test_from_npz_wrong_shape_is_named(tmp_path: Path) -> None:
 
 
 def test_from_npz_absent_file(tmp_path: Path) -> None:
-    with pytest.raises(MissingModelAsset, match="vggish_pca_params.npz.*audioguard weights"):
+    with pytest.raises(MissingModelAsset, match=r"vggish_pca_params\.npz.*audioguard weights"):
         PCAQuantizer.from_npz(tmp_path / "vggish_pca_params.npz")
 
 

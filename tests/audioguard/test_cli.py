@@ -1,0 +1,111 @@
+"""The `audioguard` command line: weights commands and offline classification."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audioguard import assets
+from audioguard.cli import main
+
+
+def _wav(path: Path, seconds: float, sample_rate: int = 16_000, freq: float = 1000.0) -> Path:
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    rng = np.random.default_rng(int(freq))
+    samples = 0.3 * np.sin(2 * np.pi * freq * t) + 0.05 * rng.standard_normal(t.size)
+    sf.write(path, samples, sample_rate, subtype="PCM_16")
+    return path
+
+
+def test_synthetic_weights_are_never_reported_official(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["weights", "synthetic", "--dest", str(tmp_path), "--only", "pca,classifier"]) == 0
+    assert {p.name for p in tmp_path.iterdir()} == {assets.PCA_PARAMS, assets.CLASSIFIER_H5}
+    assert "SYNTHETIC" in capsys.readouterr().out
+
+    # the checkpoint is missing: exit 2 and the command to run
+    assert main(["weights", "verify", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["official"] is False
+    assert report["files"][assets.VGGISH_CHECKPOINT]["present"] is False
+    assert "audioguard weights download" in captured.err
+
+
+def test_unknown_synthetic_part_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown part"):
+        main(["weights", "synthetic", "--dest", str(tmp_path), "--only", "vgg"])
+
+
+def test_classify_missing_weights_names_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wav = _wav(tmp_path / "a.wav", 2.0)
+    assert main(["classify", str(wav), "--model_dir", str(tmp_path / "empty")]) == 2
+    assert "audioguard weights" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_weights_verify_on_full_synthetic_dir(
+    synthetic_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["weights", "verify", str(synthetic_model_dir)]) == 1  # present, not official
+    report = json.loads(capsys.readouterr().out)
+    assert all(status["present"] and not status["official"] for status in report["files"].values())
+
+
+@pytest.mark.slow
+def test_classify_prints_top5_and_windows(
+    synthetic_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    short = _wav(tmp_path / "short.wav", 3.0)
+    long = _wav(tmp_path / "long.wav", 25.0, sample_rate=44_100, freq=300.0)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"this is not audio at all" * 10)
+
+    code = main(
+        [
+            "classify",
+            str(short),
+            str(bad),
+            str(long),
+            "--model_dir",
+            str(synthetic_model_dir),
+            "--json",
+            "--all-windows",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 1  # one file failed, the others were still classified
+    assert "bad.wav: error:" in captured.err and "this is not audio" not in captured.err
+    results = {Path(item["file"]).name: item for item in json.loads(captured.out)}
+    assert set(results) == {"short.wav", "long.wav"}
+    assert len(results["short.wav"]["windows"]) == 1
+    # 25 s -> 26 examples -> windows at 0, 9.6 and one aligned to the end (16 * 0.96)
+    starts = [window["start"] for window in results["long.wav"]["windows"]]
+    assert starts == pytest.approx([0.0, 9.6, 15.36])
+    top = results["short.wav"]["windows"][0]["top"]
+    assert len(top) == 5
+    assert [t["probability"] for t in top] == sorted((t["probability"] for t in top), reverse=True)
+    assert all(0.0 <= t["probability"] <= 1.0 for t in top)
+
+
+@pytest.mark.slow
+def test_classify_plot_writes_a_timeline_png(
+    synthetic_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import matplotlib.image
+
+    wav = _wav(tmp_path / "clip.wav", 15.0)
+    out = tmp_path / "timeline.png"
+    assert main(["classify", str(wav), "--model_dir", str(synthetic_model_dir), "--plot", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width, _ = matplotlib.image.imread(io.BytesIO(out.read_bytes())).shape
+    assert (width, height) == (1000, 450)
+    assert "timeline plot" in capsys.readouterr().err

@@ -1,0 +1,213 @@
+"""VGGish in Keras 3 (TF backend), loaded from the official TF1 checkpoint (model.md §2).
+
+The network is VGG-like: four conv blocks (3x3 SAME + ReLU, 2x2 max-pool) on a
+(96, 64, 1) log-mel patch, flatten in NHWC order, then fc1_1/fc1_2 (4096, ReLU)
+and fc2 (128). IBM MAX keeps a ReLU on fc2; upstream dropped it in 2020, so it is
+a switch here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from audioguard.constants import EMBEDDING_SIZE
+from audioguard.errors import MissingModelAsset, ModelAssetError, ModelLayoutMismatch
+from transformer.constants import EXAMPLE_FRAMES, NUM_MEL_BANDS
+from transformer.pca import PCAQuantizer
+
+#: Total weights + biases of VGGish (model.md §2).
+VGGISH_PARAMETER_COUNT = 72_141_184
+
+
+@dataclass(frozen=True)
+class VGGishLayer:
+    """One weighted layer: its Keras name, checkpoint scope and width."""
+
+    name: str
+    scope: str
+    units: int
+    is_conv: bool
+
+    @property
+    def weights_variable(self) -> str:
+        return f"{self.scope}/weights"
+
+    @property
+    def biases_variable(self) -> str:
+        return f"{self.scope}/biases"
+
+
+#: The weighted layers in order. Keras 3 forbids "/" in layer names, hence the scope field.
+VGGISH_LAYERS: tuple[VGGishLayer, ...] = (
+    VGGishLayer("conv1", "vggish/conv1", 64, is_conv=True),
+    VGGishLayer("conv2", "vggish/conv2", 128, is_conv=True),
+    VGGishLayer("conv3_1", "vggish/conv3/conv3_1", 256, is_conv=True),
+    VGGishLayer("conv3_2", "vggish/conv3/conv3_2", 256, is_conv=True),
+    VGGishLayer("conv4_1", "vggish/conv4/conv4_1", 512, is_conv=True),
+    VGGishLayer("conv4_2", "vggish/conv4/conv4_2", 512, is_conv=True),
+    VGGishLayer("fc1_1", "vggish/fc1/fc1_1", 4096, is_conv=False),
+    VGGishLayer("fc1_2", "vggish/fc1/fc1_2", 4096, is_conv=False),
+    VGGishLayer("fc2", "vggish/fc2", EMBEDDING_SIZE, is_conv=False),
+)
+#: A max-pool follows the last conv of each block.
+_POOL_AFTER = {"conv1": "pool1", "conv2": "pool2", "conv3_2": "pool3", "conv4_2": "pool4"}
+#: Spatial size after pool4 times its channels: (96/16) * (64/16) * 512.
+_FLAT_FEATURES = (EXAMPLE_FRAMES // 16) * (NUM_MEL_BANDS // 16) * 512
+
+
+def checkpoint_variable_shapes() -> dict[str, tuple[int, ...]]:
+    """Official checkpoint variable name -> shape, e.g. ``vggish/conv1/weights`` -> (3, 3, 1, 64)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    fan_in = 1
+    for layer in VGGISH_LAYERS:
+        if layer.is_conv:
+            shapes[layer.weights_variable] = (3, 3, fan_in, layer.units)
+        else:
+            shapes[layer.weights_variable] = (
+                _FLAT_FEATURES if layer.name == "fc1_1" else fan_in,
+                layer.units,
+            )
+        shapes[layer.biases_variable] = (layer.units,)
+        fan_in = layer.units
+    return shapes
+
+
+def build_vggish(*, fc2_relu: bool = True) -> keras.Model:
+    """Uninitialised VGGish: (N, 96, 64, 1) float32 log-mel -> (N, 128) float32 fc2 output."""
+    inputs = keras.Input(shape=(EXAMPLE_FRAMES, NUM_MEL_BANDS, 1), name="log_mel")
+    x = inputs
+    for layer in VGGISH_LAYERS:
+        if layer.is_conv:
+            x = keras.layers.Conv2D(
+                layer.units, 3, padding="same", activation="relu",
+                data_format="channels_last", name=layer.name,
+            )(x)
+            if layer.name in _POOL_AFTER:
+                x = keras.layers.MaxPooling2D(
+                    2, strides=2, data_format="channels_last", name=_POOL_AFTER[layer.name]
+                )(x)
+        else:
+            if layer.name == "fc1_1":
+                # channels_last flatten = row-major (H, W, C), the TF1 reshape order.
+                x = keras.layers.Flatten(data_format="channels_last", name="flatten")(x)
+            activation = "relu" if (layer.name != "fc2" or fc2_relu) else None
+            x = keras.layers.Dense(layer.units, activation=activation, name=layer.name)(x)
+    return keras.Model(inputs, x, name="vggish")
+
+
+def load_vggish_checkpoint(model: keras.Model, checkpoint_path: Path) -> None:
+    """Copy ``vggish_model.ckpt`` (single-file TF1 V1 checkpoint) into ``model``.
+
+    Every variable is checked against the model before anything is assigned;
+    kernels copy without transposes (TF1 HWIO / (in, out) = Keras layout).
+
+    Raises:
+        MissingModelAsset: the file does not exist.
+        ModelAssetError: the file is not a readable TF checkpoint.
+        ModelLayoutMismatch: variables missing or with the wrong shape (all named).
+    """
+    path = Path(checkpoint_path)
+    if not path.is_file():
+        raise MissingModelAsset(
+            f"VGGish checkpoint {path.name} not found in {path.parent}; run "
+            "`audioguard weights download` (official) or `audioguard weights synthetic` "
+            "(test weights)"
+        )
+    try:
+        reader = tf.train.load_checkpoint(str(path))
+    except (tf.errors.OpError, ValueError) as error:
+        raise ModelAssetError(f"{path.name} is not a readable TF checkpoint: {error}") from error
+    stored_shapes = reader.get_variable_to_shape_map()
+
+    problems: list[str] = []
+    assignments: list[tuple[keras.Variable, str]] = []
+    for layer in VGGISH_LAYERS:
+        keras_layer = model.get_layer(layer.name)
+        pairs = ((keras_layer.kernel, layer.weights_variable), (keras_layer.bias, layer.biases_variable))
+        for variable, name in pairs:
+            expected = tuple(variable.shape)
+            if name not in stored_shapes:
+                problems.append(f"missing variable {name} {list(expected)}")
+            elif tuple(stored_shapes[name]) != expected:
+                problems.append(
+                    f"variable {name} has shape {list(stored_shapes[name])}, expected {list(expected)}"
+                )
+            else:
+                assignments.append((variable, name))
+    if problems:
+        raise ModelLayoutMismatch(
+            f"{path.name} does not match the VGGish layout: " + "; ".join(problems)
+        )
+    for variable, name in assignments:
+        variable.assign(reader.get_tensor(name).astype(np.float32, copy=False))
+
+
+class VGGishEmbedder:
+    """Log-mel examples -> VGGish embeddings (raw float32 or PCA-quantised uint8).
+
+    The model runs through one traced ``tf.function`` whose batch dimension is
+    dynamic, so any N reuses the same graph (no retracing per length). Examples
+    are fed ``batch_size`` at a time to bound memory. Safe to call from several
+    threads: tracing happens once in the constructor, and graph execution is
+    thread-safe.
+    """
+
+    def __init__(self, model: keras.Model, quantizer: PCAQuantizer, *, batch_size: int = 64) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.quantizer = quantizer
+        self.batch_size = batch_size
+        self._forward = tf.function(
+            lambda batch: model(batch, training=False),
+            input_signature=[
+                tf.TensorSpec((None, EXAMPLE_FRAMES, NUM_MEL_BANDS, 1), tf.float32, name="log_mel")
+            ],
+            reduce_retracing=True,
+        )
+        self._forward.get_concrete_function()
+
+    @classmethod
+    def from_files(
+        cls,
+        checkpoint_path: Path,
+        pca_params_path: Path,
+        *,
+        fc2_relu: bool = True,
+        batch_size: int = 64,
+    ) -> VGGishEmbedder:
+        """Build VGGish, load ``vggish_model.ckpt`` and ``vggish_pca_params.npz``.
+
+        The PCA file is read first: it is small, so a missing or malformed one
+        fails before the 289 MB checkpoint is read.
+        """
+        quantizer = PCAQuantizer.from_npz(Path(pca_params_path))
+        model = build_vggish(fc2_relu=fc2_relu)
+        load_vggish_checkpoint(model, Path(checkpoint_path))
+        return cls(model, quantizer, batch_size=batch_size)
+
+    def tracing_count(self) -> int:
+        """How many times the forward graph was traced (stays 1 in normal use)."""
+        return int(self._forward.experimental_get_tracing_count())
+
+    def embed(self, examples: np.ndarray) -> np.ndarray:
+        """(N, 96, 64) float log-mel examples -> (N, 128) float32 raw fc2 output (N may be 0)."""
+        batch = np.asarray(examples)
+        if batch.ndim != 3 or batch.shape[1:] != (EXAMPLE_FRAMES, NUM_MEL_BANDS):
+            raise ValueError(
+                f"expected (N, {EXAMPLE_FRAMES}, {NUM_MEL_BANDS}) examples, got shape {batch.shape}"
+            )
+        embeddings = np.empty((batch.shape[0], EMBEDDING_SIZE), dtype=np.float32)
+        for start in range(0, batch.shape[0], self.batch_size):
+            chunk = batch[start : start + self.batch_size, :, :, None].astype(np.float32)
+            embeddings[start : start + chunk.shape[0]] = self._forward(tf.constant(chunk)).numpy()
+        return embeddings
+
+    def embed_quantized(self, examples: np.ndarray) -> np.ndarray:
+        """(N, 96, 64) float log-mel examples -> (N, 128) uint8 PCA-quantised embeddings."""
+        return self.quantizer(self.embed(examples))
