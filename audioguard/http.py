@@ -27,10 +27,11 @@ from __future__ import annotations
 import json
 import logging
 import traceback
+import warnings
 from typing import Final
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi.exceptions import FastAPIDeprecationWarning, RequestValidationError
 from fastapi.responses import JSONResponse
 from kserve import errors as kserve_errors
 from kserve import logging as kserve_logging
@@ -213,6 +214,11 @@ def install_http_fixes(app: FastAPI) -> None:
     if getattr(app.state, "audioguard_http_fixes", False):
         return
     app.state.audioguard_http_fixes = True
+    # KServe's app answers with ORJSONResponse, which FastAPI >= 0.13x flags on
+    # every worker's first request; the warning is KServe's to fix, not the operator's.
+    warnings.filterwarnings(
+        "ignore", message="ORJSONResponse is deprecated", category=FastAPIDeprecationWarning
+    )
     app.add_middleware(ErrorBoundaryMiddleware)
     # Added last = outermost: the header is fixed before anything reads the body.
     app.add_middleware(InferContentTypeMiddleware)

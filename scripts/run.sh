@@ -8,7 +8,11 @@
 # Extra arguments go to `audioguard serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# A venv set up for development (scripts/test.sh) already holds every runtime
+# package: keep it on the dev lock instead of reinstalling from the runtime one.
+setup_args=()
+[ -f .venv/.audioguard-requirements-dev.lock.sha256 ] && setup_args=(--dev)
+bash scripts/setup.sh "${setup_args[@]}"
 models=${MODEL_DIR:-models}
 status=0
 .venv/bin/audioguard weights verify "$models" >/dev/null 2>&1 || status=$?

@@ -10,6 +10,8 @@ at module top level, before ``ModelServer.start``. Importing this module:
   handler, which would re-encode a binary audio file as UTF-8 and fail with a
   500 quoting the file; ``infer`` decodes the body with ``transformer.v2_codec``
   (binary BYTES stay bytes) and then runs the model exactly as KServe does;
+- answers ``GET /v2/models/{name}`` with the v2 metadata plus ``parameters``
+  (official or synthetic weights, limits, privacy methods);
 - adds the SIFIS routes (``transformer.sifis``);
 - maps predictor transport failures met outside a request (the readiness
   probe with ``--enable_predictor_health_check``) to 503 instead of 500;
@@ -41,6 +43,7 @@ from transformer.model import AudioTransformer
 logger = logging.getLogger(__name__)
 
 INFER_PATH: Final = "/v2/models/{model_name}/infer"
+METADATA_PATH: Final = "/v2/models/{model_name}"
 INFERENCE_HEADER: Final = "inference-header-content-length"
 #: Room for the JSON around the tensor; base64 makes the audio 4/3 larger.
 JSON_OVERHEAD_BYTES: Final = 64 * 1024
@@ -58,6 +61,24 @@ def served_model(request: Request, model_name: str) -> AudioTransformer:
     if not model.ready:
         raise ModelNotReady(model_name)
     return model
+
+
+async def model_metadata(model_name: str, request: Request) -> dict[str, object]:
+    """GET /v2/models/{model_name}: the v2 metadata plus ``parameters`` (weights, limits, privacy).
+
+    KServe's metadata response has no ``parameters``; v2 clients ignore the extra key.
+    """
+    model: AudioTransformer | None = getattr(request.app.state, "audio_transformer", None)
+    if model is None or model.name != model_name:
+        raise ModelNotFound(model_name)
+    return {
+        "name": model_name,
+        "versions": None,
+        "platform": "",
+        "inputs": model.get_input_types(),
+        "outputs": model.get_output_types(),
+        "parameters": model.metadata_parameters(),
+    }
 
 
 def rest_body_limit(model: AudioTransformer) -> int:
@@ -116,6 +137,7 @@ def install(target: FastAPI) -> None:
     """Everything this module adds, on ``target`` (KServe's app at import)."""
     install_http_fixes(target)
     target.add_api_route(INFER_PATH, infer, methods=["POST"], response_model=None, tags=["V2"])
+    target.add_api_route(METADATA_PATH, model_metadata, methods=["GET"], tags=["V2"])
     target.include_router(sifis.router)
     target.add_exception_handler(grpc.RpcError, predictor_unavailable_handler)
     target.add_exception_handler(httpx.TransportError, predictor_unavailable_handler)

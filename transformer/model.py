@@ -41,7 +41,7 @@ from transformer.listener import RequestListener
 from transformer.loudness import window_dbfs
 from transformer.metrics import count_anomalies
 from transformer.pipeline import EmbeddedAudio, EmbeddingPipeline
-from transformer.privacy import PrivacyRequest, enforce_minimum, parse_privacy_request
+from transformer.privacy import PRIVACY_METHODS, PrivacyRequest, enforce_minimum, parse_privacy_request
 from transformer.settings import TransformerSettings
 from transformer.sifis import result_value, sifis_privacy_method
 from transformer.v2_codec import AnalysisOptions, AnalysisResult, WindowPrediction
@@ -186,6 +186,22 @@ class AudioTransformer(Model):
 
     def get_output_types(self) -> list[dict[str, Any]]:
         return v2_codec.output_metadata()
+
+    def metadata_parameters(self) -> dict[str, object]:
+        """Extra ``parameters`` of the REST model metadata: weights, limits, privacy options."""
+        config = self.predictor_config
+        return {
+            "weights_official": bool(self.assets.get("official", False)),
+            "assets": dict(self.assets),
+            "json_audio_encoding": {v2_codec.CONTENT_ENCODING: v2_codec.BASE64},
+            "privacy_methods": list(PRIVACY_METHODS),
+            "privacy_minimum": self.settings.privacy_minimum,
+            "privacy_enforcement": self.settings.privacy_enforcement,
+            "max_upload_mb": self.settings.max_upload_mb,
+            "max_audio_seconds": self.settings.max_audio_seconds,
+            "top_k": self.settings.top_k,
+            "predictor_protocol": None if config is None else config.protocol,
+        }
 
     # --- the three KServe handlers --------------------------------------------------
 

@@ -29,8 +29,11 @@ import requests
 import soundfile as sf
 import tritonclient.http as triton_http
 from kserve import InferenceGRPCClient, InferInput, InferRequest
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
 from audioguard import errors
+from audioguard.assets import TRANSFORMER_ASSETS, asset_report, sha512_of
 from audioguard.offline import ClipResult, OfflineClassifier
 from tests.serverutil import PROJECT_ROOT, RunningServer, module_command, service_env, start_server
 from tests.transformer.dht_standin import DhtStandIn
@@ -304,7 +307,7 @@ def sifis_post(
 # --- tests -------------------------------------------------------------------------------------
 
 
-def test_metadata_and_readiness(transformer: RunningServer) -> None:
+def test_metadata_and_readiness(transformer: RunningServer, synthetic_model_dir: Path) -> None:
     metadata = requests.get(f"{transformer.http_url}/v2/models/{MODEL}", timeout=10).json()
     assert metadata["inputs"] == [{"name": "audio", "datatype": "BYTES", "shape": [1]}]
     assert [o["name"] for o in metadata["outputs"]] == [
@@ -315,11 +318,26 @@ def test_metadata_and_readiness(transformer: RunningServer) -> None:
         "window_end_seconds",
         "anomalies",
     ]
+    # official or synthetic weights are visible to callers (synthetic never passes as official)
+    official = asset_report(synthetic_model_dir, TRANSFORMER_ASSETS)["official"]
+    parameters = metadata["parameters"]
+    assert parameters["weights_official"] is official
+    vggish_file = parameters["assets"]["files"]["vggish_model.ckpt"]
+    assert vggish_file["sha512"] == sha512_of(synthetic_model_dir / "vggish_model.ckpt")
+    assert parameters["json_audio_encoding"] == {"content_encoding": "base64"}
     assert requests.get(f"{transformer.http_url}/v2/models/{MODEL}/ready", timeout=10).status_code == 200
     assert requests.get(f"{transformer.http_url}/v2/health/ready", timeout=10).status_code == 200
     sifis = requests.get(f"{transformer.http_url}/model/metadata", timeout=10).json()
     assert {"id", "name", "description", "license"} <= set(sifis)
-    assert sifis["ready"] is True and isinstance(sifis["weights_official"], bool)
+    assert sifis["ready"] is True and sifis["weights_official"] is official
+    # the same over gRPC
+    with grpc.insecure_channel(transformer.grpc_address) as channel:
+        stub = GRPCInferenceServiceStub(channel)
+        assert stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
+        assert stub.ModelReady(pb.ModelReadyRequest(name=MODEL), timeout=10).ready
+        grpc_metadata = stub.ModelMetadata(pb.ModelMetadataRequest(name=MODEL), timeout=10)
+    assert [(t.name, t.datatype, list(t.shape)) for t in grpc_metadata.inputs] == [("audio", "BYTES", [1])]
+    assert [t.name for t in grpc_metadata.outputs] == [o["name"] for o in metadata["outputs"]]
 
 
 @pytest.mark.parametrize("client", [triton_binary, triton_json, kserve_grpc], ids=["binary", "json", "grpc"])
@@ -356,6 +374,40 @@ def test_curl_style_json_without_content_type(
         o["name"]: np.asarray(o["data"], dtype=object).reshape(o["shape"]) for o in response.json()["outputs"]
     }
     assert_matches(windows_from_arrays(outputs), reference.classify(audio, top_k=527))
+
+
+def test_curl_style_binary_extension_without_content_type(
+    transformers: Transformers, reference: OfflineClassifier
+) -> None:
+    """``curl --data-binary @body -H 'Inference-Header-Content-Length: N'``: no Content-Type."""
+    audio = clip(17)
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "audio",
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "parameters": {"binary_data_size": 4 + len(audio)},
+                }
+            ],
+            "parameters": {"top_k": 527},
+        }
+    ).encode()
+    element = len(audio).to_bytes(4, "little") + audio
+    for server in (transformers.grpc, transformers.rest):
+        response = requests.post(
+            f"{server.http_url}/v2/models/{MODEL}/infer",
+            data=header + element,
+            headers={"Inference-Header-Content-Length": str(len(header))},
+            timeout=120,
+        )
+        assert response.status_code == 200, response.text
+        outputs = {
+            o["name"]: np.asarray(o["data"], dtype=object).reshape(o["shape"])
+            for o in response.json()["outputs"]
+        }
+        assert_matches(windows_from_arrays(outputs), reference.classify(audio, top_k=527))
 
 
 def test_all_windows_and_start_time(transformer: RunningServer, reference: OfflineClassifier) -> None:
@@ -471,6 +523,12 @@ BAD_INPUTS: list[tuple[str, Callable[[], bytes], dict[str, Any], type[errors.Aud
         lambda: wav_bytes(np.zeros(int(MAX_UPLOAD_MB * 1024 * 1024 * 0.6)), subtype="PCM_24"),
         {},
         errors.AudioTooLarge,
+    ),
+    (
+        "sample_rate_out_of_range",
+        lambda: wav_bytes(np.zeros(4000), sample_rate=500),
+        {},
+        errors.AudioParametersOutOfRange,
     ),
     ("start_outside_clip", lambda: clip(20, 2.0), {"start_time": "5.0"}, errors.StartTimeOutOfRange),
     ("bad_top_k", lambda: clip(21, 2.0), {"top_k": 0}, errors.InvalidParameter),

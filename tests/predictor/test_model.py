@@ -16,8 +16,9 @@ from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 from audioguard.assets import CLASSIFIER_H5, sha512_of
 from audioguard.errors import InvalidInput, MissingModelAsset, ServiceNotReady
 from audioguard.http import ClientRequestError, ServiceUnavailableError, to_kserve_error
+from predictor import model as predictor_model
 from predictor.classifier import AttentionClassifier
-from predictor.model import ClassifierModel, model_metadata, windows_from_request
+from predictor.model import ClassifierModel, model_metadata, server_ready, windows_from_request
 from predictor.settings import PredictorSettings
 
 #: The model's batcher binds to the loop of its first request: share one loop per module.
@@ -237,6 +238,23 @@ async def test_metadata_publishes_tensors_and_weight_checksums(
     assert parameters["max_request_windows"] == 20
     with pytest.raises(ModelNotFound):
         await model_metadata("no-such-model")
+
+
+@module_loop
+async def test_server_readiness_is_503_until_the_weights_load(
+    settings: PredictorSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GET /v2/health/ready: 503 naming the loading model, 200 once its weights are in."""
+    monkeypatch.setattr(predictor_model, "_SERVED_MODELS", {})
+    loading = ClassifierModel("loading-classifier", settings)
+    with pytest.raises(ServiceUnavailableError) as raised:
+        await server_ready()
+    assert "loading-classifier" in raised.value.reason
+    # metadata is served while loading; it cannot claim official weights yet
+    metadata = await model_metadata("loading-classifier")
+    assert metadata["parameters"]["weights_official"] is False
+    loading.load()
+    assert await server_ready() == {"ready": True}
 
 
 @module_loop

@@ -1,0 +1,238 @@
+"""``audioguard client``: send audio files to a running transformer over v2.
+
+REST uses the binary tensor extension (the file travels as raw bytes after the
+JSON header); ``--grpc`` uses KServe's gRPC client. Prints the top labels of
+each window and the anomalies, or the whole result as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import struct
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import requests
+
+AUDIO_INPUT = "audio"
+DEFAULT_REST_URL = "http://127.0.0.1:5000"
+DEFAULT_GRPC_URL = "127.0.0.1:5001"
+BINARY_HEADER = "Inference-Header-Content-Length"
+
+
+class ServiceError(Exception):
+    """The service answered with an error (its message and status)."""
+
+    def __init__(self, status: int | str, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def rest_body(audio: bytes, parameters: Mapping[str, Any]) -> tuple[bytes, int]:
+    """A v2 body with ``audio`` as one binary BYTES element; returns (body, JSON length)."""
+    element = struct.pack("<I", len(audio)) + audio
+    header = {
+        "inputs": [
+            {
+                "name": AUDIO_INPUT,
+                "shape": [1],
+                "datatype": "BYTES",
+                "parameters": {"binary_data_size": len(element)},
+            }
+        ],
+        "parameters": dict(parameters),
+    }
+    encoded = json.dumps(header).encode()
+    return encoded + element, len(encoded)
+
+
+def result_from_outputs(outputs: Mapping[str, np.ndarray], parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The printable result from the transformer's named output arrays."""
+    label_ids, labels, probabilities = outputs["label_id"], outputs["label"], outputs["probability"]
+    windows = [
+        {
+            "start_seconds": float(outputs["window_start_seconds"][w]),
+            "end_seconds": float(outputs["window_end_seconds"][w]),
+            "top": [
+                {"label_id": _text(i), "label": _text(n), "probability": float(p)}
+                for i, n, p in zip(label_ids[w], labels[w], probabilities[w], strict=True)
+            ],
+        }
+        for w in range(labels.shape[0])
+    ]
+    return {
+        "windows": windows,
+        "anomalies": json.loads(_text(outputs["anomalies"].reshape(-1)[0])),
+        "parameters": dict(parameters),
+    }
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def classify_rest(
+    url: str, model_name: str, audio: bytes, parameters: Mapping[str, Any], timeout: float = 300.0
+) -> dict[str, Any]:
+    """One file through ``POST {url}/v2/models/{model_name}/infer`` (JSON outputs)."""
+    body, json_length = rest_body(audio, parameters)
+    response = requests.post(
+        f"{url.rstrip('/')}/v2/models/{model_name}/infer",
+        data=body,
+        headers={"Content-Type": "application/octet-stream", BINARY_HEADER: str(json_length)},
+        timeout=timeout,
+    )
+    if response.status_code != 200:
+        raise ServiceError(response.status_code, _error_message(response))
+    document = response.json()
+    outputs = {
+        o["name"]: np.asarray(o["data"], dtype=object if o["datatype"] == "BYTES" else np.float32).reshape(
+            o["shape"]
+        )
+        for o in document["outputs"]
+    }
+    return result_from_outputs(outputs, document.get("parameters") or {})
+
+
+def _error_message(response: requests.Response) -> str:
+    try:
+        document = response.json()
+    except ValueError:
+        return response.text[:500]
+    if isinstance(document, dict):
+        return str(document.get("error") or document.get("message") or document)
+    return str(document)
+
+
+def classify_grpc(
+    url: str, model_name: str, audio: bytes, parameters: Mapping[str, Any], timeout: float = 300.0
+) -> dict[str, Any]:
+    """One file through the v2 gRPC ``ModelInfer`` call (raw bytes, no base64)."""
+    return asyncio.run(_classify_grpc(url, model_name, audio, parameters, timeout))
+
+
+def _import_kserve() -> None:
+    """Import kserve without letting it parse our command line.
+
+    ``kserve.model_server`` parses ``sys.argv`` at import time, and a client
+    flag such as ``--grpc`` is an ambiguous prefix of its ``--grpc_port``
+    (argparse then exits).
+    """
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        import kserve  # noqa: F401
+    finally:
+        sys.argv = saved
+
+
+async def _classify_grpc(
+    url: str, model_name: str, audio: bytes, parameters: Mapping[str, Any], timeout: float
+) -> dict[str, Any]:
+    # imported here: kserve is heavy and the REST path does not need it
+    _import_kserve()
+    import grpc
+    from kserve import InferenceGRPCClient, InferInput, InferRequest
+    from kserve.protocol.infer_type import to_http_parameters
+
+    tensor = InferInput(AUDIO_INPUT, [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([audio], dtype=np.object_), binary_data=True)
+    # gRPC parameters carry no floats: send numbers as text
+    grpc_parameters = {k: v if isinstance(v, bool | int | str) else str(v) for k, v in parameters.items()}
+    request = InferRequest(model_name, [tensor], parameters=grpc_parameters)
+    client = InferenceGRPCClient(url, timeout=timeout, retries=0)
+    try:
+        response = await client.infer(request)
+    except grpc.RpcError as error:
+        raise ServiceError(error.code().name, error.details() or "") from None
+    finally:
+        await client.close()
+    outputs = {o.name: o.as_numpy() for o in response.outputs}
+    return result_from_outputs(outputs, to_http_parameters(response.parameters or {}))
+
+
+def describe(path: str, result: Mapping[str, Any]) -> str:
+    """Human-readable lines for one file's result."""
+    parameters = result["parameters"]
+    lines = [f"{path}  (privacy applied: {parameters.get('privacy_method', '?')})"]
+    for window in result["windows"]:
+        labels = ", ".join(f"{p['label']} {p['probability']:.3f}" for p in window["top"])
+        lines.append(f"  {window['start_seconds']:7.2f}-{window['end_seconds']:7.2f} s  {labels}")
+    for anomaly in result["anomalies"]:
+        lines.append(f"  ANOMALY {json.dumps(anomaly)}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="audioguard client", description=__doc__)
+    parser.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, ...)")
+    parser.add_argument(
+        "--url", help=f"service address (default {DEFAULT_REST_URL}, with --grpc {DEFAULT_GRPC_URL})"
+    )
+    parser.add_argument("--grpc", action="store_true", help="use v2 gRPC instead of REST")
+    parser.add_argument("--model_name", "--model-name", default="audioguard")
+    parser.add_argument("--privacy", help="none, dp_noise, scramble, speech_mask")
+    parser.add_argument("--all-windows", action="store_true", help="score every window of long files")
+    parser.add_argument("--top-k", type=int, help="labels per window")
+    parser.add_argument("--start-time", type=float, help="seconds into the file")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per request")
+    parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    return parser
+
+
+def request_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    parameters: dict[str, Any] = {}
+    if args.privacy is not None:
+        parameters["privacy"] = args.privacy
+    if args.all_windows:
+        parameters["all_windows"] = True
+    if args.top_k is not None:
+        parameters["top_k"] = args.top_k
+    if args.start_time is not None:
+        parameters["start_time"] = str(args.start_time)
+    return parameters
+
+
+def grpc_target(url: str) -> str:
+    """``host:port`` for gRPC, also when given as ``http://host:port``."""
+    parts = urlsplit(url if "://" in url else f"//{url}")
+    return parts.netloc or url
+
+
+def main(argv: Sequence[str]) -> int:
+    """Classify each file; exit 1 if any request failed."""
+    args = build_parser().parse_args(list(argv))
+    parameters = request_parameters(args)
+    failures = 0
+    for path in args.files:
+        try:
+            audio = Path(path).read_bytes()
+            if args.grpc:
+                result = classify_grpc(
+                    grpc_target(args.url or DEFAULT_GRPC_URL),
+                    args.model_name,
+                    audio,
+                    parameters,
+                    args.timeout,
+                )
+            else:
+                result = classify_rest(
+                    args.url or DEFAULT_REST_URL, args.model_name, audio, parameters, args.timeout
+                )
+        except (OSError, requests.RequestException, ServiceError) as error:
+            failures += 1
+            print(f"{path}: error: {error}", file=sys.stderr)
+            continue
+        print(json.dumps({"file": path, **result}) if args.json else describe(path, result), flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,267 @@
+"""``audioguard serve``: predictor + transformer on one machine, no Kubernetes.
+
+Two processes, as in a cluster: the predictor (``python -m predictor``, REST
+8080 / gRPC 8081) and the transformer (``python -m transformer``, REST 5000 =
+the SIFIS endpoint, gRPC 5001), the transformer sending embeddings to the
+predictor over gRPC v2 under the same model name. The command waits until the
+transformer reports ready (its readiness includes the predictor's), prints the
+URLs, and stops both on Ctrl-C / SIGTERM. If either process dies, the other is
+stopped and the command exits non-zero.
+
+Flags it does not know are passed on to the transformer (e.g.
+``--privacy_minimum scramble``); environment variables ``AUDIOGUARD_*`` reach
+both processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import requests
+
+LOOPBACK = "127.0.0.1"
+READY_POLL_SECONDS = 0.5
+STOP_GRACE_SECONDS = 20.0
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class Service:
+    """One child server process and where it answers."""
+
+    name: str
+    command: list[str]
+    http_port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ready_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.http_port}/v2/health/ready"
+
+    def exited(self) -> int | None:
+        """The exit code if the process has ended, else None."""
+        return None if self.process is None else self.process.poll()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="audioguard serve",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        # unknown flags go to the transformer: never let a prefix match swallow one
+        allow_abbrev=False,
+    )
+    parser.add_argument(
+        "--model_dir",
+        "--model-dir",
+        type=Path,
+        default=Path("models"),
+        help="directory filled by `audioguard weights download` (default: ./models)",
+    )
+    parser.add_argument("--model_name", default="audioguard", help="v2 model name of both services")
+    parser.add_argument("--http_port", type=int, default=5000, help="transformer REST port (SIFIS endpoint)")
+    parser.add_argument("--grpc_port", type=int, default=5001, help="transformer gRPC port")
+    parser.add_argument("--predictor_http_port", type=int, default=8080)
+    parser.add_argument("--predictor_grpc_port", type=int, default=8081)
+    parser.add_argument(
+        "--predictor_protocol",
+        choices=("grpc-v2", "v2"),
+        default="grpc-v2",
+        help="how the transformer calls the predictor",
+    )
+    parser.add_argument(
+        "--predictor_timeout_seconds",
+        type=int,
+        default=30,
+        help="longest the transformer waits for one predictor answer",
+    )
+    parser.add_argument(
+        "--startup_timeout_seconds",
+        type=float,
+        default=600.0,
+        help="give up if the services are not ready after this long",
+    )
+    return parser
+
+
+def service_commands(args: argparse.Namespace, transformer_extra: Sequence[str]) -> list[Service]:
+    """The predictor and transformer command lines for ``args``."""
+    python = sys.executable
+    predictor_port = (
+        args.predictor_grpc_port if args.predictor_protocol == "grpc-v2" else args.predictor_http_port
+    )
+    predictor = Service(
+        "predictor",
+        [
+            python, "-m", "predictor",
+            "--model_name", args.model_name,
+            "--model_dir", str(args.model_dir),
+            "--http_port", str(args.predictor_http_port),
+            "--grpc_port", str(args.predictor_grpc_port),
+        ],
+        args.predictor_http_port,
+    )  # fmt: skip
+    transformer = Service(
+        "transformer",
+        [
+            python, "-m", "transformer",
+            "--model_name", args.model_name,
+            "--model_dir", str(args.model_dir),
+            "--http_port", str(args.http_port),
+            "--grpc_port", str(args.grpc_port),
+            "--predictor_host", f"{LOOPBACK}:{predictor_port}",
+            "--predictor_protocol", args.predictor_protocol,
+            "--predictor_request_timeout_seconds", str(args.predictor_timeout_seconds),
+            "--enable_predictor_health_check",
+            "--workers", "1",
+            *transformer_extra,
+        ],
+        args.http_port,
+    )  # fmt: skip
+    return [predictor, transformer]
+
+
+def port_in_use(port: int) -> bool:
+    """True if something already listens on ``port`` (KServe binds all interfaces)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return True
+    return False
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if ``audioguard serve`` itself is killed (Linux)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start(service: Service) -> None:
+    # Own process group: a terminal's Ctrl-C reaches only this supervisor,
+    # which then stops each server exactly once (a second SIGINT makes
+    # uvicorn skip its graceful shutdown).
+    # TensorFlow's C++ start-up chatter hides the banner; the operator can still raise it.
+    env = {**os.environ}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    service.process = subprocess.Popen(service.command, process_group=0, preexec_fn=_die_with_parent, env=env)
+
+
+def stop(services: Sequence[Service], grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM every running service, then SIGKILL whatever is left after the grace."""
+    running = [s.process for s in services if s.process is not None and s.process.poll() is None]
+    for process in running:
+        process.terminate()
+    deadline = time.monotonic() + grace_seconds
+    for process in running:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def is_ready(service: Service) -> bool:
+    try:
+        return requests.get(service.ready_url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def first_exit(services: Sequence[Service]) -> Service | None:
+    return next((s for s in services if s.exited() is not None), None)
+
+
+def wait_until_ready(services: Sequence[Service], stopping: threading.Event, timeout: float) -> str | None:
+    """None once every service is ready, else why not (a death, a signal, the timeout)."""
+    deadline = time.monotonic() + timeout
+    pending = list(services)
+    while pending:
+        dead = first_exit(services)
+        if dead is not None:
+            return f"the {dead.name} exited with code {dead.exited()} while starting"
+        if stopping.is_set():
+            return "stopped before the services were ready"
+        if time.monotonic() > deadline:
+            return f"the services were not ready after {timeout:g} s"
+        pending = [s for s in pending if not is_ready(s)]
+        if pending:
+            stopping.wait(READY_POLL_SECONDS)
+    return None
+
+
+def banner(args: argparse.Namespace, services: Sequence[Service]) -> str:
+    base = f"http://{LOOPBACK}:{args.http_port}"
+    pids = ", ".join(f"{s.name} pid {s.process.pid}" for s in services if s.process is not None)
+    return "\n".join(
+        [
+            f"audioguard is ready ({pids})",
+            f"  v2 REST : {base}/v2/models/{args.model_name}/infer",
+            f"  v2 gRPC : {LOOPBACK}:{args.grpc_port}",
+            f"  SIFIS   : {base}/model/predict/{{audio_file}}/{{method}}/"
+            "{requestor_id}/{requestor_type}/{request_id}",
+            f"  predictor: http://{LOOPBACK}:{args.predictor_http_port} "
+            f"(gRPC {LOOPBACK}:{args.predictor_grpc_port})",
+            "Press Ctrl-C to stop.",
+        ]
+    )
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run both services until Ctrl-C / SIGTERM; non-zero if one of them fails."""
+    args, transformer_extra = build_parser().parse_known_args(list(argv))
+    ports = (args.http_port, args.grpc_port, args.predictor_http_port, args.predictor_grpc_port)
+    if len(set(ports)) != len(ports):
+        print(f"error: the four ports must differ, got {ports}", file=sys.stderr)
+        return 2
+    busy = [port for port in ports if port_in_use(port)]
+    if busy:
+        print(f"error: port(s) {', '.join(map(str, busy))} already in use", file=sys.stderr)
+        return 2
+
+    stopping = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    services = service_commands(args, transformer_extra)
+    try:
+        for service in services:
+            start(service)
+        problem = wait_until_ready(services, stopping, args.startup_timeout_seconds)
+        if problem is not None:
+            print(f"error: {problem}", file=sys.stderr)
+            return 0 if stopping.is_set() and first_exit(services) is None else 1
+        print(banner(args, services), flush=True)
+        while not stopping.is_set():
+            dead = first_exit(services)
+            if dead is not None:
+                print(f"error: the {dead.name} exited with code {dead.exited()}", file=sys.stderr)
+                return 1
+            stopping.wait(READY_POLL_SECONDS)
+        return 0
+    finally:
+        stop(services)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,285 @@
+"""The one-machine mode: ``audioguard serve``, ``audioguard client`` and ``scripts/run.sh``.
+
+Real processes: the supervisor starts the real predictor and transformer on
+free loopback ports; Ctrl-C is a SIGINT to the supervisor's process group, as
+a terminal sends it. Answers are compared with the in-process chain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import soundfile as sf
+
+from audioguard import local
+from audioguard.offline import OfflineClassifier
+from tests.serverutil import PROJECT_ROOT, free_port, service_env
+
+MODEL = "audioguard"
+START_TIMEOUT_S = 300.0
+STOP_TIMEOUT_S = 60.0
+ATOL = 1e-4
+BANNER = re.compile(r"audioguard is ready \(predictor pid (\d+), transformer pid (\d+)\)")
+
+
+def wav_file(path: Path, seed: int, seconds: float = 3.0) -> bytes:
+    """Write a distinct synthetic recording to ``path``; return its bytes."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    samples = 0.3 * np.sin(2 * np.pi * rng.uniform(200, 4000) * t) + 0.1 * rng.standard_normal(t.size)
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(samples, -1, 1), 16000, format="WAV", subtype="PCM_16")
+    path.write_bytes(buffer.getvalue())
+    return buffer.getvalue()
+
+
+def alive(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class Supervisor:
+    """A running ``audioguard serve`` (or ``scripts/run.sh``) and its two children."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    ports: dict[str, int]
+    child_pids: tuple[int, int] = (0, 0)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['http_port']}"
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_banner(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            match = BANNER.search(self.text())
+            if match:
+                self.child_pids = (int(match.group(1)), int(match.group(2)))
+                return
+            if self.process.poll() is not None:
+                pytest.fail(f"serve exited with {self.process.returncode}:\n{self.text()[-4000:]}")
+            time.sleep(0.2)
+        pytest.fail(f"serve printed no banner within {START_TIMEOUT_S:.0f} s:\n{self.text()[-4000:]}")
+
+    def interrupt(self) -> int:
+        """Ctrl-C: SIGINT to the supervisor's process group; return its exit code."""
+        os.killpg(self.process.pid, signal.SIGINT)
+        return self.process.wait(STOP_TIMEOUT_S)
+
+    def kill_everything(self) -> None:
+        for pid in (self.process.pid, *self.child_pids):
+            if pid and alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(10)
+
+
+def free_ports() -> dict[str, int]:
+    names = ("http_port", "grpc_port", "predictor_http_port", "predictor_grpc_port")
+    ports: dict[str, int] = {}
+    while len(set(ports.values())) < len(names):
+        ports = {name: free_port() for name in names}
+    return ports
+
+
+@contextlib.contextmanager
+def supervisor(command: Sequence[str], log: Path, env: dict[str, str] | None = None) -> Iterator[Supervisor]:
+    """Start ``command`` + port flags in its own session; always leave no process behind."""
+    ports = free_ports()
+    flags = [item for name, port in ports.items() for item in (f"--{name}", str(port))]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*command, *flags],
+            cwd=PROJECT_ROOT,
+            env=service_env(env),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    running = Supervisor(process, log, ports)
+    try:
+        yield running
+    finally:
+        running.kill_everything()
+
+
+def assert_stopped_cleanly(running: Supervisor, code: int) -> None:
+    assert code == 0, running.text()[-4000:]
+    for pid in running.child_pids:
+        assert not alive(pid), f"child {pid} is still running after Ctrl-C"
+    for port in running.ports.values():
+        assert not listening(port), f"port {port} still answers after Ctrl-C"
+    # both servers ran their graceful shutdown (not killed by the supervisor's grace timeout)
+    assert running.text().count("Application shutdown complete") == 2
+
+
+def run_client(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "audioguard.cli", "client", *args],
+        cwd=PROJECT_ROOT,
+        env=service_env(None),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def reference(synthetic_model_dir: Path) -> OfflineClassifier:
+    return OfflineClassifier.from_model_dir(synthetic_model_dir)
+
+
+# --- fast: the command lines ------------------------------------------------------------------
+
+
+def flag_values(command: Sequence[str]) -> dict[str, str | None]:
+    """``--flag value`` pairs of a command line (None for a flag without a value)."""
+    values: dict[str, str | None] = {}
+    for position, token in enumerate(command):
+        if token.startswith("--"):
+            following = command[position + 1] if position + 1 < len(command) else "--"
+            values[token] = None if following.startswith("--") else following
+    return values
+
+
+def test_defaults_put_the_sifis_endpoint_on_port_5000_and_link_the_services() -> None:
+    args, extra = local.build_parser().parse_known_args(["--privacy_minimum", "scramble"])
+    predictor, transformer = local.service_commands(args, extra)
+    assert args.http_port == 5000
+    assert transformer.command[1:3] == ["-m", "transformer"] and predictor.command[1:3] == ["-m", "predictor"]
+    flags = flag_values(transformer.command)
+    assert flags["--http_port"] == "5000"
+    assert flags["--predictor_host"] == f"127.0.0.1:{args.predictor_grpc_port}"
+    assert flags["--predictor_protocol"] == "grpc-v2"
+    assert flags["--privacy_minimum"] == "scramble"  # unknown flags reach the transformer
+    assert flags["--enable_predictor_health_check"] is None
+    predictor_flags = flag_values(predictor.command)
+    assert predictor_flags["--model_name"] == flags["--model_name"]  # KServe calls under its own name
+    assert predictor_flags["--grpc_port"] == str(args.predictor_grpc_port)
+
+
+def test_rest_forwarding_points_at_the_predictor_http_port() -> None:
+    args, extra = local.build_parser().parse_known_args(["--predictor_protocol", "v2"])
+    _, transformer = local.service_commands(args, extra)
+    assert flag_values(transformer.command)["--predictor_host"] == f"127.0.0.1:{args.predictor_http_port}"
+
+
+# --- slow: real processes ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_serve_answers_sifis_and_client_then_stops_both_on_ctrl_c(
+    synthetic_model_dir: Path, reference: OfflineClassifier, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-m", "audioguard.cli", "serve", "--model_dir", str(synthetic_model_dir)]
+    with supervisor(command, tmp_path / "serve.log") as running:
+        running.wait_for_banner()
+        assert all(alive(pid) for pid in running.child_pids)
+
+        # the Analytics-API's request on the configured SIFIS port
+        first = wav_file(tmp_path / "first.wav", seed=1)
+        response = requests.post(
+            f"{running.url}/model/predict/anonymized_audio/nothing/nssd/NSSD/r1",
+            files={"audio": ("sample1.wav", first, "audio/wav")},
+            timeout=120,
+        )
+        assert response.status_code == 200, response.text
+        expected_first = reference.classify(first, top_k=5)
+        assert [p["label"] for p in response.json()["predictions"]] == [
+            p["label"] for p in expected_first.top
+        ]
+
+        # audioguard client over REST: one JSON line per file, each its own answer
+        second = wav_file(tmp_path / "second.wav", seed=2, seconds=4.0)
+        finished = run_client(
+            "--url", running.url, "--json", str(tmp_path / "first.wav"), str(tmp_path / "second.wav")
+        )
+        assert finished.returncode == 0, finished.stderr
+        lines = [json.loads(line) for line in finished.stdout.splitlines()]
+        assert [line["file"] for line in lines] == [str(tmp_path / "first.wav"), str(tmp_path / "second.wav")]
+        for line, audio in zip(lines, (first, second), strict=True):
+            expected = reference.classify(audio, top_k=5)
+            assert [p["label"] for p in line["windows"][0]["top"]] == [p["label"] for p in expected.top]
+            np.testing.assert_allclose(
+                [p["probability"] for p in line["windows"][0]["top"]],
+                [p["probability"] for p in expected.top],
+                atol=ATOL,
+            )
+
+        # audioguard client over gRPC, table output
+        grpc_address = f"127.0.0.1:{running.ports['grpc_port']}"
+        finished = run_client(
+            "--grpc", "--url", grpc_address, "--privacy", "scramble", str(tmp_path / "second.wav")
+        )
+        assert finished.returncode == 0, finished.stderr
+        assert "(privacy applied: scramble)" in finished.stdout
+        assert re.search(r"0\.00-\s+[\d.]+ s  \S", finished.stdout)
+
+        # a file that is not audio: the error is printed, the exit code says so
+        (tmp_path / "notes.txt").write_text("not audio")
+        finished = run_client("--url", running.url, str(tmp_path / "notes.txt"))
+        assert finished.returncode == 1
+        assert "400" in finished.stderr and "notes.txt" in finished.stderr
+
+        assert_stopped_cleanly(running, running.interrupt())
+
+
+@pytest.mark.slow
+def test_run_script_serves_and_stops_on_ctrl_c(synthetic_model_dir: Path, tmp_path: Path) -> None:
+    """The README's main command with an existing model directory."""
+    with supervisor(
+        ["bash", "scripts/run.sh"], tmp_path / "run.log", env={"MODEL_DIR": str(synthetic_model_dir)}
+    ) as running:
+        running.wait_for_banner()
+        assert requests.get(f"{running.url}/v2/health/ready", timeout=10).status_code == 200
+        metadata = requests.get(f"{running.url}/v2/models/{MODEL}", timeout=10).json()
+        if not metadata["parameters"]["weights_official"]:
+            assert "are not the official weights" in running.text()
+        assert_stopped_cleanly(running, running.interrupt())
+
+
+@pytest.mark.slow
+def test_serve_without_weights_fails_and_leaves_nothing_running(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "audioguard.cli", "serve", "--model_dir", str(tmp_path / "empty")]
+    with supervisor(command, tmp_path / "serve.log") as running:
+        code = running.process.wait(START_TIMEOUT_S)
+        assert code == 1
+        assert re.search(
+            r"error: the (predictor|transformer) exited with code \d+ while starting", running.text()
+        )
+        assert "audioguard weights" in running.text()  # the child's message says how to get weights
+        for port in running.ports.values():
+            assert not listening(port)
