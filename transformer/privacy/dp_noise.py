@@ -53,8 +53,10 @@ def laplace_noise(
     peak = float(np.max(np.abs(samples))) if samples.size else 0.0
     if peak == 0.0:
         return samples.copy()
-    scale = params["sensitivity"] / params["epsilon"]
-    noisy = samples / peak + rng.laplace(scale, samples.shape[0])
+    noisy = rng.laplace(params["sensitivity"] / params["epsilon"], samples.shape[0])
+    noisy += samples / peak
     if "lowpass_hz" in params:
         noisy = _lowpass(noisy, params["lowpass_hz"], sample_rate)
-    return peak * np.clip(noisy, -1.0, 1.0)
+    np.clip(noisy, -1.0, 1.0, out=noisy)
+    noisy *= peak
+    return noisy

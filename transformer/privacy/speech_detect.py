@@ -29,7 +29,7 @@ from functools import cache
 import numpy as np
 
 from transformer.privacy.smoothing import moving_average
-from transformer.privacy.stft import sqrt_hann
+from transformer.privacy.stft import FrameGrid, sqrt_hann
 
 SPEECH_BAND_HZ = (300.0, 3400.0)
 PITCH_BAND_HZ = (80.0, 1000.0)
@@ -54,6 +54,9 @@ MODULATION_SLOW_SECONDS = 0.3
 MODULATION_FAST_SECONDS = 0.05
 MODULATION_WINDOW_SECONDS = 1.0
 MIN_MODULATION_DB = 4.0
+
+#: Frames analysed at once (~33 s at a 16-ms hop): bounds the memory of long clips.
+FRAME_BATCH = 2048
 
 
 @dataclass(frozen=True)
@@ -174,12 +177,21 @@ def _syllabic_modulation(sub_band_energy: np.ndarray, frames_per_second: float) 
     return rms.max(axis=1)
 
 
-def frame_cues(padded: np.ndarray, sample_rate: int) -> FrameCues:
-    """Speech cues of a clip's frames.
+@dataclass(frozen=True)
+class FrameFeatures:
+    """What one batch of frames contributes to the cues: each (frames,) or (frames, bands)."""
+
+    level_dbfs: np.ndarray
+    voiced_candidate: np.ndarray
+    sub_band_energy: np.ndarray
+
+
+def frame_features(padded: np.ndarray, sample_rate: int) -> FrameFeatures:
+    """Per-frame measurements that need no context from other frames.
 
     Args:
         padded: ``padded_spectrum(frames)`` of (num_frames, frame) windowed
-            frames at ``sample_rate``, hop = frame / 2.
+            frames at ``sample_rate``.
     """
     frame = padded.shape[1] - 1
     spectrum = padded[:, ::2]
@@ -199,20 +211,40 @@ def frame_cues(padded: np.ndarray, sample_rate: int) -> FrameCues:
     # Mean square of each frame (Parseval on the one-sided spectrum) relative to
     # a full-scale sine through the window (mean square 0.25).
     mean_square = (2.0 * power.sum(axis=1) - power[:, 0] - power[:, -1]) / frame**2
-    level_dbfs = 10.0 * np.log10(mean_square / 0.25 + 1e-30)
-    loud = (level_dbfs > level_dbfs.max() - LOUDNESS_RANGE_DB) & (level_dbfs > ABSOLUTE_FLOOR_DBFS)
-    voiced = (
-        loud
-        & speech_pitch
-        & (harmonicity >= MIN_HARMONICITY)
-        & (tonal_fraction < MAX_TONAL_FRACTION)
-        & (band_energy / total > MIN_SPEECH_BAND_FRACTION)
+    edges = np.array([bin_index(hertz) for hertz in MODULATION_BANDS_HZ])
+    return FrameFeatures(
+        level_dbfs=10.0 * np.log10(mean_square / 0.25 + 1e-30),
+        voiced_candidate=(
+            speech_pitch
+            & (harmonicity >= MIN_HARMONICITY)
+            & (tonal_fraction < MAX_TONAL_FRACTION)
+            & (band_energy / total > MIN_SPEECH_BAND_FRACTION)
+        ),
+        sub_band_energy=np.add.reduceat(power[:, edges[0] : edges[-1]], edges[:-1] - edges[0], axis=1),
     )
 
-    edges = np.array([bin_index(hertz) for hertz in MODULATION_BANDS_HZ])
-    sub_band_energy = np.add.reduceat(power[:, edges[0] : edges[-1]], edges[:-1] - edges[0], axis=1)
-    modulation_db = _syllabic_modulation(sub_band_energy, sample_rate / (frame // 2))
-    return FrameCues(level_dbfs=level_dbfs, voiced=voiced, modulation_db=modulation_db)
+
+def frame_cues(grid: FrameGrid, padded_samples: np.ndarray, sample_rate: int) -> FrameCues:
+    """Speech cues of every frame of a clip, computed ``FRAME_BATCH`` frames at a time.
+
+    Args:
+        grid: the clip's frame grid (hop = frame / 2).
+        padded_samples: ``grid.pad(samples)``.
+    """
+    batches = [
+        frame_features(padded_spectrum(grid.frames(padded_samples, np.arange(start, stop))), sample_rate)
+        for start in range(0, grid.num_frames, FRAME_BATCH)
+        for stop in [min(start + FRAME_BATCH, grid.num_frames)]
+    ]
+    level_dbfs = np.concatenate([batch.level_dbfs for batch in batches])
+    # Loudness is judged against the whole clip's loudest frame.
+    loud = (level_dbfs > level_dbfs.max() - LOUDNESS_RANGE_DB) & (level_dbfs > ABSOLUTE_FLOOR_DBFS)
+    sub_band_energy = np.concatenate([batch.sub_band_energy for batch in batches])
+    return FrameCues(
+        level_dbfs=level_dbfs,
+        voiced=loud & np.concatenate([batch.voiced_candidate for batch in batches]),
+        modulation_db=_syllabic_modulation(sub_band_energy, sample_rate / grid.hop),
+    )
 
 
 def speech_frames(cues: FrameCues, frames_per_second: float) -> np.ndarray:

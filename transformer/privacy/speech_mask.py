@@ -33,34 +33,44 @@ import numpy as np
 
 from transformer.privacy.randomness import PrivacyRandom
 from transformer.privacy.smoothing import dilate, moving_average
-from transformer.privacy.speech_detect import frame_cues, padded_spectrum, speech_frames
-from transformer.privacy.stft import frame_grid
+from transformer.privacy.speech_detect import FRAME_BATCH, frame_cues, speech_frames
+from transformer.privacy.stft import FrameGrid, frame_grid
 
 ENVELOPE_BANDWIDTH_HZ = 400.0
 EDGE_SECONDS = 0.05
 
 
-def speech_weights(padded: np.ndarray, sample_rate: int, margin_ms: float) -> np.ndarray:
-    """(num_frames,) float64 in [0, 1]: how much of each STFT frame is replaced.
-
-    Args:
-        padded: ``padded_spectrum(frames)`` of windowed frames at hop frame / 2.
-    """
-    frames_per_second = sample_rate / ((padded.shape[1] - 1) // 2)
-    speech = speech_frames(frame_cues(padded, sample_rate), frames_per_second)
+def _weights(grid: FrameGrid, padded_samples: np.ndarray, sample_rate: int, margin_ms: float) -> np.ndarray:
+    frames_per_second = sample_rate / grid.hop
+    speech = speech_frames(frame_cues(grid, padded_samples, sample_rate), frames_per_second)
     if not speech.any():
-        return np.zeros(padded.shape[0])
+        return np.zeros(grid.num_frames)
     region = dilate(speech, round(margin_ms / 1000.0 * frames_per_second))
     return moving_average(region.astype(np.float64), round(EDGE_SECONDS * frames_per_second))
 
 
-def _shuffled_block_order(frame_indices: np.ndarray, block: int, rng: PrivacyRandom) -> np.ndarray:
-    """``frame_indices`` cut into runs of ``block`` and put back in random order."""
-    num_blocks = -(-frame_indices.size // block)
+def speech_weights(samples: np.ndarray, sample_rate: int, margin_ms: float) -> np.ndarray:
+    """(num_frames,) float64 in [0, 1]: how much of each STFT frame ``mask_speech`` replaces.
+
+    Args:
+        samples: (n,) float64 waveform; frames as ``frame_grid(n, sample_rate)``.
+    """
+    grid = frame_grid(samples.shape[0], sample_rate)
+    return _weights(grid, grid.pad(samples), sample_rate, margin_ms)
+
+
+def _shuffled_block_order(count: int, block: int, rng: PrivacyRandom) -> np.ndarray:
+    """(count,) positions ``0..count-1`` cut into runs of ``block`` put back in random order."""
+    num_blocks = -(-count // block)
     padded = np.full(num_blocks * block, -1)
-    padded[: frame_indices.size] = frame_indices
+    padded[:count] = np.arange(count)
     shuffled = padded.reshape(num_blocks, block)[rng.permutation(num_blocks)].reshape(-1)
     return shuffled[shuffled >= 0]
+
+
+def _spectra(grid: FrameGrid, padded_samples: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(len(rows), frame // 2 + 1) complex spectra of some frames."""
+    return np.fft.rfft(grid.frames(padded_samples, rows), axis=1)
 
 
 def mask_speech(
@@ -71,6 +81,10 @@ def mask_speech(
 ) -> np.ndarray:
     """Replace the speech regions of ``samples`` by block-shuffled, envelope-shaped noise.
 
+    Frames are processed ``FRAME_BATCH`` at a time, so the memory beyond the
+    output stays bounded (plus a float32 envelope per replaced frame) however
+    long the clip.
+
     Args:
         samples: (n,) float64 waveform.
         params: ``block_ms`` and ``margin_ms``.
@@ -79,22 +93,30 @@ def mask_speech(
         (n,) float64; an exact copy of the input when no speech is found.
     """
     grid = frame_grid(samples.shape[0], sample_rate)
-    padded = padded_spectrum(grid.frames(samples))
-    weight = speech_weights(padded, sample_rate, params["margin_ms"])
+    padded_samples = grid.pad(samples)
+    weight = _weights(grid, padded_samples, sample_rate, params["margin_ms"])
     replaced = np.flatnonzero(weight > 0.0)
     if replaced.size == 0:
         return samples.copy()
 
-    spectrum = padded[:, ::2]
-    power = spectrum.real**2 + spectrum.imag**2
-    envelope = moving_average(power, round(ENVELOPE_BANDWIDTH_HZ * grid.frame / sample_rate), axis=1)
+    smoothing = round(ENVELOPE_BANDWIDTH_HZ * grid.frame / sample_rate)
+    envelopes = np.empty((replaced.size, grid.frame // 2 + 1), dtype=np.float32)
+    for start in range(0, replaced.size, FRAME_BATCH):
+        spectrum = _spectra(grid, padded_samples, replaced[start : start + FRAME_BATCH])
+        power = spectrum.real**2 + spectrum.imag**2
+        envelopes[start : start + FRAME_BATCH] = moving_average(power, smoothing, axis=1)
+
     block = max(1, round(params["block_ms"] / 1000.0 * sample_rate / grid.hop))
-    shuffled_envelope = envelope[_shuffled_block_order(replaced, block, rng)]
-    # Circular complex Gaussian noise with E|N|^2 = 1 per bin, scaled to the
-    # envelope's power: what white noise through the same window would give.
-    shape = shuffled_envelope.shape
-    noise = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2.0)
-    replacement = noise * np.sqrt(shuffled_envelope)
-    # Only the replaced frames change: add their difference to an exact copy.
-    difference = (replacement - spectrum[replaced]) * weight[replaced, None]
-    return samples + grid.overlap_add(difference, replaced)
+    source = _shuffled_block_order(replaced.size, block, rng)
+    out = padded_samples.copy()
+    for start in range(0, replaced.size, FRAME_BATCH):
+        rows = replaced[start : start + FRAME_BATCH]
+        # Circular complex Gaussian noise with E|N|^2 = 1 per bin, scaled to the
+        # envelope's power: what white noise through the same window would give.
+        shape = (rows.size, envelopes.shape[1])
+        noise = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2.0)
+        replacement = noise * np.sqrt(envelopes[source[start : start + FRAME_BATCH]].astype(np.float64))
+        # Only the replaced frames change: add their difference to an exact copy.
+        difference = (replacement - _spectra(grid, padded_samples, rows)) * weight[rows, None]
+        grid.overlap_add_into(out, difference, rows)
+    return grid.unpad(out)
