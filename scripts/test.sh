@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
 bash scripts/install-deploy-tools.sh
 export PATH="$PWD/.cache/bin:$HOME/go/bin:$PATH"
+export AUDIOGUARD_REQUIRE_DEPLOY_TOOLS=1
 .venv/bin/ruff check .
 .venv/bin/mypy transformer predictor audioguard
 .venv/bin/pytest -ra --durations=15 "$@"

@@ -1,0 +1,218 @@
+{{/* Name of the InferenceService and prefix of every object. */}}
+{{- define "audioguard.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 45 | trimSuffix "-" -}}
+{{- else if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 45 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 45 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels on every object this chart creates. */}}
+{{- define "audioguard.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "audioguard.hasTransformer" -}}
+{{- if ne .Values.topology "predictor-only" }}true{{ end -}}
+{{- end -}}
+
+{{- define "audioguard.hasPredictor" -}}
+{{- if ne .Values.topology "transformer-only" }}true{{ end -}}
+{{- end -}}
+
+{{/*
+Pod labels selecting one component ("transformer" or "predictor"): the labels KServe itself puts
+on InferenceService pods, or the edge Deployment's labels in the transformer-only topology.
+Call as (include "audioguard.selector" (list $ "transformer")).
+*/}}
+{{- define "audioguard.selector" -}}
+{{- $root := index . 0 -}}
+{{- $component := index . 1 -}}
+{{- if and (eq $component "transformer") (eq $root.Values.topology "transformer-only") -}}
+app.kubernetes.io/name: {{ $root.Chart.Name }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: transformer
+{{- else -}}
+serving.kserve.io/inferenceservice: {{ include "audioguard.fullname" $root }}
+component: {{ $component }}
+{{- end -}}
+{{- end -}}
+
+{{- define "audioguard.image" -}}
+{{- printf "%s:%s" .repository .tag -}}
+{{- end -}}
+
+{{/* Pod-level security context (both components, the edge Deployment and the weights Job). */}}
+{{- define "audioguard.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+fsGroup: {{ .Values.securityContext.fsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Container-level security context: read-only root, no privilege escalation, no capabilities. */}}
+{{- define "audioguard.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/*
+The transformer's command-line flags: exactly Dockerfile.transformer's CMD (a manifest's args
+replace CMD, and KServe appends --predictor_host only when it is absent).
+*/}}
+{{- define "audioguard.transformerArgs" -}}
+- --model_name
+- {{ .Values.modelName }}
+- --model_dir
+- /mnt/models
+- --http_port
+- "8080"
+- --grpc_port
+- "8081"
+- --workers
+- "1"
+- --predictor_protocol
+- grpc-v2
+- --enable_predictor_health_check
+{{- end -}}
+
+{{/* The predictor's flags: exactly Dockerfile.predictor's CMD. */}}
+{{- define "audioguard.predictorArgs" -}}
+- --model_name
+- {{ .Values.modelName }}
+- --model_dir
+- /mnt/models
+- --http_port
+- "8080"
+- --grpc_port
+- "8081"
+{{- end -}}
+
+{{- define "audioguard.transformerProbes" -}}
+readinessProbe:
+  httpGet:
+    path: /v2/health/ready
+    port: 8080
+  periodSeconds: 10
+  timeoutSeconds: 5
+  failureThreshold: 3
+livenessProbe:
+  httpGet:
+    path: /v2/health/live
+    port: 8080
+  initialDelaySeconds: 30
+  periodSeconds: 10
+  timeoutSeconds: 5
+  failureThreshold: 6
+{{- end -}}
+
+{{/*
+Predictor probes. Knative allows one port per container and probes only on it: the predictor
+serves gRPC (h2c) there, so the probes are TCP on 8081. In Standard mode the HTTP health routes
+on 8080 are reachable and used.
+*/}}
+{{- define "audioguard.predictorProbes" -}}
+{{- if eq .Values.deploymentMode "Knative" -}}
+readinessProbe:
+  tcpSocket:
+    port: 8081
+  periodSeconds: 10
+  timeoutSeconds: 5
+  failureThreshold: 3
+livenessProbe:
+  tcpSocket:
+    port: 8081
+  initialDelaySeconds: 30
+  periodSeconds: 10
+  timeoutSeconds: 5
+  failureThreshold: 6
+{{- else -}}
+readinessProbe:
+  httpGet:
+    path: /v2/health/ready
+    port: 8080
+  periodSeconds: 10
+  timeoutSeconds: 5
+  failureThreshold: 3
+livenessProbe:
+  httpGet:
+    path: /v2/health/live
+    port: 8080
+  initialDelaySeconds: 30
+  periodSeconds: 10
+  timeoutSeconds: 5
+  failureThreshold: 6
+{{- end }}
+{{- end -}}
+
+{{/* Environment shared by the transformer in every topology (settings come from the ConfigMap). */}}
+{{- define "audioguard.transformerEnvFrom" -}}
+- configMapRef:
+    name: {{ include "audioguard.fullname" . }}-transformer
+{{- if or .Values.dht.url .Values.dht.existingSecret }}
+- secretRef:
+    name: {{ .Values.dht.existingSecret | default (printf "%s-dht" (include "audioguard.fullname" .)) }}
+{{- end }}
+{{- end -}}
+
+{{- define "audioguard.transformerVolumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: outbox
+  mountPath: /var/lib/audioguard
+{{- if .Values.settings.anomalyGroups }}
+- name: anomaly-groups
+  mountPath: /etc/audioguard
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* /tmp lives in memory: nothing the transformer handles (audio included) touches a disk. */}}
+{{- define "audioguard.transformerVolumes" -}}
+- name: tmp
+  emptyDir:
+    medium: Memory
+    sizeLimit: 128Mi
+- name: outbox
+{{- if .Values.outbox.persistence }}
+  persistentVolumeClaim:
+    claimName: {{ include "audioguard.fullname" . }}-outbox
+{{- else }}
+  emptyDir:
+    sizeLimit: {{ .Values.outbox.size }}
+{{- end }}
+{{- if .Values.settings.anomalyGroups }}
+- name: anomaly-groups
+  configMap:
+    name: {{ include "audioguard.fullname" . }}-anomaly-groups
+{{- end }}
+{{- end -}}
+
+{{/* Checks that JSON schema cannot express (they relate two values). */}}
+{{- define "audioguard.validate" -}}
+{{- range $component := list "transformer" "predictor" }}
+{{- $spec := index $.Values $component }}
+{{- if lt (int $spec.maxReplicas) (int $spec.minReplicas) }}
+{{- fail (printf "%s.maxReplicas (%d) must be at least %s.minReplicas (%d)" $component (int $spec.maxReplicas) $component (int $spec.minReplicas)) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.models.download.enabled (ne (printf "pvc://%s/" .Values.models.download.claimName) .Values.models.storageUri) }}
+{{- fail (printf "models.download fills the claim %s: set models.storageUri to pvc://%s/" .Values.models.download.claimName .Values.models.download.claimName) }}
+{{- end }}
+{{- end -}}

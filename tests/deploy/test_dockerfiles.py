@@ -1,0 +1,258 @@
+"""Dockerfile.transformer and Dockerfile.predictor, checked without a Docker engine."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from tests.deploy.dockerfile import Dockerfile, Stage, healthcheck_command, read_dockerfile
+from tests.deploy.dockerignore import context_files, read_rules
+from tests.deploy.policy import TRANSFORMER_FLAGS
+from tests.deploy.tools import MANIFESTS, REPO
+from tests.deploy.workloads import flag_values
+
+SERVICES = ("transformer", "predictor")
+SLIM_PYTHON_311 = re.compile(r"python:3\.11(\.\d+)?-slim(-[a-z]+)?(@sha256:[0-9a-f]{64})?")
+COMPILERS = re.compile(r"\b(gcc|g\+\+|cc|c\+\+|clang|build-essential|make|cmake|gfortran|rustc|cargo)\b")
+#: What each image may take from the build context (besides nothing else).
+SHARED_SOURCES = {"requirements.lock", "pyproject.toml", "audioguard/"}
+
+
+def dockerfile(service: str) -> Dockerfile:
+    return read_dockerfile(REPO / f"Dockerfile.{service}")
+
+
+def expand(text: str, values: dict[str, str | None]) -> str:
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: values.get(m.group(1) or m.group(2)) or "", text)
+
+
+def cmd_args(service: str) -> list[str]:
+    final = dockerfile(service).final
+    instruction = final.last("CMD")
+    assert instruction is not None
+    return instruction.exec_form()
+
+
+def run_commands(stage: Stage) -> list[str]:
+    return [item.value for item in stage.all("RUN")]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_multi_stage_on_slim_python_311(service: str) -> None:
+    parsed = dockerfile(service)
+    stage_names = {stage.name for stage in parsed.stages}
+    assert len(parsed.stages) >= 2
+    for stage in parsed.stages:
+        base = expand(stage.base, parsed.global_args)
+        assert base in stage_names or SLIM_PYTHON_311.fullmatch(base), f"stage {stage.name}: base {base}"
+    # The runtime starts again from the slim base: nothing of the build stage but what it copies.
+    assert SLIM_PYTHON_311.fullmatch(expand(parsed.final.base, parsed.global_args))
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_installs_exactly_the_locked_requirements(service: str) -> None:
+    parsed = dockerfile(service)
+    installs = [
+        cmd for stage in parsed.stages for cmd in run_commands(stage) if re.search(r"\bpip\b|\buv\b", cmd)
+    ]
+    installs = [cmd for cmd in installs if "install" in cmd]
+    assert len(installs) == 2, installs
+    locked, project = installs
+    for flag in ("--require-hashes", "--no-deps", "--only-binary=:all:", "-r requirements.lock"):
+        assert flag in locked, f"{flag} missing from {locked!r}"
+    # The project itself adds no dependency and fetches nothing (build backend from the lock).
+    for flag in ("--no-deps", "--no-build-isolation", "--no-index"):
+        assert flag in project, f"{flag} missing from {project!r}"
+    assert not any("apt-get install" in cmd for stage in parsed.stages for cmd in run_commands(stage))
+
+
+def _locked_versions() -> dict[str, str]:
+    text = (REPO / "requirements.lock").read_text("utf-8")
+    entries = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[2])
+    versions = {}
+    for entry in entries:
+        head = entry.split("\\", 1)[0].strip()
+        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)(\[[^\]]*\])?==(\S+)", head)
+        assert match, f"unpinned requirement {head!r}"
+        assert "--hash=sha256:" in entry, f"{head} has no hash"
+        versions[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(3)
+    return versions
+
+
+def test_lock_file_pins_every_dependency_with_hashes() -> None:
+    locked = _locked_versions()
+    pyproject = (REPO / "pyproject.toml").read_text("utf-8")
+    block = pyproject.split("dependencies = [", 1)[1].split("]\n", 1)[0]
+    for line in re.findall(r'"([^"]+)"', block):
+        requirement = Requirement(line)
+        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        assert name in locked, f"{name} is not in requirements.lock"
+        assert requirement.specifier.contains(locked[name]), f"{name}=={locked[name]} violates {line}"
+    # The locked build backend lets the image build the project offline (--no-build-isolation).
+    assert "setuptools" in locked
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_copies_only_its_own_package(service: str) -> None:
+    parsed = dockerfile(service)
+    from_context = {
+        source for stage in parsed.stages for copy in stage.copies() if copy.from_stage is None
+        for source in copy.sources
+    }  # fmt: skip
+    assert from_context == SHARED_SOURCES | {f"{service}/"}
+    assert not any(item.keyword == "ADD" for stage in parsed.stages for item in stage.instructions)
+    for source in from_context:
+        assert (REPO / source).exists(), source
+
+
+def test_dockerignore_sends_only_what_the_images_copy() -> None:
+    rules = read_rules((REPO / ".dockerignore").read_text("utf-8"))
+    sent = set(context_files(REPO, rules, frozenset({".git", ".venv", ".cache", "node_modules"})))
+    allowed_roots = SHARED_SOURCES | {f"{service}/" for service in SERVICES}
+    for path in sent:
+        assert path in allowed_roots or any(
+            path.startswith(root) for root in allowed_roots if root.endswith("/")
+        )
+        assert "__pycache__" not in path and not path.endswith((".pyc", ".h5", ".ckpt", ".npz", ".sqlite3"))
+    for package in ("audioguard", "transformer", "predictor"):
+        modules = {p.relative_to(REPO).as_posix() for p in (REPO / package).rglob("*.py")}
+        modules = {m for m in modules if "__pycache__" not in m}
+        assert modules <= sent, f"{package}: missing {sorted(modules - sent)[:5]}"
+    assert "transformer/data/class_labels_indices.csv" in sent
+    assert {"requirements.lock", "pyproject.toml"} <= sent
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_runs_as_non_root_without_compilers(service: str) -> None:
+    final = dockerfile(service).final
+    user = final.last("USER")
+    assert user is not None
+    uid = user.value.split(":")[0]
+    assert uid.isdigit() and int(uid) > 0, user.value
+    for command in run_commands(final):
+        assert not COMPILERS.search(command), command
+    # Only the finished venv (and optional model files) come over from the build stages.
+    copied = {(copy.from_stage, source) for copy in final.copies() for source in copy.sources}
+    assert copied == {("build", "/opt/venv"), ("models", "/models")}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_models_are_not_baked_in_by_default(service: str) -> None:
+    models = dockerfile(service).stage("models")
+    assert models.args() == {"BAKE_MODELS": "false"}
+    (bake,) = run_commands(models)
+    assert '[ "$BAKE_MODELS" = "true" ]' in bake and "audioguard weights download --dest /models" in bake
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_entrypoint_starts_the_service_with_the_manifest_flags(service: str) -> None:
+    final = dockerfile(service).final
+    entrypoint = final.last("ENTRYPOINT")
+    assert entrypoint is not None and entrypoint.exec_form() == ["python", "-m", service]
+    flags = flag_values(cmd_args(service))
+    assert flags["--model_dir"] == "/mnt/models" and flags["--model_name"] == "audioguard"
+    exposed = {int(port) for item in final.all("EXPOSE") for port in item.value.split()}
+    assert {int(str(flags["--http_port"])), int(str(flags["--grpc_port"]))} == exposed
+    if service == "transformer":
+        for flag, value in TRANSFORMER_FLAGS.items():
+            assert flags[flag] == value, flag
+        assert "--enable_predictor_health_check" in flags
+    # A manifest's args replace CMD: the InferenceService repeats it exactly.
+    isvc = yaml.safe_load((MANIFESTS / "base" / "inferenceservice.yaml").read_text("utf-8"))
+    assert isvc["spec"][service]["containers"][0]["args"] == cmd_args(service)
+
+
+#: Run inside a process where the other service's package cannot be imported, as in the image.
+_IMAGE_PROBE = """
+import importlib.abc, json, sys
+
+class NotInImage(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == sys.argv[1]:
+            raise ModuleNotFoundError(f"{name} is not in this image")
+        return None
+
+sys.meta_path.insert(0, NotInImage())
+from audioguard.cli import build_parser as cli_parser
+cli_parser().parse_args(["weights", "download", "--dest", "/models"])
+main = __import__(sys.argv[2] + ".__main__", fromlist=["build_parser"])
+args = main.build_parser().parse_args(json.loads(sys.argv[3]))
+print(json.dumps({key: str(value) for key, value in vars(args).items()}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("service", SERVICES)
+def test_image_packages_start_the_service_with_its_cmd(service: str) -> None:
+    """With only audioguard/ + its own package importable (as in the image), the real parsers
+    (KServe's flags + settings flags) accept the CMD, and `audioguard weights download` loads."""
+    other = next(name for name in SERVICES if name != service)
+    # KServe appends --predictor_host to the transformer's args.
+    extra = ["--predictor_host", "audioguard-predictor.default"] if service == "transformer" else []
+    result = subprocess.run(
+        [sys.executable, "-c", _IMAGE_PROBE, other, service, json.dumps([*cmd_args(service), *extra])],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    args = json.loads(result.stdout.strip().splitlines()[-1])
+    assert args["model_dir"] == "/mnt/models" and args["http_port"] == "8080" and args["grpc_port"] == "8081"
+    if service == "transformer":
+        assert args["workers"] == "1" and args["predictor_protocol"] == "grpc-v2"
+        assert args["enable_predictor_health_check"] == "True"
+
+
+class _Health(BaseHTTPRequestHandler):
+    """200 on the v2 health routes, 503 elsewhere."""
+
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path in ("/v2/health/ready", "/v2/health/live") else 503)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def health_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_healthcheck_probes_the_v2_ready_route(service: str, health_server: str, tmp_path: Path) -> None:
+    final = dockerfile(service).final
+    instruction = final.last("HEALTHCHECK")
+    assert instruction is not None
+    options, command = healthcheck_command(instruction)
+    assert {"interval", "timeout", "start-period", "retries"} <= options.keys()
+    url = final.env()["HEALTHCHECK_URL"]
+    assert url == f"http://127.0.0.1:{flag_values(cmd_args(service))['--http_port']}/v2/health/ready"
+    assert command[0] == "python"
+
+    def healthcheck(target: str) -> int:
+        env = {"HEALTHCHECK_URL": target, "PATH": "/usr/bin:/bin"}
+        result = subprocess.run(
+            [sys.executable, *command[1:]], env=env, cwd=tmp_path, capture_output=True, timeout=30
+        )
+        return result.returncode
+
+    # Run the image's own check: healthy on the ready route, unhealthy on a 503 or no server.
+    assert healthcheck(f"{health_server}/v2/health/ready") == 0
+    assert healthcheck(f"{health_server}/not-ready") != 0

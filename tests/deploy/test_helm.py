@@ -1,0 +1,187 @@
+"""The Helm chart: lint, strict schema validation of every documented variant, values checking."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.deploy.kubeconform import Kubeconform
+from tests.deploy.policy import check_deployment_policy
+from tests.deploy.tools import (
+    CHART,
+    REPO,
+    by_kind_and_name,
+    helm_command,
+    helm_template,
+    helm_template_error,
+    run,
+)
+from tests.deploy.variants import CHART_VARIANTS, CHART_VARIANTS_DIR, render_variant, variant_files
+from tests.deploy.workloads import flag_values
+
+
+def test_every_variant_file_is_listed() -> None:
+    on_disk = {path.name.removesuffix("-values.yaml") for path in CHART_VARIANTS_DIR.glob("*-values.yaml")}
+    assert on_disk == set(CHART_VARIANTS) - {"default"}
+
+
+def test_variants_are_documented() -> None:
+    guide = (REPO / "docs" / "deploy.md").read_text("utf-8")
+    for name in set(CHART_VARIANTS) - {"default"}:
+        assert f"ci/{name}-values.yaml" in guide, f"docs/deploy.md does not mention the {name} variant"
+
+
+@pytest.mark.parametrize("name", sorted(CHART_VARIANTS))
+def test_helm_lint_strict(name: str) -> None:
+    run([*helm_command("lint --strict", values_files=variant_files(name))])
+
+
+@pytest.mark.parametrize("name", sorted(CHART_VARIANTS))
+def test_variant_renders_strictly_valid_objects(name: str, kubeconform: Kubeconform) -> None:
+    rendered = helm_template(values_files=variant_files(name))
+    kubeconform.assert_valid(rendered, expected_kinds=CHART_VARIANTS[name])
+
+
+@pytest.mark.parametrize("name", sorted(CHART_VARIANTS))
+def test_variant_follows_the_deployment_policy(name: str) -> None:
+    check_deployment_policy(render_variant(name))
+
+
+def test_strict_validation_catches_what_helm_lets_through(kubeconform: Kubeconform) -> None:
+    """The validator is not a rubber stamp: an unknown field and the docs' scaleMetric: qps fail."""
+    docs = render_variant("default")
+    isvc = next(doc for doc in docs if doc["kind"] == "InferenceService")
+    isvc["spec"]["transformer"]["scaleMetric"] = "qps"
+    isvc["spec"]["predictor"]["containers"][0]["resource"] = {"limits": {"cpu": "1"}}
+    verdicts = kubeconform.validate(yaml.safe_dump_all(docs))
+    (bad,) = [v for v in verdicts if v.status != "statusValid"]
+    assert bad.kind == "InferenceService"
+    assert "scaleMetric" in bad.message and "resource" in bad.message
+
+
+def test_default_is_knative_full_topology_with_concurrency_autoscaling() -> None:
+    isvc = by_kind_and_name(render_variant("default"))["InferenceService", "audioguard"]
+    assert isvc["metadata"]["annotations"] == {"serving.kserve.io/deploymentMode": "Knative"}
+    assert {isvc["spec"]["transformer"]["scaleMetric"], isvc["spec"]["predictor"]["scaleMetric"]} == {
+        "concurrency"
+    }
+
+
+def test_standard_variant_uses_hpa_on_cpu() -> None:
+    isvc = by_kind_and_name(render_variant("standard"))["InferenceService", "audioguard"]
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "hpa"
+    for component in ("transformer", "predictor"):
+        assert isvc["spec"][component]["scaleMetric"] == "cpu"
+        assert isvc["spec"][component]["scaleTarget"] == 70
+
+
+def test_edge_transformer_calls_the_remote_predictor_over_tls() -> None:
+    values = yaml.safe_load((CHART_VARIANTS_DIR / "edge-transformer-values.yaml").read_text("utf-8"))
+    docs = by_kind_and_name(render_variant("edge-transformer"))
+    deployment = docs["Deployment", "audioguard-transformer"]
+    flags = flag_values(deployment["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert flags["--predictor_host"] == values["edge"]["predictorHost"]
+    assert flags["--predictor_use_ssl"] == "true"
+    service = docs["Service", "audioguard-transformer"]
+    assert service["spec"]["ports"][0]["port"] == 5000 and service["spec"]["type"] == "NodePort"
+    assert docs["Secret", "audioguard-dht"]["stringData"]["AUDIOGUARD_DHT_URL"] == values["dht"]["url"]
+
+
+def test_predictor_only_renders_no_transformer() -> None:
+    docs = render_variant("predictor-only")
+    isvc = by_kind_and_name(docs)["InferenceService", "audioguard"]
+    assert "transformer" not in isvc["spec"]
+    assert not any("AUDIOGUARD_PRIVACY_MINIMUM" in doc.get("data", {}) for doc in docs)
+
+
+def test_site_values_reach_the_transformer_settings() -> None:
+    found = check_deployment_policy(render_variant("site"))
+    env = found["transformer"].env
+    assert env["AUDIOGUARD_PRIVACY_MINIMUM"] == "speech_mask"
+    assert env["AUDIOGUARD_PRIVACY_ENFORCEMENT"] == "reject"
+    assert float(env["AUDIOGUARD_LOUDNESS_GATE_DBFS"]) == -60
+    assert env["AUDIOGUARD_WINDOW_HOP"] == "5"
+    assert env["AUDIOGUARD_DHT_URL"] == "http://sifis-dht.sifis-home.svc.cluster.local:3000"
+
+
+def test_payload_logger_logs_responses_only() -> None:
+    isvc = by_kind_and_name(render_variant("payload-logger"))["InferenceService", "audioguard"]
+    assert isvc["spec"]["transformer"]["logger"]["mode"] == "response"
+    assert (
+        "logger"
+        not in by_kind_and_name(render_variant("default"))["InferenceService", "audioguard"]["spec"][
+            "transformer"
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"transformer": {"minReplicas": 0}}, "minReplicas"),
+        ({"predictor": {"minReplicas": 0}}, "minReplicas"),
+        ({"deploymentMode": "Serverless"}, "deploymentMode"),
+        ({"settings": {"privacyMinimum": "whisper"}}, "privacyMinimum"),
+        ({"transformer": {"logger": {"enabled": True, "mode": "all"}}}, "mode"),
+        ({"topology": "transformer-only"}, "predictorHost"),
+        ({"images": {"transformer": {"tag": ""}}}, "tag"),
+        ({"transformer": {"resources": {"limits": {"memory": "three gigs"}}}}, "memory"),
+        ({"transformer": {"extraEnv": {"PRIVACY_MINIMUM": "none"}}}, "PRIVACY_MINIMUM"),
+        ({"replicas": 3}, "replicas"),
+        ({"models": {"storageUri": "ftp://weights/"}}, "storageUri"),
+    ],
+)
+def test_values_schema_rejects_bad_values(values: dict[str, Any], complaint: str) -> None:
+    message = helm_template_error(values)
+    assert "values don't meet the specifications of the schema" in message, message
+    assert complaint in message, message
+
+
+def test_contradictory_values_fail_with_a_message() -> None:
+    message = helm_template_error({"transformer": {"minReplicas": 3, "maxReplicas": 2}})
+    assert "transformer.maxReplicas (2) must be at least transformer.minReplicas (3)" in message
+    message = helm_template_error(
+        {"models": {"download": {"enabled": True}, "storageUri": "s3://bucket/ag/"}}
+    )
+    assert "pvc://audioguard-models/" in message
+
+
+def _notes(tmp_path: Path, values_files: list[Path]) -> str:
+    """NOTES.txt as `helm install` would print it (helm template skips NOTES: render it as a value)."""
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    shutil.copy(chart / "templates" / "NOTES.txt", chart / "NOTES.txt")
+    (chart / "templates" / "notes-as-value.yaml").write_text(
+        'notes: {{ tpl (.Files.Get "NOTES.txt") . | toJson }}\n', "utf-8"
+    )
+    command = [
+        part if part != CHART else chart for part in helm_command("template", values_files=values_files)
+    ]
+    rendered = run([*command, "--show-only", "templates/notes-as-value.yaml"])
+    notes: str = yaml.safe_load(rendered)["notes"]
+    return notes
+
+
+def test_notes_tell_how_to_call_the_service(tmp_path: Path) -> None:
+    notes = _notes(tmp_path, [])
+    assert "/v2/models/audioguard" in notes
+    assert "/model/predict/" in notes
+    assert "kubectl -n default wait --for=condition=Ready inferenceservice/audioguard" in notes
+    edge_notes = _notes(tmp_path / "edge", variant_files("edge-transformer"))
+    assert "audioguard.audioguard.example.com:443" in edge_notes
+    assert "port-forward service/audioguard-transformer 5000:5000" in edge_notes
+    predictor_notes = _notes(tmp_path / "predictor", variant_files("predictor-only"))
+    assert "jsonpath='{.status.url}'" in predictor_notes and "topology=transformer-only" in predictor_notes
+
+
+def test_values_schema_is_a_closed_json_schema_that_accepts_the_defaults() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text("utf-8"))
+    jsonschema.Draft7Validator.check_schema(schema)
+    jsonschema.validate(yaml.safe_load((CHART / "values.yaml").read_text("utf-8")), schema)
+    assert schema["additionalProperties"] is False

@@ -1,0 +1,73 @@
+"""Every AUDIOGUARD_* variable a deployment file sets is a real settings field.
+
+pydantic-settings ignores unknown variables (``extra="ignore"``), so a typo in a
+manifest would silently leave the default in place; these tests are the guard.
+Sources: the images' ENV, docker-compose.yml, manifests/ (every overlay and
+component), every chart variant, and the variables docs/deploy.md names.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from predictor.settings import PredictorSettings
+from tests.deploy.dockerfile import read_dockerfile
+from tests.deploy.policy import SETTINGS_OF, settings_field, settings_from_env
+from tests.deploy.tools import REPO, documents
+from tests.deploy.variants import CHART_VARIANTS, COMPONENTS, OVERLAYS, kustomize_site, render_variant
+from tests.deploy.workloads import workloads
+from transformer.settings import TransformerSettings
+
+
+def test_a_misspelt_variable_is_caught() -> None:
+    with pytest.raises(AssertionError, match="not a TransformerSettings setting"):
+        settings_field("AUDIOGUARD_PRIVACY_MINIMUN", TransformerSettings)
+    with pytest.raises(AssertionError, match="prefix"):
+        settings_field("AUDIOGUARD_MAX_BATCH_SIZE", PredictorSettings)
+    assert settings_field("AUDIOGUARD_PREDICTOR_MAX_BATCH_SIZE", PredictorSettings) == "max_batch_size"
+
+
+@pytest.mark.parametrize("service", ["transformer", "predictor"])
+def test_image_environment(service: str) -> None:
+    env = read_dockerfile(REPO / f"Dockerfile.{service}").final.env()
+    assert any(name.startswith("AUDIOGUARD_") for name in env)
+    settings = settings_from_env(env, SETTINGS_OF[service])
+    assert str(settings.model_dump()["model_dir"]) == "/mnt/models"
+
+
+def test_compose_environment() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text("utf-8"))
+    for name, service in compose["services"].items():
+        environment = service.get("environment", {})
+        env = {key: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value)) for key, value in environment.items()}
+        settings_cls: type[BaseSettings] = PredictorSettings if name == "predictor" else TransformerSettings
+        settings_from_env(env, settings_cls)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_manifests_environment(overlay: str, tmp_path: Path) -> None:
+    found = workloads(documents(kustomize_site(tmp_path, overlay, COMPONENTS)))
+    for component, workload in found.items():
+        names = [name for name in workload.env if name.startswith("AUDIOGUARD_")]
+        assert names, component
+        settings_from_env(workload.env, SETTINGS_OF[component])
+
+
+@pytest.mark.parametrize("name", sorted(CHART_VARIANTS))
+def test_chart_environment(name: str) -> None:
+    for component, workload in workloads(render_variant(name)).items():
+        settings_from_env(workload.env, SETTINGS_OF[component])
+
+
+def test_documented_variables() -> None:
+    text = (REPO / "docs" / "deploy.md").read_text("utf-8")
+    names = set(re.findall(r"\bAUDIOGUARD_[A-Z0-9_]*[A-Z0-9]\b", text)) - {"AUDIOGUARD_REQUIRE_DEPLOY_TOOLS"}
+    assert names
+    for name in names:
+        settings_cls = PredictorSettings if name.startswith("AUDIOGUARD_PREDICTOR_") else TransformerSettings
+        settings_field(name, settings_cls)
