@@ -88,6 +88,8 @@ def check_threads_match_cpu(workload: Workload) -> None:
 
 
 def check_security(workload: Workload) -> None:
+    # Neither service calls the Kubernetes API: no token in the pod.
+    assert workload.pod.get("automountServiceAccountToken") is False, workload.component
     pod_context = workload.pod["securityContext"]
     assert pod_context["runAsNonRoot"] is True and pod_context["runAsUser"] > 0
     context = workload.container["securityContext"]

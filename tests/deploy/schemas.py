@@ -79,14 +79,14 @@ def object_meta_schema(local_strict_dir: Path) -> dict[str, Any]:
     return _inline_refs(definitions["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"], definitions)
 
 
-def _strict_openapi(node: Any) -> Any:
+def strict_openapi(node: Any) -> Any:
     """OpenAPI v3 (CRD flavour) -> JSON schema that rejects fields the CRD does not list."""
     if isinstance(node, list):
-        return [_strict_openapi(item) for item in node]
+        return [strict_openapi(item) for item in node]
     if not isinstance(node, dict):
         return node
     converted = {
-        key: _strict_openapi(value)
+        key: strict_openapi(value)
         for key, value in node.items()
         if not key.startswith("x-kubernetes") and key != "nullable"
     }
@@ -111,7 +111,7 @@ def crd_json_schemas(crd: Mapping[str, Any], metadata_schema: Mapping[str, Any])
     for version in crd["spec"]["versions"]:
         if not version.get("served", True):
             continue
-        schema = _strict_openapi(copy.deepcopy(version["schema"]["openAPIV3Schema"]))
+        schema = strict_openapi(copy.deepcopy(version["schema"]["openAPIV3Schema"]))
         schema["properties"]["apiVersion"] = {"type": "string", "enum": [f"{group}/{version['name']}"]}
         schema["properties"]["kind"] = {"type": "string", "enum": [kind]}
         schema["properties"]["metadata"] = copy.deepcopy(dict(metadata_schema))

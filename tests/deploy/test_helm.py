@@ -135,6 +135,12 @@ def test_payload_logger_logs_responses_only() -> None:
         ({"transformer": {"extraEnv": {"PRIVACY_MINIMUM": "none"}}}, "PRIVACY_MINIMUM"),
         ({"replicas": 3}, "replicas"),
         ({"models": {"storageUri": "ftp://weights/"}}, "storageUri"),
+        (
+            {"settings": {"anomalyGroups": {"groups": [{"name": "glass_break", "threshold": 1.5}]}}},
+            "threshold",
+        ),
+        ({"settings": {"anomalyGroups": {"groups": [{"name": "x", "members": [527]}]}}}, "members"),
+        ({"settings": {"anomalyGroups": {"group": []}}}, "group"),
     ],
 )
 def test_values_schema_rejects_bad_values(values: dict[str, Any], complaint: str) -> None:

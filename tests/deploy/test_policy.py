@@ -62,6 +62,9 @@ BREAKAGES: dict[str, Callable[[Docs], None]] = {
     "DHT URL in a ConfigMap": lambda d: _config_map(d, "audioguard-transformer").update(
         AUDIOGUARD_DHT_URL="http://dht:3000"
     ),
+    "service account token mounted": lambda d: _isvc(d)["spec"]["predictor"].pop(
+        "automountServiceAccountToken"
+    ),
     "root user": lambda d: _isvc(d)["spec"]["transformer"]["securityContext"].update(runAsNonRoot=False),
     "writable root filesystem": lambda d: _container(d, "predictor")["securityContext"].update(
         readOnlyRootFilesystem=False
