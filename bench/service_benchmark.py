@@ -1,0 +1,390 @@
+"""End-to-end service benchmark: the full HTTP path beside the in-process core, in one run.
+
+Measures, for a 10-s 16 kHz clip (issue: KServe transformer + predictor):
+
+1. the in-process core path (``audioguard.offline``: decode -> log-mel ->
+   VGGish -> PCA -> classifier) with 1 and 2 threads, before and after the
+   server phases (their mean is the reference, so drift on a shared machine
+   shows up as the spread);
+2. the full HTTP path: real ``python -m predictor`` + ``python -m transformer``
+   processes on loopback (gRPC v2 between them, as ``audioguard serve`` runs
+   them), clients posting the clip over v2 REST with the binary extension at
+   concurrency 1, 4 and 16: throughput (audio-seconds per wall-second) and
+   p50/p95 latency;
+3. predictor batching: the same predictor restarted with ``--max_batch_size 1``;
+   full path at concurrency 16 again, and the predictor alone (16 concurrent
+   one-window gRPC requests, windows/s), default batching vs batch size 1.
+
+    python -m bench.service_benchmark --model_dir models [--requests 48] [--json out.json]
+
+Synthetic weights have the official shapes, so they run at the official speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import requests
+import soundfile as sf
+
+from audioguard import local
+from audioguard.client import BINARY_HEADER, rest_body
+
+CLIP_SECONDS = 10.0
+MODEL = "audioguard"
+HTTP_CONCURRENCY = (1, 4, 16)
+BATCH_CONCURRENCY = 16
+CORE_THREADS = (1, 2)
+DISTINCT_CLIPS = 16
+PREDICTOR_DIRECT_REQUESTS = 512
+START_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One load level: ``requests`` clips of ``CLIP_SECONDS`` at ``concurrency``."""
+
+    path: str
+    concurrency: int
+    requests: int
+    wall_seconds: float
+    latencies: tuple[float, ...]
+    failures: int
+
+    @property
+    def audio_seconds_per_second(self) -> float:
+        return (self.requests - self.failures) * CLIP_SECONDS / self.wall_seconds
+
+    @property
+    def p50_ms(self) -> float:
+        return 1000 * float(np.percentile(self.latencies, 50))
+
+    @property
+    def p95_ms(self) -> float:
+        return 1000 * float(np.percentile(self.latencies, 95))
+
+    def summary(self) -> dict[str, Any]:
+        fields = asdict(self)
+        del fields["latencies"]
+        return {
+            **fields,
+            "audio_seconds_per_second": round(self.audio_seconds_per_second, 2),
+            "p50_ms": round(self.p50_ms, 1),
+            "p95_ms": round(self.p95_ms, 1),
+        }
+
+
+def clips(count: int) -> list[bytes]:
+    """``count`` distinct 10-s PCM16 WAV clips (tones + noise, deterministic)."""
+    encoded = []
+    t = np.arange(int(CLIP_SECONDS * 16000)) / 16000
+    for seed in range(count):
+        rng = np.random.default_rng(seed)
+        tone = 0.2 * np.sin(2 * np.pi * rng.uniform(100, 4000) * t)
+        samples = np.clip(tone + 0.05 * rng.standard_normal(t.size), -1, 1)
+        buffer = io.BytesIO()
+        sf.write(buffer, samples, 16000, format="WAV", subtype="PCM_16")
+        encoded.append(buffer.getvalue())
+    return encoded
+
+
+def run_load(
+    path: str, call: Callable[[int], object], *, concurrency: int, requests_total: int
+) -> Measurement:
+    """Run ``call(i)`` for i in range(requests_total) on ``concurrency`` threads; time each call."""
+    latencies: list[float] = []
+    failures = 0
+    lock = threading.Lock()
+
+    def one(index: int) -> None:
+        nonlocal failures
+        started = time.perf_counter()
+        try:
+            call(index)
+        except Exception as error:  # counted and reported, the run goes on
+            with lock:
+                failures += 1
+            print(f"  {path}: request {index} failed: {error}", file=sys.stderr)
+        with lock:
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(requests_total)))
+    return Measurement(
+        path, concurrency, requests_total, time.perf_counter() - started, tuple(latencies), failures
+    )
+
+
+# --- the in-process core path ------------------------------------------------------------------
+
+
+def measure_core(model_dir: Path, audio: Sequence[bytes], requests_total: int) -> list[Measurement]:
+    """``OfflineClassifier.classify`` on 1 and 2 threads (after one warm-up call)."""
+    from audioguard.offline import OfflineClassifier
+
+    classifier = OfflineClassifier.from_model_dir(model_dir)
+    classifier.classify(audio[0])
+    return [
+        run_load(
+            "in-process core",
+            lambda i: classifier.classify(audio[i % len(audio)]),
+            concurrency=threads,
+            requests_total=requests_total,
+        )
+        for threads in CORE_THREADS
+    ]
+
+
+# --- the services ------------------------------------------------------------------------------------
+
+
+class Services:
+    """Predictor + transformer as ``audioguard serve`` starts them, logs in a temporary file."""
+
+    def __init__(self, model_dir: Path) -> None:
+        ports = [_free_port() for _ in range(4)]
+        parser = local.build_parser()
+        self.args, _ = parser.parse_known_args(
+            [
+                "--model_dir", str(model_dir),
+                "--http_port", str(ports[0]), "--grpc_port", str(ports[1]),
+                "--predictor_http_port", str(ports[2]), "--predictor_grpc_port", str(ports[3]),
+            ]
+        )  # fmt: skip
+        self.predictor, self.transformer = local.service_commands(self.args, [])
+        descriptor, name = tempfile.mkstemp(prefix="service-benchmark-", suffix=".log")
+        os.close(descriptor)
+        self.log = Path(name)
+        self.base_predictor_command = list(self.predictor.command)
+
+    @property
+    def infer_url(self) -> str:
+        return f"http://127.0.0.1:{self.args.http_port}/v2/models/{MODEL}/infer"
+
+    @property
+    def predictor_grpc(self) -> str:
+        return f"127.0.0.1:{self.args.predictor_grpc_port}"
+
+    @property
+    def predictor_metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.args.predictor_http_port}/metrics"
+
+    def _start(self, service: local.Service) -> None:
+        with self.log.open("ab") as output:
+            service.process = subprocess.Popen(service.command, stdout=output, stderr=subprocess.STDOUT)
+
+    def _wait(self, services: Sequence[local.Service]) -> None:
+        problem = local.wait_until_ready(services, threading.Event(), START_TIMEOUT_S)
+        if problem is not None:
+            raise RuntimeError(f"{problem} (log: {self.log})")
+
+    def start(self) -> None:
+        self._start(self.predictor)
+        self._start(self.transformer)
+        self._wait([self.predictor, self.transformer])
+
+    def restart_predictor(self, extra: Sequence[str]) -> None:
+        """Replace the predictor by one with ``extra`` flags; the transformer reconnects."""
+        local.stop([self.predictor])
+        self.predictor.command = [*self.base_predictor_command, *extra]
+        self._start(self.predictor)
+        self._wait([self.predictor, self.transformer])
+
+    def stop(self) -> None:
+        local.stop([self.transformer, self.predictor])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def http_caller(url: str, audio: Sequence[bytes]) -> Callable[[int], None]:
+    """One v2 REST request with the clip as a binary BYTES tensor (a session per thread)."""
+    bodies = [rest_body(clip, {}) for clip in audio]
+    local_state = threading.local()
+
+    def call(index: int) -> None:
+        session = getattr(local_state, "session", None)
+        if session is None:
+            session = local_state.session = requests.Session()
+        body, json_length = bodies[index % len(bodies)]
+        answer = session.post(
+            url,
+            data=body,
+            headers={"Content-Type": "application/octet-stream", BINARY_HEADER: str(json_length)},
+            timeout=300,
+        )
+        if answer.status_code != 200:
+            raise RuntimeError(f"HTTP {answer.status_code}: {answer.text[:200]}")
+        answer.json()
+
+    return call
+
+
+def predictor_caller(address: str) -> Callable[[int], None]:
+    """One gRPC ModelInfer with a single (1, 10, 128) uint8 window (what a 10-s clip sends)."""
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+
+    channel = grpc.insecure_channel(address)
+    stub = GRPCInferenceServiceStub(channel)
+    windows = [np.random.default_rng(i).integers(0, 256, (1, 10, 128), dtype=np.uint8) for i in range(64)]
+    tensor = pb.ModelInferRequest.InferInputTensor(name="embeddings", datatype="UINT8", shape=[1, 10, 128])
+
+    def call(index: int) -> None:
+        request = pb.ModelInferRequest(
+            model_name=MODEL, inputs=[tensor], raw_input_contents=[windows[index % len(windows)].tobytes()]
+        )
+        stub.ModelInfer(request, timeout=60)
+
+    return call
+
+
+def batch_counters(metrics_url: str) -> tuple[float, float]:
+    """(classifier calls, request chunks) from the predictor's Prometheus histogram."""
+    text = requests.get(metrics_url, timeout=10).text
+    values = []
+    for suffix in ("count", "sum"):
+        match = re.search(
+            rf'^audioguard_predictor_batch_requests_{suffix}{{model_name="{MODEL}"}} (\S+)$', text, re.M
+        )
+        values.append(float(match.group(1)) if match else 0.0)
+    return values[0], values[1]
+
+
+def measure_predictor_direct(services: Services, label: str) -> tuple[Measurement, float]:
+    """16 concurrent one-window requests; returns the measurement and mean requests per call."""
+    calls_before, chunks_before = batch_counters(services.predictor_metrics_url)
+    measurement = run_load(
+        f"predictor alone, {label}",
+        predictor_caller(services.predictor_grpc),
+        concurrency=BATCH_CONCURRENCY,
+        requests_total=PREDICTOR_DIRECT_REQUESTS,
+    )
+    calls_after, chunks_after = batch_counters(services.predictor_metrics_url)
+    calls = calls_after - calls_before
+    return measurement, (chunks_after - chunks_before) / calls if calls else 0.0
+
+
+# --- the run -------------------------------------------------------------------------------------------
+
+
+def run(model_dir: Path, requests_total: int) -> dict[str, Any]:
+    audio = clips(DISTINCT_CLIPS)
+    core_before = measure_core(model_dir, audio, requests_total)
+    print_rows(core_before)
+    services = Services(model_dir)
+    http: list[Measurement] = []
+    try:
+        services.start()
+        call = http_caller(services.infer_url, audio)
+        run_load("warm-up", call, concurrency=4, requests_total=8)
+        for concurrency in HTTP_CONCURRENCY:
+            http.append(
+                run_load(
+                    "HTTP v2 (batching on)", call, concurrency=concurrency, requests_total=requests_total
+                )
+            )
+            print_rows(http[-1:])
+        predictor_batched, batched_mean = measure_predictor_direct(services, "batching on")
+        print_rows([predictor_batched])
+
+        services.restart_predictor(["--max_batch_size", "1"])
+        run_load("warm-up", call, concurrency=4, requests_total=8)
+        http_unbatched = run_load(
+            "HTTP v2 (max_batch_size 1)", call, concurrency=BATCH_CONCURRENCY, requests_total=requests_total
+        )
+        print_rows([http_unbatched])
+        predictor_unbatched, unbatched_mean = measure_predictor_direct(services, "max_batch_size 1")
+        print_rows([predictor_unbatched])
+    finally:
+        services.stop()
+    core_after = measure_core(model_dir, audio, requests_total)
+    print_rows(core_after)
+
+    core_reference = statistics.mean(
+        max(m.audio_seconds_per_second for m in core) for core in (core_before, core_after)
+    )
+    http16 = next(m for m in http if m.concurrency == BATCH_CONCURRENCY)
+    return {
+        "clip_seconds": CLIP_SECONDS,
+        "requests_per_level": requests_total,
+        "core_before": [m.summary() for m in core_before],
+        "core_after": [m.summary() for m in core_after],
+        "http": [m.summary() for m in http],
+        "http_max_batch_size_1": http_unbatched.summary(),
+        "predictor_alone_batching_on": {**predictor_batched.summary(), "requests_per_call": batched_mean},
+        "predictor_alone_max_batch_size_1": {
+            **predictor_unbatched.summary(),
+            "requests_per_call": unbatched_mean,
+        },
+        "core_reference_audio_seconds_per_second": round(core_reference, 2),
+        "http_stack_cost_at_16": round(1 - http16.audio_seconds_per_second / core_reference, 3),
+        "batching_gain_full_path_at_16": round(
+            http16.audio_seconds_per_second / http_unbatched.audio_seconds_per_second, 3
+        ),
+        "batching_gain_predictor_alone_at_16": round(
+            predictor_batched.requests / predictor_batched.wall_seconds
+            / (predictor_unbatched.requests / predictor_unbatched.wall_seconds),
+            3,
+        ),
+    }  # fmt: skip
+
+
+def print_rows(measurements: Sequence[Measurement]) -> None:
+    for m in measurements:
+        rate = (
+            f"{(m.requests - m.failures) / m.wall_seconds:8.1f} windows/s"
+            if m.path.startswith("predictor alone")
+            else f"{m.audio_seconds_per_second:8.1f} audio-s/s"
+        )
+        cells = (m.path, m.concurrency, rate.strip(), f"{m.p50_ms:.0f}", f"{m.p95_ms:.0f}", m.failures)
+        print("| " + " | ".join(map(str, cells)) + " |", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model_dir", type=Path, default=Path("models"))
+    parser.add_argument("--requests", type=int, default=48, help="10-s clips per load level")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    print("| path | concurrency | throughput | p50 ms | p95 ms | failures |")
+    print("|---|---:|---:|---:|---:|---:|")
+    results = run(args.model_dir, args.requests)
+    print(
+        f"\nin-process reference {results['core_reference_audio_seconds_per_second']} audio-s/s; "
+        f"HTTP stack cost at concurrency 16: {100 * results['http_stack_cost_at_16']:.1f}% (target < 20%)\n"
+        f"batching gain at 16: full path x{results['batching_gain_full_path_at_16']}, "
+        f"predictor alone x{results['batching_gain_predictor_alone_at_16']} "
+        f"({results['predictor_alone_batching_on']['requests_per_call']:.1f} requests per classifier call)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
