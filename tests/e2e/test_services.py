@@ -510,8 +510,10 @@ BAD_INPUTS: list[tuple[str, Callable[[], bytes], dict[str, Any], type[errors.Aud
         {},
         errors.UndecodableAudio,
     ),
+    ("zero_length", lambda: wav_bytes(np.zeros(0)), {}, errors.AudioTooShort),
     ("too_short", lambda: wav_bytes(np.zeros(8000)), {}, errors.AudioTooShort),
     ("nan", lambda: wav_bytes(np.full(16000, np.nan), subtype="FLOAT"), {}, errors.NonFiniteAudio),
+    ("inf", lambda: wav_bytes(np.full(16000, np.inf), subtype="FLOAT"), {}, errors.NonFiniteAudio),
     (
         "too_long",
         lambda: wav_bytes(np.zeros(int((MAX_AUDIO_SECONDS + 1) * 8000)), sample_rate=8000),
