@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import shutil
+import subprocess
 import tracemalloc
 from collections.abc import Callable
 
@@ -14,6 +16,7 @@ from pystoi import stoi
 
 from audioguard.errors import InvalidParameter, PrivacyPolicyViolation
 from tests.transformer import speech_synth as synth
+from transformer.audio import load_waveform
 from transformer.features import waveform_to_examples
 from transformer.privacy import (
     PRIVACY_METHODS,
@@ -187,6 +190,32 @@ def test_invalid_policy_settings_are_operator_errors() -> None:
         enforce_minimum(request, "scramble", "warn")
     with pytest.raises(ValueError, match="privacy_minimum"):
         enforce_minimum(request, "strong", "upgrade")
+
+
+@pytest.mark.slow  # imports the kserve model module (TensorFlow): ~10 s
+@pytest.mark.parametrize("enforcement", ["upgrade", "reject"])
+def test_the_transformer_applies_the_operator_minimum_from_its_environment(
+    enforcement: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transformer.model import AudioTransformer
+    from transformer.settings import TransformerSettings
+    from transformer.v2_codec import AnalysisOptions
+
+    monkeypatch.setenv("AUDIOGUARD_PRIVACY_MINIMUM", "scrample")
+    monkeypatch.setenv("AUDIOGUARD_PRIVACY_ENFORCEMENT", enforcement)
+    monkeypatch.setenv("AUDIOGUARD_SCRAMBLE_SEGMENT_SECONDS", "2.5")
+    model = AudioTransformer("audioguard", TransformerSettings())
+    weak = AnalysisOptions(privacy_method="dp_noise", privacy_params={"epsilon": "2"})
+    if enforcement == "reject":
+        with pytest.raises(PrivacyPolicyViolation):
+            model.privacy_for(weak)
+    else:
+        requested, applied = model.privacy_for(weak)
+        assert (requested.method, requested.params["epsilon"]) == ("dp_noise", 2.0)
+        assert (applied.method, applied.params["segment_seconds"]) == ("scramble", 2.5)
+    strong = AnalysisOptions(privacy_method="speech_mask", privacy_params={"block_ms": "32"})
+    requested, applied = model.privacy_for(strong)
+    assert applied == requested and applied.params["block_ms"] == 32.0
 
 
 # --- every method ------------------------------------------------------------------
@@ -424,6 +453,24 @@ def test_speech_mask_is_less_intelligible_than_scramble(seed: int) -> None:
     assert recovered_scramble > 0.9
     assert recovered_mask < 0.6
     assert recovered_mask < recovered_scramble - 0.3
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_speech_mask_hides_synthesised_words_that_scramble_leaves() -> None:
+    text = "The door code is seven four one nine, and the spare keys are under the mat by the garage."
+    wav = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
+    speech = load_waveform(wav, max_seconds=60.0)  # decoded in memory, 16 kHz
+    scrambled = apply_privacy(speech, seeded("scramble", 1))
+    masked = apply_privacy(speech, seeded("speech_mask", 1))
+    recovered_scramble = stoi(realigned_reference(speech, scrambled), scrambled, SR)
+    recovered_mask = stoi(realigned_reference(speech, masked), masked, SR)
+    # Chance level: unrelated noise with the speech's long-term spectrum.
+    spectrum = np.fft.rfft(np.random.default_rng(0).standard_normal(speech.size))
+    noise = np.fft.irfft(spectrum / np.abs(spectrum) * np.abs(np.fft.rfft(speech)), speech.size)
+    chance = stoi(realigned_reference(speech, noise), noise, SR)
+    assert recovered_scramble > 0.85
+    assert recovered_mask < chance + 0.1
+    assert recovered_mask < recovered_scramble - 0.35
 
 
 def test_speech_mask_removes_the_voice_pitch() -> None:
