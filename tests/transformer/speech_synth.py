@@ -9,7 +9,8 @@ between "words". It is not intelligible, but STOI and a listener would treat its
 spectro-temporal structure like speech.
 
 The event signals stand in for the anomalies the classifier must still hear:
-a steady tone, a beeping alarm, a siren sweep and glass-like bursts.
+a steady tone, a beeping alarm, a siren sweep, glass-like bursts and screams
+(sustained high-pitched vowels).
 """
 
 from __future__ import annotations

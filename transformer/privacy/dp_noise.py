@@ -2,11 +2,13 @@
 
 Each sample of the peak-normalised waveform gets independent Laplace noise of
 scale ``b = sensitivity / epsilon`` (standard deviation ``sqrt(2) * b``; the
-defaults 0.05 / 0.8 give b = 0.0625, i.e. noise about 21 dB below full scale).
+defaults 0.05 / 0.8 give b = 0.0625, i.e. noise about 21 dB below the peak).
 This borrows the Laplace mechanism's formula but is *not* a formal
-differential-privacy guarantee for what is said: speech is a long correlated
-signal, every sample is a separate release, and the per-sample budgets add up
-over a clip, so the effective epsilon of a 10-s clip is astronomically large.
+differential-privacy guarantee for what is said: ``sensitivity`` bounds
+nothing (a normalised sample can change by up to 2), speech is a long
+correlated signal, every sample is a separate release, and the per-sample
+budgets add up over a clip, so the effective epsilon of a 10-s clip is
+astronomically large.
 What it does is mask quiet sounds and lower the SNR of everything else.
 """
 
