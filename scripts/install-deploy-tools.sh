@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Install the tools that validate the deployment files (helm, kubeconform, kustomize)
-# and the offline Kubernetes JSON schemas, all pinned.
+# Install the tools that validate the deployment files (helm, kubeconform, kustomize,
+# deploycheck) and the offline Kubernetes JSON schemas, all pinned.
 #
 # Idempotent: every step is skipped when its pinned result is already in place.
 # Everything lands in .cache/ (gitignored) unless AUDIOGUARD_TOOLS_DIR says otherwise:
-#   .cache/bin/helm, .cache/bin/kubeconform, .cache/bin/kustomize
+#   .cache/bin/helm, .cache/bin/kubeconform, .cache/bin/kustomize, .cache/bin/deploycheck
 #   .cache/kubernetes-json-schema/v1.32.0-local-strict/   (from the PyPI wheel kubernetes-validate)
 # Needs: go (through the Go module proxy; $GO, else `go` on PATH, else /usr/local/go/bin/go) and
 # python3 with pip (PyPI). No other network access.
@@ -56,6 +56,22 @@ install_pinned kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECO
 # Pinned too, rather than whatever `kubectl kustomize` embeds: overlays render the same everywhere.
 install_pinned kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION" "-s -w"
 
+# deploycheck (tests/deploy/deploycheck): BuildKit's Dockerfile parser and compose-go's loader, the
+# code behind `docker build` and `docker compose config`, pinned by its go.sum. Rebuilt when its
+# sources change.
+deploycheck_src="$REPO_ROOT/tests/deploy/deploycheck"
+deploycheck_stamp="$(cat "$deploycheck_src"/go.mod "$deploycheck_src"/go.sum "$deploycheck_src"/*.go | sha256sum | cut -c1-16)"
+if [[ ! -x "$BIN_DIR/deploycheck" || "$(cat "$BIN_DIR/.deploycheck-version" 2>/dev/null)" != "$deploycheck_stamp" ]]; then
+    if [[ ! -x "$GO" ]]; then
+        log "go not found (set GO=/path/to/go); it builds deploycheck"
+        exit 1
+    fi
+    log "building deploycheck from tests/deploy/deploycheck (Go module proxy)"
+    (cd "$deploycheck_src" && CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" \
+        "$GO" build -trimpath -ldflags "-s -w" -o "$BIN_DIR/deploycheck" .)
+    echo "$deploycheck_stamp" >"$BIN_DIR/.deploycheck-version"
+fi
+
 if [[ ! -f "$SCHEMA_DIR/.complete" ]]; then
     PYTHON="${PYTHON:-}"
     if [[ -z "$PYTHON" ]]; then
@@ -93,4 +109,5 @@ EOF
 fi
 
 log "helm $(cat "$BIN_DIR/.helm-version"), kubeconform $(cat "$BIN_DIR/.kubeconform-version")," \
-    "kustomize $(cat "$BIN_DIR/.kustomize-version"), schemas $SCHEMA_DIR"
+    "kustomize $(cat "$BIN_DIR/.kustomize-version"), deploycheck $(cat "$BIN_DIR/.deploycheck-version")," \
+    "schemas $SCHEMA_DIR"

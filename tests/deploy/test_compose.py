@@ -13,7 +13,7 @@ import yaml
 
 from tests.deploy.dockerfile import read_dockerfile
 from tests.deploy.policy import TRANSFORMER_FLAGS, settings_from_env
-from tests.deploy.tools import REPO, SCHEMAS
+from tests.deploy.tools import REPO, SCHEMAS, deploycheck
 from tests.deploy.workloads import flag_values
 from transformer.settings import TransformerSettings
 
@@ -44,6 +44,24 @@ def test_valid_against_the_compose_specification(compose: dict[str, Any]) -> Non
     broken["services"]["transformer"]["networkmode"] = "host"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(schema).validate(broken)
+
+
+def test_compose_go_loads_it_as_this_test_reads_it(compose: dict[str, Any]) -> None:
+    """compose-go (what `docker compose config` runs) loads the file with its defaults, and agrees
+    with the interpolation above on what each service runs."""
+    project = deploycheck("compose", REPO / "docker-compose.yml", env={"PATH": "/usr/bin:/bin"})
+    assert project["name"] == "audioguard"
+    assert set(project["services"]) == set(compose["services"])
+    transformer = project["services"]["transformer"]
+    assert transformer["network_mode"] == "host"
+    assert transformer["command"] == compose["services"]["transformer"]["command"]
+    assert transformer["environment"] == compose["services"]["transformer"]["environment"]
+    ports = {
+        (port["host_ip"], port["published"], port["target"])
+        for port in project["services"]["predictor"]["ports"]
+    }
+    assert ports == {("127.0.0.1", "8081", 8081), ("127.0.0.1", "8080", 8080)}
+    assert project["services"]["transformer"]["depends_on"]["predictor"]["condition"] == "service_healthy"
 
 
 def test_transformer_serves_the_sifis_port_on_the_host_network(compose: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from packaging.requirements import Requirement
 from tests.deploy.dockerfile import Dockerfile, Stage, healthcheck_command, read_dockerfile
 from tests.deploy.dockerignore import context_files, read_rules
 from tests.deploy.policy import TRANSFORMER_FLAGS
-from tests.deploy.tools import MANIFESTS, REPO
+from tests.deploy.tools import MANIFESTS, REPO, deploycheck
 from tests.deploy.workloads import flag_values
 
 SERVICES = ("transformer", "predictor")
@@ -45,6 +45,29 @@ def cmd_args(service: str) -> list[str]:
 
 def run_commands(stage: Stage) -> list[str]:
     return [item.value for item in stage.all("RUN")]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_buildkit_parses_it_without_warnings(service: str) -> None:
+    """BuildKit's own parser (what `docker build` runs) accepts the file, its default lint rules
+    find nothing, and it sees the same stages and instructions as this module's reader."""
+    buildkit = deploycheck("dockerfile", REPO / f"Dockerfile.{service}")
+    assert buildkit["warnings"] == []
+    parsed = dockerfile(service)
+    assert {arg["name"]: arg["default"] for arg in buildkit["args"]} == parsed.global_args
+    assert [(stage["name"], stage["base"]) for stage in buildkit["stages"]] == [
+        (stage.name, stage.base) for stage in parsed.stages
+    ]
+    assert [stage["commands"] for stage in buildkit["stages"]] == [
+        [item.keyword for item in stage.instructions] for stage in parsed.stages
+    ]
+
+
+def test_buildkit_refuses_a_broken_dockerfile(tmp_path: Path) -> None:
+    broken = tmp_path / "Dockerfile"
+    broken.write_text("FROM python:3.11-slim\nHEALTHCHECK --interval=soon CMD true\n", "utf-8")
+    with pytest.raises(AssertionError, match="invalid duration"):
+        deploycheck("dockerfile", broken)
 
 
 @pytest.mark.parametrize("service", SERVICES)

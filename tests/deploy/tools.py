@@ -8,6 +8,7 @@ validation that silently did not run is not a pass).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -136,3 +137,12 @@ def by_kind_and_name(docs: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str],
         assert key not in indexed, f"{key} rendered twice"
         indexed[key] = dict(doc)
     return indexed
+
+
+def deploycheck(kind: str, path: Path, *, env: Mapping[str, str] | None = None) -> Any:
+    """BuildKit's (``dockerfile``) or compose-go's (``compose``) reading of a file, as JSON."""
+    command = [str(require_tool("deploycheck")), kind, str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+    if result.returncode != 0:
+        raise AssertionError(f"deploycheck {kind} {path}: {result.stderr}")
+    return json.loads(result.stdout)
