@@ -110,3 +110,25 @@ class TransformerSettings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    # --- SIFIS DHT topics (appended with issue 5) -------------------------------------
+    dht_results_topic: str = Field(
+        "SIFIS:Privacy_Aware_Audio_Anomaly_Detection_Results",
+        min_length=1,
+        description="DHT topic_name of analysis results (what SIFIS consumers read).",
+    )
+    dht_results_uuid: str = Field(
+        "Audio_Anomaly_Detection_Results",
+        min_length=1,
+        description="DHT topic_uuid of analysis results (constant: each result replaces the previous).",
+    )
+    dht_anomaly_topic: str = Field(
+        "SIFIS:Audio_Anomaly",
+        min_length=1,
+        description="DHT topic_name of anomaly events (one topic_uuid per event).",
+    )
+    listener_topic: str = Field(
+        "SIFIS:Privacy_Aware_Audio_Anomaly_Detection",
+        min_length=1,
+        description="DHT topic_name of the analysis requests the listener answers.",
+    )

@@ -1,0 +1,262 @@
+"""The DHT request listener: file-name safety, and subscription against the stand-in DHT."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from audioguard.errors import InvalidConfiguration, InvalidInput
+from tests.transformer.dht_standin import DhtStandIn, eventually
+from transformer.listener import REQUEST_TOPIC, RequestListener, resolve_audio_file
+from transformer.settings import TransformerSettings
+
+REQUEST_UUID = "Audio_Anomaly_Detection"
+
+
+def request_value(audio_file: object, request_id: str, **extra: Any) -> dict[str, Any]:
+    """A request as the SIFIS NSSD writes it (sifis.md)."""
+    return {
+        "description": "Privacy-Aware Audio Anomaly Detection",
+        "requestor_id": "nssd-1",
+        "requestor_type": "NSSD",
+        "request_id": request_id,
+        "Type": "Audio_file",
+        "audio_file": audio_file,
+        "method": "scrample",
+        **extra,
+    }
+
+
+@pytest.fixture
+def audio_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    (folder / "kitchen.wav").write_bytes(b"RIFF-kitchen-bytes")
+    (folder / "hall.flac").write_bytes(b"fLaC-hall-bytes")
+    (tmp_path / "secret.wav").write_bytes(b"outside the folder")
+    os.symlink(tmp_path / "secret.wav", folder / "link.wav")
+    (folder / "sub").mkdir()
+    return folder
+
+
+# --- file names ----------------------------------------------------------------------------------
+
+
+def test_plain_file_names_inside_the_folder_resolve(audio_dir: Path) -> None:
+    assert resolve_audio_file(audio_dir, "kitchen.wav") == (audio_dir / "kitchen.wav").resolve()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("../secret.wav", "plain file name"),
+        ("sub/../kitchen.wav", "plain file name"),
+        ("/etc/passwd", "plain file name"),
+        ("..\\secret.wav", "plain file name"),
+        ("..", "plain file name"),
+        ("", "plain file name"),
+        ("kitchen.wav\x00.txt", "plain file name"),
+        (42, "plain file name"),
+        (None, "plain file name"),
+        ("link.wav", "leads outside the audio folder"),
+        ("sub", "is not a file"),
+        ("missing.wav", "is not a file"),
+    ],
+)
+def test_names_that_leave_the_folder_or_name_no_file_are_refused(
+    audio_dir: Path, name: object, message: str
+) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        resolve_audio_file(audio_dir, name)
+
+
+def test_from_settings_needs_a_dht_url_and_an_existing_folder(tmp_path: Path, audio_dir: Path) -> None:
+    async def process(audio: bytes, request: dict[str, Any]) -> None:
+        return None
+
+    with pytest.raises(InvalidConfiguration, match="needs dht_url"):
+        RequestListener.from_settings(TransformerSettings(listener_audio_dir=audio_dir), process)
+    with pytest.raises(InvalidConfiguration, match="existing folder"):
+        RequestListener.from_settings(
+            TransformerSettings(dht_url="http://h:3000", listener_audio_dir=tmp_path / "nope"), process
+        )
+    with pytest.raises(InvalidConfiguration, match="must start with"):
+        RequestListener.from_settings(
+            TransformerSettings(dht_url="ftp://h", listener_audio_dir=audio_dir), process
+        )
+    listener = RequestListener.from_settings(
+        TransformerSettings(
+            dht_url="http://dht:3000/",
+            listener_audio_dir=audio_dir,
+            listener_topic="Home:Requests",
+            max_upload_mb=0.5,
+        ),
+        process,
+    )
+    assert (listener.ws_url, listener.topic_name) == ("ws://dht:3000/ws", "Home:Requests")
+    assert listener.max_file_bytes == 512 * 1024
+    assert REQUEST_TOPIC == "SIFIS:Privacy_Aware_Audio_Anomaly_Detection"
+
+
+def test_reconnect_backoff_is_exponential_with_jitter(audio_dir: Path) -> None:
+    async def process(audio: bytes, request: dict[str, Any]) -> None:
+        return None
+
+    listener = RequestListener(
+        "ws://h/ws", audio_dir, process, backoff_base=0.5, backoff_max=8, rng=random.Random(3)
+    )
+    for failures in range(1, 10):
+        cap = min(8.0, 0.5 * 2 ** (failures - 1))
+        delays = [listener.backoff_delay(failures) for _ in range(100)]
+        assert all(cap / 2 <= d <= cap for d in delays) and max(delays) > min(delays)
+
+
+# --- against the stand-in DHT ------------------------------------------------------------------------
+
+
+@dataclass
+class Recorder:
+    """The injected ``process``: records what it was given; fails for request ids in ``failing``."""
+
+    calls: list[tuple[bytes, dict[str, Any]]] = field(default_factory=list)
+    failing: set[str] = field(default_factory=set)
+
+    async def __call__(self, audio: bytes, request: dict[str, Any]) -> None:
+        self.calls.append((audio, request))
+        if request["request_id"] in self.failing:
+            raise RuntimeError("analysis failed")
+
+    def request_ids(self) -> list[str]:
+        return [request["request_id"] for _, request in self.calls]
+
+
+@dataclass
+class ListenerRig:
+    broker: DhtStandIn
+    listener: RequestListener
+    recorder: Recorder
+
+
+@pytest.fixture
+async def rig(audio_dir: Path) -> AsyncIterator[ListenerRig]:
+    """A running stand-in and a listener (not started) with fast reconnects."""
+    broker = DhtStandIn()
+    await asyncio.to_thread(broker.start)
+    recorder = Recorder()
+    listener = RequestListener(
+        broker.ws_url, audio_dir, recorder, max_file_bytes=1000, backoff_base=0.05, backoff_max=0.2
+    )
+    yield ListenerRig(broker, listener, recorder)
+    await listener.stop()
+    await asyncio.to_thread(broker.stop)
+
+
+async def _subscribed(rig: ListenerRig, connections: int = 1) -> None:
+    await eventually(
+        lambda: rig.listener.connections >= connections and rig.broker.websocket_clients >= 1,
+        10,
+        "the listener's subscription",
+    )
+
+
+async def _post_request(broker: DhtStandIn, value: Any, topic: str = REQUEST_TOPIC) -> None:
+    await asyncio.to_thread(broker.post, topic, REQUEST_UUID, value)
+
+
+@pytest.mark.slow
+async def test_a_request_on_the_topic_processes_the_named_file(rig: ListenerRig, audio_dir: Path) -> None:
+    await rig.listener.start()
+    await _subscribed(rig)
+    request = request_value("kitchen.wav", "req-1")
+    await _post_request(rig.broker, request)
+
+    await eventually(lambda: len(rig.recorder.calls) == 1, 10, "the request to be processed")
+    assert rig.recorder.calls[0] == ((audio_dir / "kitchen.wav").read_bytes(), request)
+
+
+@pytest.mark.slow
+async def test_unsafe_foreign_and_malformed_requests_are_ignored(rig: ListenerRig) -> None:
+    await rig.listener.start()
+    await _subscribed(rig)
+    ignored = [
+        request_value("../secret.wav", "traversal"),
+        request_value("link.wav", "symlink-out"),
+        request_value("/etc/passwd", "absolute"),
+        request_value("missing.wav", "missing"),
+        request_value("kitchen.wav", "wrong-type", Type="Video_file"),
+    ]
+    for value in ignored:
+        await _post_request(rig.broker, value)
+    await _post_request(rig.broker, ["not", "an", "object"])
+    await _post_request(rig.broker, request_value("kitchen.wav", "other-topic"), topic="SIFIS:Other")
+    await asyncio.to_thread(rig.broker.post, "SIFIS:Other", "x", {"unrelated": True})
+    # the stand-in delivers broadcasts in order: once this one is processed, the others were seen
+    await _post_request(rig.broker, request_value("hall.flac", "last"))
+
+    await eventually(lambda: "last" in rig.recorder.request_ids(), 10, "the last request")
+    assert rig.recorder.request_ids() == ["last"]
+    assert rig.recorder.calls[0][0] == b"fLaC-hall-bytes"
+
+
+@pytest.mark.slow
+async def test_a_file_above_the_size_limit_is_refused(rig: ListenerRig, audio_dir: Path) -> None:
+    (audio_dir / "long.wav").write_bytes(b"x" * 1001)
+    await rig.listener.start()
+    await _subscribed(rig)
+    await _post_request(rig.broker, request_value("long.wav", "too-big"))
+    await _post_request(rig.broker, request_value("kitchen.wav", "fits"))
+    await eventually(lambda: "fits" in rig.recorder.request_ids(), 10, "the small file")
+    assert rig.recorder.request_ids() == ["fits"]
+
+
+@pytest.mark.slow
+async def test_a_failing_analysis_does_not_stop_the_listener(rig: ListenerRig) -> None:
+    rig.recorder.failing.add("boom")
+    await rig.listener.start()
+    await _subscribed(rig)
+    await _post_request(rig.broker, request_value("kitchen.wav", "boom"))
+    await eventually(lambda: rig.recorder.request_ids() == ["boom"], 10, "the failing request")
+    await _post_request(rig.broker, request_value("kitchen.wav", "after"))
+    await eventually(lambda: rig.recorder.request_ids() == ["boom", "after"], 10, "the next request")
+
+
+@pytest.mark.slow
+async def test_listener_reconnects_after_the_dht_goes_down_and_comes_back(rig: ListenerRig) -> None:
+    await rig.listener.start()
+    await _subscribed(rig)
+    await _post_request(rig.broker, request_value("kitchen.wav", "before"))
+    await eventually(lambda: rig.recorder.request_ids() == ["before"], 10, "the first request")
+
+    await asyncio.to_thread(rig.broker.stop)
+    await eventually(lambda: not rig.listener.connected.is_set(), 10, "the listener to notice")
+    await asyncio.to_thread(rig.broker.start)
+    await _subscribed(rig, connections=2)
+
+    await _post_request(rig.broker, request_value("kitchen.wav", "after"))
+    await eventually(lambda: rig.recorder.request_ids() == ["before", "after"], 10, "the request after")
+
+
+@pytest.mark.slow
+async def test_listener_started_while_the_dht_is_down_connects_when_it_comes_up(
+    audio_dir: Path,
+) -> None:
+    broker = DhtStandIn()  # not started: connection refused
+    recorder = Recorder()
+    listener = RequestListener(broker.ws_url, audio_dir, recorder, backoff_base=0.05, backoff_max=0.2)
+    try:
+        await listener.start()
+        assert listener.connections == 0
+        await asyncio.to_thread(broker.start)
+        await eventually(lambda: listener.connected.is_set(), 10, "the first connection")
+        await _post_request(broker, request_value("kitchen.wav", "first"))
+        await eventually(lambda: recorder.request_ids() == ["first"], 10, "the request")
+    finally:
+        await listener.stop()
+        await asyncio.to_thread(broker.stop)

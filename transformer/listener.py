@@ -1,0 +1,233 @@
+"""Optional DHT request listener: analyse files named in SIFIS requests (off by default).
+
+With it the service runs without the SIFIS Analytics-API: it subscribes to the
+broker's WebSocket (``ws://host:3000/ws``) and, for every persistent write to
+``SIFIS:Privacy_Aware_Audio_Anomaly_Detection`` whose value is
+``{description, requestor_id, requestor_type, request_id, Type: "Audio_file",
+audio_file, method}``, reads ``audio_file`` from the configured folder and hands
+the bytes and the request value to an injected ``process`` coroutine (the
+transformer's analysis, which records the result in the outbox).
+
+Only plain file names inside the folder are accepted (no paths, no ``..``, no
+symbolic links leading out). Requests written while the socket was down are
+not replayed: the broker only broadcasts new writes. A dropped socket is
+re-opened with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Final
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from audioguard.errors import AudioTooLarge, InvalidConfiguration, InvalidInput
+from transformer.dht import websocket_url
+from transformer.settings import TransformerSettings
+
+logger = logging.getLogger(__name__)
+
+REQUEST_TOPIC: Final = str(TransformerSettings.model_fields["listener_topic"].default)
+REQUEST_TYPE: Final = "Audio_file"
+
+#: ``process(audio_bytes, request_value)``: analyse one requested recording
+ProcessCallback = Callable[[bytes, dict[str, Any]], Awaitable[None]]
+
+
+def resolve_audio_file(audio_dir: Path, name: object) -> Path:
+    """The file ``name`` inside ``audio_dir``; anything but a plain name of a file there is refused.
+
+    Raises:
+        InvalidInput: not a plain file name, leads outside the folder, or no such file.
+    """
+    if (
+        not isinstance(name, str)
+        or name in ("", ".", "..")
+        or any(char in name for char in "/\\\x00")
+        or Path(name).name != name
+    ):
+        raise InvalidInput(f"audio_file must be a plain file name inside the audio folder, got {name!r:.80}")
+    root = audio_dir.resolve()
+    path = (root / name).resolve()
+    if path.parent != root:
+        raise InvalidInput(f"audio_file {name!r} leads outside the audio folder")
+    if not path.is_file():
+        raise InvalidInput(f"audio_file {name!r} is not a file in the audio folder")
+    return path
+
+
+def _read_limited(path: Path, max_bytes: int | None) -> bytes:
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise AudioTooLarge(f"audio_file {path.name!r} has {size} bytes; at most {max_bytes} are accepted")
+    return path.read_bytes()
+
+
+class RequestListener:
+    """Subscribes to DHT analysis requests and processes the named files."""
+
+    def __init__(
+        self,
+        ws_url: str,
+        audio_dir: Path,
+        process: ProcessCallback,
+        *,
+        topic_name: str = REQUEST_TOPIC,
+        max_file_bytes: int | None = None,
+        max_concurrency: int = 2,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        open_timeout: float = 10.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        """
+        Args:
+            ws_url: the broker's WebSocket, e.g. ``ws://localhost:3000/ws``.
+            audio_dir: folder holding the requested files.
+            process: coroutine analysing one recording; its errors are logged, not raised.
+            topic_name: request topic.
+            max_file_bytes: larger files are refused (None = no limit here).
+            max_concurrency: requests analysed at the same time.
+            backoff_base, backoff_max: reconnect delay cap after the first failure and at most (s).
+            open_timeout: seconds for the WebSocket handshake.
+            rng: jitter source.
+        """
+        self.ws_url = ws_url
+        self.audio_dir = audio_dir
+        self.process = process
+        self.topic_name = topic_name
+        self.max_file_bytes = max_file_bytes
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.open_timeout = open_timeout
+        self._rng = rng or random.Random()
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._task: asyncio.Task[None] | None = None
+        self._jobs: set[asyncio.Task[None]] = set()
+        #: set while subscribed (a request written before this is not seen)
+        self.connected = asyncio.Event()
+        #: successful connections so far (reconnects are visible here)
+        self.connections = 0
+
+    @classmethod
+    def from_settings(cls, settings: TransformerSettings, process: ProcessCallback) -> RequestListener:
+        """The listener for ``dht_url``, ``listener_topic`` and ``listener_audio_dir``
+        (files limited to ``max_upload_mb``).
+
+        Raises:
+            InvalidConfiguration: ``dht_url`` unset or invalid, or the audio folder missing.
+        """
+        if not settings.dht_url:
+            raise InvalidConfiguration("the DHT request listener needs dht_url")
+        if settings.listener_audio_dir is None or not settings.listener_audio_dir.is_dir():
+            raise InvalidConfiguration(
+                f"the DHT request listener needs listener_audio_dir to be an existing folder, "
+                f"got {settings.listener_audio_dir}"
+            )
+        try:
+            url = websocket_url(settings.dht_url)
+        except ValueError as error:
+            raise InvalidConfiguration(str(error)) from None
+        return cls(
+            url,
+            settings.listener_audio_dir,
+            process,
+            topic_name=settings.listener_topic,
+            max_file_bytes=settings.max_upload_bytes,
+        )
+
+    def backoff_delay(self, failures: int) -> float:
+        """Seconds before reconnect attempt after ``failures`` (>= 1) consecutive failures."""
+        cap = min(self.backoff_max, self.backoff_base * 2.0 ** min(max(failures - 1, 0), 60))
+        return cap / 2 + self._rng.uniform(0, cap / 2)
+
+    async def start(self) -> None:
+        """Start listening on the running loop."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="dht-request-listener")
+
+    async def stop(self) -> None:
+        """Stop listening and cancel analyses in progress."""
+        tasks = [task for task in (self._task, *self._jobs) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
+        self.connected.clear()
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                async with connect(
+                    self.ws_url, open_timeout=self.open_timeout, max_size=None, proxy=None
+                ) as connection:
+                    failures = 0
+                    self.connections += 1
+                    self.connected.set()
+                    logger.info("listening for %s requests on %s", self.topic_name, self.ws_url)
+                    await self._listen(connection)
+            except (OSError, TimeoutError, InvalidHandshake, InvalidURI, ConnectionClosed) as error:
+                logger.warning("DHT request listener: %s: %s", type(error).__name__, error)
+            except Exception:
+                # anything else (a websockets surprise) must not end the subscription for good
+                logger.exception("DHT request listener failed; reconnecting")
+            self.connected.clear()
+            failures += 1
+            delay = self.backoff_delay(failures)
+            logger.info("DHT request listener reconnects in %.1f s", delay)
+            await asyncio.sleep(delay)
+
+    async def _listen(self, connection: ClientConnection) -> None:
+        async for frame in connection:
+            request = self._request_of(frame)
+            if request is not None:
+                job = asyncio.create_task(self._serve(request))
+                self._jobs.add(job)
+                job.add_done_callback(self._jobs.discard)
+
+    def _request_of(self, frame: str | bytes) -> dict[str, Any] | None:
+        """The request value of a broadcast on the request topic, else None."""
+        try:
+            message = json.loads(frame)
+        except ValueError:
+            return None
+        persistent = message.get("Persistent") if isinstance(message, dict) else None
+        if (
+            not isinstance(persistent, dict)
+            or persistent.get("topic_name") != self.topic_name
+            or persistent.get("deleted")
+        ):
+            return None
+        value = persistent.get("value")
+        if not isinstance(value, dict):
+            logger.warning("ignored a %s write whose value is not an object", self.topic_name)
+            return None
+        return value
+
+    async def _serve(self, request: dict[str, Any]) -> None:
+        request_id = str(request.get("request_id", ""))[:80]
+        kind = request.get("Type")
+        if kind != REQUEST_TYPE:
+            logger.warning("request %r: Type %r is not %r; ignored", request_id, kind, REQUEST_TYPE)
+            return
+        async with self._slots:
+            try:
+                path = resolve_audio_file(self.audio_dir, request.get("audio_file"))
+                audio = await asyncio.to_thread(_read_limited, path, self.max_file_bytes)
+            except (InvalidInput, AudioTooLarge, OSError) as error:
+                logger.warning("request %r refused: %s", request_id, error)
+                return
+            try:
+                await self.process(audio, request)
+            except Exception as error:
+                # one bad recording must not stop the listener; never log the audio
+                logger.warning("request %r failed: %s: %s", request_id, type(error).__name__, error)
+            else:
+                logger.info("request %r analysed (%s)", request_id, path.name)

@@ -1,0 +1,461 @@
+"""A durable SQLite outbox for DHT messages and the background sender that empties it.
+
+Why: an anomaly must reach the SIFIS DHT even when the broker is down or
+restarting, and even when this process dies. ``Outbox.enqueue_many`` commits
+with SQLite in WAL mode and ``synchronous=FULL``, so the message is on disk
+(fsync) before the caller's response goes out. ``OutboxSender`` delivers in the
+background and deletes a row only after the DHT acknowledged it; a crash between
+the acknowledgement and the delete means the message is sent again (duplicates
+are acceptable, loss is not).
+
+Ordering: messages of one ``topic_name`` are delivered strictly in enqueue
+order; a failing head blocks only its own topic, others continue.
+
+Capacity (``max_items``), when full:
+1. the oldest *result* message is dropped to make room;
+2. if only anomalies are stored, a new result is not stored;
+3. if only anomalies are stored, a new anomaly replaces the oldest anomaly.
+Every drop increments ``audioguard_outbox_dropped_total{kind}``; dropping an
+anomaly is also logged as an error naming it. Anomalies are never dropped while
+a result could be dropped instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from audioguard.errors import DeliveryError, InvalidConfiguration
+from transformer.dht import DhtClient
+from transformer.metrics import (
+    DELIVERY_FAILURES,
+    DELIVERY_LATENCY,
+    OUTBOX_DEPTH,
+    OUTBOX_DROPPED,
+    REQUEST_SECONDS,
+)
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["anomaly", "result"]
+KINDS: Final[tuple[Kind, ...]] = ("anomaly", "result")
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic_name TEXT NOT NULL,
+    topic_uuid TEXT NOT NULL,
+    value TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('anomaly', 'result')),
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS outbox_topic_order ON outbox (topic_name, id);
+CREATE INDEX IF NOT EXISTS outbox_kind_order ON outbox (kind, id);
+"""
+_COLUMNS: Final = "id, topic_name, topic_uuid, value, kind, created_at, attempts, next_attempt_at"
+#: the oldest row of each topic_name. The recursive walk visits one index entry per
+#: topic (a loose index scan): a GROUP BY would read all rows, on every wake-up of
+#: the sender, which is quadratic while a long backlog drains.
+_HEADS_QUERY: Final = f"""
+WITH RECURSIVE topics(name) AS (
+    SELECT MIN(topic_name) FROM outbox
+    UNION ALL
+    SELECT (SELECT MIN(topic_name) FROM outbox WHERE topic_name > topics.name)
+    FROM topics WHERE topics.name IS NOT NULL
+)
+SELECT {_COLUMNS} FROM outbox
+WHERE id IN (
+    SELECT (SELECT MIN(id) FROM outbox WHERE topic_name = topics.name)
+    FROM topics WHERE topics.name IS NOT NULL
+)
+ORDER BY id
+"""
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A message to store: ``value`` (JSON-ready) goes to (topic_name, topic_uuid)."""
+
+    topic_name: str
+    topic_uuid: str
+    value: Any
+    kind: Kind
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A row of the outbox.
+
+    Attributes:
+        id: enqueue order (autoincrement, never reused).
+        created_at: UNIX time of the enqueue.
+        attempts: failed delivery attempts so far.
+        next_attempt_at: UNIX time before which the sender does not retry it.
+    """
+
+    id: int
+    topic_name: str
+    topic_uuid: str
+    value: Any
+    kind: Kind
+    created_at: float
+    attempts: int
+    next_attempt_at: float
+
+
+@dataclass(frozen=True)
+class _Drop:
+    """A message lost to the capacity policy (``refused_incoming``: the new one itself)."""
+
+    kind: Kind
+    topic_name: str
+    topic_uuid: str
+    refused_incoming: bool
+
+
+def _stored(row: tuple[Any, ...]) -> StoredMessage:
+    return StoredMessage(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6], row[7])
+
+
+class Outbox:
+    """The SQLite outbox file; thread-safe (one connection behind a lock)."""
+
+    def __init__(self, path: Path, max_items: int) -> None:
+        """Open (or create) the outbox at ``path``.
+
+        Raises:
+            InvalidConfiguration: the file cannot be created or opened as SQLite.
+        """
+        if max_items < 1:
+            raise InvalidConfiguration(f"outbox_max_items must be at least 1, got {max_items}")
+        self.path = Path(path)
+        self.max_items = max_items
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT)
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            # FULL: every commit fsyncs the WAL before returning
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            counts = dict(self._db.execute("SELECT kind, COUNT(*) FROM outbox GROUP BY kind").fetchall())
+        except (OSError, sqlite3.Error) as error:
+            raise InvalidConfiguration(f"cannot open the DHT outbox {self.path}: {error}") from None
+        if mode.lower() != "wal":
+            logger.warning(
+                "outbox %s: journal mode is %s, not WAL (file system without WAL support?)", path, mode
+            )
+        self._counts: dict[str, int] = {kind: counts.get(kind, 0) for kind in KINDS}
+        self._publish_depth()
+        if len(self):
+            logger.info("outbox %s holds %d undelivered message(s)", self.path, len(self))
+
+    # --- writing -----------------------------------------------------------------------
+
+    def enqueue(self, topic_name: str, topic_uuid: str, value: Any, kind: Kind) -> int | None:
+        """Store one message durably; returns its id (None if the capacity policy refused it)."""
+        return self.enqueue_many([OutboxMessage(topic_name, topic_uuid, value, kind)])[0]
+
+    def enqueue_many(self, messages: Sequence[OutboxMessage]) -> list[int | None]:
+        """Store messages in one transaction, on disk (fsync) when this returns.
+
+        Returns:
+            The id of each message, in order; None for a result refused because
+            the outbox is full of anomalies.
+
+        Raises:
+            ValueError: a value is not JSON-serialisable (NaN included) or a kind is unknown.
+            sqlite3.Error: the write failed (nothing of this call was stored).
+        """
+        rows = []
+        for message in messages:
+            if message.kind not in KINDS:
+                raise ValueError(f"unknown outbox message kind {message.kind!r}")
+            rows.append((message, json.dumps(message.value, allow_nan=False, separators=(",", ":"))))
+        now = time.time()
+        ids: list[int | None] = []
+        counts = dict(self._counts)
+        drops: list[_Drop] = []
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for message, text in rows:
+                    if sum(counts.values()) >= self.max_items:
+                        drop = self._make_room(message, counts)
+                        drops.append(drop)
+                        if drop.refused_incoming:
+                            ids.append(None)
+                            continue
+                    cursor = self._db.execute(
+                        "INSERT INTO outbox (topic_name, topic_uuid, value, kind, created_at,"
+                        " next_attempt_at) VALUES (?, ?, ?, ?, ?, 0)",
+                        (message.topic_name, message.topic_uuid, text, message.kind, now),
+                    )
+                    ids.append(cursor.lastrowid)
+                    counts[message.kind] += 1
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._counts = counts
+        self._report_drops(drops)
+        self._publish_depth()
+        for listener in list(self._listeners):
+            listener()
+        return ids
+
+    def _make_room(self, incoming: OutboxMessage, counts: dict[str, int]) -> _Drop:
+        """Apply the capacity policy for one incoming message (inside the transaction)."""
+        drop_order: tuple[Kind, ...] = ("result", "anomaly")
+        for kind in drop_order:
+            row = self._db.execute(
+                "SELECT id, topic_name, topic_uuid FROM outbox WHERE kind = ? ORDER BY id LIMIT 1", (kind,)
+            ).fetchone()
+            if row is not None:
+                self._db.execute("DELETE FROM outbox WHERE id = ?", (row[0],))
+                counts[kind] -= 1
+                return _Drop(kind, row[1], row[2], refused_incoming=False)
+            if incoming.kind == "result":
+                # only anomalies left: a result never pushes one out
+                break
+        return _Drop("result", incoming.topic_name, incoming.topic_uuid, refused_incoming=True)
+
+    @staticmethod
+    def _report_drops(drops: list[_Drop]) -> None:
+        for drop in drops:
+            OUTBOX_DROPPED.labels(kind=drop.kind).inc()
+            if drop.kind == "anomaly":
+                logger.error(
+                    "DHT outbox full of anomalies: dropped the oldest undelivered anomaly %s/%s; "
+                    "raise outbox_max_items or restore the DHT connection",
+                    drop.topic_name,
+                    drop.topic_uuid,
+                )
+            elif drop.refused_incoming:
+                logger.warning("DHT outbox full of anomalies: a new result was not stored")
+            else:
+                logger.warning("DHT outbox full: dropped the oldest undelivered result %s", drop.topic_name)
+
+    def mark_delivered(self, message_id: int) -> None:
+        """Delete a message the DHT acknowledged (no-op if already gone)."""
+        with self._lock:
+            row = self._db.execute("DELETE FROM outbox WHERE id = ? RETURNING kind", (message_id,)).fetchone()
+            if row is not None:
+                self._counts[row[0]] -= 1
+        self._publish_depth()
+
+    def mark_failed(self, message_id: int, next_attempt_at: float) -> None:
+        """Count a failed attempt and schedule the next one."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ? WHERE id = ?",
+                (next_attempt_at, message_id),
+            )
+
+    def reschedule_all(self, next_attempt_at: float = 0.0) -> None:
+        """Make every message due at ``next_attempt_at`` (a restarted sender retries at once)."""
+        with self._lock:
+            self._db.execute("UPDATE outbox SET next_attempt_at = ?", (next_attempt_at,))
+
+    # --- reading -----------------------------------------------------------------------
+
+    def heads(self) -> list[StoredMessage]:
+        """The oldest message of every topic_name, in id order (only these may be sent)."""
+        with self._lock:
+            rows = self._db.execute(_HEADS_QUERY).fetchall()
+        return [_stored(row) for row in rows]
+
+    def pending(self) -> list[StoredMessage]:
+        """Every stored message in id order."""
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM outbox ORDER BY id").fetchall()
+        return [_stored(row) for row in rows]
+
+    def depth(self) -> dict[str, int]:
+        """Stored messages by kind."""
+        return dict(self._counts)
+
+    def __len__(self) -> int:
+        return sum(self._counts.values())
+
+    def _publish_depth(self) -> None:
+        for kind in KINDS:
+            OUTBOX_DEPTH.labels(kind=kind).set(self._counts[kind])
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (from the enqueuing thread) after every committed enqueue."""
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(callback)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class OutboxSender:
+    """Background asyncio task delivering the outbox to the DHT.
+
+    Each topic's head is posted; on the DHT's acknowledgement the row is
+    deleted and the next one of that topic follows; on failure the row waits
+    ``backoff_delay(attempts)`` (exponential, equal jitter) and is retried,
+    forever. Topics are independent: a hanging topic does not hold up others.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        client: DhtClient,
+        *,
+        backoff_base: float = 0.5,
+        backoff_max: float = 60.0,
+        poll_seconds: float = 5.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        """
+        Args:
+            outbox: the messages to deliver.
+            client: the DHT transport (``transformer.dht``).
+            backoff_base: delay cap after the first failure, in seconds; doubles per failure.
+            backoff_max: largest delay cap, in seconds.
+            poll_seconds: longest idle wait before looking at the outbox again
+                (enqueues in this process wake the sender at once).
+            rng: jitter source (seed it for reproducible delays).
+        """
+        if not 0 < backoff_base <= backoff_max:
+            raise ValueError(f"need 0 < backoff_base <= backoff_max, got {backoff_base}, {backoff_max}")
+        self.outbox = outbox
+        self.client = client
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.poll_seconds = poll_seconds
+        self._rng = rng or random.Random()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
+
+    def backoff_delay(self, attempts: int) -> float:
+        """Seconds before retry number ``attempts`` (>= 1): uniform in [cap/2, cap],
+        cap = min(backoff_max, backoff_base * 2**(attempts - 1))."""
+        cap = min(self.backoff_max, self.backoff_base * 2.0 ** min(max(attempts - 1, 0), 60))
+        return cap / 2 + self._rng.uniform(0, cap / 2)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        """Start delivering on the running event loop (undelivered rows of a previous run first)."""
+        if self.running:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        await asyncio.to_thread(self.outbox.reschedule_all, 0.0)
+        self.outbox.add_listener(self.notify)
+        self._task = asyncio.create_task(self._run(), name="dht-outbox-sender")
+
+    async def stop(self) -> None:
+        """Stop sending; undelivered messages stay in the outbox for the next start."""
+        self.outbox.remove_listener(self.notify)
+        self._stopping = True  # ends the loop even if a cancellation is lost
+        tasks = [task for task in (self._task, *self._inflight.values()) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
+        self._inflight.clear()
+
+    def notify(self) -> None:
+        """Wake the sender (thread-safe): something was enqueued."""
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # loop shutting down
+            loop.call_soon_threadsafe(wake.set)
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while not self._stopping:
+            # clear before reading so an enqueue during the read is not missed
+            self._wake.clear()
+            try:
+                heads = await asyncio.to_thread(self.outbox.heads)
+            except sqlite3.Error:
+                logger.exception("cannot read the DHT outbox; retrying")
+                heads = []
+            now = time.time()
+            next_due: float | None = None
+            for head in heads:
+                if head.topic_name in self._inflight:
+                    continue
+                if head.next_attempt_at <= now:
+                    self._inflight[head.topic_name] = asyncio.create_task(
+                        self._deliver(head), name=f"dht-deliver-{head.id}"
+                    )
+                else:
+                    next_due = (
+                        head.next_attempt_at if next_due is None else min(next_due, head.next_attempt_at)
+                    )
+            wait = self.poll_seconds if next_due is None else min(self.poll_seconds, max(0.0, next_due - now))
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a
+            # cancellation that arrives as the wake-up fires, and stop() would hang
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+
+    async def _deliver(self, message: StoredMessage) -> None:
+        try:
+            started = time.perf_counter()
+            try:
+                await self.client.post_persistent(message.topic_name, message.topic_uuid, message.value)
+            except DeliveryError as error:
+                await self._failed(message, error.reason, error.message)
+                return
+            except Exception as error:  # a client bug must not stop delivery of the rest
+                logger.exception("unexpected error posting outbox message %d", message.id)
+                await self._failed(message, "protocol", f"{type(error).__name__}: {error}")
+                return
+            REQUEST_SECONDS.observe(time.perf_counter() - started)
+            DELIVERY_LATENCY.labels(kind=message.kind).observe(max(0.0, time.time() - message.created_at))
+            await asyncio.to_thread(self.outbox.mark_delivered, message.id)
+        finally:
+            self._inflight.pop(message.topic_name, None)
+            if self._wake is not None:
+                self._wake.set()
+
+    async def _failed(self, message: StoredMessage, reason: str, detail: str) -> None:
+        DELIVERY_FAILURES.labels(reason=reason).inc()
+        attempts = message.attempts + 1
+        delay = self.backoff_delay(attempts)
+        # the first failure and then every 10th: an outage must not flood the log
+        log = logger.warning if attempts == 1 or attempts % 10 == 0 else logger.debug
+        log(
+            "DHT delivery of %s/%s failed (attempt %d, retry in %.1f s): %s",
+            message.topic_name,
+            message.topic_uuid,
+            attempts,
+            delay,
+            detail,
+        )
+        await asyncio.to_thread(self.outbox.mark_failed, message.id, time.time() + delay)
