@@ -1,0 +1,366 @@
+"""Anomalies end to end: real predictor + transformer processes, the stand-in DHT, a real outbox.
+
+A group file is written for the synthetic weights: its one firing group's
+member is the class that best separates two generated clips (scores computed
+in-process with ``audioguard.offline``) and its threshold lies half way, so
+clip A fires and clip B does not, deterministically. The transformer is
+SIGKILLed with an anomaly in its outbox while the DHT is down, restarted on
+the same outbox, and the DHT then receives exactly the expected entries; the
+restarted transformer also answers DHT requests (listener) and exposes the
+metrics on ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from audioguard.offline import OfflineClassifier
+from tests.e2e.test_services import MODEL, clip, predictor_args, sifis_post
+from tests.serverutil import RunningServer, run_module, start_server
+from tests.transformer.dht_standin import DhtStandIn
+from transformer.labels import load_labels
+
+pytestmark = pytest.mark.slow
+
+ANALYZER = "e2e-analyzer"
+RESULTS = ("SIFIS:Privacy_Aware_Audio_Anomaly_Detection_Results", "Audio_Anomaly_Detection_Results")
+ANOMALY_TOPIC = "SIFIS:Audio_Anomaly"
+REQUEST_TOPIC = "SIFIS:Privacy_Aware_Audio_Anomaly_Detection"
+#: the event-uuid namespace documented in docs/anomalies-and-dht.md
+EVENT_NAMESPACE = uuid.UUID("6f1d3c2a-8e4b-5a7c-9d0e-a1b2c3d4e5f6")
+SCORE_ATOL = 1e-4
+#: clip A's and clip B's scores must straddle the threshold by more than this
+MIN_MARGIN = 0.005
+DEADLINE_S = 90.0
+
+
+def poll(condition: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -> Any:
+    """The first truthy value of ``condition()``; fails naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def event_uuid(analysis_id: str, group: str, window: int) -> str:
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{analysis_id}\n{group}\n{window}"))
+
+
+def metric(server: RunningServer, name: str, **labels: str) -> float | None:
+    """One sample of the server's /metrics, None when absent."""
+    text = requests.get(server.http_url + "/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
+
+
+# --- the deterministic group ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Two clips, the group that fires on A only, and the in-process scores it was derived from."""
+
+    clip_a: bytes
+    clip_b: bytes
+    member: int
+    threshold: float
+    score_a: float
+    groups_file: Path
+
+
+@pytest.fixture(scope="module")
+def plan(synthetic_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Plan:
+    reference = OfflineClassifier.from_model_dir(synthetic_model_dir)
+    clip_a, clip_b = clip(501, 3.0), clip(502, 3.0)
+    (window_a,) = reference.classify(clip_a, all_windows=True).windows
+    (window_b,) = reference.classify(clip_b, all_windows=True).windows
+    scores_a, scores_b = window_a.scores.astype(np.float64), window_b.scores.astype(np.float64)
+    member = int(np.argmax(scores_a - scores_b))
+    threshold = float((scores_a[member] + scores_b[member]) / 2)
+    assert scores_a[member] - threshold > MIN_MARGIN, "the synthetic clips do not separate any class"
+    # a second group that fires on neither clip: its member's best score is far below its threshold
+    silent = int(np.argmin(np.maximum(scores_a, scores_b)))
+    silent_threshold = float((max(scores_a[silent], scores_b[silent]) + 1) / 2)
+    assert silent_threshold - max(scores_a[silent], scores_b[silent]) > MIN_MARGIN
+
+    groups_file = tmp_path_factory.mktemp("groups") / "groups.json"
+    groups_file.write_text(
+        json.dumps(
+            {
+                "replace_defaults": True,
+                "groups": [
+                    {"name": "e2e_alarm", "label": "E2E alarm", "members": [member], "threshold": threshold},
+                    {
+                        "name": "e2e_silent",
+                        "label": "Never",
+                        "members": [silent],
+                        "threshold": silent_threshold,
+                    },
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    return Plan(clip_a, clip_b, member, threshold, float(scores_a[member]), groups_file)
+
+
+# --- servers -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def predictor(synthetic_model_dir: Path) -> Iterator[RunningServer]:
+    server = start_server("predictor", predictor_args(synthetic_model_dir))
+    yield server
+    server.stop()
+
+
+def transformer_args(model_dir: Path, predictor: RunningServer) -> list[str]:
+    return [
+        "--model_name", MODEL,
+        "--model_dir", str(model_dir),
+        "--predictor_host", predictor.grpc_address,
+        "--predictor_protocol", "grpc-v2",
+        "--predictor_request_timeout_seconds", "30",
+    ]  # fmt: skip
+
+
+@dataclass
+class Restarted:
+    """The transformer restarted on the outbox of a killed one, and what the killed one left."""
+
+    server: RunningServer
+    broker: DhtStandIn
+    killed_response: dict[str, Any]
+    killed_outbox_rows: list[tuple[str, str, str]]
+    audio_dir: Path
+
+
+@pytest.fixture(scope="module")
+def restarted(
+    plan: Plan,
+    predictor: RunningServer,
+    synthetic_model_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Restarted]:
+    """Kill a transformer (SIGKILL) right after it answered an anomaly while the DHT was down,
+    then start a new one on the same outbox, the DHT still down, the listener on."""
+    state = tmp_path_factory.mktemp("transformer-state")
+    audio_dir = tmp_path_factory.mktemp("listener-audio")
+    broker = DhtStandIn()  # its port is chosen, nothing listens yet
+    env = {
+        "AUDIOGUARD_ANALYZER_ID": ANALYZER,
+        "AUDIOGUARD_ANOMALY_GROUPS_FILE": str(plan.groups_file),
+        "AUDIOGUARD_DHT_URL": broker.url,
+        "AUDIOGUARD_DHT_TIMEOUT_SECONDS": "2",
+        "AUDIOGUARD_OUTBOX_PATH": str(state / "outbox.sqlite3"),
+    }
+    args = transformer_args(synthetic_model_dir, predictor)
+
+    doomed = start_server("transformer", args, env)
+    try:
+        answer = sifis_post(doomed, plan.clip_a)
+        assert answer.status_code == 200, answer.text
+        os.killpg(doomed.process.pid, signal.SIGKILL)  # no shutdown hook runs
+        assert doomed.process.wait(30) == -signal.SIGKILL
+    finally:
+        doomed.stop()
+    with sqlite3.connect(state / "outbox.sqlite3") as db:
+        rows = db.execute("SELECT topic_name, topic_uuid, kind FROM outbox ORDER BY id").fetchall()
+
+    listener_env = {"AUDIOGUARD_LISTENER_ENABLED": "true", "AUDIOGUARD_LISTENER_AUDIO_DIR": str(audio_dir)}
+    server = start_server("transformer", args, {**env, **listener_env})
+    yield Restarted(server, broker, answer.json(), rows, audio_dir)
+    server.stop()
+    broker.stop()
+
+
+@pytest.fixture
+def live(restarted: Restarted) -> Restarted:
+    """The restarted transformer with the DHT up and its outbox drained."""
+    restarted.broker.start()
+    poll(
+        lambda: (
+            metric(restarted.server, "audioguard_outbox_depth", kind="anomaly") == 0
+            and metric(restarted.server, "audioguard_outbox_depth", kind="result") == 0
+        ),
+        "the restarted transformer's outbox to drain",
+    )
+    return restarted
+
+
+def results_with(broker: DhtStandIn, key: str, value: str) -> Callable[[], dict[str, Any] | None]:
+    """Poll target: the stored result value once its ``key`` equals ``value``."""
+
+    def stored() -> dict[str, Any] | None:
+        result = broker.get(*RESULTS)
+        return result if result is not None and result.get(key) == value else None
+
+    return stored
+
+
+def unique_in_order(values: list[str]) -> list[str]:
+    """Delivery is at least once: a retried post may repeat; order is what counts."""
+    return list(dict.fromkeys(values))
+
+
+# --- tests ------------------------------------------------------------------------------------------------
+
+
+def test_killed_transformer_anomaly_reaches_the_dht_after_restart(plan: Plan, restarted: Restarted) -> None:
+    response = restarted.killed_response
+    analysis_id = response["analysis_id"]
+    (found,) = response["anomalies"]
+    assert (found["group"], found["window_index"]) == ("e2e_alarm", 0)
+    assert found["score"] == pytest.approx(plan.score_a, abs=SCORE_ATOL)
+    assert [c["index"] for c in found["triggered_by"]] == [plan.member]
+    expected_event = event_uuid(analysis_id, "e2e_alarm", 0)
+    # durable before the 200: the killed process left its messages on disk
+    assert restarted.killed_outbox_rows == [
+        (ANOMALY_TOPIC, expected_event, "anomaly"),
+        (*RESULTS, "result"),
+    ]
+
+    # the DHT is still down: the restarted transformer tries, fails and counts it
+    poll(
+        lambda: (
+            (metric(restarted.server, "audioguard_dht_delivery_failures_total", reason="connection") or 0)
+            >= 1
+        ),
+        "a failed delivery while the DHT is down",
+    )
+    assert metric(restarted.server, "audioguard_outbox_depth", kind="anomaly") == 1
+
+    restarted.broker.start()
+    result = poll(results_with(restarted.broker, "analysis_id", analysis_id), "the result at the DHT")
+    event = poll(lambda: restarted.broker.get(ANOMALY_TOPIC, expected_event), "the anomaly event")
+
+    assert {(w.topic_name, w.topic_uuid) for w in restarted.broker.writes} == {
+        (ANOMALY_TOPIC, expected_event),
+        RESULTS,
+    }
+    labels = load_labels()
+    assert event["group"] == "e2e_alarm" and event["label"] == "E2E alarm"
+    assert event["event_id"] == expected_event and event["analysis_id"] == analysis_id
+    assert event["score"] == pytest.approx(plan.score_a, abs=SCORE_ATOL)
+    assert event["threshold"] == pytest.approx(plan.threshold)
+    assert event["triggered_by"][0]["label"] == labels[plan.member].display_name
+    assert (event["requestor_id"], event["requestor_type"], event["request_id"]) == (
+        "nssd-7",
+        "NSSD",
+        "req-42",
+    )
+    assert (event["start_seconds"], event["end_seconds"]) == (found["start_seconds"], found["end_seconds"])
+
+    # what the HTTP caller got is what the DHT holds (the answer leaves out the description)
+    sifis_fields = (
+        "requestor_id", "requestor_type", "request_id", "analyzer_id",
+        "analysis_id", "audio_file", "method", "predictions", "anomalies",
+    )  # fmt: skip
+    assert {name: result[name] for name in sifis_fields} == {name: response[name] for name in sifis_fields}
+    assert isinstance(result["description"], str) and result["description"]
+    assert result["analyzer_id"] == ANALYZER and result["method"] == "nothing"
+    assert result["analysis_id"].endswith(hashlib.sha256(plan.clip_a).hexdigest())
+
+
+def test_only_results_with_anomalies_are_posted_each_event_under_its_own_uuid(
+    plan: Plan, live: Restarted
+) -> None:
+    broker = live.broker
+    before = {uuid_ for uuid_ in broker.entries(ANOMALY_TOPIC)}
+    quiet = sifis_post(live.server, plan.clip_b)
+    assert quiet.status_code == 200 and quiet.json()["anomalies"] == []
+    loud = sifis_post(live.server, plan.clip_a)
+    assert loud.status_code == 200
+    analysis_id = loud.json()["analysis_id"]
+
+    poll(results_with(broker, "analysis_id", analysis_id), "the second result")
+    new_event = event_uuid(analysis_id, "e2e_alarm", 0)
+    poll(lambda: broker.get(ANOMALY_TOPIC, new_event), "the second event")
+    # the quiet result was never enqueued: it would have reached the results topic first
+    posted = unique_in_order([w.value["analysis_id"] for w in broker.writes_to(RESULTS[0])])
+    assert quiet.json()["analysis_id"] not in posted and posted[-1] == analysis_id
+    # events do not overwrite each other
+    assert set(broker.entries(ANOMALY_TOPIC)) == before | {new_event}
+    assert {entry["topic_name"] for entry in requests.get(broker.url + "/get_all", timeout=10).json()} == {
+        ANOMALY_TOPIC,
+        RESULTS[0],
+    }
+
+
+def test_listener_analyses_the_file_named_in_a_dht_request(plan: Plan, live: Restarted) -> None:
+    (live.audio_dir / "kitchen.wav").write_bytes(plan.clip_a)
+    broker = live.broker
+    poll(lambda: broker.websocket_clients >= 1, "the listener's subscription")
+    broker.post(
+        REQUEST_TOPIC,
+        "Audio_Anomaly_Detection",
+        {
+            "description": "Privacy-Aware Audio Anomaly Detection",
+            "requestor_id": "nssd-9",
+            "requestor_type": "NSSD",
+            "request_id": "listen-1",
+            "Type": "Audio_file",
+            "audio_file": "kitchen.wav",
+            "method": "nothing",
+        },
+    )
+    result = poll(results_with(broker, "request_id", "listen-1"), "the listener's result at the DHT")
+    assert (result["audio_file"], result["requestor_id"], result["method"]) == (
+        "kitchen.wav",
+        "nssd-9",
+        "nothing",
+    )
+    assert result["analysis_id"].endswith(hashlib.sha256(plan.clip_a).hexdigest())
+    assert [a["group"] for a in result["anomalies"]] == ["e2e_alarm"]
+    event = poll(
+        lambda: broker.get(ANOMALY_TOPIC, event_uuid(result["analysis_id"], "e2e_alarm", 0)),
+        "the listener's anomaly event",
+    )
+    assert event["request_id"] == "listen-1"
+
+
+def test_metrics_are_exposed_on_the_transformer(live: Restarted) -> None:
+    server = live.server
+    assert (metric(server, "audioguard_anomalies_total", group="e2e_alarm") or 0) >= 1
+    assert metric(server, "audioguard_anomalies_total", group="e2e_silent") is None
+    assert metric(server, "audioguard_outbox_depth", kind="anomaly") == 0
+    assert (metric(server, "audioguard_dht_delivery_latency_seconds_count", kind="anomaly") or 0) >= 1
+    assert (metric(server, "audioguard_dht_delivery_latency_seconds_count", kind="result") or 0) >= 1
+    assert metric(server, "audioguard_dht_delivery_failures_total", reason="connection") is not None
+
+
+def test_an_invalid_group_file_refuses_to_start(
+    predictor: RunningServer, synthetic_model_dir: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "groups.json"
+    bad.write_text(json.dumps({"groups": [{"name": "glass_break", "members": [600], "threshold": 1.5}]}))
+    finished = run_module(
+        "transformer",
+        transformer_args(synthetic_model_dir, predictor),
+        {"AUDIOGUARD_ANOMALY_GROUPS_FILE": str(bad)},
+    )
+    output = finished.stdout + finished.stderr
+    assert finished.returncode == 1, output[-2000:]
+    assert "unknown AudioSet index 600" in output and r"threshold 1.5 is outside (0, 1]" in output
