@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Final
 
-from kserve import ModelServer
+from kserve import ModelServer, model_server
 from kserve.model_server import parser as kserve_parser
 from kserve.predictor_config import PredictorConfig
 from pydantic import ValidationError
@@ -31,6 +31,8 @@ logger = logging.getLogger("transformer")
 #: KServe's 600 s default would let a hung predictor hold a caller for 10 minutes.
 DEFAULT_PREDICTOR_TIMEOUT_SECONDS: Final = 60
 SUPPORTED_PREDICTOR_PROTOCOLS: Final = ("grpc-v2", "v2")
+#: Room for the gRPC request around the audio bytes (tensor metadata, parameters).
+GRPC_REQUEST_OVERHEAD_BYTES: Final = 64 * 1024
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def fit_grpc_limit_to_uploads(args: argparse.Namespace, settings: TransformerSettings) -> None:
+    """Let a gRPC request carry an audio file as large as ``--max_upload_mb``.
+
+    KServe's gRPC server reads its receive limit (8 MiB by default) from the
+    flags KServe parsed itself at import, so that is the value changed here;
+    an explicit ``--grpc_max_receive_message_length`` is kept.
+    """
+    default = kserve_parser.get_default("grpc_max_receive_message_length")
+    if args.grpc_max_receive_message_length == default:
+        needed = settings.max_upload_bytes + GRPC_REQUEST_OVERHEAD_BYTES
+        model_server.args.grpc_max_receive_message_length = max(default, needed)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -60,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from_args(TransformerSettings, args)
     except ValidationError as error:
         parser.error(f"invalid setting: {error}")
+    fit_grpc_limit_to_uploads(args, settings)
     server = ModelServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,

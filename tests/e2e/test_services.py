@@ -46,6 +46,8 @@ pytestmark = pytest.mark.slow
 MODEL = "audioguard"
 ANALYZER = "test-analyzer"
 MAX_UPLOAD_MB = 1.0
+#: Above gRPC's default 8 MiB message limit.
+LARGE_UPLOAD_MB = 12.0
 MAX_AUDIO_SECONDS = 30.0
 ATOL = 1e-4
 LABELS = load_labels()
@@ -137,7 +139,7 @@ def dht() -> Iterator[DhtStandIn]:
 @dataclass(frozen=True)
 class Transformers:
     grpc: RunningServer  # forwards over gRPC v2, delivers to the stand-in DHT
-    rest: RunningServer  # forwards over REST v2
+    rest: RunningServer  # forwards over REST v2, accepts uploads up to LARGE_UPLOAD_MB
     grpc_tmp: Path  # TMPDIR of the gRPC-forwarding transformer
 
 
@@ -171,7 +173,12 @@ def transformers(
     }
     with ThreadPoolExecutor(2) as pool:
         grpc_future = pool.submit(launch, "grpc-v2", predictor.server.grpc_address, grpc_env)
-        rest_future = pool.submit(launch, "v2", f"127.0.0.1:{predictor.http_port}", {})
+        rest_future = pool.submit(
+            launch,
+            "v2",
+            f"127.0.0.1:{predictor.http_port}",
+            {"AUDIOGUARD_MAX_UPLOAD_MB": str(LARGE_UPLOAD_MB)},
+        )
         servers = [grpc_future.result(), rest_future.result()]
     yield Transformers(servers[0], servers[1], tmp)
     for server in servers:
@@ -408,6 +415,18 @@ def test_curl_style_binary_extension_without_content_type(
             for o in response.json()["outputs"]
         }
         assert_matches(windows_from_arrays(outputs), reference.classify(audio, top_k=527))
+
+
+def test_grpc_upload_above_the_default_8_mib_message_limit(
+    transformers: Transformers, reference: OfflineClassifier
+) -> None:
+    """The transformer's gRPC limit follows --max_upload_mb (KServe's default is 8 MiB)."""
+    rng = np.random.default_rng(18)
+    stereo = 0.3 * rng.standard_normal((25 * 48000, 2))
+    audio = wav_bytes(np.clip(stereo, -1, 1), sample_rate=48000, subtype="FLOAT")
+    assert 8 * 1024 * 1024 < len(audio) < LARGE_UPLOAD_MB * 1024 * 1024
+    result = kserve_grpc(transformers.rest, audio, {"top_k": 527})
+    assert_matches(result["windows"], reference.classify(audio, top_k=527))
 
 
 def test_all_windows_and_start_time(transformer: RunningServer, reference: OfflineClassifier) -> None:
