@@ -44,6 +44,12 @@ HOW_TO_GET_WEIGHTS: Final = (
     "run `audioguard weights download --dest DIR` for the official weights, or "
     "`audioguard weights synthetic --dest DIR` for synthetic test weights"
 )
+OFFLINE_HINT: Final = (
+    "without internet access, use `audioguard weights synthetic --dest DIR` "
+    "(or `WEIGHTS=synthetic bash scripts/run.sh`) for synthetic test weights"
+)
+#: Name of the MAX tarball on a mirror (see ``mirrored_assets``).
+TARBALL_NAME: Final = "assets.tar.gz"
 
 
 @dataclass(frozen=True)
@@ -168,23 +174,75 @@ def require_assets(model_dir: Path, names: Iterable[str]) -> dict[str, Path]:
 ProgressCallback = Callable[[str, int, int | None], None]
 
 
+def mirrored_assets(base_url: str) -> tuple[dict[str, OfficialAsset], str]:
+    """The official files as a mirror serves them: ``base_url/<official name>``.
+
+    Returns the registry (official sums, mirror URLs) and the tarball URL
+    (``base_url/assets.tar.gz``, which holds the classifier). The sha512
+    check is unchanged, so a mirror cannot pass off other files.
+    """
+    base = base_url.rstrip("/")
+    registry = {
+        name: OfficialAsset(name, asset.sha512, None if asset.url is None else f"{base}/{name}")
+        for name, asset in OFFICIAL_ASSETS.items()
+    }
+    return registry, f"{base}/{TARBALL_NAME}"
+
+
 def _download(
     url: str, dest: Path, *, timeout: float, progress: ProgressCallback | None
 ) -> str:
-    """Stream ``url`` into ``dest``; return the sha512 of what was written."""
+    """Stream ``url`` into ``dest``; return the sha512 of what was written.
+
+    Raises:
+        ModelAssetError: the host is unreachable, too slow, or answers an HTTP
+            error; one line naming the URL, the reason and the offline way out.
+    """
     digest = hashlib.sha512()
-    with requests.get(url, stream=True, timeout=timeout) as response:
-        response.raise_for_status()
-        total = int(response.headers.get("Content-Length", 0)) or None
-        done = 0
-        with dest.open("wb") as handle:
-            for chunk in response.iter_content(_CHUNK):
-                handle.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(url, done, total)
+    try:
+        with requests.get(url, stream=True, timeout=timeout) as response:
+            response.raise_for_status()
+            total = int(response.headers.get("Content-Length", 0)) or None
+            done = 0
+            with dest.open("wb") as handle:
+                for chunk in response.iter_content(_CHUNK):
+                    handle.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(url, done, total)
+    except requests.RequestException as error:
+        raise ModelAssetError(
+            f"download of {url} failed ({_request_failure(error, timeout)}); {OFFLINE_HINT}"
+        ) from error
     return digest.hexdigest()
+
+
+def _request_failure(error: requests.RequestException, timeout: float) -> str:
+    """A short reason for a failed request (requests' own text spans several lines)."""
+    if isinstance(error, requests.HTTPError) and error.response is not None:
+        return f"HTTP {error.response.status_code} {error.response.reason}"
+    if isinstance(error, requests.Timeout):
+        return f"no answer within {timeout:g} s"
+    if isinstance(error, requests.ConnectionError):
+        return f"cannot connect: {_os_reason(error)}"
+    return type(error).__name__
+
+
+def _os_reason(error: BaseException) -> str:
+    """The OS-level reason under urllib3's wrappers ("Connection refused", ...)."""
+    pending: list[BaseException] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        linked = (*current.args, getattr(current, "reason", None), current.__cause__, current.__context__)
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+    return type(error).__name__
 
 
 def _install_verified(tmp_file: Path, name: str, digest: str, expected: str, dest_dir: Path) -> Path:
@@ -236,7 +294,12 @@ def download_assets(
     Files already present with the right checksum are kept. Files with a
     direct URL are fetched from it; the rest (the classifier) come out of the
     MAX tarball, downloaded at most once. Nothing unverified ever gets an
-    official name.
+    official name, and a failed run leaves no partial file behind.
+
+    Raises:
+        ModelAssetError: a host unreachable or answering an HTTP error (one
+            line naming the URL), a member missing from the tarball.
+        ChecksumMismatch: a file that is not the official one.
     """
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -260,7 +323,7 @@ def download_assets(
                 digest = _download(asset.url, part, timeout=timeout, progress=progress)
             else:
                 if tarball is None:
-                    tarball = work / "assets.tar.gz"
+                    tarball = work / TARBALL_NAME
                     _download(tarball_url, tarball, timeout=timeout, progress=progress)
                 part, digest = _extract_member(tarball, asset.name, work)
             result[asset.name] = _install_verified(part, asset.name, digest, asset.sha512, dest_dir)

@@ -37,8 +37,18 @@ def _weights_download(args: argparse.Namespace) -> int:
             bar = bars[url] = tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1])
         bar.update(done - bar.n)
 
+    registry, tarball_url = (assets.OFFICIAL_ASSETS, assets.MAX_ASSETS_TARBALL)
+    if args.mirror:
+        registry, tarball_url = assets.mirrored_assets(args.mirror)
     try:
-        written = assets.download_assets(args.dest, timeout=args.timeout, force=args.force, progress=progress)
+        written = assets.download_assets(
+            args.dest,
+            assets=registry,
+            tarball_url=tarball_url,
+            timeout=args.timeout,
+            force=args.force,
+            progress=progress,
+        )
     finally:
         for bar in bars.values():
             bar.close()
@@ -159,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--dest", type=Path, required=True, help="model directory to fill")
     download.add_argument("--force", action="store_true", help="download even if verified files exist")
     download.add_argument("--timeout", type=float, default=60.0, help="network timeout per request (s)")
+    download.add_argument(
+        "--mirror",
+        metavar="URL",
+        help="fetch URL/vggish_model.ckpt, URL/vggish_pca_params.npz and URL/assets.tar.gz "
+        "instead of the official hosts (sha512 still checked against the official sums)",
+    )
     download.set_defaults(handler=_weights_download)
     synthetic = weights.add_parser("synthetic", help="write synthetic weights in the official formats")
     synthetic.add_argument("--dest", type=Path, required=True, help="model directory to fill")

@@ -8,45 +8,19 @@ streaming sha512, tarball extraction and atomic install are the real code.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import tarfile
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from audioguard import assets
 from audioguard.errors import ChecksumMismatch, MissingModelAsset
+from tests.serverutil import free_port
 
 
 def _sha512(data: bytes) -> str:
     return hashlib.sha512(data).hexdigest()
-
-
-@pytest.fixture()
-def file_server(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
-    """Serve ``tmp_path/www`` over HTTP on 127.0.0.1; yield (base URL, root, request log)."""
-    root = tmp_path / "www"
-    root.mkdir()
-    requested: list[str] = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, *args: object) -> None:
-            requested.append(self.path)
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root, requested
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _tarball(members: dict[str, bytes]) -> bytes:
@@ -141,9 +115,30 @@ def test_missing_member_in_tarball(file_server, tmp_path: Path) -> None:
 
 def test_http_error_is_reported(file_server, tmp_path: Path) -> None:
     base, _, _ = file_server
-    with pytest.raises(Exception, match="404"):
+    with pytest.raises(assets.ModelAssetError) as caught:
         assets.download_assets(tmp_path / "m", names=[assets.PCA_PARAMS], assets=_registry(base))
-    assert not (tmp_path / "m" / assets.PCA_PARAMS).exists()
+    message = caught.value.message
+    assert f"download of {base}/pca failed (HTTP 404 " in message
+    assert "audioguard weights synthetic" in message and "\n" not in message
+    assert list((tmp_path / "m").iterdir()) == []
+
+
+def test_unreachable_host_is_one_line_with_the_offline_hint(tmp_path: Path) -> None:
+    base = f"http://127.0.0.1:{free_port()}"  # nobody listens
+    registry, tarball_url = assets.mirrored_assets(base + "/")
+    assert registry[assets.PCA_PARAMS].url == f"{base}/{assets.PCA_PARAMS}"
+    assert registry[assets.CLASSIFIER_H5].url is None and tarball_url == f"{base}/assets.tar.gz"
+    assert {name: a.sha512 for name, a in registry.items()} == {
+        name: a.sha512 for name, a in assets.OFFICIAL_ASSETS.items()
+    }
+    with pytest.raises(assets.ModelAssetError) as caught:
+        assets.download_assets(
+            tmp_path / "m", names=[assets.CLASSIFIER_H5], assets=registry, tarball_url=tarball_url
+        )
+    message = caught.value.message
+    assert message.startswith(f"download of {tarball_url} failed (cannot connect: Connection refused)")
+    assert "WEIGHTS=synthetic bash scripts/run.sh" in message and "\n" not in message
+    assert list((tmp_path / "m").iterdir()) == []
 
 
 def test_asset_report_flags_non_official_files(tmp_path: Path) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ import soundfile as sf
 
 from audioguard import assets
 from audioguard.cli import main
+from tests.serverutil import PROJECT_ROOT, free_port
 
 
 def _wav(path: Path, seconds: float, sample_rate: int = 16_000, freq: float = 1000.0) -> Path:
@@ -36,6 +40,37 @@ def test_synthetic_weights_are_never_reported_official(
     assert report["official"] is False
     assert report["files"][assets.VGGISH_CHECKPOINT]["present"] is False
     assert "audioguard weights download" in captured.err
+
+
+@pytest.mark.parametrize("answer", ["closed_port", "http_404"])
+def test_download_failure_is_one_line_naming_the_host_and_the_offline_way(
+    answer: str, file_server: tuple[str, Path, list[str]], tmp_path: Path
+) -> None:
+    """Offline or a broken mirror: a short error, not requests' traceback."""
+    served, _, requested = file_server  # serves an empty directory: 404 for every file
+    mirror = served if answer == "http_404" else f"http://127.0.0.1:{free_port()}"
+    dest = tmp_path / "models"
+    command = ["weights", "download", "--dest", str(dest), "--mirror", mirror]
+    finished = subprocess.run(
+        [sys.executable, "-m", "audioguard.cli", *command],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 2  # the command's code for an AudioGuardError
+    lines = finished.stderr.strip().splitlines()
+    assert len(lines) == 1, finished.stderr
+    assert "Traceback" not in finished.stderr
+    host = urlsplit(mirror).netloc
+    assert lines[0].startswith(f"error: download of http://{host}/{assets.VGGISH_CHECKPOINT} failed")
+    reason = "HTTP 404" if answer == "http_404" else "cannot connect: Connection refused"
+    assert f"({reason}" in lines[0]
+    assert "audioguard weights synthetic" in lines[0] and "WEIGHTS=synthetic bash scripts/run.sh" in lines[0]
+    # the server logs a 404 twice (request line and error); nothing after the first failure
+    assert set(requested) == ({f"/{assets.VGGISH_CHECKPOINT}"} if answer == "http_404" else set())
+    assert not dest.exists() or list(dest.iterdir()) == []  # no partial file, no leftover work dir
 
 
 def test_unknown_synthetic_part_is_rejected(tmp_path: Path) -> None:
