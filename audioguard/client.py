@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import struct
 import sys
 from collections.abc import Mapping, Sequence
@@ -133,6 +134,19 @@ def _import_kserve() -> None:
         sys.argv = saved
 
 
+def _quiet_kserve_client_errors() -> None:
+    """Keep KServe's gRPC client from logging each failed call.
+
+    ``InferenceGRPCClient`` logs every RPC error on ``kserve.trace`` at ERROR
+    with a traceback; the command already prints one line per failed file.
+    Only the command does this: library callers keep KServe's logging.
+    """
+    _import_kserve()
+    from kserve.logging import KSERVE_TRACE_LOGGER_NAME
+
+    logging.getLogger(KSERVE_TRACE_LOGGER_NAME).setLevel(logging.CRITICAL)
+
+
 async def _classify_grpc(
     url: str, model_name: str, audio: bytes, parameters: Mapping[str, Any], timeout: float
 ) -> dict[str, Any]:
@@ -210,6 +224,8 @@ def main(argv: Sequence[str]) -> int:
     """Classify each file; exit 1 if any request failed."""
     args = build_parser().parse_args(list(argv))
     parameters = request_parameters(args)
+    if args.grpc:
+        _quiet_kserve_client_errors()
     failures = 0
     for path in args.files:
         try:

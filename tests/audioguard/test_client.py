@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from audioguard import client
-from tests.serverutil import free_port
+from tests.serverutil import PROJECT_ROOT, free_port
 
 
 def test_rest_body_is_a_json_header_then_one_length_prefixed_bytes_element() -> None:
@@ -90,3 +92,23 @@ def test_each_failing_file_is_reported_and_the_exit_code_is_1(
     errors = capsys.readouterr().err.splitlines()
     assert errors[0].startswith(f"{tmp_path / 'missing.wav'}: error:")  # not readable
     assert errors[1].startswith(f"{present}: error:")  # nobody listens
+
+
+def test_grpc_failure_is_one_line_without_kserve_log_or_traceback(tmp_path: Path) -> None:
+    """KServe's gRPC client logs each failed call with a traceback; the command prints only its line."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not audio")
+    command = ["client", "--grpc", "--url", f"127.0.0.1:{free_port()}", "--timeout", "20", str(notes)]
+    finished = subprocess.run(
+        [sys.executable, "-m", "audioguard.cli", *command],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 1
+    lines = finished.stderr.splitlines()
+    assert len(lines) == 1, finished.stderr
+    assert lines[0].startswith(f"{notes}: error: UNAVAILABLE: ")
+    assert "Traceback" not in finished.stderr and "kserve.trace" not in finished.stderr

@@ -253,6 +253,12 @@ def test_serve_answers_sifis_and_client_then_stops_both_on_ctrl_c(
         finished = run_client("--url", running.url, str(tmp_path / "notes.txt"))
         assert finished.returncode == 1
         assert "400" in finished.stderr and "notes.txt" in finished.stderr
+        # the same over gRPC: only the command's own line, not KServe's client log and traceback
+        finished = run_client("--grpc", "--url", grpc_address, str(tmp_path / "notes.txt"))
+        assert finished.returncode == 1
+        assert len(finished.stderr.splitlines()) == 1, finished.stderr
+        assert finished.stderr.startswith(f"{tmp_path / 'notes.txt'}: error: INVALID_ARGUMENT: ")
+        assert "Traceback" not in finished.stderr and "kserve.trace" not in finished.stderr
 
         assert_stopped_cleanly(running, running.interrupt())
 
