@@ -1,15 +1,19 @@
 """What each privacy method protects and what it costs, measured (issue 4).
 
     python -m bench.privacy_report [--audio_dir DIR] [--speech FILE ...] [--events FILE ...]
-                                   [--model_dir DIR] [--seeds 3] [--no_tts]
+                                   [--model_dir DIR] [--seeds 3] [--no_tts] [--no_asr]
 
 Privacy: STOI (pystoi) of the anonymised speech against the original, lower is
 better, plain and after an attacker re-aligns 0.25-s pieces to where they fit
 the original best (that undoes a shuffle; plain STOI cannot see through one).
 Also the share of voiced frames that are still voiced (pitch carries speaker
-identity and intonation). Speech: PhilippeRemy_001.wav from ``--audio_dir``,
-espeak-ng sentences (alone and mixed with events at 10 and 0 dB SNR) and the
-tests' synthetic speech-like signal.
+identity and intonation), and, alignment-free, what a speech recogniser still
+understands: the share of the word pairs PocketSphinx (offline, its bundled
+US-English model) hears in the original that it also hears in the anonymised
+speech, in any order (a shuffle keeps pairs inside its segments; a recogniser
+fed noise hallucinates words, so the chance row gives the floor). Speech:
+PhilippeRemy_001.wav from ``--audio_dir``, espeak-ng sentences (alone and mixed
+with events at 10 and 0 dB SNR) and the tests' synthetic speech-like signal.
 
 Utility: mean |difference| of the VGGish log-mel features versus the original on
 event recordings (``--audio_dir``: birds1, gunshots, thunder, rain, snoring) and
@@ -44,6 +48,7 @@ import numpy as np
 from pystoi import stoi
 
 from audioguard.assets import asset_report
+from bench.speech_recognition import SpeechRecognizer, word_pair_recall
 from tests.transformer import speech_synth as synth
 from transformer.audio import load_waveform
 from transformer.features import waveform_to_examples
@@ -67,6 +72,8 @@ TTS_SENTENCES = (
     ),
 )
 MIX_SNR_DB = (10.0, 0.0)
+#: Speech groups the recogniser is run on: clean speech only (mixtures would measure the event).
+ASR_GROUPS = ("recorded", "tts")
 REALIGN_CHUNK = SR // 4
 
 
@@ -284,48 +291,119 @@ def requests(method: str, seeds: int) -> list[PrivacyRequest]:
 
 @dataclass(frozen=True)
 class PrivacyMeasures:
-    """Mean STOI per speech group (plain, re-aligned), the share of voiced frames left, and
-    the mean ``event_cell_distance`` over the speech + event mixtures (nan without any)."""
+    """Mean STOI per speech group (plain, re-aligned), the share of voiced frames left, the
+    mean ``event_cell_distance`` over the speech + event mixtures (nan without any), and
+    the mean recogniser word-pair recall per group of clean speech (``ASR_GROUPS``)."""
 
     stoi: dict[str, tuple[float, float]]
     voiced_left: float
     event_cells: float
+    word_pairs: dict[str, float]
 
 
-def chance_stoi(cases: list[SpeechCase]) -> dict[str, tuple[float, float]]:
-    """STOI of unrelated noise with each reference's long-term spectrum: the 'nothing left' floor."""
+def unrelated_noise(case: SpeechCase) -> np.ndarray:
+    """Noise with the reference's long-term spectrum and nothing else of it."""
+    noise_spectrum = np.fft.rfft(np.random.default_rng(0).standard_normal(case.signal.size))
+    return np.fft.irfft(
+        noise_spectrum / np.abs(noise_spectrum) * np.abs(np.fft.rfft(case.reference)), case.signal.size
+    )
+
+
+class Intelligibility:
+    """What is left of the speech of one case in a processed signal, by three measures.
+
+    The recogniser's transcript of the clean reference is computed once per
+    case; without a recogniser (or outside ``ASR_GROUPS``) word-pair recall is nan.
+    """
+
+    def __init__(self, recognizer: SpeechRecognizer | None) -> None:
+        self.recognizer = recognizer
+        self._reference_words: dict[str, list[str]] = {}
+
+    def stoi(self, case: SpeechCase, processed: np.ndarray) -> tuple[float, float]:
+        """(plain, re-aligned) STOI of ``processed`` against the clean reference."""
+        return (
+            float(stoi(case.reference, processed, SR)),
+            float(stoi(realigned_reference(case.reference, processed), processed, SR)),
+        )
+
+    def word_pair_recall(self, case: SpeechCase, processed: np.ndarray) -> float:
+        if self.recognizer is None or case.group not in ASR_GROUPS:
+            return nan
+        if case.name not in self._reference_words:
+            self._reference_words[case.name] = self.recognizer.words(case.reference)
+        return word_pair_recall(self._reference_words[case.name], self.recognizer.words(processed))
+
+
+def group_means(values: dict[str, list[float]]) -> dict[str, float]:
+    """Mean per group, nan for a group without finite values."""
+    means = {}
+    for group, numbers in values.items():
+        finite = [number for number in numbers if not np.isnan(number)]
+        means[group] = float(np.mean(finite)) if finite else nan
+    return means
+
+
+def chance_measures(
+    cases: list[SpeechCase], measure: Intelligibility
+) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
+    """STOI and word-pair recall of ``unrelated_noise``: the 'nothing left' floor per group."""
     floor: dict[str, tuple[float, float]] = {}
+    recall: dict[str, list[float]] = {}
     for group in dict.fromkeys(case.group for case in cases):
-        plain, realigned = [], []
+        scores = []
         for case in (case for case in cases if case.group == group):
-            noise_spectrum = np.fft.rfft(np.random.default_rng(0).standard_normal(case.signal.size))
-            noise = np.fft.irfft(
-                noise_spectrum / np.abs(noise_spectrum) * np.abs(np.fft.rfft(case.reference)),
-                case.signal.size,
-            )
-            plain.append(stoi(case.reference, noise, SR))
-            realigned.append(stoi(realigned_reference(case.reference, noise), noise, SR))
-        floor[group] = (float(np.mean(plain)), float(np.mean(realigned)))
-    return floor
+            noise = unrelated_noise(case)
+            scores.append(measure.stoi(case, noise))
+            recall.setdefault(group, []).append(measure.word_pair_recall(case, noise))
+        floor[group] = (float(np.mean([s[0] for s in scores])), float(np.mean([s[1] for s in scores])))
+    return floor, group_means(recall)
 
 
-def privacy_measures(cases: list[SpeechCase], method: str, seeds: int) -> PrivacyMeasures:
+def privacy_measures(
+    cases: list[SpeechCase], method: str, seeds: int, measure: Intelligibility
+) -> PrivacyMeasures:
     scores: dict[str, tuple[float, float]] = {}
+    recall: dict[str, list[float]] = {}
     kept, event_cells = [], []
     for group in dict.fromkeys(case.group for case in cases):
-        plain, realigned = [], []
+        pairs = []
         for case in (case for case in cases if case.group == group):
             voiced = np.sum(voiced_frames(case.reference))
             for request in requests(method, seeds):
                 out = apply_privacy(case.signal, request)
-                plain.append(stoi(case.reference, out, SR))
-                realigned.append(stoi(realigned_reference(case.reference, out), out, SR))
+                pairs.append(measure.stoi(case, out))
+                recall.setdefault(group, []).append(measure.word_pair_recall(case, out))
                 if case.event is None:
                     kept.append(np.sum(voiced_frames(out)) / max(1, voiced))
                 else:
                     event_cells.append(event_cell_distance(case, out))
-        scores[group] = (float(np.mean(plain)), float(np.mean(realigned)))
-    return PrivacyMeasures(scores, float(np.mean(kept)), float(np.mean(event_cells)) if event_cells else nan)
+        scores[group] = (float(np.mean([p[0] for p in pairs])), float(np.mean([p[1] for p in pairs])))
+    return PrivacyMeasures(
+        scores,
+        float(np.mean(kept)),
+        float(np.mean(event_cells)) if event_cells else nan,
+        group_means(recall),
+    )
+
+
+def transcripts(case: SpeechCase, recognizer: SpeechRecognizer) -> list[list[str]]:
+    """Rows (method, what the recogniser hears) for one clip, first seed of each method."""
+    rows = [["original", " ".join(recognizer.words(case.reference))]]
+    for method in PRIVACY_METHODS:
+        heard = recognizer.words(apply_privacy(case.signal, requests(method, 1)[0]))
+        rows.append([method, " ".join(heard) or "(nothing)"])
+    rows.append(["unrelated noise", " ".join(recognizer.words(unrelated_noise(case))) or "(nothing)"])
+    return rows
+
+
+def speech_recognizer() -> SpeechRecognizer | None:
+    """The offline recogniser, or None (with a note) when pocketsphinx is not installed."""
+    try:
+        return SpeechRecognizer()
+    except ImportError:
+        print("> pocketsphinx is not installed (it is in the dev extra): no recogniser measure.\n")
+        return None
 
 
 def log_mel_measures(events: dict[str, np.ndarray], method: str, seeds: int) -> dict[str, np.ndarray]:
@@ -455,6 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", type=int, default=3, help="random draws averaged per randomised method")
     parser.add_argument("--no_tts", action="store_true", help="skip the espeak-ng speech")
+    parser.add_argument("--no_asr", action="store_true", help="skip the speech-recogniser measure")
     args = parser.parse_args(argv)
     audio_dir: Path | None = args.audio_dir
     if audio_dir is not None and not audio_dir.is_dir():
@@ -472,8 +551,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     groups = list(dict.fromkeys(case.group for case in cases))
     counts = {group: sum(case.group == group for case in cases) for group in groups}
 
-    privacy = {method: privacy_measures(cases, method, args.seeds) for method in PRIVACY_METHODS}
-    floor = chance_stoi(cases)
+    recognizer = None if args.no_asr else speech_recognizer()
+    measure = Intelligibility(recognizer)
+    privacy = {method: privacy_measures(cases, method, args.seeds, measure) for method in PRIVACY_METHODS}
+    floor, floor_recall = chance_measures(cases, measure)
+    asr_groups = [group for group in groups if group in ASR_GROUPS] if recognizer else []
     log_mel = {method: log_mel_measures(events, method, args.seeds) for method in PRIVACY_METHODS}
     speech_clip, event_clip = cases[0].signal, next(iter(events.values()))
     cost = {
@@ -490,6 +572,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = [
         "method",
         *(f"STOI {group} ({counts[group]}), plain / re-aligned" for group in groups),
+        *(f"ASR word pairs heard, {group}" for group in asr_groups),
         "voiced frames left",
         "event log-mel mean abs diff",
         "event-dominated cells in mixtures: log-mel diff from the event",
@@ -502,6 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         row = [
             method,
             *(pair(privacy[method].stoi[group]) for group in groups),
+            *(f"{100 * privacy[method].word_pairs[group]:.0f} %" for group in asr_groups),
             f"{100 * privacy[method].voiced_left:.0f} %",
             f"{np.mean([d[0] for d in log_mel[method].values()]):.2f}",
             f"{privacy[method].event_cells:.2f}",
@@ -513,7 +597,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
         row.append(f"{cost[method][0]:.1f} / {cost[method][1]:.1f}")
         rows.append(row)
-    chance = ["unrelated noise (chance level)", *(pair(floor[group]) for group in groups), "", "", ""]
+    chance = [
+        "unrelated noise (chance level)",
+        *(pair(floor[group]) for group in groups),
+        *(f"{100 * floor_recall[group]:.0f} %" for group in asr_groups),
+        "",
+        "",
+        "",
+    ]
     rows.append(chance + (["", ""] if model else []) + [""])
     print(markdown_table(header, rows) + "\n")
     if model:
@@ -533,6 +624,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     rows = [[method, *(pair(tuple(log_mel[method][name])) for name in events)] for method in PRIVACY_METHODS]
     print(markdown_table(["method", *events], rows) + "\n")
+
+    if recognizer is not None:
+        for case in (case for case in cases if case.group == "recorded"):
+            print(f"### What the recogniser hears in {case.name} (first draw of each method)\n")
+            print(markdown_table(["signal", "PocketSphinx transcript"], transcripts(case, recognizer)) + "\n")
 
     print("### Frames speech_mask replaces (default parameters)\n")
     speech = [(case.name, case.signal) for case in cases if case.group != "tts+event" or "@0dB" in case.name]
