@@ -89,7 +89,7 @@ def rest_body_limit(model: AudioTransformer) -> int:
 async def infer(model_name: str, request: Request) -> Response:
     """v2 inference with binary BYTES kept as bytes (KServe's REST decoding replaced)."""
     model = served_model(request, model_name)
-    body = await sifis.read_limited_body(request, rest_body_limit(model))
+    body = await sifis.read_limited_body(request, rest_body_limit(model), model.settings.max_upload_mb)
     infer_request = v2_codec.decode_rest_body(body, request.headers.get(INFERENCE_HEADER), model_name)
     response, response_headers = await model(infer_request, headers=dict(request.headers))
     content, json_length = response.to_rest()

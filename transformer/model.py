@@ -31,7 +31,7 @@ from kserve.protocol.infer_type import InferRequest, InferResponse
 from kserve.utils.inference_client_factory import InferenceClientFactory
 
 from audioguard.assets import TRANSFORMER_ASSETS, asset_report, log_asset_report
-from audioguard.errors import AudioGuardError, AudioTooLarge, InvalidInput, ServiceNotReady
+from audioguard.errors import AudioGuardError, InvalidInput, ServiceNotReady
 from audioguard.http import to_kserve_error
 from transformer import v2_codec
 from transformer.anomalies import AnomalyGroup, detect_anomalies, load_anomaly_groups
@@ -43,7 +43,7 @@ from transformer.metrics import count_anomalies
 from transformer.pipeline import EmbeddedAudio, EmbeddingPipeline
 from transformer.privacy import PRIVACY_METHODS, PrivacyRequest, enforce_minimum, parse_privacy_request
 from transformer.settings import TransformerSettings
-from transformer.sifis import result_value, sifis_privacy_method
+from transformer.sifis import result_value, sifis_privacy_method, upload_too_large
 from transformer.v2_codec import AnalysisOptions, AnalysisResult, WindowPrediction
 from transformer.windows import Windows, select_windows
 
@@ -281,12 +281,8 @@ class AudioTransformer(Model):
         """Audio bytes -> embeddings -> windows -> the predictor request (typed 4xx errors)."""
         if self.pipeline is None or self._executor is None:
             raise ServiceNotReady(f"model {self.name!r} has not loaded its weights yet")
-        limit = self.settings.max_upload_bytes
-        if len(audio) > limit:
-            raise AudioTooLarge(
-                f"the audio file has {len(audio)} bytes; at most {limit} bytes "
-                f"({self.settings.max_upload_mb:g} MiB) are accepted"
-            )
+        if len(audio) > self.settings.max_upload_bytes:
+            raise upload_too_large(self.settings.max_upload_mb)
         requested, privacy = self.privacy_for(options)
         loop = asyncio.get_running_loop()
         embedded, digest = await loop.run_in_executor(self._executor, self._embed, audio, privacy)

@@ -66,23 +66,31 @@ class FormPart:
 # --- request bodies, in memory and bounded -----------------------------------------------
 
 
-async def read_limited_body(request: Request, limit: int) -> bytes:
-    """The request body; AudioTooLarge (413) as soon as it exceeds ``limit`` bytes."""
+async def read_limited_body(request: Request, limit: int, max_upload_mb: float) -> bytes:
+    """The request body; AudioTooLarge (413) as soon as it exceeds ``limit`` bytes.
+
+    ``limit`` is the body size that an upload of ``max_upload_mb`` MiB can
+    reach with its framing (multipart, base64/JSON); the 413 message names
+    ``max_upload_mb``, the limit the operator set.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
+        raise upload_too_large(max_upload_mb)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(size, limit)
+            raise upload_too_large(max_upload_mb)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _too_large(size: int, limit: int) -> AudioTooLarge:
-    return AudioTooLarge(f"the request body has at least {size} bytes; at most {limit} bytes are accepted")
+def upload_too_large(max_upload_mb: float) -> AudioTooLarge:
+    """The 413 of every path (v2 REST, v2 gRPC, SIFIS), naming the configured limit."""
+    return AudioTooLarge(
+        f"the audio upload exceeds the {max_upload_mb:g} MiB limit (max_upload_mb / AUDIOGUARD_MAX_UPLOAD_MB)"
+    )
 
 
 def parse_multipart(body: bytes, content_type: str | None) -> dict[str, FormPart]:
@@ -257,10 +265,11 @@ async def predict(
     """Classify the uploaded recording; the old MAX/SIFIS response plus anomalies."""
     try:
         model = bound_model(request)
-        limit = model.settings.max_upload_bytes
-        parts = parse_multipart(
-            await read_limited_body(request, limit + FORM_OVERHEAD_BYTES), request.headers.get("content-type")
+        settings = model.settings
+        form = await read_limited_body(
+            request, settings.max_upload_bytes + FORM_OVERHEAD_BYTES, settings.max_upload_mb
         )
+        parts = parse_multipart(form, request.headers.get("content-type"))
         upload = audio_part(parts)
         options = sifis_options(parts, audio_file, method, requestor_id, requestor_type, request_id)
         result = await model.analyze(upload.data, options, dict(request.headers))

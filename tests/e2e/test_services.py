@@ -558,6 +558,14 @@ BAD_INPUTS: list[tuple[str, Callable[[], bytes], dict[str, Any], type[errors.Aud
 ]
 
 
+#: The 413 names the limit the operator set (not the body limit with its framing overhead).
+UPLOAD_LIMIT_MESSAGE = (
+    f"the audio upload exceeds the {MAX_UPLOAD_MB:g} MiB limit (max_upload_mb / AUDIOGUARD_MAX_UPLOAD_MB)"
+)
+#: Exact messages asserted on every path, by case name.
+BAD_INPUT_MESSAGES = {"too_large": UPLOAD_LIMIT_MESSAGE}
+
+
 @pytest.mark.parametrize(
     ("name", "make_audio", "parameters", "error"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS]
 )
@@ -575,18 +583,25 @@ def test_bad_input_is_its_status_on_every_path(
         triton_binary(server, audio, parameters)
     assert caught.value.status() == str(error.status_code), caught.value.message()
     assert "RIFF" not in caught.value.message()
+    expected_message = BAD_INPUT_MESSAGES.get(name)
+    if expected_message is not None:
+        assert caught.value.message() == expected_message
     # v2 gRPC: 4xx -> INVALID_ARGUMENT
     with pytest.raises(grpc.RpcError) as grpc_caught:
         kserve_grpc(server, audio, parameters)
     expected_code = "INVALID_ARGUMENT" if error.status_code < 500 else "UNAVAILABLE"
     assert grpc_caught.value.code().name == expected_code
     assert "RIFF" not in (grpc_caught.value.details() or "")
+    if expected_message is not None:
+        assert grpc_caught.value.details() == expected_message
     # SIFIS endpoint (parameters that exist there)
     if set(parameters) <= {"start_time"}:
         response = sifis_post(server, audio, data=parameters)
         assert response.status_code == error.status_code, response.text
         assert response.json()["status"] == "error"
         assert "RIFF" not in response.text
+        if expected_message is not None:
+            assert response.json()["message"] == expected_message
 
 
 def test_sifis_wrong_type_and_missing_field_are_400(transformers: Transformers) -> None:
