@@ -12,7 +12,10 @@ the old service, but the operator's privacy minimum still applies.
 "anomalies", "privacy_method"}``. Errors: ``{"status": "error", "message"}``
 with 400 (bad type, undecodable, too short, start outside the clip, bad
 field), 403 (below the privacy minimum with enforcement "reject"), 413 (too
-large), 503 (not ready / predictor unreachable).
+large), 503 (not ready / predictor unreachable). Any other path under
+``/model/`` gets the same format: 404 naming the expected path shape (wrong
+number of segments, an empty one, an encoded slash ``%2F`` in one), 405 for a
+SIFIS path called with the wrong method.
 
 The multipart body is parsed here, in memory: Starlette's form parser spools
 uploads above 1 MiB to a temporary file, and audio must never touch the disk.
@@ -26,9 +29,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from kserve.errors import InferenceError
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+from starlette.routing import Match
 
 from audioguard.errors import AudioGuardError, AudioTooLarge, InvalidInput, InvalidParameter, ServiceNotReady
 from transformer.labels import parse_label_filter
@@ -42,6 +47,9 @@ logger = logging.getLogger(__name__)
 
 PREDICT_PATH: Final = "/model/predict/{audio_file}/{method}/{requestor_id}/{requestor_type}/{request_id}"
 METADATA_PATH: Final = "/model/metadata"
+#: Every other path under /model/ answers in the SIFIS error format (see ``unmatched_path``).
+UNMATCHED_PATH: Final = "/model/{unmatched:path}"
+_UNMATCHED_METHODS: Final = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 AUDIO_FIELDS: Final = ("audio", "file")
 SIFIS_TOP_K: Final = 5
 #: Room for the multipart framing and the small text fields around the file.
@@ -299,3 +307,40 @@ async def metadata(request: Request) -> dict[str, Any]:
         "ready": bool(model is not None and model.ready),
         "weights_official": bool(assets.get("official", False)),
     }
+
+
+# Registered last: the router tries its routes in order, so this only sees what they refuse.
+@router.api_route(UNMATCHED_PATH, methods=_UNMATCHED_METHODS, include_in_schema=False)
+async def unmatched_path(request: Request, unmatched: str) -> JSONResponse:
+    """A path under /model/ that no SIFIS route takes, answered in the SIFIS error format.
+
+    405 (with ``Allow``) for a SIFIS path called with the wrong method; 404
+    otherwise, naming the expected path shape. ``unmatched`` is the decoded
+    rest of the path, so an encoded slash (``%2F``) in a segment has become a
+    separator here, as it did when the routes were matched.
+    """
+    allowed = sorted(
+        method
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.endpoint is not unmatched_path
+        if route.matches(request.scope)[0] is Match.PARTIAL
+        for method in route.methods or ()
+    )
+    if allowed:
+        return JSONResponse(
+            status_code=405,
+            content={"status": "error", "message": f"this SIFIS path takes {', '.join(allowed)} only"},
+            headers={"Allow": ", ".join(allowed)},
+        )
+    segments = [segment for segment in unmatched.split("/") if segment]
+    if segments[:1] == ["predict"]:
+        message = (
+            f"no SIFIS endpoint at this path: expected POST {PREDICT_PATH}, five non-empty segments "
+            f"after /model/predict/, got {len(segments) - 1} (an encoded slash %2F inside a segment "
+            "counts as a separator)"
+        )
+    else:
+        message = (
+            f"no SIFIS endpoint at this path: the endpoints are POST {PREDICT_PATH} and GET {METADATA_PATH}"
+        )
+    return JSONResponse(status_code=404, content={"status": "error", "message": message})

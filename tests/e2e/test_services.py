@@ -617,6 +617,49 @@ def test_sifis_wrong_type_and_missing_field_are_400(transformers: Transformers) 
     assert response.status_code == 400 and response.json()["status"] == "error"
 
 
+SIFIS_PATH_SHAPE = "/model/predict/{audio_file}/{method}/{requestor_id}/{requestor_type}/{request_id}"
+
+
+@pytest.mark.parametrize(
+    ("path", "segments"),
+    [
+        ("sample%2F1.wav/nothing/nssd-7/NSSD/req-42", 6),  # encoded slash in audio_file
+        ("anonymized_audio/nothing/nssd-7/NSSD", 4),
+        ("anonymized_audio/nothing/nssd-7/NSSD/req-42/extra", 6),
+        ("anonymized_audio//nssd-7/NSSD/req-42", 4),  # an empty segment
+        ("", 0),
+    ],
+    ids=["encoded_slash", "four_segments", "six_segments", "empty_segment", "no_segments"],
+)
+def test_sifis_path_matching_no_route_is_a_sifis_404(
+    transformers: Transformers, path: str, segments: int
+) -> None:
+    """Not FastAPI's {"detail": "Not Found"}: the Analytics-API reads status/message."""
+    server = transformers.grpc
+    response = requests.post(
+        f"{server.http_url}/model/predict/{path}",
+        files={"audio": ("sample1.wav", clip(26, 2.0), "audio/wav")},
+        timeout=30,
+    )
+    assert response.status_code == 404, response.text
+    body = response.json()
+    assert set(body) == {"status", "message"} and body["status"] == "error"
+    assert SIFIS_PATH_SHAPE in body["message"]
+    assert f"got {segments}" in body["message"]
+
+
+def test_sifis_wrong_method_is_405_other_paths_keep_fastapi_404(transformers: Transformers) -> None:
+    server = transformers.grpc
+    response = requests.get(sifis_url(server), timeout=30)
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
+    assert response.json() == {"status": "error", "message": "this SIFIS path takes POST only"}
+    response = requests.get(f"{server.http_url}/model/unknown", timeout=30)
+    assert response.status_code == 404 and response.json()["status"] == "error"
+    assert SIFIS_PATH_SHAPE in response.json()["message"]
+    response = requests.post(f"{server.http_url}/elsewhere/predict", timeout=30)
+    assert response.status_code == 404 and response.json() == {"detail": "Not Found"}
+
+
 def test_binary_element_without_length_prefix_is_400_without_echo(transformers: Transformers) -> None:
     """The request that makes stock KServe answer 500 and quote the file."""
     audio = clip(24, 2.0)
