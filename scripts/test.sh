@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
 bash scripts/install-deploy-tools.sh
+bash scripts/install-speech-tools.sh
 export PATH="$PWD/.cache/bin:$HOME/go/bin:$PATH"
 export AUDIOGUARD_REQUIRE_DEPLOY_TOOLS=1
 .venv/bin/ruff check .
