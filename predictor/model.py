@@ -27,6 +27,7 @@ from prometheus_client import Histogram
 from audioguard.assets import CLASSIFIER_H5, PREDICTOR_ASSETS, asset_report, log_asset_report, require_assets
 from audioguard.constants import EMBEDDING_SIZE, EMBEDDINGS_PER_WINDOW, NUM_CLASSES
 from audioguard.errors import AudioGuardError, InvalidInput, ServiceNotReady
+from audioguard.grpc_status import install_grpc_status_codes
 from audioguard.http import ServiceUnavailableError, install_http_fixes, to_kserve_error
 from predictor.batching import AdaptiveBatcher, BatchStats
 from predictor.settings import PredictorSettings
@@ -296,4 +297,5 @@ def install_model_routes(app: FastAPI) -> None:
 # processes that never re-run ``python -m predictor``'s main module but do
 # import this one when they unpickle the model, before building their app.
 install_http_fixes(model_server.app)
+install_grpc_status_codes()
 install_model_routes(model_server.app)

@@ -36,6 +36,7 @@ from fastapi.responses import JSONResponse
 from kserve.errors import ModelNotFound, ModelNotReady
 from kserve.model_server import app
 
+from audioguard.grpc_status import install_grpc_status_codes
 from audioguard.http import install_http_fixes
 from transformer import sifis, v2_codec
 from transformer.model import AudioTransformer
@@ -136,6 +137,7 @@ def _chain_lifespan(target: FastAPI) -> None:
 def install(target: FastAPI) -> None:
     """Everything this module adds, on ``target`` (KServe's app at import)."""
     install_http_fixes(target)
+    install_grpc_status_codes()
     target.add_api_route(INFER_PATH, infer, methods=["POST"], response_model=None, tags=["V2"])
     target.add_api_route(METADATA_PATH, model_metadata, methods=["GET"], tags=["V2"])
     target.include_router(sifis.router)

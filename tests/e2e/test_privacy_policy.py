@@ -86,10 +86,10 @@ def test_weaker_request_is_rejected_with_403_on_every_path(servers: PolicyServer
     assert sifis.status_code == 403, sifis.text
     assert sifis.json()["status"] == "error" and MINIMUM in sifis.json()["message"]
 
-    # KServe's gRPC server maps every client error to INVALID_ARGUMENT (docs/api.md).
+    # gRPC: the policy refusal is PERMISSION_DENIED, like the REST 403.
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         kserve_grpc(servers.reject, audio, {"privacy": "dp_noise"})
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert MINIMUM in str(caught.value.details()) and "dp_noise" in str(caught.value.details())
 
     # ...and the service is still up and answers an acceptable request.

@@ -566,6 +566,16 @@ UPLOAD_LIMIT_MESSAGE = (
 BAD_INPUT_MESSAGES = {"too_large": UPLOAD_LIMIT_MESSAGE}
 
 
+#: What a gRPC client must see for each HTTP status (413: what gRPC itself answers for an
+#: oversized message).
+GRPC_CODE_FOR_STATUS = {
+    400: "INVALID_ARGUMENT",
+    403: "PERMISSION_DENIED",
+    413: "RESOURCE_EXHAUSTED",
+    503: "UNAVAILABLE",
+}
+
+
 @pytest.mark.parametrize(
     ("name", "make_audio", "parameters", "error"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS]
 )
@@ -586,11 +596,10 @@ def test_bad_input_is_its_status_on_every_path(
     expected_message = BAD_INPUT_MESSAGES.get(name)
     if expected_message is not None:
         assert caught.value.message() == expected_message
-    # v2 gRPC: 4xx -> INVALID_ARGUMENT
+    # v2 gRPC: the code that means what the HTTP status means
     with pytest.raises(grpc.RpcError) as grpc_caught:
         kserve_grpc(server, audio, parameters)
-    expected_code = "INVALID_ARGUMENT" if error.status_code < 500 else "UNAVAILABLE"
-    assert grpc_caught.value.code().name == expected_code
+    assert grpc_caught.value.code().name == GRPC_CODE_FOR_STATUS[error.status_code]
     assert "RIFF" not in (grpc_caught.value.details() or "")
     if expected_message is not None:
         assert grpc_caught.value.details() == expected_message

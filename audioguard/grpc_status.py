@@ -1,0 +1,63 @@
+"""gRPC status codes that keep the meaning of our HTTP statuses (KServe 0.21).
+
+KServe's gRPC server turns every ``kserve.errors.InvalidInput`` into
+INVALID_ARGUMENT, so a request refused by the privacy policy (HTTP 403) or for
+its size (413) looked like a malformed one, and it logs each of them at ERROR
+with a traceback. ``StatusMappingInterceptor`` answers our ``ClientRequestError``
+with the code that matches its HTTP status and logs one line without traceback
+(messages never contain audio); everything else goes to KServe's own mapping.
+
+413 maps to RESOURCE_EXHAUSTED because that is what gRPC itself answers when
+a message exceeds ``grpc_max_receive_message_length``: a client sees one code
+for "too large" wherever the limit was hit.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+from grpc import StatusCode
+from grpc.aio import ServicerContext
+from kserve.protocol.grpc import server as kserve_grpc_server
+from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
+
+from audioguard.http import ClientRequestError
+
+logger = logging.getLogger(__name__)
+
+#: HTTP status of a client error -> gRPC status code; other 4xx are INVALID_ARGUMENT.
+GRPC_CODE_FOR_HTTP_STATUS: Final[dict[int, StatusCode]] = {
+    400: StatusCode.INVALID_ARGUMENT,
+    403: StatusCode.PERMISSION_DENIED,
+    404: StatusCode.NOT_FOUND,
+    413: StatusCode.RESOURCE_EXHAUSTED,
+}
+
+
+def grpc_code_for(http_status: int) -> StatusCode:
+    """The gRPC status code for a 4xx HTTP status."""
+    return GRPC_CODE_FOR_HTTP_STATUS.get(http_status, StatusCode.INVALID_ARGUMENT)
+
+
+class StatusMappingInterceptor(ExceptionToStatusInterceptor):
+    """KServe's exception interceptor with our client errors mapped by their HTTP status."""
+
+    async def handle_exception(
+        self, ex: Exception, request_or_iterator: Any, context: ServicerContext, method_name: str
+    ) -> None:
+        if not isinstance(ex, ClientRequestError):
+            await super().handle_exception(ex, request_or_iterator, context, method_name)
+            return
+        code = grpc_code_for(ex.status_code)
+        logger.info("gRPC %s refused: %s %s", method_name, code.name, ex.reason)
+        await context.abort(code, ex.reason)
+
+
+def install_grpc_status_codes() -> None:
+    """Make KServe's gRPC server use ``StatusMappingInterceptor``.
+
+    ``GRPCServer.start`` looks the interceptor class up in its module when the
+    server starts, so call this before ``ModelServer.start``.
+    """
+    kserve_grpc_server.ExceptionToStatusInterceptor = StatusMappingInterceptor  # type: ignore[misc]
