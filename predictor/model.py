@@ -4,7 +4,7 @@ Input ``embeddings`` [N, 10, 128] UINT8 (quantised VGGish embeddings; FP32
 holding the same 0..255 values is accepted too); output ``scores`` [N, 527]
 FP32 sigmoid scores, one row per window. The numbers come from
 ``predictor.classifier``; concurrent requests share classifier calls through
-``predictor.batching``.
+``audioguard.batching``.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from prometheus_client import Histogram
 
 from audioguard.assets import CLASSIFIER_H5, PREDICTOR_ASSETS, asset_report, log_asset_report, require_assets
+from audioguard.batching import AdaptiveBatcher, BatchStats
 from audioguard.constants import EMBEDDING_SIZE, EMBEDDINGS_PER_WINDOW, NUM_CLASSES
 from audioguard.errors import AudioGuardError, InvalidInput, ServiceNotReady
 from audioguard.grpc_status import install_grpc_status_codes
 from audioguard.http import ServiceUnavailableError, install_http_fixes, to_kserve_error
-from predictor.batching import AdaptiveBatcher, BatchStats
 from predictor.settings import PredictorSettings
 
 logger = logging.getLogger(__name__)

@@ -74,7 +74,7 @@ SERVICE_CHILD_LOGGERS = (
     "transformer.outbox",
     "transformer.dht",
     "predictor.model",
-    "predictor.batching",
+    "audioguard.batching",
 )
 #: Predictor-bound bytes per request: 1 window of uint8 embeddings + protocol overhead.
 MAX_PREDICTOR_BYTES_PER_REQUEST = 32 * 1024

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from predictor.batching import AdaptiveBatcher
+from audioguard.batching import AdaptiveBatcher
 
 DEADLINE_S = 10.0
 WEIGHTS = np.random.default_rng(1).normal(size=(6, 3))

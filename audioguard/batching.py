@@ -2,7 +2,8 @@
 
 Generic over any ``Callable[[np.ndarray], np.ndarray]`` that maps a batch of
 rows ``(B, ...)`` to one answer row per input row ``(B, ...)``. Requests are
-arrays whose first axis counts rows ("windows"); they are concatenated along
+arrays whose first axis counts rows (classifier windows in the predictor,
+log-mel examples for VGGish in the transformer); they are concatenated along
 that axis, the callable runs once in a worker thread (never on the event loop),
 and each request gets back exactly the rows it sent, in order.
 
