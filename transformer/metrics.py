@@ -1,4 +1,4 @@
-"""Prometheus metrics of anomaly detection and DHT delivery (default registry).
+"""Prometheus metrics of anomaly detection, DHT delivery and VGGish batching (default registry).
 
 KServe's model server exposes the default ``prometheus_client`` registry on
 ``/metrics``, so these appear there without further wiring.
@@ -11,6 +11,13 @@ KServe's model server exposes the default ``prometheus_client`` registry on
 | ``audioguard_dht_delivery_failures_total`` | counter | reason | failed DHT posts (each is retried) |
 | ``audioguard_dht_delivery_latency_seconds`` | histogram | kind | enqueue -> DHT acknowledgement |
 | ``audioguard_dht_request_seconds`` | histogram | | duration of one successful DHT post |
+| ``audioguard_transformer_vggish_batch_examples`` | histogram | model_name | examples per VGGish call |
+| ``audioguard_transformer_vggish_batch_requests`` | histogram | model_name | requests in one VGGish call |
+| ``audioguard_transformer_vggish_batch_seconds`` | histogram | model_name | duration of one VGGish call |
+
+The VGGish histograms count every call, batched or not: ``_count`` is the
+number of calls, ``..._requests_sum`` the request chunks they served and
+``..._examples_sum`` the examples (mean requests per call > 1 = merging).
 """
 
 from __future__ import annotations
@@ -45,6 +52,33 @@ REQUEST_SECONDS: Final = Histogram(
     "Duration of one successful DHT post.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+
+VGGISH_BATCH_EXAMPLES: Final = Histogram(
+    "audioguard_transformer_vggish_batch_examples",
+    "Log-mel examples per VGGish call (cross-request batching).",
+    ["model_name"],
+    buckets=(1, 2, 4, 8, 10, 16, 20, 32, 40, 64, 128, 256, 512, 1024),
+)
+VGGISH_BATCH_REQUESTS: Final = Histogram(
+    "audioguard_transformer_vggish_batch_requests",
+    "Request chunks merged into one VGGish call.",
+    ["model_name"],
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64),
+)
+VGGISH_BATCH_SECONDS: Final = Histogram(
+    "audioguard_transformer_vggish_batch_seconds",
+    "Duration of one VGGish call.",
+    ["model_name"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+def observe_vggish_call(model_name: str, examples: int, requests: int, seconds: float) -> None:
+    """Record one VGGish call of ``examples`` rows serving ``requests`` request chunks."""
+    VGGISH_BATCH_EXAMPLES.labels(model_name=model_name).observe(examples)
+    VGGISH_BATCH_REQUESTS.labels(model_name=model_name).observe(requests)
+    VGGISH_BATCH_SECONDS.labels(model_name=model_name).observe(seconds)
 
 
 class _HasGroup(Protocol):

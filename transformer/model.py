@@ -1,8 +1,11 @@
 """The transformer's ``kserve.Model``: wiring between the v2 protocol and the core.
 
 preprocess: v2 request -> audio bytes + options -> (worker thread) decode,
-privacy, log-mel, VGGish, PCA/uint8 -> windows -> the predictor request
-(``embeddings`` UINT8 [W, 10, 128]). predict: KServe's call to the predictor,
+privacy, log-mel -> VGGish -> PCA/uint8 -> windows -> the predictor request
+(``embeddings`` UINT8 [W, 10, 128]). With ``vggish_request_batching`` the
+VGGish calls of concurrent requests are merged (``audioguard.batching``): each
+request's log-mel examples (never its audio) join one call and it gets back
+exactly its own rows. predict: KServe's call to the predictor,
 with transport failures turned into 503. postprocess: scores -> top-k labels,
 anomalies, the durable DHT outbox record -> v2 response.
 
@@ -17,6 +20,7 @@ import asyncio
 import contextvars
 import hashlib
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +35,7 @@ from kserve.protocol.infer_type import InferRequest, InferResponse
 from kserve.utils.inference_client_factory import InferenceClientFactory
 
 from audioguard.assets import TRANSFORMER_ASSETS, asset_report, log_asset_report
+from audioguard.batching import AdaptiveBatcher, BatchStats
 from audioguard.errors import AudioGuardError, InvalidInput, ServiceNotReady
 from audioguard.http import to_kserve_error
 from transformer import v2_codec
@@ -39,8 +44,8 @@ from transformer.delivery import DeliveryService
 from transformer.labels import load_labels
 from transformer.listener import RequestListener
 from transformer.loudness import window_dbfs
-from transformer.metrics import count_anomalies
-from transformer.pipeline import EmbeddedAudio, EmbeddingPipeline
+from transformer.metrics import count_anomalies, observe_vggish_call
+from transformer.pipeline import AudioFeatures, EmbeddedAudio, EmbeddingPipeline
 from transformer.privacy import PRIVACY_METHODS, PrivacyRequest, enforce_minimum, parse_privacy_request
 from transformer.settings import TransformerSettings
 from transformer.sifis import result_value, sifis_privacy_method, upload_too_large
@@ -110,6 +115,7 @@ class AudioTransformer(Model):
         self.listener: RequestListener | None = None
         self.assets: dict[str, object] = {}
         self._executor: ThreadPoolExecutor | None = None
+        self._vggish_batcher: AdaptiveBatcher | None = None
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -129,6 +135,14 @@ class AudioTransformer(Model):
         self._executor = ThreadPoolExecutor(
             max_workers=self.settings.inference_threads, thread_name_prefix="audioguard-embed"
         )
+        if self.settings.vggish_request_batching:
+            self._vggish_batcher = AdaptiveBatcher(
+                self.pipeline.embedder.embed,
+                max_batch_size=self.settings.vggish_batch_size,
+                max_wait_ms=self.settings.vggish_batch_wait_ms,
+                observer=self._observe_vggish_call,
+                name=f"{self.name}-vggish",
+            )
         if self.settings.dht_url:
             self.delivery = DeliveryService.from_settings(self.settings)
         if self.settings.listener_enabled:
@@ -149,6 +163,13 @@ class AudioTransformer(Model):
             await self.listener.stop()
         if self.delivery is not None:
             await self.delivery.stop()
+
+    def _observe_vggish_call(self, examples: int, requests: int, seconds: float) -> None:
+        observe_vggish_call(self.name, examples, requests, seconds)
+
+    def vggish_batch_stats(self) -> BatchStats | None:
+        """Counters of the VGGish batcher (``windows`` = examples); None when batching is off."""
+        return None if self._vggish_batcher is None else self._vggish_batcher.stats()
 
     def stop(self) -> None:
         if self._executor is not None:
@@ -284,8 +305,7 @@ class AudioTransformer(Model):
         if len(audio) > self.settings.max_upload_bytes:
             raise upload_too_large(self.settings.max_upload_mb)
         requested, privacy = self.privacy_for(options)
-        loop = asyncio.get_running_loop()
-        embedded, digest = await loop.run_in_executor(self._executor, self._embed, audio, privacy)
+        embedded, digest = await self._embed(audio, privacy)
         windows = select_windows(
             embedded.embeddings,
             start_time=options.start_time,
@@ -318,10 +338,36 @@ class AudioTransformer(Model):
         )
         return requested, applied
 
-    def _embed(self, audio: bytes, privacy: PrivacyRequest) -> tuple[EmbeddedAudio, str]:
-        """Worker thread: the audio stage and the audio's sha256 (for the analysis id)."""
+    async def _embed(self, audio: bytes, privacy: PrivacyRequest) -> tuple[EmbeddedAudio, str]:
+        """The audio stage and the audio's sha256 (for the analysis id).
+
+        The front end runs in the worker pool. Batched, only its log-mel
+        examples go on to the shared VGGish call; a request whose front end
+        fails (undecodable audio, ...) never joins one, so it cannot fail the
+        others. Unbatched, VGGish runs in the same worker-pool job, alone.
+        """
+        assert self.pipeline is not None and self._executor is not None
+        loop = asyncio.get_running_loop()
+        if self._vggish_batcher is None:
+            return await loop.run_in_executor(self._executor, self._embed_alone, audio, privacy)
+        features, digest = await loop.run_in_executor(self._executor, self._front_end, audio, privacy)
+        # load_waveform refuses audio shorter than one example, so N >= 1 here.
+        raw_embeddings = await self._vggish_batcher.submit(features.examples)
+        return self.pipeline.quantized(features, raw_embeddings), digest
+
+    def _front_end(self, audio: bytes, privacy: PrivacyRequest) -> tuple[AudioFeatures, str]:
+        """Worker thread: decode, privacy, log-mel, loudness; and the audio's sha256."""
         assert self.pipeline is not None
-        return self.pipeline.embed(audio, privacy), hashlib.sha256(audio).hexdigest()
+        return self.pipeline.features(audio, privacy), hashlib.sha256(audio).hexdigest()
+
+    def _embed_alone(self, audio: bytes, privacy: PrivacyRequest) -> tuple[EmbeddedAudio, str]:
+        """Worker thread, batching off: the front end and this request's own VGGish call."""
+        assert self.pipeline is not None
+        features, digest = self._front_end(audio, privacy)
+        started = time.perf_counter()
+        raw_embeddings = self.pipeline.embedder.embed(features.examples)
+        self._observe_vggish_call(features.examples.shape[0], 1, time.perf_counter() - started)
+        return self.pipeline.quantized(features, raw_embeddings), digest
 
     def _forward_binary(self) -> bool:
         # REST v2 forwarding of binary tensors is broken in KServe 0.21 (two

@@ -2,7 +2,13 @@
 
 decode -> resample to 16 kHz mono -> privacy -> log-mel examples -> VGGish ->
 PCA + uint8. Everything here is synchronous and CPU-heavy: the services call
-``EmbeddingPipeline.embed`` from worker threads, never on the event loop.
+it from worker threads, never on the event loop.
+
+Two stages, so that a server can merge the VGGish calls of concurrent requests:
+the per-request front end (``features``: everything up to the log-mel examples
+and the loudness) and the VGGish forward pass on the examples, followed by the
+per-request PCA/uint8 step (``quantized``). ``embed`` runs both for one request,
+as the offline and benchmark users want it.
 """
 
 from __future__ import annotations
@@ -14,11 +20,29 @@ import numpy as np
 
 from audioguard.assets import PCA_PARAMS, VGGISH_CHECKPOINT, require_assets
 from transformer.audio import load_waveform
+from transformer.constants import SAMPLE_RATE
 from transformer.features import waveform_to_examples
 from transformer.loudness import example_dbfs
 from transformer.privacy import PrivacyRequest, apply_privacy
 from transformer.settings import TransformerSettings
 from transformer.vggish import VGGishEmbedder
+
+
+@dataclass(frozen=True)
+class AudioFeatures:
+    """What the front end derives from one recording: no samples, only log-mel and loudness.
+
+    Attributes:
+        examples: (N, 96, 64) float64 log-mel examples of the anonymised audio (VGGish input).
+        example_dbfs: (N,) float64 loudness of each example before anonymisation.
+        duration_seconds: length of the decoded recording.
+        privacy: the anonymisation that was applied.
+    """
+
+    examples: np.ndarray
+    example_dbfs: np.ndarray
+    duration_seconds: float
+    privacy: PrivacyRequest
 
 
 @dataclass(frozen=True)
@@ -74,19 +98,38 @@ class EmbeddingPipeline:
         """Decode and resample: (n,) float64 16 kHz mono, validated (typed 4xx errors)."""
         return load_waveform(audio, max_seconds=self.max_audio_seconds)
 
-    def embed_waveform(self, samples: np.ndarray, privacy: PrivacyRequest) -> EmbeddedAudio:
-        """Anonymise a 16 kHz waveform and embed it."""
-        duration = samples.shape[0] / 16_000
+    def waveform_features(self, samples: np.ndarray, privacy: PrivacyRequest) -> AudioFeatures:
+        """Anonymise a 16 kHz waveform and derive its log-mel examples and loudness."""
         anonymised = apply_privacy(samples, privacy)
         examples = waveform_to_examples(anonymised)
-        embeddings = self.embedder.embed_quantized(examples)
-        return EmbeddedAudio(
-            embeddings=embeddings,
+        return AudioFeatures(
+            examples=examples,
             example_dbfs=example_dbfs(samples, examples.shape[0]),
-            duration_seconds=duration,
+            duration_seconds=samples.shape[0] / SAMPLE_RATE,
             privacy=privacy,
         )
 
+    def features(self, audio: bytes, privacy: PrivacyRequest) -> AudioFeatures:
+        """The front end: encoded audio file bytes -> log-mel examples and loudness (typed 4xx errors)."""
+        return self.waveform_features(self.waveform(audio), privacy)
+
+    def quantized(self, features: AudioFeatures, raw_embeddings: np.ndarray) -> EmbeddedAudio:
+        """PCA + uint8 of VGGish's (N, 128) float32 output for ``features.examples``."""
+        return EmbeddedAudio(
+            embeddings=self.embedder.quantizer(raw_embeddings),
+            example_dbfs=features.example_dbfs,
+            duration_seconds=features.duration_seconds,
+            privacy=features.privacy,
+        )
+
+    def embed_features(self, features: AudioFeatures) -> EmbeddedAudio:
+        """VGGish (alone, on this request's examples) and PCA/uint8."""
+        return self.quantized(features, self.embedder.embed(features.examples))
+
+    def embed_waveform(self, samples: np.ndarray, privacy: PrivacyRequest) -> EmbeddedAudio:
+        """Anonymise a 16 kHz waveform and embed it."""
+        return self.embed_features(self.waveform_features(samples, privacy))
+
     def embed(self, audio: bytes, privacy: PrivacyRequest) -> EmbeddedAudio:
         """Encoded audio file bytes -> embeddings (the whole audio stage)."""
-        return self.embed_waveform(self.waveform(audio), privacy)
+        return self.embed_features(self.features(audio, privacy))

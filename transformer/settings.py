@@ -132,3 +132,17 @@ class TransformerSettings(BaseSettings):
         min_length=1,
         description="DHT topic_name of the analysis requests the listener answers.",
     )
+
+    # --- VGGish request batching (appended with the cross-request batching) ------------
+    vggish_request_batching: bool = Field(
+        True,
+        description="Merge the VGGish calls of concurrent requests into one call of up to "
+        "vggish_batch_size examples (false = each request calls VGGish alone).",
+    )
+    vggish_batch_wait_ms: float = Field(
+        2.0,
+        ge=0,
+        le=1000,
+        description="Longest a request's VGGish examples wait for other requests to join their "
+        "call (0 still merges what queued while VGGish was busy).",
+    )
