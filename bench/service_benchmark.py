@@ -11,9 +11,16 @@ Measures, for a 10-s 16 kHz clip (issue: KServe transformer + predictor):
    them), clients posting the clip over v2 REST with the binary extension at
    concurrency 1, 4 and 16: throughput (audio-seconds per wall-second) and
    p50/p95 latency;
-3. predictor batching: the same predictor restarted with ``--max_batch_size 1``;
-   full path at concurrency 16 again, and the predictor alone (16 concurrent
-   one-window gRPC requests, windows/s), default batching vs batch size 1.
+3. batching end to end, full path at concurrency 16 with both batchers on
+   (the defaults: the transformer merges concurrent requests' VGGish calls,
+   the predictor their classifier calls), with only the transformer's off
+   (``--vggish_request_batching false``), and with both off (also
+   ``--max_batch_size 1`` on the predictor); both services are restarted for
+   each configuration, and "both on" is measured again at the end, so drift
+   on a shared machine shows up as the spread of the two "on" rows. The gain
+   is the mean of the "on" rows over "both off";
+4. the predictor alone (16 concurrent one-window gRPC requests, windows/s),
+   default batching vs batch size 1.
 
     python -m bench.service_benchmark --model_dir models [--requests 48] [--json out.json]
 
@@ -54,6 +61,12 @@ CORE_THREADS = (1, 2)
 DISTINCT_CLIPS = 16
 PREDICTOR_DIRECT_REQUESTS = 512
 START_TIMEOUT_S = 600.0
+#: Flags that turn each batcher off.
+TRANSFORMER_BATCHING_OFF = ("--vggish_request_batching", "false")
+PREDICTOR_BATCHING_OFF = ("--max_batch_size", "1")
+#: The "request chunks per model call" histogram of each service's /metrics.
+VGGISH_BATCH_METRIC = "audioguard_transformer_vggish_batch_requests"
+CLASSIFIER_BATCH_METRIC = "audioguard_predictor_batch_requests"
 
 
 @dataclass(frozen=True)
@@ -173,6 +186,7 @@ class Services:
         os.close(descriptor)
         self.log = Path(name)
         self.base_predictor_command = list(self.predictor.command)
+        self.base_transformer_command = list(self.transformer.command)
 
     @property
     def infer_url(self) -> str:
@@ -185,6 +199,10 @@ class Services:
     @property
     def predictor_metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.args.predictor_http_port}/metrics"
+
+    @property
+    def transformer_metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.args.http_port}/metrics"
 
     def _start(self, service: local.Service) -> None:
         with self.log.open("ab") as output:
@@ -200,12 +218,12 @@ class Services:
         self._start(self.transformer)
         self._wait([self.predictor, self.transformer])
 
-    def restart_predictor(self, extra: Sequence[str]) -> None:
-        """Replace the predictor by one with ``extra`` flags; the transformer reconnects."""
-        local.stop([self.predictor])
-        self.predictor.command = [*self.base_predictor_command, *extra]
-        self._start(self.predictor)
-        self._wait([self.predictor, self.transformer])
+    def restart(self, *, predictor_extra: Sequence[str] = (), transformer_extra: Sequence[str] = ()) -> None:
+        """Replace both services by ones with these extra flags (same ports)."""
+        local.stop([self.transformer, self.predictor])
+        self.predictor.command = [*self.base_predictor_command, *predictor_extra]
+        self.transformer.command = [*self.base_transformer_command, *transformer_extra]
+        self.start()
 
     def stop(self) -> None:
         local.stop([self.transformer, self.predictor])
@@ -262,30 +280,66 @@ def predictor_caller(address: str) -> Callable[[int], None]:
     return call
 
 
-def batch_counters(metrics_url: str) -> tuple[float, float]:
-    """(classifier calls, request chunks) from the predictor's Prometheus histogram."""
+def batch_counters(metrics_url: str, metric: str = CLASSIFIER_BATCH_METRIC) -> tuple[float, float]:
+    """(model calls, request chunks) from a service's "requests per call" Prometheus histogram."""
     text = requests.get(metrics_url, timeout=10).text
     values = []
     for suffix in ("count", "sum"):
-        match = re.search(
-            rf'^audioguard_predictor_batch_requests_{suffix}{{model_name="{MODEL}"}} (\S+)$', text, re.M
-        )
+        match = re.search(rf'^{metric}_{suffix}{{model_name="{MODEL}"}} (\S+)$', text, re.M)
         values.append(float(match.group(1)) if match else 0.0)
     return values[0], values[1]
 
 
+def requests_per_call(before: tuple[float, float], after: tuple[float, float]) -> float:
+    """Mean request chunks per model call between two ``batch_counters`` readings."""
+    calls = after[0] - before[0]
+    return round((after[1] - before[1]) / calls, 2) if calls else 0.0
+
+
 def measure_predictor_direct(services: Services, label: str) -> tuple[Measurement, float]:
     """16 concurrent one-window requests; returns the measurement and mean requests per call."""
-    calls_before, chunks_before = batch_counters(services.predictor_metrics_url)
+    before = batch_counters(services.predictor_metrics_url)
     measurement = run_load(
         f"predictor alone, {label}",
         predictor_caller(services.predictor_grpc),
         concurrency=BATCH_CONCURRENCY,
         requests_total=PREDICTOR_DIRECT_REQUESTS,
     )
-    calls_after, chunks_after = batch_counters(services.predictor_metrics_url)
-    calls = calls_after - calls_before
-    return measurement, (chunks_after - chunks_before) / calls if calls else 0.0
+    return measurement, requests_per_call(before, batch_counters(services.predictor_metrics_url))
+
+
+@dataclass(frozen=True)
+class HttpRun:
+    """One full-path load level and how many requests each model call served meanwhile."""
+
+    measurement: Measurement
+    vggish_requests_per_call: float
+    classifier_requests_per_call: float
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            **self.measurement.summary(),
+            "vggish_requests_per_call": self.vggish_requests_per_call,
+            "classifier_requests_per_call": self.classifier_requests_per_call,
+        }
+
+
+def measure_http(
+    services: Services, label: str, call: Callable[[int], object], concurrency: int, requests_total: int
+) -> HttpRun:
+    """The full path at ``concurrency``, with the batch counters of both services around it."""
+    vggish_before = batch_counters(services.transformer_metrics_url, VGGISH_BATCH_METRIC)
+    classifier_before = batch_counters(services.predictor_metrics_url)
+    measurement = run_load(label, call, concurrency=concurrency, requests_total=requests_total)
+    run = HttpRun(
+        measurement,
+        requests_per_call(
+            vggish_before, batch_counters(services.transformer_metrics_url, VGGISH_BATCH_METRIC)
+        ),
+        requests_per_call(classifier_before, batch_counters(services.predictor_metrics_url)),
+    )
+    print_rows([measurement], [run])
+    return run
 
 
 # --- the run -------------------------------------------------------------------------------------------
@@ -296,29 +350,31 @@ def run(model_dir: Path, requests_total: int) -> dict[str, Any]:
     core_before = measure_core(model_dir, audio, requests_total)
     print_rows(core_before)
     services = Services(model_dir)
-    http: list[Measurement] = []
     try:
         services.start()
         call = http_caller(services.infer_url, audio)
+
+        def level(label: str, concurrency: int = BATCH_CONCURRENCY) -> HttpRun:
+            return measure_http(services, label, call, concurrency, requests_total)
+
         run_load("warm-up", call, concurrency=4, requests_total=8)
-        for concurrency in HTTP_CONCURRENCY:
-            http.append(
-                run_load(
-                    "HTTP v2 (batching on)", call, concurrency=concurrency, requests_total=requests_total
-                )
-            )
-            print_rows(http[-1:])
+        http = [level("HTTP v2 (batching on)", concurrency) for concurrency in HTTP_CONCURRENCY]
         predictor_batched, batched_mean = measure_predictor_direct(services, "batching on")
         print_rows([predictor_batched])
 
-        services.restart_predictor(["--max_batch_size", "1"])
+        services.restart(transformer_extra=TRANSFORMER_BATCHING_OFF)
         run_load("warm-up", call, concurrency=4, requests_total=8)
-        http_unbatched = run_load(
-            "HTTP v2 (max_batch_size 1)", call, concurrency=BATCH_CONCURRENCY, requests_total=requests_total
-        )
-        print_rows([http_unbatched])
+        http_vggish_off = level("HTTP v2 (VGGish batching off)")
+
+        services.restart(transformer_extra=TRANSFORMER_BATCHING_OFF, predictor_extra=PREDICTOR_BATCHING_OFF)
+        run_load("warm-up", call, concurrency=4, requests_total=8)
+        http_off = level("HTTP v2 (batching off: VGGish + max_batch_size 1)")
         predictor_unbatched, unbatched_mean = measure_predictor_direct(services, "max_batch_size 1")
         print_rows([predictor_unbatched])
+
+        services.restart()
+        run_load("warm-up", call, concurrency=4, requests_total=8)
+        http_on_again = level("HTTP v2 (batching on, again)")
     finally:
         services.stop()
     core_after = measure_core(model_dir, audio, requests_total)
@@ -327,23 +383,29 @@ def run(model_dir: Path, requests_total: int) -> dict[str, Any]:
     core_reference = statistics.mean(
         max(m.audio_seconds_per_second for m in core) for core in (core_before, core_after)
     )
-    http16 = next(m for m in http if m.concurrency == BATCH_CONCURRENCY)
+    http16 = next(r for r in http if r.measurement.concurrency == BATCH_CONCURRENCY)
+    on_rates = [r.measurement.audio_seconds_per_second for r in (http16, http_on_again)]
+    on_rate = statistics.mean(on_rates)
     return {
         "clip_seconds": CLIP_SECONDS,
         "requests_per_level": requests_total,
         "core_before": [m.summary() for m in core_before],
         "core_after": [m.summary() for m in core_after],
-        "http": [m.summary() for m in http],
-        "http_max_batch_size_1": http_unbatched.summary(),
+        "http": [r.summary() for r in http],
+        "http_vggish_batching_off": http_vggish_off.summary(),
+        "http_batching_off": http_off.summary(),
+        "http_batching_on_again": http_on_again.summary(),
         "predictor_alone_batching_on": {**predictor_batched.summary(), "requests_per_call": batched_mean},
         "predictor_alone_max_batch_size_1": {
             **predictor_unbatched.summary(),
             "requests_per_call": unbatched_mean,
         },
         "core_reference_audio_seconds_per_second": round(core_reference, 2),
-        "http_stack_cost_at_16": round(1 - http16.audio_seconds_per_second / core_reference, 3),
-        "batching_gain_full_path_at_16": round(
-            http16.audio_seconds_per_second / http_unbatched.audio_seconds_per_second, 3
+        "http_stack_cost_at_16": round(1 - http16.measurement.audio_seconds_per_second / core_reference, 3),
+        "batching_on_spread_at_16": round(max(on_rates) / min(on_rates) - 1, 3),
+        "batching_gain_full_path_at_16": round(on_rate / http_off.measurement.audio_seconds_per_second, 3),
+        "vggish_batching_gain_full_path_at_16": round(
+            on_rate / http_vggish_off.measurement.audio_seconds_per_second, 3
         ),
         "batching_gain_predictor_alone_at_16": round(
             predictor_batched.requests / predictor_batched.wall_seconds
@@ -353,14 +415,22 @@ def run(model_dir: Path, requests_total: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def print_rows(measurements: Sequence[Measurement]) -> None:
-    for m in measurements:
+def print_rows(measurements: Sequence[Measurement], runs: Sequence[HttpRun] | None = None) -> None:
+    """Table rows; full-path runs add the requests each VGGish / classifier call served."""
+    for index, m in enumerate(measurements):
         rate = (
             f"{(m.requests - m.failures) / m.wall_seconds:8.1f} windows/s"
             if m.path.startswith("predictor alone")
             else f"{m.audio_seconds_per_second:8.1f} audio-s/s"
         )
-        cells = (m.path, m.concurrency, rate.strip(), f"{m.p50_ms:.0f}", f"{m.p95_ms:.0f}", m.failures)
+        merged: tuple[str, ...] = ("", "")
+        if runs is not None:
+            merged = tuple(
+                f"{mean:.1f}"
+                for mean in (runs[index].vggish_requests_per_call, runs[index].classifier_requests_per_call)
+            )
+        latency = (f"{m.p50_ms:.0f}", f"{m.p95_ms:.0f}")
+        cells = (m.path, m.concurrency, rate.strip(), *latency, *merged, m.failures)
         print("| " + " | ".join(map(str, cells)) + " |", flush=True)
 
 
@@ -372,13 +442,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=48, help="10-s clips per load level")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    print("| path | concurrency | throughput | p50 ms | p95 ms | failures |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| path | concurrency | throughput | p50 ms | p95 ms "
+        "| requests per VGGish call | requests per classifier call | failures |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     results = run(args.model_dir, args.requests)
     print(
         f"\nin-process reference {results['core_reference_audio_seconds_per_second']} audio-s/s; "
         f"HTTP stack cost at concurrency 16: {100 * results['http_stack_cost_at_16']:.1f}% (target < 20%)\n"
-        f"batching gain at 16: full path x{results['batching_gain_full_path_at_16']}, "
+        f"end-to-end batching gain at 16 (both batchers on / both off): "
+        f"x{results['batching_gain_full_path_at_16']} "
+        f"(the transformer's VGGish batching alone x{results['vggish_batching_gain_full_path_at_16']}; "
+        f"the two 'on' runs differ by {100 * results['batching_on_spread_at_16']:.1f}%)\n"
         f"predictor alone x{results['batching_gain_predictor_alone_at_16']} "
         f"({results['predictor_alone_batching_on']['requests_per_call']:.1f} requests per classifier call)"
     )
