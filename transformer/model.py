@@ -285,7 +285,7 @@ class AudioTransformer(Model):
 
         method = text("method") or "none"
         options = AnalysisOptions(
-            privacy_method=sifis_privacy_method(method),
+            privacy_method=sifis_privacy_method(method, self.settings.sifis_unknown_method),
             top_k=self.settings.top_k,
             all_windows=True,
             requestor_id=text("requestor_id"),

@@ -61,6 +61,12 @@ class TransformerSettings(BaseSettings):
     scramble_segment_seconds: float = Field(
         1.0, gt=0, le=10, description="Segment length shuffled by the scramble method."
     )
+    sifis_unknown_method: Literal["reject", "none"] = Field(
+        "reject",
+        description="A SIFIS or DHT request whose method names no privacy method (e.g. a typo): "
+        "reject it (400 listing the valid ones) or treat it as none, as the old service did. "
+        "none and nothing always mean no transformation.",
+    )
 
     # --- anomalies -----------------------------------------------------------------
     anomaly_groups_file: Path | None = Field(

@@ -4,8 +4,9 @@
 with the audio file in the multipart field ``audio`` (or ``file``) and the
 optional form fields ``start_time`` (seconds) and ``filter`` (comma-separated
 labels kept among the top 5). ``method``: ``scrample``/``scramble``,
-``dp_noise``, ``speech_mask``; anything else means no transformation, as in
-the old service, but the operator's privacy minimum still applies.
+``dp_noise``, ``speech_mask``; ``none``/``nothing`` mean no transformation. The
+old service treated any other name as none too; here it is a 400 unless the
+operator sets ``sifis_unknown_method=none``. The privacy minimum applies either way.
 
 200: ``{"status": "ok", "predictions": [top 5], "audio_file", "method",
 "requestor_id", "requestor_type", "request_id", "analyzer_id", "analysis_id",
@@ -197,12 +198,24 @@ def text_field(parts: dict[str, FormPart], name: str) -> str | None:
     return text or None
 
 
-def sifis_privacy_method(method: str) -> str:
-    """The path's ``{method}`` as a privacy method: unknown names mean none (old semantics)."""
+def sifis_privacy_method(method: str, unknown: str = "reject") -> str:
+    """The path's ``{method}`` as a privacy method.
+
+    ``none``, ``nothing`` (and an empty name) mean no transformation. The old
+    service treated *any* other name as none as well, so a typo such as
+    ``scramlbe`` silently disabled the anonymisation the caller wanted; with
+    ``unknown="reject"`` (the default setting) such a name is a 400 listing the
+    valid methods, with ``unknown="none"`` the old behaviour is kept.
+
+    Raises:
+        InvalidParameter: an unknown name with ``unknown="reject"``.
+    """
     try:
         return canonical_method(method)
     except InvalidParameter:
-        return "none"
+        if unknown == "none":
+            return "none"
+        raise
 
 
 def sifis_options(
@@ -212,11 +225,12 @@ def sifis_options(
     requestor_id: str,
     requestor_type: str,
     request_id: str,
+    unknown_method: str = "reject",
 ) -> AnalysisOptions:
     """Validated options from the path and the form fields (typed 400s)."""
     start_time = text_field(parts, "start_time")
     return AnalysisOptions(
-        privacy_method=sifis_privacy_method(method),
+        privacy_method=sifis_privacy_method(method, unknown_method),
         start_time=0.0 if start_time is None else parse_start_time(start_time),
         top_k=SIFIS_TOP_K,
         # every window is checked for anomalies; predictions stay MAX's first window
@@ -279,7 +293,9 @@ async def predict(
         )
         parts = parse_multipart(form, request.headers.get("content-type"))
         upload = audio_part(parts)
-        options = sifis_options(parts, audio_file, method, requestor_id, requestor_type, request_id)
+        options = sifis_options(
+            parts, audio_file, method, requestor_id, requestor_type, request_id, settings.sifis_unknown_method
+        )
         result = await model.analyze(upload.data, options, dict(request.headers))
     except AudioGuardError as error:
         return error_response(error)

@@ -694,6 +694,16 @@ def test_binary_element_without_length_prefix_is_400_without_echo(transformers: 
     assert "RIFF" not in response.text and "4-byte little-endian length" in response.json()["error"]
 
 
+def test_sifis_misspelt_method_is_400_not_silently_none(transformers: Transformers) -> None:
+    # The old service ran a typo as "none": no anonymisation the caller wanted.
+    response = sifis_post(transformers.grpc, clip(27, 2.0), method="scramlbe")
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["status"] == "error" and "'scramlbe'" in body["message"]
+    assert all(name in body["message"] for name in ("scramble", "speech_mask", "dp_noise"))
+    assert sifis_post(transformers.grpc, clip(27, 2.0), method="nothing").status_code == 200
+
+
 def test_results_reach_the_dht_through_the_outbox(transformers: Transformers, dht: DhtStandIn) -> None:
     audio = clip(25, 3.0)
     response = sifis_post(transformers.grpc, audio, method="scrample")

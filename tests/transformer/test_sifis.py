@@ -111,12 +111,27 @@ def test_truncated_body_is_400(wav_bytes: bytes) -> None:
         ("speech_mask", "speech_mask"),
         ("nothing", "none"),
         ("none", "none"),
-        ("anything", "none"),
+        ("", "none"),
         ("DP_NOISE", "dp_noise"),
     ],
 )
-def test_method_mapping_keeps_old_semantics(method: str, expected: str) -> None:
+def test_method_mapping_keeps_old_names(method: str, expected: str) -> None:
     assert sifis_privacy_method(method) == expected
+    assert sifis_privacy_method(method, "none") == expected
+
+
+@pytest.mark.parametrize("method", ["scramlbe", "anything", "speech-mask"])
+def test_unknown_method_is_a_400_listing_the_valid_ones(method: str) -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        sifis_privacy_method(method)
+    assert caught.value.status_code == 400
+    for valid in ("none", "dp_noise", "scramble", "speech_mask", "scrample"):
+        assert valid in caught.value.message
+    assert repr(method) in caught.value.message
+
+
+def test_unknown_method_is_none_when_the_operator_keeps_the_old_behaviour() -> None:
+    assert sifis_privacy_method("anything", "none") == "none"
 
 
 @pytest.mark.parametrize(
