@@ -7,7 +7,12 @@ integer PCM is scaled as libsndfile does (int16 by 1/32768).
 
 The duration limit is enforced before the audio is decoded: from the header
 where it states the length, otherwise while decoding block by block, stopping as
-soon as the limit is passed. Every failure is a typed 4xx from
+soon as the limit is passed. So is a *work* limit: decoding and resampling cost
+grows with the samples in the file (frames x channels), not its duration, and a
+few hundred KB of FLAC can hold minutes of 384 kHz silence. At most
+``max_seconds x budget_hz`` samples are decoded (default budget 96,000 per
+second: the duration limit's worth of 48 kHz stereo); faster or wider files get
+a proportionally shorter maximum duration. Every failure is a typed 4xx from
 :mod:`audioguard.errors` whose message never contains the payload.
 """
 
@@ -39,6 +44,8 @@ from transformer.resample import resample_to_16k, resampled_length
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 768_000
 MAX_CHANNELS = 64
+#: Samples (frames x channels) that may be decoded per second of the duration limit.
+DECODE_BUDGET_HZ = 96_000
 
 #: libsndfile's SF_COUNT_MAX: the header does not state the length (e.g. a
 #: FLAC stream written to a pipe has total_samples = 0).
@@ -94,12 +101,16 @@ def probe_audio(data: bytes) -> AudioInfo:
         return _header_info(sound_file)
 
 
-def decode_audio(data: bytes, *, max_seconds: float) -> tuple[np.ndarray, AudioInfo]:
+def decode_audio(
+    data: bytes, *, max_seconds: float, budget_hz: int = DECODE_BUDGET_HZ
+) -> tuple[np.ndarray, AudioInfo]:
     """Decode an encoded audio file to mono at its own sample rate.
 
     Args:
         data: the encoded file (any format libsndfile reads).
         max_seconds: longest accepted duration.
+        budget_hz: at most ``max_seconds * budget_hz`` samples (frames x
+            channels) are decoded.
 
     Returns:
         samples: (frames,) float64, the mean over channels, at least one sample.
@@ -109,23 +120,22 @@ def decode_audio(data: bytes, *, max_seconds: float) -> tuple[np.ndarray, AudioI
     Raises:
         EmptyAudio, UndecodableAudio, AudioParametersOutOfRange: as :func:`probe_audio`;
             UndecodableAudio also for data that is corrupt or ends mid-stream.
-        AudioTooLarge: longer than ``max_seconds`` (from the header, or while decoding).
+        AudioTooLarge: longer than ``max_seconds``, or more samples than the budget
+            (from the header, or while decoding).
         AudioTooShort: the file contains no samples.
         NonFiniteAudio: a sample is NaN or infinite.
     """
     if not max_seconds > 0:
         raise ValueError(f"max_seconds must be positive, got {max_seconds}")
+    if budget_hz < 1:
+        raise ValueError(f"budget_hz must be positive, got {budget_hz}")
     with _open(data) as sound_file:
         header = _header_info(sound_file)
-        # min() keeps an infinite limit an integer.
-        frame_limit = math.floor(min(max_seconds * header.sample_rate, _LENGTH_NOT_STATED))
+        limit = _FrameLimit.of(header, max_seconds, budget_hz)
         length_is_stated = header.frames >= 0 and header.format not in _ESTIMATED_LENGTH_FORMATS
-        if length_is_stated and header.frames > frame_limit:
-            raise AudioTooLarge(
-                f"the recording lasts {header.duration_seconds:.1f} s according to its header; "
-                f"the limit is {max_seconds:g} s"
-            )
-        samples = _decode_mono(sound_file, header, frame_limit, max_seconds)
+        if length_is_stated and header.frames > limit.frames:
+            raise limit.exceeded(header.frames, header, decoding=False)
+        samples = _decode_mono(sound_file, header, limit)
     if samples.size == 0:
         raise AudioTooShort("the audio contains no samples")
     decoded = dataclasses.replace(
@@ -134,7 +144,7 @@ def decode_audio(data: bytes, *, max_seconds: float) -> tuple[np.ndarray, AudioI
     return samples, decoded
 
 
-def load_waveform(data: bytes, *, max_seconds: float) -> np.ndarray:
+def load_waveform(data: bytes, *, max_seconds: float, budget_hz: int = DECODE_BUDGET_HZ) -> np.ndarray:
     """Decode, mix to mono and resample to 16 kHz: the front end's input.
 
     Returns:
@@ -144,7 +154,7 @@ def load_waveform(data: bytes, *, max_seconds: float) -> np.ndarray:
         Everything :func:`decode_audio` raises, and AudioTooShort when the clip
         gives fewer than 15,600 samples at 16 kHz.
     """
-    samples, info = decode_audio(data, max_seconds=max_seconds)
+    samples, info = decode_audio(data, max_seconds=max_seconds, budget_hz=budget_hz)
     length_at_16k = resampled_length(samples.size, info.sample_rate)
     if length_at_16k < MIN_SAMPLES_FOR_ONE_EXAMPLE:
         raise AudioTooShort(
@@ -200,24 +210,60 @@ def _header_info(sound_file: soundfile.SoundFile) -> AudioInfo:
     )
 
 
-def _decode_mono(
-    sound_file: soundfile.SoundFile, header: AudioInfo, frame_limit: int, max_seconds: float
-) -> np.ndarray:
+@dataclass(frozen=True)
+class _FrameLimit:
+    """Most frames decoded from one file, and which limit sets it."""
+
+    frames: int
+    max_seconds: float
+    budget_samples: int
+    by_budget: bool
+
+    @classmethod
+    def of(cls, header: AudioInfo, max_seconds: float, budget_hz: int) -> _FrameLimit:
+        # min() keeps an infinite limit an integer.
+        by_duration = math.floor(min(max_seconds * header.sample_rate, _LENGTH_NOT_STATED))
+        budget_samples = math.floor(min(max_seconds * budget_hz, _LENGTH_NOT_STATED))
+        by_budget = budget_samples // header.channels
+        return cls(min(by_duration, by_budget), max_seconds, budget_samples, by_budget < by_duration)
+
+    def exceeded(self, frames: int, header: AudioInfo, *, decoding: bool) -> AudioTooLarge:
+        """The 413 for ``frames`` (> ``self.frames``), stated by the header or met ``decoding``."""
+        seconds = frames / header.sample_rate
+        if not self.by_budget:
+            if decoding:
+                return AudioTooLarge(
+                    f"the recording is longer than the limit of {self.max_seconds:g} s "
+                    f"(decoding stopped after {seconds:.1f} s)"
+                )
+            return AudioTooLarge(
+                f"the recording lasts {seconds:.1f} s according to its header; "
+                f"the limit is {self.max_seconds:g} s"
+            )
+        allowed = self.frames / header.sample_rate
+        where = "at least (decoding stopped there)" if decoding else "according to its header"
+        return AudioTooLarge(
+            f"the recording has {frames * header.channels:,} samples {where} ({seconds:.1f} s x "
+            f"{header.sample_rate:,} Hz x {header.channels} channel(s)); at most "
+            f"{self.budget_samples:,} are decoded per request, which at this sample rate and "
+            f"channel count is {allowed:.1f} s: send a shorter clip, fewer channels or a lower "
+            "sample rate"
+        )
+
+
+def _decode_mono(sound_file: soundfile.SoundFile, header: AudioInfo, limit: _FrameLimit) -> np.ndarray:
     """Decode block by block into a mono (frames,) float64 array, enforcing the limits."""
     block = np.empty((max(1, _BLOCK_SAMPLES // header.channels), header.channels))
     # libsndfile never returns more frames than the header states, so a stated
     # length sizes the output exactly; an unstated one grows by doubling.
-    capacity = min(header.frames, frame_limit) if header.frames >= 0 else block.shape[0]
+    capacity = min(header.frames, limit.frames) if header.frames >= 0 else block.shape[0]
     mono = np.empty(capacity)
     decoded = 0
     while (count := _read_block(sound_file, block)) > 0:
-        if decoded + count > frame_limit:
-            raise AudioTooLarge(
-                f"the recording is longer than the limit of {max_seconds:g} s "
-                f"(decoding stopped after {(decoded + count) / header.sample_rate:.1f} s)"
-            )
+        if decoded + count > limit.frames:
+            raise limit.exceeded(decoded + count, header, decoding=True)
         if decoded + count > mono.size:
-            mono = _grown(mono, decoded, min(max(2 * mono.size, decoded + count), frame_limit))
+            mono = _grown(mono, decoded, min(max(2 * mono.size, decoded + count), limit.frames))
         new_samples = mono[decoded : decoded + count]
         np.mean(block[:count], axis=1, out=new_samples)
         if not np.isfinite(new_samples).all():

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from audioguard.assets import PCA_PARAMS, VGGISH_CHECKPOINT, require_assets
-from transformer.audio import load_waveform
+from transformer.audio import DECODE_BUDGET_HZ, load_waveform
 from transformer.constants import SAMPLE_RATE
 from transformer.features import waveform_to_examples
 from transformer.loudness import example_dbfs
@@ -65,9 +65,12 @@ class EmbeddedAudio:
 class EmbeddingPipeline:
     """The loaded VGGish + PCA and the audio limits; thread-safe ``embed``."""
 
-    def __init__(self, embedder: VGGishEmbedder, *, max_audio_seconds: float) -> None:
+    def __init__(
+        self, embedder: VGGishEmbedder, *, max_audio_seconds: float, decode_budget_hz: int = DECODE_BUDGET_HZ
+    ) -> None:
         self.embedder = embedder
         self.max_audio_seconds = max_audio_seconds
+        self.decode_budget_hz = decode_budget_hz
 
     @classmethod
     def from_model_dir(
@@ -77,13 +80,14 @@ class EmbeddingPipeline:
         fc2_relu: bool = True,
         batch_size: int = 64,
         max_audio_seconds: float = 600.0,
+        decode_budget_hz: int = DECODE_BUDGET_HZ,
     ) -> EmbeddingPipeline:
         """Load ``vggish_model.ckpt`` and ``vggish_pca_params.npz`` from ``model_dir``."""
         paths = require_assets(model_dir, (VGGISH_CHECKPOINT, PCA_PARAMS))
         embedder = VGGishEmbedder.from_files(
             paths[VGGISH_CHECKPOINT], paths[PCA_PARAMS], fc2_relu=fc2_relu, batch_size=batch_size
         )
-        return cls(embedder, max_audio_seconds=max_audio_seconds)
+        return cls(embedder, max_audio_seconds=max_audio_seconds, decode_budget_hz=decode_budget_hz)
 
     @classmethod
     def from_settings(cls, settings: TransformerSettings) -> EmbeddingPipeline:
@@ -92,11 +96,12 @@ class EmbeddingPipeline:
             fc2_relu=settings.vggish_fc2_relu,
             batch_size=settings.vggish_batch_size,
             max_audio_seconds=settings.max_audio_seconds,
+            decode_budget_hz=settings.decode_budget_hz,
         )
 
     def waveform(self, audio: bytes) -> np.ndarray:
         """Decode and resample: (n,) float64 16 kHz mono, validated (typed 4xx errors)."""
-        return load_waveform(audio, max_seconds=self.max_audio_seconds)
+        return load_waveform(audio, max_seconds=self.max_audio_seconds, budget_hz=self.decode_budget_hz)
 
     def waveform_features(self, samples: np.ndarray, privacy: PrivacyRequest) -> AudioFeatures:
         """Anonymise a 16 kHz waveform and derive its log-mel examples and loudness."""

@@ -30,6 +30,15 @@ class TransformerSettings(BaseSettings):
     max_audio_seconds: float = Field(
         600.0, gt=0, description="Longest accepted recording, checked before full decoding."
     )
+    decode_budget_hz: int = Field(
+        96_000,
+        ge=16_000,
+        le=768_000 * 64,
+        description="Samples (frames x channels) decoded per second of max_audio_seconds: bounds the "
+        "decoding and resampling work of one request (a small FLAC can hold minutes of 384 kHz). "
+        "96000 = the whole duration limit at 48 kHz stereo; faster or wider files get "
+        "a shorter maximum duration (413).",
+    )
     max_upload_mb: float = Field(
         100.0, gt=0, description="Largest accepted encoded audio upload, in MiB (413 above)."
     )

@@ -345,6 +345,47 @@ def test_unstated_length_is_limited_while_decoding():
         decode_audio(streamed, max_seconds=2)
 
 
+# --- the sample budget (decoding work) --------------------------------------------------------
+
+
+def silent_flac(seconds: float, rate: int, channels: int = 1) -> bytes:
+    """Silence compresses ~300:1 in FLAC: a small upload that decodes to many samples."""
+    return encode(np.zeros((round(seconds * rate), channels)), rate, "FLAC", "PCM_16")
+
+
+def test_small_high_rate_upload_is_refused_from_its_header_without_decoding():
+    # 5 s at 384 kHz is within the 10-s duration limit, but 1,920,000 samples are
+    # twice the 10 s x 96,000 budget: the work of 20 s of 48 kHz stereo.
+    bomb = silent_flac(5.0, 384_000)
+    assert len(bomb) < 200_000
+    expected = r"has 1,920,000 samples according to its header .* at most 960,000 .* 2\.5 s"
+
+    def rejected() -> None:
+        with pytest.raises(AudioTooLarge, match=expected) as caught:
+            decode_audio(bomb, max_seconds=10)
+        assert caught.value.status_code == 413
+
+    assert peak_traced_bytes(rejected) < 1_920_000 * 8 / 10
+    # A larger budget lets it through.
+    assert decode_audio(bomb, max_seconds=10, budget_hz=384_000)[0].size == 1_920_000
+
+
+def test_sample_budget_counts_channels():
+    # 48 kHz stereo for the whole duration limit is exactly the default budget.
+    assert decode_audio(silent_flac(2.0, 48_000, 2), max_seconds=2)[0].size == 96_000
+    with pytest.raises(AudioTooLarge, match=r"x 48,000 Hz x 3 channel\(s\)"):
+        decode_audio(silent_flac(2.0, 48_000, 3), max_seconds=2)
+    # The 16 kHz mono case never meets the budget before the duration limit.
+    with pytest.raises(AudioTooLarge, match=r"lasts 3\.0 s according to its header; the limit is 2 s"):
+        decode_audio(silent_flac(3.0, 16_000), max_seconds=2)
+
+
+def test_sample_budget_holds_while_decoding_an_unstated_length():
+    streamed = with_flac_total_samples(silent_flac(5.0, 384_000), 0)
+    with pytest.raises(AudioTooLarge, match=r"samples at least \(decoding stopped there\)"):
+        load_waveform(streamed, max_seconds=10)
+
+
 def peak_traced_bytes(call) -> int:
     tracemalloc.start()
     try:
