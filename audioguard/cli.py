@@ -1,7 +1,7 @@
 """The ``audioguard`` command: weights, offline classification, local serving, client.
 
 audioguard weights download --dest DIR      official files, sha512-verified
-audioguard weights synthetic --dest DIR     synthetic files in the official formats
+audioguard weights synthetic --dest DIR     synthetic files in the official formats (--force to replace)
 audioguard weights verify DIR               are these the official files?
 audioguard classify FILE... --model_dir DIR [--all-windows] [--plot OUT.png]
 audioguard serve --model_dir DIR            predictor + transformer on this machine
@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from audioguard import assets
 from audioguard.errors import AudioGuardError
+from audioguard.synthetic import PARTS as SYNTHETIC_PARTS
+from audioguard.synthetic import write_synthetic_assets
 
 if TYPE_CHECKING:
     from audioguard.offline import ClipResult, OfflineClassifier
@@ -58,13 +60,20 @@ def _weights_download(args: argparse.Namespace) -> int:
 
 
 def _weights_synthetic(args: argparse.Namespace) -> int:
-    from audioguard.synthetic import PARTS, write_synthetic_assets
-
-    include = args.only.split(",") if args.only else list(PARTS)
-    written = write_synthetic_assets(args.dest, seed=args.seed, include=include)
+    written = write_synthetic_assets(args.dest, seed=args.seed, include=args.only, force=args.force)
     for name, path in written.items():
         print(f"{name}: {path} (SYNTHETIC: random weights in the official format, not the real model)")
     return 0
+
+
+def _synthetic_parts(value: str) -> list[str]:
+    """``--only``'s comma-separated part names, checked before any writer (TensorFlow) loads."""
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [part for part in parts if part not in SYNTHETIC_PARTS]
+    if unknown or not parts:
+        problem = f"unknown part(s) {', '.join(map(repr, unknown))}" if unknown else f"no part in {value!r}"
+        raise argparse.ArgumentTypeError(f"{problem}: choose from {', '.join(SYNTHETIC_PARTS)}")
+    return parts
 
 
 def _weights_verify(args: argparse.Namespace) -> int:
@@ -176,10 +185,28 @@ def build_parser() -> argparse.ArgumentParser:
         "instead of the official hosts (sha512 still checked against the official sums)",
     )
     download.set_defaults(handler=_weights_download)
-    synthetic = weights.add_parser("synthetic", help="write synthetic weights in the official formats")
+    synthetic = weights.add_parser(
+        "synthetic",
+        help="write synthetic weights in the official formats",
+        description="Write random weights in the official file formats (tests, offline demos). "
+        "Refuses (exit 2) when a target file already exists in DEST, unless --force; an official "
+        "file (its sha512 is the published one) is never replaced, even with --force.",
+    )
     synthetic.add_argument("--dest", type=Path, required=True, help="model directory to fill")
     synthetic.add_argument("--seed", type=int, default=0)
-    synthetic.add_argument("--only", help="comma-separated subset of vggish,pca,classifier")
+    synthetic.add_argument(
+        "--only",
+        type=_synthetic_parts,
+        default=list(SYNTHETIC_PARTS),
+        metavar="PARTS",
+        help=f"comma-separated subset of {','.join(SYNTHETIC_PARTS)} (default: all)",
+    )
+    synthetic.add_argument(
+        "--force",
+        action="store_true",
+        help="replace existing files in DEST (without it the command refuses and exits 2); "
+        "official files (sha512 verified) are never replaced",
+    )
     synthetic.set_defaults(handler=_weights_synthetic)
     verify = weights.add_parser("verify", help="report whether a model directory holds the official files")
     verify.add_argument("model_dir", type=Path)

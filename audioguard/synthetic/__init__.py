@@ -11,26 +11,65 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from audioguard.assets import CLASSIFIER_H5, PCA_PARAMS, VGGISH_CHECKPOINT
+from audioguard.assets import CLASSIFIER_H5, OFFICIAL_ASSETS, PCA_PARAMS, VGGISH_CHECKPOINT, sha512_of
+from audioguard.errors import ModelAssetError
 
 #: The parts ``write_synthetic_assets`` can write, by short name.
 PARTS: Final = {"vggish": VGGISH_CHECKPOINT, "pca": PCA_PARAMS, "classifier": CLASSIFIER_H5}
 
 
+def check_overwrite(model_dir: Path, names: Iterable[str], *, force: bool) -> None:
+    """Refuse to replace files already in ``model_dir`` (all of them when not ``force``).
+
+    An official file (its sha512 is the published one) is never replaced, even
+    with ``force``: synthetic weights must not destroy the real model.
+
+    Raises:
+        ModelAssetError: one line naming the existing files and the way out.
+    """
+    paths = {name: Path(model_dir) / name for name in names}
+    existing = [name for name, path in paths.items() if path.exists()]
+    official = [
+        name
+        for name in existing
+        if paths[name].is_file() and sha512_of(paths[name]) == OFFICIAL_ASSETS[name].sha512
+    ]
+    if official:
+        raise ModelAssetError(
+            f"refusing to overwrite {', '.join(official)} in {model_dir}: the official weights "
+            "(sha512 verified) are never replaced by synthetic ones, even with --force; "
+            "write the synthetic files to another directory"
+        )
+    if existing and not force:
+        raise ModelAssetError(
+            f"refusing to overwrite existing {', '.join(existing)} in {model_dir}: "
+            "pass --force to replace them with synthetic files"
+        )
+
+
 def write_synthetic_assets(
-    model_dir: Path, *, seed: int = 0, include: Iterable[str] = tuple(PARTS)
+    model_dir: Path, *, seed: int = 0, include: Iterable[str] = tuple(PARTS), force: bool = False
 ) -> dict[str, Path]:
     """Write the chosen synthetic files under their official names in ``model_dir``.
 
-    ``include`` takes the keys of ``PARTS``. Writers are imported lazily: the
-    VGGish writer needs TensorFlow, the classifier writer only h5py.
+    ``include`` takes the keys of ``PARTS``. Nothing is written when a target
+    file exists, unless ``force`` (and never over an official file: see
+    ``check_overwrite``). Writers are imported lazily: the VGGish writer needs
+    TensorFlow, the classifier writer only h5py.
+
+    Raises:
+        ValueError: a name in ``include`` is not a key of ``PARTS``.
+        ModelAssetError: a target file exists (see ``check_overwrite``).
     """
+    parts = list(include)
+    unknown = [part for part in parts if part not in PARTS]
+    if unknown:
+        raise ValueError(f"unknown part(s) {', '.join(map(repr, unknown))}; choose from {', '.join(PARTS)}")
     model_dir = Path(model_dir)
+    check_overwrite(model_dir, [PARTS[part] for part in parts], force=force)
     model_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    for part in include:
-        if part not in PARTS:
-            raise ValueError(f"unknown part {part!r}; choose from {', '.join(PARTS)}")
+    for part in parts:
         path = model_dir / PARTS[part]
         if part == "vggish":
             from audioguard.synthetic.vggish import write_synthetic_vggish_checkpoint

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import subprocess
@@ -73,9 +74,84 @@ def test_download_failure_is_one_line_naming_the_host_and_the_offline_way(
     assert not dest.exists() or list(dest.iterdir()) == []  # no partial file, no leftover work dir
 
 
-def test_unknown_synthetic_part_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown part"):
-        main(["weights", "synthetic", "--dest", str(tmp_path), "--only", "vgg"])
+def test_unknown_synthetic_part_is_a_usage_error_before_tensorflow_loads(tmp_path: Path) -> None:
+    """argparse's one-line error and exit 2, not a ValueError traceback; nothing written."""
+    script = (
+        "import sys\n"
+        "from audioguard.cli import main\n"
+        "try:\n"
+        f"    main(['weights', 'synthetic', '--dest', {str(tmp_path)!r}, '--only', 'vgg,pca'])\n"
+        "except SystemExit as stop:\n"
+        "    print(stop.code, 'tensorflow' in sys.modules)\n"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.stdout.split() == ["2", "False"], finished.stderr
+    assert "Traceback" not in finished.stderr
+    error = finished.stderr.strip().splitlines()[-1]
+    assert error == (
+        "audioguard weights synthetic: error: argument --only: unknown part(s) 'vgg': "
+        "choose from vggish, pca, classifier"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def _run_synthetic(dest: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    command = ["weights", "synthetic", "--dest", str(dest), "--only", "pca,classifier", *flags]
+    return subprocess.run(
+        [sys.executable, "-m", "audioguard.cli", *command],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_synthetic_refuses_to_overwrite_existing_files_unless_forced(tmp_path: Path) -> None:
+    mine = b"an operator's own PCA file"
+    (tmp_path / assets.PCA_PARAMS).write_bytes(mine)
+
+    refused = _run_synthetic(tmp_path)
+    assert refused.returncode == 2
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1, refused.stderr
+    assert lines[0].startswith("error: refusing to overwrite existing ") and assets.PCA_PARAMS in lines[0]
+    assert "--force" in lines[0] and assets.CLASSIFIER_H5 not in lines[0]  # only the existing one
+    assert (tmp_path / assets.PCA_PARAMS).read_bytes() == mine
+    assert not (tmp_path / assets.CLASSIFIER_H5).exists()  # nothing written when one target exists
+
+    forced = _run_synthetic(tmp_path, "--force")
+    assert forced.returncode == 0, forced.stderr
+    with np.load(tmp_path / assets.PCA_PARAMS) as replaced:  # the synthetic npz now
+        assert set(replaced.files) == {"pca_eigen_vectors", "pca_means"}
+    assert (tmp_path / assets.CLASSIFIER_H5).read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_synthetic_never_overwrites_an_official_file(
+    force: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The official PCA file cannot be fetched offline: this file's own sum is made the official one."""
+    official = tmp_path / assets.PCA_PARAMS
+    official.write_bytes(b"stands in for the published vggish_pca_params.npz")
+    digest = hashlib.sha512(official.read_bytes()).hexdigest()
+    monkeypatch.setitem(
+        assets.OFFICIAL_ASSETS, assets.PCA_PARAMS, assets.OfficialAsset(assets.PCA_PARAMS, digest, None)
+    )
+    before = official.read_bytes()
+    flags = ["--force"] if force else []
+    assert main(["weights", "synthetic", "--dest", str(tmp_path), "--only", "pca", *flags]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: refusing to overwrite {assets.PCA_PARAMS} in {tmp_path}: the official")
+    assert "even with --force" in line
+    assert official.read_bytes() == before
 
 
 def test_classify_missing_weights_names_the_command(
