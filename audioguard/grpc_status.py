@@ -5,7 +5,10 @@ INVALID_ARGUMENT, so a request refused by the privacy policy (HTTP 403) or for
 its size (413) looked like a malformed one, and it logs each of them at ERROR
 with a traceback. ``StatusMappingInterceptor`` answers our ``ClientRequestError``
 with the code that matches its HTTP status and logs one line without traceback
-(messages never contain audio); everything else goes to KServe's own mapping.
+(messages never contain audio); our ``ServiceUnavailableError`` (503: not
+ready, predictor down) becomes UNAVAILABLE with one WARNING line, since an
+outage would otherwise log a traceback per request; everything else goes to
+KServe's own mapping.
 
 413 maps to RESOURCE_EXHAUSTED because that is what gRPC itself answers when
 a message exceeds ``grpc_max_receive_message_length``: a client sees one code
@@ -22,7 +25,7 @@ from grpc.aio import ServicerContext
 from kserve.protocol.grpc import server as kserve_grpc_server
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 
-from audioguard.http import ClientRequestError
+from audioguard.http import ClientRequestError, ServiceUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -41,17 +44,20 @@ def grpc_code_for(http_status: int) -> StatusCode:
 
 
 class StatusMappingInterceptor(ExceptionToStatusInterceptor):
-    """KServe's exception interceptor with our client errors mapped by their HTTP status."""
+    """KServe's exception interceptor with our client errors mapped by their HTTP status, 503 quiet."""
 
     async def handle_exception(
         self, ex: Exception, request_or_iterator: Any, context: ServicerContext, method_name: str
     ) -> None:
-        if not isinstance(ex, ClientRequestError):
+        if isinstance(ex, ServiceUnavailableError):
+            logger.warning("gRPC %s unavailable: %s", method_name, ex.error_msg)
+            await context.abort(StatusCode.UNAVAILABLE, ex.error_msg)
+        elif isinstance(ex, ClientRequestError):
+            code = grpc_code_for(ex.status_code)
+            logger.info("gRPC %s refused: %s %s", method_name, code.name, ex.reason)
+            await context.abort(code, ex.reason)
+        else:
             await super().handle_exception(ex, request_or_iterator, context, method_name)
-            return
-        code = grpc_code_for(ex.status_code)
-        logger.info("gRPC %s refused: %s %s", method_name, code.name, ex.reason)
-        await context.abort(code, ex.reason)
 
 
 def install_grpc_status_codes() -> None:

@@ -10,7 +10,9 @@
   JSON answer here instead of in Starlette's outermost layer, which re-raises
   it and makes uvicorn drop the keep-alive connection. Its message is not
   echoed (it may quote request bytes).
-- Error handlers: our ``AudioGuardError`` with its status; a bare ValueError
+- Error handlers: our ``AudioGuardError`` with its status; our 503
+  (``ServiceUnavailableError``) as one WARNING line, where KServe's handler for
+  its base class logs an ERROR traceback on every request; a bare ValueError
   from decoding an ``/infer`` body as 400; FastAPI's 422 without echoing the
   body back.
 - ``to_kserve_error``: our typed errors as exceptions KServe maps to the right
@@ -154,6 +156,17 @@ async def client_request_error_handler(_: Request, error: Exception) -> JSONResp
     return JSONResponse(status_code=error.status_code, content={"error": error.reason})
 
 
+async def service_unavailable_handler(request: Request, error: Exception) -> JSONResponse:
+    """REST answer for ``ServiceUnavailableError``: 503, one WARNING line, no traceback.
+
+    An expected state (weights loading, predictor down), logged once per
+    request instead of KServe's ``server_not_ready_handler`` traceback.
+    """
+    assert isinstance(error, ServiceUnavailableError)
+    logger.warning("%s %s: 503 %s", request.method, request.url.path, error.error_msg)
+    return JSONResponse(status_code=503, content={"error": error.error_msg})
+
+
 async def value_error_handler(request: Request, error: Exception) -> JSONResponse:
     """A plain ValueError: on an ``/infer`` POST it comes from decoding the request (400).
 
@@ -223,6 +236,7 @@ def install_http_fixes(app: FastAPI) -> None:
     # Added last = outermost: the header is fixed before anything reads the body.
     app.add_middleware(InferContentTypeMiddleware)
     app.add_exception_handler(ClientRequestError, client_request_error_handler)
+    app.add_exception_handler(ServiceUnavailableError, service_unavailable_handler)
     app.add_exception_handler(AudioGuardError, audioguard_error_handler)
     app.add_exception_handler(ValueError, value_error_handler)
     app.add_exception_handler(RequestValidationError, request_validation_error_handler)

@@ -15,6 +15,10 @@ at module top level, before ``ModelServer.start``. Importing this module:
 - adds the SIFIS routes (``transformer.sifis``);
 - maps predictor transport failures met outside a request (the readiness
   probe with ``--enable_predictor_health_check``) to 503 instead of 500;
+- keeps an unreachable predictor to one WARNING line per request or probe:
+  KServe's gRPC client logs each failed call at ERROR with a traceback on
+  ``kserve.trace``; ``PredictorOutageLogFilter`` drops those records for the
+  outage codes only (our handlers log the event), other failures keep theirs;
 - adds a lifespan hook that connects to the predictor and runs the DHT
   outbox sender for as long as the server runs.
 
@@ -34,12 +38,13 @@ import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from kserve.errors import ModelNotFound, ModelNotReady
+from kserve.logging import KSERVE_TRACE_LOGGER_NAME
 from kserve.model_server import app
 
 from audioguard.grpc_status import install_grpc_status_codes
 from audioguard.http import install_http_fixes
 from transformer import sifis, v2_codec
-from transformer.model import AudioTransformer
+from transformer.model import AudioTransformer, is_predictor_outage
 
 logger = logging.getLogger(__name__)
 
@@ -103,10 +108,24 @@ async def infer(model_name: str, request: Request) -> Response:
     return Response(content, media_type="application/octet-stream", headers=headers)
 
 
-async def predictor_unavailable_handler(_: Request, error: Exception) -> JSONResponse:
-    """503 for a predictor transport failure that escaped a handler (readiness probes)."""
-    logger.warning("predictor unreachable: %s", type(error).__name__)
+async def predictor_unavailable_handler(request: Request, error: Exception) -> JSONResponse:
+    """503 for a predictor transport failure that escaped a handler (readiness probes): one WARNING line."""
+    logger.warning(
+        "predictor unreachable on %s %s: %s", request.method, request.url.path, type(error).__name__
+    )
     return JSONResponse(status_code=503, content={"error": "the predictor is unavailable"})
+
+
+class PredictorOutageLogFilter(logging.Filter):
+    """Drop KServe client records whose exception is a predictor outage (UNAVAILABLE, timeout).
+
+    The request or probe that met the outage answers 503 and logs one WARNING
+    line itself; KServe's record would add a multi-line traceback per call.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return error is None or not is_predictor_outage(error)
 
 
 @asynccontextmanager
@@ -143,6 +162,9 @@ def install(target: FastAPI) -> None:
     target.include_router(sifis.router)
     target.add_exception_handler(grpc.RpcError, predictor_unavailable_handler)
     target.add_exception_handler(httpx.TransportError, predictor_unavailable_handler)
+    trace_logger = logging.getLogger(KSERVE_TRACE_LOGGER_NAME)
+    if not any(isinstance(f, PredictorOutageLogFilter) for f in trace_logger.filters):
+        trace_logger.addFilter(PredictorOutageLogFilter())
     _chain_lifespan(target)
 
 

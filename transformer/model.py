@@ -66,6 +66,11 @@ PREDICTOR_CHANNEL_ARGS: Final = (
 _UNAVAILABLE_CODES: Final = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
+def is_predictor_outage(error: BaseException) -> bool:
+    """True for a gRPC failure that means "predictor unreachable" (answered 503), not a fault."""
+    return isinstance(error, grpc.RpcError) and error.code() in _UNAVAILABLE_CODES
+
+
 @dataclass(frozen=True)
 class PreparedAnalysis:
     """The state between preprocess and postprocess of one request (no audio).
@@ -380,7 +385,7 @@ class AudioTransformer(Model):
         try:
             response = await Model.predict(self, request, headers)
         except grpc.RpcError as error:
-            if error.code() in _UNAVAILABLE_CODES:
+            if is_predictor_outage(error):
                 raise ServiceNotReady(f"the predictor is unavailable ({error.code().name})") from None
             raise InferenceError(f"the predictor failed: {error.code().name}: {error.details()}") from None
         except httpx.TransportError as error:

@@ -298,6 +298,8 @@ async def predict(
         )
         result = await model.analyze(upload.data, options, dict(request.headers))
     except AudioGuardError as error:
+        if error.status_code >= 500:
+            logger.warning("SIFIS request %s: %s %s", request_id, error.status_code, error.message)
         return error_response(error)
     except InferenceError as error:
         logger.error("SIFIS request %s failed: %s", request_id, error.reason)
