@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import logging
 import struct
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import requests
+import urllib3
 
 AUDIO_INPUT = "audio"
 DEFAULT_REST_URL = "http://127.0.0.1:5000"
@@ -34,6 +36,54 @@ class ServiceError(Exception):
         super().__init__(f"{status}: {message}")
         self.status = status
         self.message = message
+
+
+class TransportError(Exception):
+    """The request did not reach the service, or its answer never came (one-line reason)."""
+
+
+def transport_failure(url: str, error: requests.RequestException, timeout: float) -> str:
+    """One line for a request that failed below HTTP (requests' own text is urllib3's repr).
+
+    E.g. ``cannot connect to http://127.0.0.1:5000 (connection refused)``.
+    """
+    if isinstance(error, requests.ConnectTimeout):
+        return f"cannot connect to {url} (no answer within {timeout:g} s)"
+    if isinstance(error, requests.Timeout):
+        return f"no answer from {url} within {timeout:g} s"
+    if isinstance(error, requests.ConnectionError):
+        causes = _causes(error)
+        if any(isinstance(cause, urllib3.exceptions.NewConnectionError) for cause in causes):
+            return f"cannot connect to {url} ({_reason(causes)})"
+        return f"the connection to {url} broke before the answer ({_reason(causes)})"
+    if isinstance(error, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
+        return f"invalid service URL {url!r}: expected http://host:port"
+    return f"the request to {url} failed ({type(error).__name__})"
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and everything urllib3 and requests wrapped in it (args, reason, cause, context)."""
+    found: list[BaseException] = []
+    pending = [error]
+    while pending:
+        current = pending.pop(0)
+        if any(current is known for known in found):
+            continue
+        found.append(current)
+        linked = (*current.args, getattr(current, "reason", None), current.__cause__, current.__context__)
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+    return found
+
+
+def _reason(causes: Sequence[BaseException]) -> str:
+    """The OS's words ("connection refused"), else the HTTP library's ("remote end closed ...")."""
+    for cause in causes:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror.lower()
+    for cause in causes:
+        if isinstance(cause, http.client.HTTPException) and str(cause):
+            return str(cause).lower()
+    return "no reason given"
 
 
 def rest_body(audio: bytes, parameters: Mapping[str, Any]) -> tuple[bytes, int]:
@@ -84,12 +134,16 @@ def classify_rest(
 ) -> dict[str, Any]:
     """One file through ``POST {url}/v2/models/{model_name}/infer`` (JSON outputs)."""
     body, json_length = rest_body(audio, parameters)
-    response = requests.post(
-        f"{url.rstrip('/')}/v2/models/{model_name}/infer",
-        data=body,
-        headers={"Content-Type": "application/octet-stream", BINARY_HEADER: str(json_length)},
-        timeout=timeout,
-    )
+    base = url.rstrip("/")
+    try:
+        response = requests.post(
+            f"{base}/v2/models/{model_name}/infer",
+            data=body,
+            headers={"Content-Type": "application/octet-stream", BINARY_HEADER: str(json_length)},
+            timeout=timeout,
+        )
+    except requests.RequestException as error:
+        raise TransportError(transport_failure(base, error, timeout)) from None
     if response.status_code != 200:
         raise ServiceError(response.status_code, _error_message(response))
     document = response.json()
@@ -242,7 +296,7 @@ def main(argv: Sequence[str]) -> int:
                 result = classify_rest(
                     args.url or DEFAULT_REST_URL, args.model_name, audio, parameters, args.timeout
                 )
-        except (OSError, requests.RequestException, ServiceError) as error:
+        except (OSError, TransportError, ServiceError) as error:
             failures += 1
             print(f"{path}: error: {error}", file=sys.stderr)
             continue

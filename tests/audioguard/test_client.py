@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import struct
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +95,60 @@ def test_each_failing_file_is_reported_and_the_exit_code_is_1(
     assert code == 1
     errors = capsys.readouterr().err.splitlines()
     assert errors[0].startswith(f"{tmp_path / 'missing.wav'}: error:")  # not readable
-    assert errors[1].startswith(f"{present}: error:")  # nobody listens
+    # nobody listens: one short line, not urllib3's "HTTPConnectionPool(...): Max retries exceeded"
+    assert errors[1] == f"{present}: error: cannot connect to {unreachable} (connection refused)"
+    assert len(errors) == 2
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A port whose kernel completes the TCP handshake but nobody ever answers."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+@pytest.fixture
+def hanging_up_server() -> Iterator[str]:
+    """A server that reads the request, then closes the connection without answering."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):  # the listener closed at teardown
+            while True:
+                connection, _ = listener.accept()
+                with connection:
+                    connection.recv(1 << 16)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+    thread.join(timeout=5)
+
+
+def test_rest_timeout_and_hang_up_are_one_short_line(
+    tmp_path: Path, silent_server: str, hanging_up_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"RIFF")
+    assert client.main([str(audio), "--url", silent_server, "--timeout", "0.5"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{audio}: error: no answer from {silent_server} within 0.5 s"
+    ]
+
+    assert client.main([str(audio), "--url", f"{hanging_up_server}/"]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"{audio}: error: the connection to {hanging_up_server} broke before the answer (")
+    assert "HTTPConnectionPool" not in line and "Max retries" not in line
+
+
+def test_url_without_scheme_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"RIFF")
+    assert client.main([str(audio), "--url", "127.0.0.1:5000"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{audio}: error: invalid service URL '127.0.0.1:5000': expected http://host:port"
+    ]
 
 
 def test_grpc_failure_is_one_line_without_kserve_log_or_traceback(tmp_path: Path) -> None:
