@@ -276,11 +276,8 @@ def decode_rest_body(body: bytes, header_length: str | None, model_name: str) ->
     json_length = len(body) if header_length is None else _parse_header_length(header_length, len(body))
     try:
         document = orjson.loads(body[:json_length])
-    except orjson.JSONDecodeError:
-        raise InvalidInput(
-            "the request body is not a v2 inference request: its JSON part does not parse "
-            "(binary tensors need the Inference-Header-Content-Length header)"
-        ) from None
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput(_json_failure(body, json_length, header_length is not None, error)) from None
     if not isinstance(document, dict) or not isinstance(document.get("inputs"), list):
         raise InvalidInput('the v2 inference request needs an "inputs" list')
     parameters = _parameters_object(document.get("parameters"), "request")
@@ -302,6 +299,38 @@ def decode_rest_body(body: bytes, header_length: str | None, model_name: str) ->
         parameters=parameters,
         request_outputs=_requested_outputs(document.get("outputs")),
     )
+
+
+def _json_failure(body: bytes, json_length: int, has_header: bool, error: orjson.JSONDecodeError) -> str:
+    """Why the JSON part does not parse, in words that point at the likely fix.
+
+    Only the parser's own description and position are quoted, never body bytes.
+    """
+    where = f"{error.msg} at line {error.lineno} column {error.colno}"
+    not_json = "NaN, Infinity and numbers beyond the double range such as 1e309 are not JSON"
+    binary_hint = (
+        "binary tensors need the Inference-Header-Content-Length header giving the JSON part's length"
+    )
+    if has_header:
+        return (
+            f"the request body is not a v2 inference request: its JSON part (the first {json_length} "
+            f"bytes, per Inference-Header-Content-Length) is not valid JSON ({where}; {not_json}); "
+            "the header must give the JSON part's length in bytes"
+        )
+    # surrogateescape keeps non-UTF-8 bytes countable without failing the decode
+    text = body.decode("utf-8", errors="surrogateescape").lstrip()
+    try:
+        _, end = json.JSONDecoder().raw_decode(text)
+    except ValueError:
+        end = None
+    if end is not None and text[end:].strip():
+        return f"the request body is not a v2 inference request: more data follows its JSON ({binary_hint})"
+    if any("\udc80" <= char <= "\udcff" for char in text):
+        return (
+            "the request body is not a v2 inference request: it is binary data, not JSON (send the "
+            f"audio as a BYTES input, base64 in JSON or binary; {binary_hint})"
+        )
+    return f"the request body is not valid JSON ({where}; {not_json})"
 
 
 def _parse_header_length(value: str, body_length: int) -> int:

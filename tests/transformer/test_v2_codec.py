@@ -123,7 +123,7 @@ def test_grpc_bytes_contents_keep_the_file(wav_bytes: bytes) -> None:
 @pytest.mark.parametrize(
     ("document", "header", "error"),
     [
-        (b"not json", None, "does not parse"),
+        (b"not json", None, "not valid JSON"),
         (b'{"inputs": 3}', None, '"inputs" list'),
         (b'{"inputs": [{"name": "audio", "shape": [1], "datatype": "BYTES"}]}', None, "neither"),
         (b'{"inputs": [{"name": "audio", "shape": [1], "datatype": "BYTES"}]}', "abc", "integer"),
@@ -133,6 +133,59 @@ def test_grpc_bytes_contents_keep_the_file(wav_bytes: bytes) -> None:
 def test_malformed_bodies_are_400(document: bytes, header: str | None, error: str) -> None:
     with pytest.raises(InvalidInput, match=error):
         decode_rest_body(document, header, "m")
+
+
+AUDIO_INPUT_JSON = '{"name": "audio", "shape": [1], "datatype": "BYTES", "data": ["UklGRg=="]}'
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e309"])
+def test_non_json_numbers_are_named_without_the_binary_header_hint(number: str) -> None:
+    """A pure-JSON body carries no binary part: the header is not the problem, the number is."""
+    body = f'{{"inputs": [{AUDIO_INPUT_JSON}], "parameters": {{"start_time": {number}}}}}'.encode()
+    with pytest.raises(InvalidInput) as caught:
+        decode_rest_body(body, None, "m")
+    message = caught.value.message
+    assert message.startswith("the request body is not valid JSON (")
+    assert "NaN, Infinity and numbers beyond the double range such as 1e309 are not JSON" in message
+    # the parser's position (1-based column): where the number starts, after any sign
+    assert f"column {body.decode().index(number.lstrip('-')) + 1};" in message
+    assert "Inference-Header-Content-Length" not in message
+
+
+def test_binary_data_after_the_json_without_the_header_gets_the_header_hint(wav_bytes: bytes) -> None:
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "audio",
+                    "shape": [1],
+                    "datatype": "BYTES",
+                    "parameters": {"binary_data_size": 4 + len(wav_bytes)},
+                }
+            ]
+        }
+    ).encode()
+    body = header + struct.pack("<I", len(wav_bytes)) + wav_bytes
+    with pytest.raises(InvalidInput) as caught:
+        decode_rest_body(body, None, "m")
+    assert caught.value.message == (
+        "the request body is not a v2 inference request: more data follows its JSON (binary tensors "
+        "need the Inference-Header-Content-Length header giving the JSON part's length)"
+    )
+    with pytest.raises(InvalidInput) as caught:
+        decode_rest_body(wav_bytes, None, "m")  # the file posted as the whole body
+    assert "it is binary data, not JSON" in caught.value.message
+    assert "Inference-Header-Content-Length" in caught.value.message
+
+
+def test_json_part_named_by_a_wrong_header_length_says_so() -> None:
+    document = f'{{"inputs": [{AUDIO_INPUT_JSON}]}}'.encode()
+    with pytest.raises(InvalidInput) as caught:
+        decode_rest_body(document + b"\x00\x00\x00\x00", str(len(document) - 3), "m")
+    message = caught.value.message
+    length = len(document) - 3
+    assert f"its JSON part (the first {length} bytes, per Inference-Header-Content-Length)" in message
+    assert message.endswith("the header must give the JSON part's length in bytes")
 
 
 def test_binary_size_beyond_body_is_400() -> None:
