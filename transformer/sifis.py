@@ -15,8 +15,10 @@ with 400 (bad type, undecodable, too short, start outside the clip, bad
 field), 403 (below the privacy minimum with enforcement "reject"), 413 (too
 large), 503 (not ready / predictor unreachable). Any other path under
 ``/model/`` gets the same format: 404 naming the expected path shape (wrong
-number of segments, an empty one, an encoded slash ``%2F`` in one), 405 for a
-SIFIS path called with the wrong method.
+number of segments, an empty one, a trailing slash, an encoded slash ``%2F``
+in one), 405 for a SIFIS path called with the wrong method. A trailing slash is
+a 404 that says so, not an alias: one URL per request, as the Analytics-API
+sends it.
 
 The multipart body is parsed here, in memory: Starlette's form parser spools
 uploads above 1 MiB to a temporary file, and audio must never touch the disk.
@@ -277,6 +279,25 @@ def bound_model(request: Request) -> AudioTransformer:
     return model
 
 
+def describe_segments(rest: str) -> str:
+    """The segment count after ``/model/predict/`` and what is wrong, e.g. ``5 and a trailing slash``.
+
+    Counts every segment, empty ones included, so that a trailing slash or a
+    double slash is named instead of hidden in the count.
+    """
+    segments = rest.split("/") if rest else []
+    trailing_slash = bool(segments) and segments[-1] == ""
+    if trailing_slash:
+        segments.pop()
+    empty = [str(position) for position, segment in enumerate(segments, 1) if not segment]
+    described = f"{len(segments)}"
+    if empty:
+        described += f", segment {', '.join(empty)} empty"
+    if trailing_slash:
+        described += ", and a trailing slash (remove it)" if empty else " and a trailing slash (remove it)"
+    return described
+
+
 # --- routes ---------------------------------------------------------------------------------
 
 
@@ -350,12 +371,12 @@ async def unmatched_path(request: Request, unmatched: str) -> JSONResponse:
             content={"status": "error", "message": f"this SIFIS path takes {', '.join(allowed)} only"},
             headers={"Allow": ", ".join(allowed)},
         )
-    segments = [segment for segment in unmatched.split("/") if segment]
-    if segments[:1] == ["predict"]:
+    head, _, rest = unmatched.partition("/")
+    if head == "predict":
         message = (
             f"no SIFIS endpoint at this path: expected POST {PREDICT_PATH}, five non-empty segments "
-            f"after /model/predict/, got {len(segments) - 1} (an encoded slash %2F inside a segment "
-            "counts as a separator)"
+            f"after /model/predict/, got {describe_segments(rest)}; an encoded slash %2F inside a "
+            "segment counts as a separator"
         )
     else:
         message = (
