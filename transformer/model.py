@@ -224,6 +224,7 @@ class AudioTransformer(Model):
             "privacy_minimum": self.settings.privacy_minimum,
             "privacy_enforcement": self.settings.privacy_enforcement,
             "max_upload_mb": self.settings.max_upload_mb,
+            "decode_budget_hz": self.settings.decode_budget_hz,
             "max_audio_seconds": self.settings.max_audio_seconds,
             "top_k": self.settings.top_k,
             "predictor_protocol": None if config is None else config.protocol,

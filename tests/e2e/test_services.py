@@ -62,6 +62,13 @@ def wav_bytes(samples: np.ndarray, sample_rate: int = 16000, subtype: str = "PCM
     return buffer.getvalue()
 
 
+def silent_flac(seconds: float, sample_rate: int) -> bytes:
+    """Silence compresses ~300:1 in FLAC: a small upload holding many samples."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros(round(seconds * sample_rate)), sample_rate, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue()
+
+
 def clip(seed: int, seconds: float = 3.0, sample_rate: int = 16000) -> bytes:
     """A distinct synthetic recording per seed: tones, noise, an on/off envelope."""
     rng = np.random.default_rng(seed)
@@ -545,6 +552,9 @@ BAD_INPUTS: list[tuple[str, Callable[[], bytes], dict[str, Any], type[errors.Aud
         {},
         errors.AudioTooLarge,
     ),
+    # 10 s is within the duration limit, but 3.84 M samples at 384 kHz exceed the decoding
+    # budget of MAX_AUDIO_SECONDS x 96,000 (a ~40-KB upload).
+    ("decoding_budget", lambda: silent_flac(10.0, 384_000), {}, errors.AudioTooLarge),
     (
         "sample_rate_out_of_range",
         lambda: wav_bytes(np.zeros(4000), sample_rate=500),
