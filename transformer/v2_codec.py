@@ -46,6 +46,7 @@ from kserve.protocol.infer_type import (
 
 from audioguard.constants import EMBEDDING_SIZE, EMBEDDINGS_PER_WINDOW, NUM_CLASSES
 from audioguard.errors import InvalidInput, InvalidParameter
+from transformer.privacy.request import names_a_method
 
 AUDIO_INPUT = "audio"
 EMBEDDINGS_INPUT = "embeddings"
@@ -130,7 +131,8 @@ class AnalysisResult:
     Attributes:
         windows: one entry per classifier window, in time order.
         anomalies: JSON-ready anomaly records (group, score, window bounds, classes).
-        privacy_requested: the method the caller asked for (canonical name).
+        privacy_requested: the method the caller named (canonical name; "none"
+            when it named none, see ``options.privacy_method``).
         privacy_applied: the method actually applied (the operator minimum may upgrade it).
         analyzer_id, analysis_id: SIFIS identifiers of this analysis.
         duration_seconds: length of the decoded recording.
@@ -555,11 +557,14 @@ def encode_result(result: AnalysisResult, request: InferRequest) -> InferRespons
 def response_parameters(result: AnalysisResult) -> dict[str, str | int]:
     """Response parameters: the privacy applied, the analysis ids, the echoed SIFIS ids.
 
-    Strings and integers only, so they cross gRPC too.
+    ``privacy_requested`` is the method the request named; a request that named
+    none asked for the service default, the operator minimum, which is then
+    also ``privacy_method``. Strings and integers only, so they cross gRPC too.
     """
+    named = names_a_method(result.options.privacy_method)
     parameters: dict[str, str | int] = {
         "privacy_method": result.privacy_applied,
-        "privacy_requested": result.privacy_requested,
+        "privacy_requested": result.privacy_requested if named else result.privacy_applied,
         "analyzer_id": result.analyzer_id,
         "analysis_id": result.analysis_id,
         "anomaly_count": len(result.anomalies),

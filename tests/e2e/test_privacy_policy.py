@@ -1,5 +1,8 @@
 """The operator's privacy minimum over real HTTP/gRPC: upgrade or reject (403), on every path.
 
+A request that names no method gets the minimum in both modes; only an explicit
+weaker method is upgraded or refused.
+
 One predictor and two transformers with ``privacy_minimum=scramble``, one set to
 ``upgrade`` and one to ``reject``, configured through the environment as an
 operator (or the Helm chart) would.
@@ -62,6 +65,14 @@ def test_weaker_request_is_upgraded_and_says_so(servers: PolicyServers, requeste
     assert result["parameters"]["privacy_requested"] == requested
     body = sifis_post(servers.upgrade, clip(31), method="nothing").json()
     assert body["status"] == "ok" and body["privacy_method"] == MINIMUM
+
+
+def test_a_request_naming_no_method_gets_the_minimum_in_both_modes(servers: PolicyServers) -> None:
+    """Not a 403 even with ``reject``: it did not ask for less than the minimum."""
+    for server in (servers.upgrade, servers.reject):
+        for result in (triton_binary(server, clip(34), {}), kserve_grpc(server, clip(34), {"top_k": 3})):
+            assert result["parameters"]["privacy_method"] == MINIMUM
+            assert result["parameters"]["privacy_requested"] == MINIMUM  # the default it asked for
 
 
 def test_stronger_request_is_kept(servers: PolicyServers) -> None:

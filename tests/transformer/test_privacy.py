@@ -179,6 +179,30 @@ def test_weaker_request_is_rejected_with_403_when_configured() -> None:
     assert "speech_mask" in caught.value.message and "'none'" in caught.value.message
 
 
+@pytest.mark.parametrize("enforcement", ["upgrade", "reject"])
+@pytest.mark.parametrize("unnamed", [None, "", "  "])
+def test_a_request_naming_no_method_gets_the_minimum_in_both_modes(
+    enforcement: str, unnamed: str | None
+) -> None:
+    """It did not ask for less than the minimum: no 403, the minimum with the operator's defaults."""
+    request = parse_privacy_request(unnamed, {})
+    assert (request.method, request.named) == ("none", False)
+    applied = enforce_minimum(
+        request, "scrample", enforcement, defaults={"scramble": {"segment_seconds": 2.5}}
+    )
+    assert applied.method == "scramble"
+    assert dict(applied.params) == {"segment_seconds": 2.5, "crossfade_ms": 5.0}
+    assert enforce_minimum(request, "none", enforcement) is request  # no minimum: none
+
+
+def test_an_explicit_none_is_still_below_the_minimum() -> None:
+    request = parse_privacy_request("nothing", {})
+    assert request.named
+    with pytest.raises(PrivacyPolicyViolation, match="below this service's minimum 'dp_noise'"):
+        enforce_minimum(request, "dp_noise", "reject")
+    assert enforce_minimum(request, "dp_noise", "upgrade").method == "dp_noise"
+
+
 def test_minimum_none_accepts_everything() -> None:
     request = parse_privacy_request("none", {})
     assert enforce_minimum(request, "none", "reject") is request
@@ -206,6 +230,10 @@ def test_the_transformer_applies_the_operator_minimum_from_its_environment(
     monkeypatch.setenv("AUDIOGUARD_SCRAMBLE_SEGMENT_SECONDS", "2.5")
     model = AudioTransformer("audioguard", TransformerSettings())
     weak = AnalysisOptions(privacy_method="dp_noise", privacy_params={"epsilon": "2"})
+    # a request that names no method gets the minimum in both modes
+    requested, applied = model.privacy_for(AnalysisOptions())
+    assert (requested.method, requested.named) == ("none", False)
+    assert (applied.method, applied.params["segment_seconds"]) == ("scramble", 2.5)
     if enforcement == "reject":
         with pytest.raises(PrivacyPolicyViolation):
             model.privacy_for(weak)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import struct
@@ -25,6 +26,7 @@ from transformer.v2_codec import (
     encode_result,
     parse_audio_request,
     parse_options,
+    response_parameters,
     scores_from_response,
 )
 
@@ -355,8 +357,16 @@ def test_encode_result_json_outputs_and_parameters() -> None:
     assert json.loads(outputs["anomalies"]["data"][0])[0]["group"] == "glass_break"
     assert document["id"] == "abc"
     assert document["parameters"]["privacy_method"] == "scramble"
+    # the request named no method: it asked for the service default (the minimum, applied)
+    assert document["parameters"]["privacy_requested"] == "scramble"
     assert document["parameters"]["requestor_id"] == "r1"
     assert "requestor_type" not in document["parameters"]
+
+
+def test_privacy_requested_is_the_named_method_when_one_was_named() -> None:
+    named = dataclasses.replace(_result(), options=AnalysisOptions(privacy_method="Nothing"))
+    parameters = response_parameters(named)
+    assert (parameters["privacy_requested"], parameters["privacy_method"]) == ("none", "scramble")
 
 
 def test_encode_result_binary_outputs_parse_back_with_tritonclient() -> None:

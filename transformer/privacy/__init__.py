@@ -16,6 +16,7 @@ from transformer.privacy.request import (
     PrivacyRequest,
     canonical_method,
     enforce_minimum,
+    names_a_method,
     parse_privacy_request,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "apply_privacy",
     "canonical_method",
     "enforce_minimum",
+    "names_a_method",
     "parse_privacy_request",
 ]

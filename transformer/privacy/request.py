@@ -3,6 +3,10 @@
 A request is validated once, here, into a ``PrivacyRequest`` whose ``params``
 hold every parameter of the method (defaults filled in), so the response can say
 exactly which anonymisation was applied.
+
+The rule for the operator's minimum: a request that names no method gets the
+minimum (in both enforcement modes: it did not ask for less); a request that
+names a weaker method is upgraded or refused, per the enforcement setting.
 """
 
 from __future__ import annotations
@@ -88,11 +92,14 @@ class PrivacyRequest:
             in; optional parameters that are off are absent). Read-only.
         seed: fixes the randomness; for tests only, production requests leave it
             None so the noise and permutations come from the OS's secure source.
+        named: False when the caller named no method (``method`` is then "none"
+            and ``enforce_minimum`` gives it the operator minimum, never a 403).
     """
 
     method: str
     params: Mapping[str, float] = field(default_factory=dict)
     seed: int | None = None
+    named: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
         if self.method not in PRIVACY_METHODS:
@@ -109,6 +116,11 @@ def _unknown_method_message(name: object) -> str:
     valid = ", ".join(PRIVACY_METHODS)
     aliases = ", ".join(f"{alias} = {target}" for alias, target in PRIVACY_METHOD_ALIASES.items())
     return f"unknown privacy method {name!r}: valid methods are {valid} (aliases: {aliases})"
+
+
+def names_a_method(name: str | None) -> bool:
+    """True unless ``name`` is None or blank: a request without it asks for the service default."""
+    return name is not None and (not isinstance(name, str) or bool(name.strip()))
 
 
 def canonical_method(name: str | None) -> str:
@@ -191,7 +203,9 @@ def parse_privacy_request(
     """Validate a caller's method name and parameters.
 
     Args:
-        method: method name or alias (case-insensitive); None or "" mean "none".
+        method: method name or alias (case-insensitive). None or blank: the
+            caller named no method; the result is "none" with ``named`` False
+            (``enforce_minimum`` then applies the operator minimum).
         params: parameter name -> number (int, float or numeric string). A None
             value counts as "not given".
         defaults: operator defaults per canonical method (e.g.
@@ -205,7 +219,9 @@ def parse_privacy_request(
     canonical = canonical_method(method)
     merged: dict[str, object] = dict((defaults or {}).get(canonical, {}))
     merged.update({name: value for name, value in params.items() if value is not None})
-    return PrivacyRequest(method=canonical, params=_validated_params(canonical, merged))
+    return PrivacyRequest(
+        method=canonical, params=_validated_params(canonical, merged), named=names_a_method(method)
+    )
 
 
 def enforce_minimum(
@@ -217,12 +233,15 @@ def enforce_minimum(
 ) -> PrivacyRequest:
     """Apply the operator's minimum privacy level to a validated request.
 
-    A request at or above ``minimum`` is returned unchanged. A weaker one is
-    replaced by ``minimum`` with its default parameters (``defaults`` as in
-    ``parse_privacy_request``) when ``enforcement`` is "upgrade", or refused.
+    A request at or above ``minimum`` is returned unchanged. A request that
+    named no method (``named`` False) gets ``minimum`` with its default
+    parameters (``defaults`` as in ``parse_privacy_request``), whatever the
+    enforcement. A request that named a weaker method gets the same when
+    ``enforcement`` is "upgrade", and is refused when it is "reject".
 
     Raises:
-        PrivacyPolicyViolation: (403) the request is weaker and ``enforcement`` is "reject".
+        PrivacyPolicyViolation: (403) the request named a weaker method and
+            ``enforcement`` is "reject".
         ValueError: ``minimum`` or ``enforcement`` is not a valid setting (operator error).
     """
     try:
@@ -236,10 +255,12 @@ def enforce_minimum(
         )
     if request.strength >= PRIVACY_METHODS.index(floor):
         return request
-    if enforcement == "reject":
+    if enforcement == "reject" and request.named:
         raise PrivacyPolicyViolation(
             f"privacy method {request.method!r} is below this service's minimum {floor!r}: "
             f"ask for one of {', '.join(PRIVACY_METHODS[PRIVACY_METHODS.index(floor) :])}"
         )
     upgraded = parse_privacy_request(floor, {}, defaults=defaults)
-    return PrivacyRequest(method=upgraded.method, params=upgraded.params, seed=request.seed)
+    return PrivacyRequest(
+        method=upgraded.method, params=upgraded.params, seed=request.seed, named=request.named
+    )
