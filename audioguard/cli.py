@@ -124,14 +124,17 @@ def _classify(args: argparse.Namespace) -> int:
         if args.plot:
             _plot(classifier, path, args, privacy, len(args.files))
         outputs.append(_describe(path, result, args.json))
-    print(json.dumps(outputs, indent=2) if args.json else "\n".join(outputs))
+    if args.json:
+        print(json.dumps(outputs, indent=2))
+    elif outputs:  # every file failed: the errors are all there is to say
+        print("\n".join(outputs))
     return 1 if failures else 0
 
 
 def _describe(path: str, result: ClipResult, as_json: bool) -> Any:
-    """The JSON object, or the printed table, for one file's result."""
+    """The JSON object, or the printed table, for one file's result (window keys as in v2/SIFIS)."""
     windows: list[dict[str, Any]] = [
-        {"start": w.start_seconds, "end": w.end_seconds, "top": w.top} for w in result.windows
+        {"start_seconds": w.start_seconds, "end_seconds": w.end_seconds, "top": w.top} for w in result.windows
     ]
     if as_json:
         return {
@@ -143,7 +146,7 @@ def _describe(path: str, result: ClipResult, as_json: bool) -> Any:
     lines = [f"{path} ({result.duration_seconds:.2f} s, privacy={result.privacy_method})"]
     for window in windows:
         if len(windows) > 1:
-            lines.append(f"  [{window['start']:7.2f} s - {window['end']:7.2f} s]")
+            lines.append(f"  [{window['start_seconds']:7.2f} s - {window['end_seconds']:7.2f} s]")
         for rank, item in enumerate(window["top"], 1):
             lines.append(f"    {rank}. {item['label']:<40} {item['probability']:.4f}  {item['label_id']}")
     return "\n".join(lines)

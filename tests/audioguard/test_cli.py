@@ -163,6 +163,17 @@ def test_classify_missing_weights_names_the_command(
 
 
 @pytest.mark.slow
+def test_classify_where_every_file_fails_prints_only_the_errors(
+    synthetic_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wav = _wav(tmp_path / "a.wav", 2.0)
+    assert main(["classify", str(wav), "--model_dir", str(synthetic_model_dir), "--top-k", "0"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no empty line after the error
+    assert captured.err.splitlines()[-1].startswith(f"{wav}: error: ")
+
+
+@pytest.mark.slow
 def test_weights_verify_on_full_synthetic_dir(
     synthetic_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -199,8 +210,10 @@ def test_classify_prints_top5_and_windows(
     assert set(results) == {"short.wav", "long.wav"}
     assert len(results["short.wav"]["windows"]) == 1
     # 25 s -> 26 examples -> windows at 0, 9.6 and one aligned to the end (16 * 0.96)
-    starts = [window["start"] for window in results["long.wav"]["windows"]]
-    assert starts == pytest.approx([0.0, 9.6, 15.36])
+    windows = results["long.wav"]["windows"]
+    assert all(set(window) == {"start_seconds", "end_seconds", "top"} for window in windows)  # as v2
+    assert [window["start_seconds"] for window in windows] == pytest.approx([0.0, 9.6, 15.36])
+    assert [window["end_seconds"] for window in windows] == pytest.approx([9.6, 19.2, 24.96])
     top = results["short.wav"]["windows"][0]["top"]
     assert len(top) == 5
     assert [t["probability"] for t in top] == sorted((t["probability"] for t in top), reverse=True)
