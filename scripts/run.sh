@@ -19,7 +19,13 @@ status=0
 if [ "$status" = 2 ]; then  # files missing
   case "${WEIGHTS:-official}" in
     official) .venv/bin/audioguard weights download --dest "$models" ;;
-    synthetic) .venv/bin/audioguard weights synthetic --dest "$models" ;;
+    synthetic)
+      # Fill in only the missing files: existing ones (official ones above all) stay.
+      missing=()
+      [ -f "$models/vggish_model.ckpt" ] || missing+=(vggish)
+      [ -f "$models/vggish_pca_params.npz" ] || missing+=(pca)
+      [ -f "$models/classifier_model.h5" ] || missing+=(classifier)
+      .venv/bin/audioguard weights synthetic --dest "$models" --only "$(IFS=,; echo "${missing[*]}")" ;;
     *) echo "run: WEIGHTS must be official or synthetic" >&2; exit 2 ;;
   esac
 elif [ "$status" = 1 ]; then

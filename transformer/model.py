@@ -322,7 +322,8 @@ class AudioTransformer(Model):
             options=options,
             embedded=embedded,
             windows=windows,
-            privacy_requested=requested.method,
+            # A request that named no method asked for the default, i.e. the minimum.
+            privacy_requested=requested.method if requested.named else privacy.method,
             analysis_id=f"{self.settings.analyzer_id}{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%fZ}{digest}",
             predictor_request=v2_codec.embeddings_request(
                 windows.embeddings,

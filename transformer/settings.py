@@ -65,7 +65,9 @@ class TransformerSettings(BaseSettings):
         "(none < dp_noise < scramble < speech_mask).",
     )
     privacy_enforcement: Literal["upgrade", "reject"] = Field(
-        "upgrade", description="What to do with a request below the minimum: upgrade it or reject it (403)."
+        "upgrade",
+        description="What to do with a request naming a method below the minimum: upgrade it or "
+        "reject it (403). A request naming no method gets the minimum.",
     )
     scramble_segment_seconds: float = Field(
         1.0, gt=0, le=10, description="Segment length shuffled by the scramble method."
