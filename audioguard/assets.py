@@ -23,6 +23,7 @@ from typing import Final
 import requests
 
 from audioguard.errors import ChecksumMismatch, MissingModelAsset, ModelAssetError
+from audioguard.exception_chain import linked_exceptions, os_error_reason
 
 logger = logging.getLogger(__name__)
 
@@ -225,23 +226,7 @@ def _request_failure(error: requests.RequestException, timeout: float) -> str:
     if isinstance(error, requests.Timeout):
         return f"no answer within {timeout:g} s"
     if isinstance(error, requests.ConnectionError):
-        return f"cannot connect: {_os_reason(error)}"
-    return type(error).__name__
-
-
-def _os_reason(error: BaseException) -> str:
-    """The OS-level reason under urllib3's wrappers ("Connection refused", ...)."""
-    pending: list[BaseException] = [error]
-    seen: set[int] = set()
-    while pending:
-        current = pending.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.strerror:
-            return current.strerror
-        linked = (*current.args, getattr(current, "reason", None), current.__cause__, current.__context__)
-        pending.extend(item for item in linked if isinstance(item, BaseException))
+        return f"cannot connect: {os_error_reason(linked_exceptions(error)) or type(error).__name__}"
     return type(error).__name__
 
 

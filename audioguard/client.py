@@ -23,6 +23,8 @@ import numpy as np
 import requests
 import urllib3
 
+from audioguard.exception_chain import linked_exceptions, os_error_reason
+
 AUDIO_INPUT = "audio"
 DEFAULT_REST_URL = "http://127.0.0.1:5000"
 DEFAULT_GRPC_URL = "127.0.0.1:5001"
@@ -52,7 +54,7 @@ def transport_failure(url: str, error: requests.RequestException, timeout: float
     if isinstance(error, requests.Timeout):
         return f"no answer from {url} within {timeout:g} s"
     if isinstance(error, requests.ConnectionError):
-        causes = _causes(error)
+        causes = linked_exceptions(error)
         if any(isinstance(cause, urllib3.exceptions.NewConnectionError) for cause in causes):
             return f"cannot connect to {url} ({_reason(causes)})"
         return f"the connection to {url} broke before the answer ({_reason(causes)})"
@@ -61,25 +63,11 @@ def transport_failure(url: str, error: requests.RequestException, timeout: float
     return f"the request to {url} failed ({type(error).__name__})"
 
 
-def _causes(error: BaseException) -> list[BaseException]:
-    """``error`` and everything urllib3 and requests wrapped in it (args, reason, cause, context)."""
-    found: list[BaseException] = []
-    pending = [error]
-    while pending:
-        current = pending.pop(0)
-        if any(current is known for known in found):
-            continue
-        found.append(current)
-        linked = (*current.args, getattr(current, "reason", None), current.__cause__, current.__context__)
-        pending.extend(item for item in linked if isinstance(item, BaseException))
-    return found
-
-
 def _reason(causes: Sequence[BaseException]) -> str:
     """The OS's words ("connection refused"), else the HTTP library's ("remote end closed ...")."""
-    for cause in causes:
-        if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror.lower()
+    os_reason = os_error_reason(causes)
+    if os_reason is not None:
+        return os_reason.lower()
     for cause in causes:
         if isinstance(cause, http.client.HTTPException) and str(cause):
             return str(cause).lower()
