@@ -222,6 +222,11 @@ async def test_websocket_client_times_out_without_echo_then_reconnects(standin: 
             await client.post_persistent(TOPIC, "h", {"v": 1})
         assert caught.value.reason == "timeout"
         standin.hang(False)
+        # The broker still applies the held write once released (it had received it);
+        # wait for that, so the late {"v": 1} cannot land after {"v": 2}.
+        deadline = time.monotonic() + 5.0
+        while {"v": 1} not in [w.value for w in standin.writes] and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         await client.post_persistent(TOPIC, "h", {"v": 2})
     finally:
         await client.aclose()
