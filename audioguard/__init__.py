@@ -1,11 +1,11 @@
-"""Shared pieces of the audio anomaly classifier: the contract between the
-transformer and the predictor (constants, errors), the official model assets
-(download, checksums, synthetic official-format files) and the command line."""
+"""The user-facing layer: the ``audioguard`` command (weights, offline classify,
+local serving, client), the offline classifier, plots and synthetic weights.
+
+It sits on top of both services and the ``contract`` package; nothing below
+imports it.
+"""
 
 import os
 
-# numpy's OpenBLAS worker threads busy-wait after every call and steal the cores
-# TensorFlow needs next (measured on 2 cores: a 10-s clip took 142 ms instead of
-# 103 ms). Our matrices are small, so one BLAS thread loses nothing. This only
-# works before numpy is first imported; an operator's own setting wins.
+# One OpenBLAS thread: see contract/__init__.py (must precede numpy's import).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from audioguard import assets
-from audioguard.errors import AudioGuardError
 from audioguard.synthetic import PARTS as SYNTHETIC_PARTS
 from audioguard.synthetic import write_synthetic_assets
+from contract import assets
+from contract.errors import AudioGuardError
 
 if TYPE_CHECKING:
     from audioguard.offline import ClipResult, OfflineClassifier

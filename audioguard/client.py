@@ -23,7 +23,7 @@ import numpy as np
 import requests
 import urllib3
 
-from audioguard.exception_chain import linked_exceptions, os_error_reason
+from contract.exception_chain import linked_exceptions, os_error_reason
 
 AUDIO_INPUT = "audio"
 DEFAULT_REST_URL = "http://127.0.0.1:5000"

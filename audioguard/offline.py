@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audioguard.assets import ALL_ASSETS, CLASSIFIER_H5, asset_report, require_assets
+from contract.assets import ALL_ASSETS, CLASSIFIER_H5, asset_report, require_assets
 from predictor.classifier import AttentionClassifier
 from transformer.labels import Labels, load_labels
 from transformer.pipeline import EmbeddedAudio, EmbeddingPipeline

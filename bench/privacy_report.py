@@ -49,9 +49,9 @@ from pathlib import Path
 import numpy as np
 from pystoi import stoi
 
-from audioguard.assets import asset_report
 from bench.speech_recognition import SpeechRecognizer, word_pair_recall
-from tests.transformer import speech_synth as synth
+from contract.assets import asset_report
+from tests.support import speech_synth as synth
 from transformer.audio import load_waveform
 from transformer.features import waveform_to_examples
 from transformer.privacy import PRIVACY_METHODS, PrivacyRequest, apply_privacy, parse_privacy_request

@@ -3,5 +3,5 @@ embeddings, with adaptive batching."""
 
 import os
 
-# One OpenBLAS thread: see audioguard/__init__.py (must precede numpy's import).
+# One OpenBLAS thread: see contract/__init__.py (must precede numpy's import).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

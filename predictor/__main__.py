@@ -17,10 +17,10 @@ import kserve
 from kserve import model_server
 from kserve.model import InferenceModel
 
-from audioguard.assets import PREDICTOR_ASSETS, asset_report, log_asset_report, require_assets
-from audioguard.errors import ModelAssetError
-from audioguard.http import configure_service_logging
-from audioguard.settings_cli import add_settings_arguments, settings_from_args
+from contract.assets import PREDICTOR_ASSETS, asset_report, log_asset_report, require_assets
+from contract.errors import ModelAssetError
+from contract.http import configure_service_logging
+from contract.settings_cli import add_settings_arguments, settings_from_args
 from predictor.model import ClassifierModel, model_parameters, register_served_model
 from predictor.settings import PredictorSettings
 

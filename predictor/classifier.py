@@ -35,14 +35,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from audioguard.assets import HOW_TO_GET_WEIGHTS
-from audioguard.constants import (
+from contract.assets import HOW_TO_GET_WEIGHTS
+from contract.constants import (
     EMBEDDING_SIZE,
     EMBEDDINGS_PER_WINDOW,
     NUM_CLASSES,
     QUANTISED_CENTRE,
 )
-from audioguard.errors import InvalidInput, MissingModelAsset, ModelAssetError, ModelLayoutMismatch
+from contract.errors import InvalidInput, MissingModelAsset, ModelAssetError, ModelLayoutMismatch
 
 HIDDEN_UNITS: Final = 1024
 DROPOUT_RATE: Final = 0.5

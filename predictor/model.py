@@ -4,7 +4,7 @@ Input ``embeddings`` [N, 10, 128] UINT8 (quantised VGGish embeddings; FP32
 holding the same 0..255 values is accepted too); output ``scores`` [N, 527]
 FP32 sigmoid scores, one row per window. The numbers come from
 ``predictor.classifier``; concurrent requests share classifier calls through
-``audioguard.batching``.
+``contract.batching``.
 """
 
 from __future__ import annotations
@@ -22,41 +22,37 @@ from kserve import Model, model_server
 from kserve.errors import ModelNotFound
 from kserve.model import InferenceModel
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-from prometheus_client import Histogram
 
-from audioguard.assets import CLASSIFIER_H5, PREDICTOR_ASSETS, asset_report, log_asset_report, require_assets
-from audioguard.batching import AdaptiveBatcher, BatchStats
-from audioguard.constants import EMBEDDING_SIZE, EMBEDDINGS_PER_WINDOW, NUM_CLASSES
-from audioguard.errors import AudioGuardError, InvalidInput, ServiceNotReady
-from audioguard.grpc_status import install_grpc_status_codes
-from audioguard.http import ServiceUnavailableError, install_http_fixes, to_kserve_error
+from contract.assets import CLASSIFIER_H5, PREDICTOR_ASSETS, asset_report, log_asset_report, require_assets
+from contract.batch_metrics import BatchMetrics
+from contract.batching import AdaptiveBatcher, BatchStats
+from contract.constants import (
+    EMBEDDING_SIZE,
+    EMBEDDINGS_PER_WINDOW,
+    EMBEDDINGS_TENSOR,
+    NUM_CLASSES,
+    SCORES_TENSOR,
+)
+from contract.errors import AudioGuardError, InvalidInput, ServiceNotReady
+from contract.grpc_status import install_grpc_status_codes
+from contract.http import ServiceUnavailableError, install_http_fixes, to_kserve_error
 from predictor.settings import PredictorSettings
 
 logger = logging.getLogger(__name__)
 
-INPUT_NAME: Final = "embeddings"
-OUTPUT_NAME: Final = "scores"
+INPUT_NAME: Final = EMBEDDINGS_TENSOR
+OUTPUT_NAME: Final = SCORES_TENSOR
 #: v2 datatypes accepted for the input, the first one is the published one.
 INPUT_DATATYPES: Final = ("UINT8", "FP32")
 WINDOW_SHAPE: Final = (EMBEDDINGS_PER_WINDOW, EMBEDDING_SIZE)
 INPUT_SHAPE_TEXT: Final = f"[N, {EMBEDDINGS_PER_WINDOW}, {EMBEDDING_SIZE}]"
 
-BATCH_WINDOWS = Histogram(
-    "audioguard_predictor_batch_windows",
-    "Windows per classifier call (adaptive batching)",
-    ["model_name"],
-    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
-)
-BATCH_REQUESTS = Histogram(
-    "audioguard_predictor_batch_requests",
-    "Request chunks merged into one classifier call",
-    ["model_name"],
-    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64),
-)
-BATCH_SECONDS = Histogram(
-    "audioguard_predictor_batch_seconds",
-    "Duration of one classifier call",
-    ["model_name"],
+BATCH_METRICS: Final = BatchMetrics(
+    "audioguard_predictor",
+    rows="windows",
+    rows_help="Windows per classifier call (adaptive batching)",
+    calls_help="Duration of one classifier call",
+    row_buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
 )
 
 
@@ -180,9 +176,7 @@ class ClassifierModel(Model):
         return True
 
     def _observe_batch(self, windows: int, chunks: int, seconds: float) -> None:
-        BATCH_WINDOWS.labels(model_name=self.name).observe(windows)
-        BATCH_REQUESTS.labels(model_name=self.name).observe(chunks)
-        BATCH_SECONDS.labels(model_name=self.name).observe(seconds)
+        BATCH_METRICS.observe(self.name, windows, chunks, seconds)
 
     def batch_stats(self) -> BatchStats:
         """Batching counters of this process (zeros before load)."""

@@ -8,7 +8,10 @@ files to run the same tests on the real model.
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,3 +48,26 @@ def shared_audio_dir() -> Path:
     if not SHARED_AUDIO.is_dir():
         pytest.skip("../shared/audio is not present (optional real-recording test)")
     return SHARED_AUDIO
+
+@pytest.fixture()
+def file_server(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
+    """Serve ``tmp_path/www`` over HTTP on 127.0.0.1; yield (base URL, root, request log)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    requested: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, *args: object) -> None:
+            requested.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", root, requested
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -3,5 +3,5 @@ predictor, top-k labels and safety anomalies back to the caller."""
 
 import os
 
-# One OpenBLAS thread: see audioguard/__init__.py (must precede numpy's import).
+# One OpenBLAS thread: see contract/__init__.py (must precede numpy's import).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

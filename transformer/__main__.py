@@ -19,9 +19,9 @@ from kserve.model_server import parser as kserve_parser
 from kserve.predictor_config import PredictorConfig
 from pydantic import ValidationError
 
-from audioguard.errors import ModelAssetError
-from audioguard.http import configure_service_logging
-from audioguard.settings_cli import add_settings_arguments, settings_from_args
+from contract.errors import ModelAssetError
+from contract.http import configure_service_logging
+from contract.settings_cli import add_settings_arguments, settings_from_args
 from transformer.app import bind_model
 from transformer.model import AudioTransformer
 from transformer.settings import TransformerSettings

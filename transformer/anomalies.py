@@ -25,8 +25,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from audioguard.constants import NUM_CLASSES
-from audioguard.errors import InvalidConfiguration
+from contract.constants import NUM_CLASSES
+from contract.errors import InvalidConfiguration
 from transformer.labels import Labels, load_labels
 
 GROUPS_FILE: Final = "anomaly_groups.json"

@@ -4,15 +4,15 @@ KServe 0.21 wants custom routes and middleware on ``kserve.model_server.app``
 at module top level, before ``ModelServer.start``. Importing this module:
 
 - installs the Content-Type fix, the 500 boundary and the typed-error handlers
-  (``audioguard.http``): every ``AudioGuardError`` answers its own status with
+  (``contract.http``): every ``AudioGuardError`` answers its own status with
   ``{"error": message}``;
 - routes ``POST /v2/models/{name}/infer`` to ``infer`` ahead of KServe's own
   handler, which would re-encode a binary audio file as UTF-8 and fail with a
-  500 quoting the file; ``infer`` decodes the body with ``transformer.v2_codec``
+  500 quoting the file; ``infer`` decodes the body with ``transformer.protocol.rest_body``
   (binary BYTES stay bytes) and then runs the model exactly as KServe does;
 - answers ``GET /v2/models/{name}`` with the v2 metadata plus ``parameters``
   (official or synthetic weights, limits, privacy methods);
-- adds the SIFIS routes (``transformer.sifis``);
+- adds the SIFIS routes (``transformer.protocol.sifis``);
 - maps predictor transport failures met outside a request (the readiness
   probe with ``--enable_predictor_health_check``) to 503 instead of 500;
 - keeps an unreachable predictor to one WARNING line per request or probe:
@@ -41,10 +41,13 @@ from kserve.errors import ModelNotFound, ModelNotReady
 from kserve.logging import KSERVE_TRACE_LOGGER_NAME
 from kserve.model_server import app
 
-from audioguard.grpc_status import install_grpc_status_codes
-from audioguard.http import install_http_fixes
-from transformer import sifis, v2_codec
-from transformer.model import AudioTransformer, is_predictor_outage
+from contract.grpc_status import install_grpc_status_codes
+from contract.http import install_http_fixes
+from transformer.model import AudioTransformer
+from transformer.predictor_client import is_predictor_outage
+from transformer.protocol import sifis
+from transformer.protocol.bodies import read_limited_body
+from transformer.protocol.rest_body import decode_rest_body
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +98,8 @@ def rest_body_limit(model: AudioTransformer) -> int:
 async def infer(model_name: str, request: Request) -> Response:
     """v2 inference with binary BYTES kept as bytes (KServe's REST decoding replaced)."""
     model = served_model(request, model_name)
-    body = await sifis.read_limited_body(request, rest_body_limit(model), model.settings.max_upload_mb)
-    infer_request = v2_codec.decode_rest_body(body, request.headers.get(INFERENCE_HEADER), model_name)
+    body = await read_limited_body(request, rest_body_limit(model), model.settings.max_upload_mb)
+    infer_request = decode_rest_body(body, request.headers.get(INFERENCE_HEADER), model_name)
     response, response_headers = await model(infer_request, headers=dict(request.headers))
     content, json_length = response.to_rest()
     headers = {

@@ -13,7 +13,7 @@ few hundred KB of FLAC can hold minutes of 384 kHz silence. At most
 ``max_seconds x budget_hz`` samples are decoded (default budget 96,000 per
 second: the duration limit's worth of 48 kHz stereo); faster or wider files get
 a proportionally shorter maximum duration. Every failure is a typed 4xx from
-:mod:`audioguard.errors` whose message never contains the payload.
+:mod:`contract.errors` whose message never contains the payload.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile
 
-from audioguard.errors import (
+from contract.errors import (
     AudioParametersOutOfRange,
     AudioTooLarge,
     AudioTooShort,

@@ -14,8 +14,8 @@ from importlib import resources
 
 import numpy as np
 
-from audioguard.constants import NUM_CLASSES
-from audioguard.errors import InvalidParameter
+from contract.constants import NUM_CLASSES
+from contract.errors import InvalidParameter
 
 LABELS_FILE = "class_labels_indices.csv"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from audioguard.constants import EXAMPLE_SECONDS
+from contract.constants import EXAMPLE_SECONDS
 from transformer.constants import EXAMPLE_FRAMES, STFT_HOP_SAMPLES, STFT_WINDOW_SAMPLES
 
 EXAMPLE_HOP_SAMPLES = EXAMPLE_FRAMES * STFT_HOP_SAMPLES  # 15,360: examples do not overlap

@@ -27,6 +27,8 @@ from typing import Final, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from contract.batch_metrics import BatchMetrics
+
 ANOMALIES: Final = Counter("audioguard_anomalies_total", "Anomalies detected, by group.", ["group"])
 OUTBOX_DEPTH: Final = Gauge(
     "audioguard_outbox_depth", "Messages waiting in the DHT outbox, by kind (anomaly|result).", ["kind"]
@@ -54,31 +56,14 @@ REQUEST_SECONDS: Final = Histogram(
 )
 
 
-VGGISH_BATCH_EXAMPLES: Final = Histogram(
-    "audioguard_transformer_vggish_batch_examples",
-    "Log-mel examples per VGGish call (cross-request batching).",
-    ["model_name"],
-    buckets=(1, 2, 4, 8, 10, 16, 20, 32, 40, 64, 128, 256, 512, 1024),
+VGGISH_BATCH_METRICS: Final = BatchMetrics(
+    "audioguard_transformer_vggish",
+    rows="examples",
+    rows_help="Log-mel examples per VGGish call (cross-request batching).",
+    calls_help="Duration of one VGGish call.",
+    row_buckets=(1, 2, 4, 8, 10, 16, 20, 32, 40, 64, 128, 256, 512, 1024),
+    second_buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-VGGISH_BATCH_REQUESTS: Final = Histogram(
-    "audioguard_transformer_vggish_batch_requests",
-    "Request chunks merged into one VGGish call.",
-    ["model_name"],
-    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64),
-)
-VGGISH_BATCH_SECONDS: Final = Histogram(
-    "audioguard_transformer_vggish_batch_seconds",
-    "Duration of one VGGish call.",
-    ["model_name"],
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-)
-
-
-def observe_vggish_call(model_name: str, examples: int, requests: int, seconds: float) -> None:
-    """Record one VGGish call of ``examples`` rows serving ``requests`` request chunks."""
-    VGGISH_BATCH_EXAMPLES.labels(model_name=model_name).observe(examples)
-    VGGISH_BATCH_REQUESTS.labels(model_name=model_name).observe(requests)
-    VGGISH_BATCH_SECONDS.labels(model_name=model_name).observe(seconds)
 
 
 class _HasGroup(Protocol):

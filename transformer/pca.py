@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from audioguard.constants import EMBEDDING_SIZE
-from audioguard.errors import MissingModelAsset, ModelLayoutMismatch
+from contract.constants import EMBEDDING_SIZE
+from contract.errors import MissingModelAsset, ModelLayoutMismatch
 from transformer.constants import (
     PCA_EIGEN_VECTORS_NAME,
     PCA_MEANS_NAME,

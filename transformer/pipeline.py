@@ -13,53 +13,19 @@ as the offline and benchmark users want it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from audioguard.assets import PCA_PARAMS, VGGISH_CHECKPOINT, require_assets
+from contract.assets import PCA_PARAMS, VGGISH_CHECKPOINT, require_assets
 from transformer.audio import DECODE_BUDGET_HZ, load_waveform
 from transformer.constants import SAMPLE_RATE
+from transformer.embedded import AudioFeatures, EmbeddedAudio
 from transformer.features import waveform_to_examples
 from transformer.loudness import example_dbfs
 from transformer.privacy import PrivacyRequest, apply_privacy
 from transformer.settings import TransformerSettings
 from transformer.vggish import VGGishEmbedder
-
-
-@dataclass(frozen=True)
-class AudioFeatures:
-    """What the front end derives from one recording: no samples, only log-mel and loudness.
-
-    Attributes:
-        examples: (N, 96, 64) float64 log-mel examples of the anonymised audio (VGGish input).
-        example_dbfs: (N,) float64 loudness of each example before anonymisation.
-        duration_seconds: length of the decoded recording.
-        privacy: the anonymisation that was applied.
-    """
-
-    examples: np.ndarray
-    example_dbfs: np.ndarray
-    duration_seconds: float
-    privacy: PrivacyRequest
-
-
-@dataclass(frozen=True)
-class EmbeddedAudio:
-    """What leaves the audio stage: no samples, only derived numbers.
-
-    Attributes:
-        embeddings: (N, 128) uint8 quantised embeddings, one per 0.96 s example.
-        example_dbfs: (N,) float64 loudness of each example before anonymisation.
-        duration_seconds: length of the decoded recording.
-        privacy: the anonymisation that was applied.
-    """
-
-    embeddings: np.ndarray
-    example_dbfs: np.ndarray
-    duration_seconds: float
-    privacy: PrivacyRequest
 
 
 class EmbeddingPipeline:

@@ -9,7 +9,14 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PrivacyMethodName = Literal["none", "dp_noise", "scramble", "speech_mask"]
+from contract.errors import InvalidParameter
+from transformer.dht.topics import (
+    ANOMALY_TOPIC_NAME,
+    REQUEST_TOPIC_NAME,
+    RESULTS_TOPIC_NAME,
+    RESULTS_TOPIC_UUID,
+)
+from transformer.privacy.request import ENFORCEMENT_MODES, canonical_method
 
 
 class TransformerSettings(BaseSettings):
@@ -59,12 +66,12 @@ class TransformerSettings(BaseSettings):
     top_k: int = Field(5, ge=1, le=527, description="Default number of labels returned per window.")
 
     # --- privacy -----------------------------------------------------------------
-    privacy_minimum: PrivacyMethodName = Field(
+    privacy_minimum: str = Field(
         "none",
         description="Weakest anonymisation a request may ask for "
         "(none < dp_noise < scramble < speech_mask).",
     )
-    privacy_enforcement: Literal["upgrade", "reject"] = Field(
+    privacy_enforcement: str = Field(
         "upgrade",
         description="What to do with a request naming a method below the minimum: upgrade it or "
         "reject it (403). A request naming no method gets the minimum.",
@@ -121,8 +128,19 @@ class TransformerSettings(BaseSettings):
 
     @field_validator("privacy_minimum", mode="before")
     @classmethod
-    def _alias_scrample(cls, value: object) -> object:
-        return "scramble" if value == "scrample" else value
+    def _canonical_privacy_minimum(cls, value: object) -> object:
+        """One method name rule for the whole service (aliases such as scrample accepted)."""
+        try:
+            return canonical_method(value) if isinstance(value, str) else value
+        except InvalidParameter as error:
+            raise ValueError(error.message) from None
+
+    @field_validator("privacy_enforcement")
+    @classmethod
+    def _known_enforcement(cls, value: str) -> str:
+        if value not in ENFORCEMENT_MODES:
+            raise ValueError(f"privacy_enforcement must be one of {', '.join(ENFORCEMENT_MODES)}")
+        return value
 
     @property
     def max_upload_bytes(self) -> int:
@@ -130,22 +148,22 @@ class TransformerSettings(BaseSettings):
 
     # --- SIFIS DHT topics (appended with issue 5) -------------------------------------
     dht_results_topic: str = Field(
-        "SIFIS:Privacy_Aware_Audio_Anomaly_Detection_Results",
+        RESULTS_TOPIC_NAME,
         min_length=1,
         description="DHT topic_name of analysis results (what SIFIS consumers read).",
     )
     dht_results_uuid: str = Field(
-        "Audio_Anomaly_Detection_Results",
+        RESULTS_TOPIC_UUID,
         min_length=1,
         description="DHT topic_uuid of analysis results (constant: each result replaces the previous).",
     )
     dht_anomaly_topic: str = Field(
-        "SIFIS:Audio_Anomaly",
+        ANOMALY_TOPIC_NAME,
         min_length=1,
         description="DHT topic_name of anomaly events (one topic_uuid per event).",
     )
     listener_topic: str = Field(
-        "SIFIS:Privacy_Aware_Audio_Anomaly_Detection",
+        REQUEST_TOPIC_NAME,
         min_length=1,
         description="DHT topic_name of the analysis requests the listener answers.",
     )

@@ -15,8 +15,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from audioguard.constants import EMBEDDING_SIZE
-from audioguard.errors import MissingModelAsset, ModelAssetError, ModelLayoutMismatch
+from contract.constants import EMBEDDING_SIZE
+from contract.errors import MissingModelAsset, ModelAssetError, ModelLayoutMismatch
 from transformer.constants import EXAMPLE_FRAMES, NUM_MEL_BANDS
 from transformer.pca import PCAQuantizer
 

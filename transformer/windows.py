@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from audioguard.constants import EMBEDDING_SIZE, EMBEDDINGS_PER_WINDOW, EXAMPLE_SECONDS
-from audioguard.errors import InvalidParameter, StartTimeOutOfRange
+from contract.constants import EMBEDDING_SIZE, EMBEDDINGS_PER_WINDOW, EXAMPLE_SECONDS
+from contract.errors import InvalidParameter, StartTimeOutOfRange
 
 # int(2.88 / 0.96) is 2 in floating point; a start given to the printed
 # precision of an example boundary must select that example.

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from audioguard.assets import CLASSIFIER_H5, OFFICIAL_ASSETS, PCA_PARAMS, VGGISH_CHECKPOINT, sha512_of
-from audioguard.errors import ModelAssetError
+from contract.assets import CLASSIFIER_H5, OFFICIAL_ASSETS, PCA_PARAMS, VGGISH_CHECKPOINT, sha512_of
+from contract.errors import ModelAssetError
 
 #: The parts ``write_synthetic_assets`` can write, by short name.
 PARTS: Final = {"vggish": VGGISH_CHECKPOINT, "pca": PCA_PARAMS, "classifier": CLASSIFIER_H5}

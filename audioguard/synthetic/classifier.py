@@ -33,7 +33,7 @@ from typing import Any, Final
 import h5py
 import numpy as np
 
-from audioguard.constants import EMBEDDING_SIZE, EMBEDDINGS_PER_WINDOW, NUM_CLASSES
+from contract.constants import EMBEDDING_SIZE, EMBEDDINGS_PER_WINDOW, NUM_CLASSES
 
 KERAS_VERSION: Final = b"2.2.4"
 BACKEND: Final = b"tensorflow"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audioguard.constants import EMBEDDING_SIZE
+from contract.constants import EMBEDDING_SIZE
 from transformer.constants import PCA_EIGEN_VECTORS_NAME, PCA_MEANS_NAME
 from transformer.vggish import VGGISH_LAYERS, checkpoint_variable_shapes
 

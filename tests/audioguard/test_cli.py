@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audioguard import assets
 from audioguard.cli import main
-from tests.serverutil import PROJECT_ROOT, free_port
+from contract import assets
+from tests.support.serverutil import PROJECT_ROOT, free_port
 
 
 def _wav(path: Path, seconds: float, sample_rate: int = 16_000, freq: float = 1000.0) -> Path:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from audioguard import client
-from tests.serverutil import PROJECT_ROOT, free_port
+from tests.support.serverutil import PROJECT_ROOT, free_port
 
 
 def test_rest_body_is_a_json_header_then_one_length_prefixed_bytes_element() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from audioguard.synthetic.vggish import write_synthetic_pca_params
-from tests.transformer.synthetic_vggish_files import (
+from tests.support.synthetic_vggish_files import (
     OFFICIAL_SHAPES,
     SyntheticVGGishFiles,
     synthetic_vggish_embedder,

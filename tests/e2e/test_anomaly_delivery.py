@@ -31,8 +31,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from audioguard.offline import OfflineClassifier
 from tests.e2e.test_services import MODEL, clip, predictor_args, sifis_post
-from tests.serverutil import RunningServer, run_module, start_server
-from tests.transformer.dht_standin import DhtStandIn
+from tests.support.dht_standin import DhtStandIn
+from tests.support.serverutil import RunningServer, run_module, start_server
 from transformer.labels import load_labels
 
 pytestmark = pytest.mark.slow

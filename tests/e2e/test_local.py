@@ -28,7 +28,7 @@ import soundfile as sf
 
 from audioguard import local
 from audioguard.offline import OfflineClassifier
-from tests.serverutil import PROJECT_ROOT, free_port, service_env
+from tests.support.serverutil import PROJECT_ROOT, free_port, service_env
 
 MODEL = "audioguard"
 START_TIMEOUT_S = 300.0

@@ -22,7 +22,7 @@ import soundfile as sf
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
-from tests.serverutil import RunningServer, free_port, start_server
+from tests.support.serverutil import RunningServer, free_port, start_server
 from transformer.app import PredictorOutageLogFilter
 
 MODEL = "audioguard"

@@ -10,7 +10,7 @@ scramble and speech_mask. While the requests run, the open files of every
 service process are polled through /proc (a spooled upload is an unlinked file:
 only visible while open); afterwards every log, every file under the per-process
 directories, new /tmp and /dev/shm entries and the relayed bytes are searched for
-the recording's fingerprints (``tests.e2e.leakscan``). A control test plants
+the recording's fingerprints (``tests.support.leakscan``). A control test plants
 each kind of fingerprint and checks that the detectors report it.
 """
 
@@ -38,7 +38,9 @@ import requests
 import soundfile as sf
 from kserve.logging import KSERVE_LOG_CONFIG
 
-from tests.e2e.leakscan import (
+from tests.e2e.test_services import sifis_post, triton_binary, triton_json
+from tests.support.dht_standin import DhtStandIn
+from tests.support.leakscan import (
     AudioFingerprints,
     Finding,
     OpenFileWatcher,
@@ -49,9 +51,7 @@ from tests.e2e.leakscan import (
     scan_files,
     session_members,
 )
-from tests.e2e.test_services import sifis_post, triton_binary, triton_json
-from tests.serverutil import RunningServer, free_port, module_command, service_env
-from tests.transformer.dht_standin import DhtStandIn
+from tests.support.serverutil import RunningServer, free_port, module_command, service_env
 
 pytestmark = pytest.mark.slow
 
@@ -65,16 +65,16 @@ CHUNK_TIMES = (0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5)
 METHODS = ("none", "scramble", "speech_mask")
 #: Loggers of our packages, set to DEBUG (their parents get INFO from the services).
 SERVICE_CHILD_LOGGERS = (
-    "audioguard.http",
-    "audioguard.assets",
+    "contract.http",
+    "contract.assets",
     "transformer.model",
     "transformer.app",
-    "transformer.sifis",
-    "transformer.delivery",
-    "transformer.outbox",
+    "transformer.analysis",
+    "transformer.embedding_worker",
+    "transformer.protocol",
     "transformer.dht",
     "predictor.model",
-    "audioguard.batching",
+    "contract.batching",
 )
 #: Predictor-bound bytes per request: 1 window of uint8 embeddings + protocol overhead.
 MAX_PREDICTOR_BYTES_PER_REQUEST = 32 * 1024

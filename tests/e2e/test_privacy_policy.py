@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from tests.e2e.test_services import MODEL, clip, kserve_grpc, sifis_post, triton_binary
-from tests.serverutil import RunningServer, start_server
+from tests.support.serverutil import RunningServer, start_server
 
 pytestmark = pytest.mark.slow
 

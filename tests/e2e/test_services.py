@@ -32,13 +32,13 @@ from kserve import InferenceGRPCClient, InferInput, InferRequest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
-from audioguard import errors
-from audioguard.assets import TRANSFORMER_ASSETS, asset_report, sha512_of
 from audioguard.offline import ClipResult, OfflineClassifier
-from tests.serverutil import PROJECT_ROOT, RunningServer, module_command, service_env, start_server
-from tests.transformer.dht_standin import DhtStandIn
+from contract import errors
+from contract.assets import TRANSFORMER_ASSETS, asset_report, sha512_of
+from tests.support.dht_standin import DhtStandIn
+from tests.support.serverutil import PROJECT_ROOT, RunningServer, module_command, service_env, start_server
 from transformer.anomalies import detect_anomalies, load_anomaly_groups
-from transformer.delivery import RESULTS_TOPIC
+from transformer.dht.topics import RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID
 from transformer.labels import load_labels
 
 pytestmark = pytest.mark.slow
@@ -730,7 +730,7 @@ def test_results_reach_the_dht_through_the_outbox(transformers: Transformers, dh
     analysis_id = response.json()["analysis_id"]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        value = dht.get(*RESULTS_TOPIC)
+        value = dht.get(RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID)
         if value is not None and value["analysis_id"] == analysis_id:
             break
         time.sleep(0.1)

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import pytest
 
-from audioguard.errors import InvalidInput, MissingModelAsset, ModelAssetError, ModelLayoutMismatch
+from contract.errors import InvalidInput, MissingModelAsset, ModelAssetError, ModelLayoutMismatch
 from predictor.classifier import (
     AttentionClassifier,
     AttentionPooling,

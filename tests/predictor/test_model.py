@@ -13,9 +13,9 @@ from kserve.errors import InvalidInput as KServeInvalidInput
 from kserve.errors import ModelNotFound
 from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
-from audioguard.assets import CLASSIFIER_H5, sha512_of
-from audioguard.errors import InvalidInput, MissingModelAsset, ServiceNotReady
-from audioguard.http import ClientRequestError, ServiceUnavailableError, to_kserve_error
+from contract.assets import CLASSIFIER_H5, sha512_of
+from contract.errors import InvalidInput, MissingModelAsset, ServiceNotReady
+from contract.http import ClientRequestError, ServiceUnavailableError, to_kserve_error
 from predictor import model as predictor_model
 from predictor.classifier import AttentionClassifier
 from predictor.model import ClassifierModel, model_metadata, server_ready, windows_from_request

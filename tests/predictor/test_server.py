@@ -20,9 +20,9 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 from kserve.protocol.infer_type import InferInput, InferRequest
 
-from audioguard.assets import CLASSIFIER_H5
+from contract.assets import CLASSIFIER_H5
 from predictor.classifier import AttentionClassifier
-from tests.serverutil import RunningServer, run_module, running_server, start_server
+from tests.support.serverutil import RunningServer, run_module, running_server, start_server
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audioguard.errors import AudioGuardError, InvalidConfiguration
+from contract.errors import AudioGuardError, InvalidConfiguration
 from transformer.anomalies import Anomaly, AnomalyGroup, detect_anomalies, load_anomaly_groups
 from transformer.loudness import EXAMPLE_HOP_SAMPLES, example_dbfs, window_dbfs
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audioguard.errors import (
+from contract.errors import (
     AudioParametersOutOfRange,
     AudioTooLarge,
     AudioTooShort,
@@ -17,7 +17,7 @@ from audioguard.errors import (
     NonFiniteAudio,
     UndecodableAudio,
 )
-from tests.transformer.signals import chirp, dominant_frequency, encode, rms, tone, white_noise
+from tests.support.signals import chirp, dominant_frequency, encode, rms, tone, white_noise
 from transformer.audio import AudioInfo, decode_audio, load_waveform, probe_audio
 
 LIMIT = 600.0

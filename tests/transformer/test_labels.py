@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audioguard.errors import InvalidParameter
+from contract.errors import InvalidParameter
 from transformer.labels import load_labels, parse_label_filter
 
 CSV = Path(__file__).resolve().parents[2] / "transformer" / "data" / "class_labels_indices.csv"

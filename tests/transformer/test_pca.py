@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audioguard.errors import MissingModelAsset, ModelLayoutMismatch
+from contract.errors import MissingModelAsset, ModelLayoutMismatch
 from transformer.pca import PCAQuantizer
 
 

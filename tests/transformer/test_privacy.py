@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from pystoi import stoi
 
-from audioguard.errors import InvalidParameter, PrivacyPolicyViolation
-from tests.transformer import speech_synth as synth
+from contract.errors import InvalidParameter, PrivacyPolicyViolation
+from tests.support import speech_synth as synth
 from transformer.audio import load_waveform
 from transformer.features import waveform_to_examples
 from transformer.privacy import (
@@ -216,19 +216,24 @@ def test_invalid_policy_settings_are_operator_errors() -> None:
         enforce_minimum(request, "strong", "upgrade")
 
 
-@pytest.mark.slow  # imports the kserve model module (TensorFlow): ~10 s
 @pytest.mark.parametrize("enforcement", ["upgrade", "reject"])
 def test_the_transformer_applies_the_operator_minimum_from_its_environment(
     enforcement: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from transformer.model import AudioTransformer
+    from transformer.analysis import Analyzer
+    from transformer.analysis_types import AnalysisOptions
+    from transformer.labels import load_labels
     from transformer.settings import TransformerSettings
-    from transformer.v2_codec import AnalysisOptions
+
+    async def not_called(*args: object) -> None:
+        raise AssertionError("privacy_for neither embeds nor scores")
 
     monkeypatch.setenv("AUDIOGUARD_PRIVACY_MINIMUM", "scrample")
     monkeypatch.setenv("AUDIOGUARD_PRIVACY_ENFORCEMENT", enforcement)
     monkeypatch.setenv("AUDIOGUARD_SCRAMBLE_SEGMENT_SECONDS", "2.5")
-    model = AudioTransformer("audioguard", TransformerSettings())
+    model = Analyzer(
+        TransformerSettings(), embed=not_called, score=not_called, groups=(), labels=load_labels()
+    )
     weak = AnalysisOptions(privacy_method="dp_noise", privacy_params={"epsilon": "2"})
     # a request that names no method gets the minimum in both modes
     requested, applied = model.privacy_for(AnalysisOptions())

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import resampy
 
-from tests.transformer.signals import chirp, dominant_frequency, rms, tone, white_noise
+from tests.support.signals import chirp, dominant_frequency, rms, tone, white_noise
 from transformer import constants
 from transformer.resample import kaiser_best_v02_filter, resample_to_16k
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from audioguard.errors import MissingModelAsset, ModelAssetError, ModelLayoutMismatch
-from tests.transformer.synthetic_vggish_files import (
+from contract.errors import MissingModelAsset, ModelAssetError, ModelLayoutMismatch
+from tests.support.synthetic_vggish_files import (
     OFFICIAL_SHAPES,
     SyntheticVGGishFiles,
     synthetic_vggish_embedder,

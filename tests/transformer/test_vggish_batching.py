@@ -22,13 +22,15 @@ import pytest
 import soundfile as sf
 from prometheus_client import REGISTRY
 
-from audioguard.errors import AudioTooShort, UndecodableAudio
+from contract.errors import AudioTooShort, UndecodableAudio
+from transformer.analysis import PreparedAnalysis
+from transformer.analysis_types import AnalysisOptions
 from transformer.constants import SAMPLE_RATE
-from transformer.model import AudioTransformer, PreparedAnalysis
-from transformer.pipeline import EmbeddedAudio, EmbeddingPipeline
+from transformer.embedded import EmbeddedAudio
+from transformer.model import AudioTransformer
+from transformer.pipeline import EmbeddingPipeline
 from transformer.privacy import parse_privacy_request
 from transformer.settings import TransformerSettings
-from transformer.v2_codec import AnalysisOptions
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -80,8 +82,8 @@ def unbatched(synthetic_model_dir: Path, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="module")
 def reference(unbatched: AudioTransformer) -> EmbeddingPipeline:
     """The synchronous pipeline: one request, VGGish on its own examples, no event loop."""
-    assert unbatched.pipeline is not None
-    return unbatched.pipeline
+    assert unbatched.worker is not None
+    return unbatched.worker.pipeline
 
 
 def metric(name: str, model_name: str) -> float:
@@ -113,7 +115,7 @@ async def prepare_all(
 ) -> list[PreparedAnalysis | BaseException]:
     """``prepare`` every clip concurrently; failures are returned, not raised."""
     return await asyncio.gather(
-        *(model.prepare(clip, NONE, request_id=f"r{index}") for index, clip in enumerate(clips)),
+        *(model.analyzer.prepare(clip, NONE) for clip in clips),
         return_exceptions=True,
     )
 

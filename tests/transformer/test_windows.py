@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audioguard.errors import InvalidParameter, StartTimeOutOfRange
+from contract.errors import InvalidParameter, StartTimeOutOfRange
 from transformer.windows import select_windows
 
 

@@ -16,6 +16,7 @@ from transformer.privacy.request import (
     PrivacyRequest,
     canonical_method,
     enforce_minimum,
+    method_from_sifis_name,
     names_a_method,
     parse_privacy_request,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "apply_privacy",
     "canonical_method",
     "enforce_minimum",
+    "method_from_sifis_name",
     "names_a_method",
     "parse_privacy_request",
 ]

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from audioguard.errors import InvalidParameter, PrivacyPolicyViolation
+from contract.errors import InvalidParameter, PrivacyPolicyViolation
 
 #: Canonical method names, weakest first (the order ``enforce_minimum`` compares).
 PRIVACY_METHODS: tuple[str, ...] = ("none", "dp_noise", "scramble", "speech_mask")
@@ -138,6 +138,26 @@ def canonical_method(name: str | None) -> str:
     if key not in PRIVACY_METHODS:
         raise InvalidParameter(_unknown_method_message(name))
     return key
+
+
+def method_from_sifis_name(method: str, unknown: str = "reject") -> str:
+    """A SIFIS request's ``method`` (path segment or DHT field) as a privacy method.
+
+    ``none``, ``nothing`` (and an empty name) mean no transformation. The old
+    service treated *any* other name as none as well, so a typo such as
+    ``scramlbe`` silently disabled the anonymisation the caller wanted; with
+    ``unknown="reject"`` (the default setting) such a name is a 400 listing the
+    valid methods, with ``unknown="none"`` the old behaviour is kept.
+
+    Raises:
+        InvalidParameter: an unknown name with ``unknown="reject"``.
+    """
+    try:
+        return canonical_method(method)
+    except InvalidParameter:
+        if unknown == "none":
+            return "none"
+        raise
 
 
 def _number(method: str, name: str, value: object) -> float:

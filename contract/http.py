@@ -39,7 +39,7 @@ from kserve import errors as kserve_errors
 from kserve import logging as kserve_logging
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from audioguard.errors import AudioGuardError
+from contract.errors import AudioGuardError
 
 logger = logging.getLogger(__name__)
 

@@ -19,25 +19,50 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from audioguard.errors import AudioTooLarge, InvalidConfiguration, InvalidInput
-from transformer.dht import websocket_url
+from contract.errors import AudioTooLarge, InvalidConfiguration, InvalidInput
+from transformer.analysis_types import AnalysisOptions
+from transformer.dht.backoff import Backoff
+from transformer.dht.clients import websocket_url
+from transformer.dht.topics import REQUEST_TOPIC_NAME, REQUEST_TYPE
+from transformer.privacy import method_from_sifis_name
 from transformer.settings import TransformerSettings
 
 logger = logging.getLogger(__name__)
 
-REQUEST_TOPIC: Final = str(TransformerSettings.model_fields["listener_topic"].default)
-REQUEST_TYPE: Final = "Audio_file"
-
 #: ``process(audio_bytes, request_value)``: analyse one requested recording
 ProcessCallback = Callable[[bytes, dict[str, Any]], Awaitable[None]]
+
+
+def options_from_request(request: dict[str, Any], settings: TransformerSettings) -> AnalysisOptions:
+    """The analysis options of a DHT request value: its ids echoed, every window scanned.
+
+    Raises:
+        InvalidParameter: ``method`` names no privacy method and
+            ``sifis_unknown_method`` is "reject".
+    """
+
+    def text(name: str) -> str | None:
+        value = request.get(name)
+        return None if value is None else str(value)
+
+    method = text("method") or "none"
+    return AnalysisOptions(
+        privacy_method=method_from_sifis_name(method, settings.sifis_unknown_method),
+        top_k=settings.top_k,
+        all_windows=True,
+        requestor_id=text("requestor_id"),
+        requestor_type=text("requestor_type"),
+        request_id=text("request_id"),
+        audio_file=text("audio_file"),
+        sifis_method=method,
+    )
 
 
 def resolve_audio_file(audio_dir: Path, name: object) -> Path:
@@ -78,13 +103,11 @@ class RequestListener:
         audio_dir: Path,
         process: ProcessCallback,
         *,
-        topic_name: str = REQUEST_TOPIC,
+        topic_name: str = REQUEST_TOPIC_NAME,
         max_file_bytes: int | None = None,
         max_concurrency: int = 2,
-        backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff: Backoff | None = None,
         open_timeout: float = 10.0,
-        rng: random.Random | None = None,
     ) -> None:
         """
         Args:
@@ -94,19 +117,16 @@ class RequestListener:
             topic_name: request topic.
             max_file_bytes: larger files are refused (None = no limit here).
             max_concurrency: requests analysed at the same time.
-            backoff_base, backoff_max: reconnect delay cap after the first failure and at most (s).
+            backoff: reconnect delays (default: 0.5 s doubling up to 30 s).
             open_timeout: seconds for the WebSocket handshake.
-            rng: jitter source.
         """
         self.ws_url = ws_url
         self.audio_dir = audio_dir
         self.process = process
         self.topic_name = topic_name
         self.max_file_bytes = max_file_bytes
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
+        self.backoff = backoff or Backoff(0.5, 30.0)
         self.open_timeout = open_timeout
-        self._rng = rng or random.Random()
         self._slots = asyncio.Semaphore(max_concurrency)
         self._task: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
@@ -142,11 +162,6 @@ class RequestListener:
             max_file_bytes=settings.max_upload_bytes,
         )
 
-    def backoff_delay(self, failures: int) -> float:
-        """Seconds before reconnect attempt after ``failures`` (>= 1) consecutive failures."""
-        cap = min(self.backoff_max, self.backoff_base * 2.0 ** min(max(failures - 1, 0), 60))
-        return cap / 2 + self._rng.uniform(0, cap / 2)
-
     async def start(self) -> None:
         """Start listening on the running loop."""
         if self._task is None or self._task.done():
@@ -180,7 +195,7 @@ class RequestListener:
                 logger.exception("DHT request listener failed; reconnecting")
             self.connected.clear()
             failures += 1
-            delay = self.backoff_delay(failures)
+            delay = self.backoff.delay(failures)
             logger.info("DHT request listener reconnects in %.1f s", delay)
             await asyncio.sleep(delay)
 

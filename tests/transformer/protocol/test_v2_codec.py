@@ -15,20 +15,13 @@ import soundfile as sf
 import tritonclient.http as triton_http
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
-from audioguard.errors import InvalidInput, InvalidParameter
-from transformer import v2_codec
-from transformer.v2_codec import (
-    AnalysisOptions,
-    AnalysisResult,
-    WindowPrediction,
-    decode_rest_body,
-    embeddings_request,
-    encode_result,
-    parse_audio_request,
-    parse_options,
-    response_parameters,
-    scores_from_response,
-)
+from contract.errors import InvalidInput, InvalidParameter
+from transformer.analysis_types import AnalysisOptions, AnalysisResult, WindowPrediction
+from transformer.protocol import v2_response
+from transformer.protocol.predictor_tensors import embeddings_request, scores_from_response
+from transformer.protocol.rest_body import decode_rest_body
+from transformer.protocol.v2_request import parse_audio_request, parse_options
+from transformer.protocol.v2_response import encode_result, response_parameters
 
 
 @pytest.fixture(scope="module")
@@ -335,7 +328,9 @@ def _result() -> AnalysisResult:
                 "classes": ["Glass"],
             }
         ],
-        privacy_requested="none",
+        # what the analysis records for a request that named no method under a
+        # scramble minimum (the rule is tested in tests/transformer/test_analysis.py)
+        privacy_requested="scramble",
         privacy_applied="scramble",
         analyzer_id="host",
         analysis_id="host2026" + "a" * 64,
@@ -364,7 +359,9 @@ def test_encode_result_json_outputs_and_parameters() -> None:
 
 
 def test_privacy_requested_is_the_named_method_when_one_was_named() -> None:
-    named = dataclasses.replace(_result(), options=AnalysisOptions(privacy_method="Nothing"))
+    named = dataclasses.replace(
+        _result(), options=AnalysisOptions(privacy_method="Nothing"), privacy_requested="none"
+    )
     parameters = response_parameters(named)
     assert (parameters["privacy_requested"], parameters["privacy_method"]) == ("none", "scramble")
 
@@ -393,7 +390,7 @@ def test_encode_result_honours_requested_outputs_and_grpc() -> None:
 
     message = encode_result(_result(), InferRequest("m", [])).to_grpc()
     names = [o.name for o in message.outputs]
-    assert names == list(v2_codec.OUTPUT_NAMES)
+    assert names == list(v2_response.OUTPUT_NAMES)
     # a caller without raw inputs gets typed contents
     assert list(message.outputs[names.index("probability")].contents.fp32_contents) == [
         0.75,

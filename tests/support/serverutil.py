@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_START_TIMEOUT_S = 180.0
 POLL_INTERVAL_S = 0.1
 

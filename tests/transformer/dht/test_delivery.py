@@ -9,13 +9,18 @@ from typing import Any
 
 import pytest
 
-from audioguard.errors import InvalidConfiguration, ServiceNotReady
-from tests.transformer.dht_standin import DhtStandIn, eventually
+from contract.errors import InvalidConfiguration, ServiceNotReady
+from tests.support.dht_standin import DhtStandIn, eventually
 from transformer.anomalies import Anomaly, TriggeringClass
-from transformer.delivery import ANOMALY_TOPIC, RESULTS_TOPIC, DeliveryService, build_messages
-from transformer.dht import DhtRestClient, DhtWebSocketClient
-from transformer.outbox import Outbox
+from transformer.dht.clients import DhtRestClient, DhtWebSocketClient
+from transformer.dht.delivery import DeliveryService
+from transformer.dht.outbox import Outbox
+from transformer.dht.records import build_messages
+from transformer.dht.topics import ANOMALY_TOPIC_NAME as ANOMALY_TOPIC
+from transformer.dht.topics import RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID
 from transformer.settings import TransformerSettings
+
+RESULTS_TOPIC = (RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID)
 
 #: the namespace documented in docs/anomalies-and-dht.md, written out independently
 EVENT_NAMESPACE = uuid.UUID("6f1d3c2a-8e4b-5a7c-9d0e-a1b2c3d4e5f6")
@@ -23,7 +28,7 @@ ANALYSIS_ID = "analyzer-12024-05-01T10:00:00.000000Zabc123"
 
 
 def result_value(**changes: Any) -> dict[str, Any]:
-    """A SIFIS result value as ``transformer.sifis.result_value`` produces it."""
+    """A SIFIS result value as ``transformer.dht.records.result_value`` produces it."""
     return {
         "description": "Privacy-Aware Audio Anomaly Detection Results",
         "requestor_id": "nssd-1",

@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from audioguard.errors import InvalidConfiguration
-from tests.transformer.dht_standin import DhtStandIn, Write, eventually
-from transformer.dht import DhtClient, DhtRestClient, DhtWebSocketClient
-from transformer.outbox import Outbox, OutboxMessage, OutboxSender
+from contract.errors import InvalidConfiguration
+from tests.support.dht_standin import DhtStandIn, Write, eventually
+from transformer.dht.backoff import Backoff
+from transformer.dht.clients import DhtClient, DhtRestClient, DhtWebSocketClient
+from transformer.dht.outbox import Outbox, OutboxMessage
+from transformer.dht.sender import OutboxSender
 
 REPO = Path(__file__).resolve().parents[2]
 ANOMALY = "SIFIS:Audio_Anomaly"
@@ -138,7 +140,7 @@ def test_full_outbox_drops_results_first_and_counts_every_drop(
         assert _metric("audioguard_outbox_dropped_total", kind="result") == dropped_results + 3
 
         # a new anomaly replaces the oldest anomaly, loudly
-        with caplog.at_level(logging.ERROR, logger="transformer.outbox"):
+        with caplog.at_level(logging.ERROR, logger="transformer.dht.outbox"):
             box.enqueue_many([_anomaly(4)])
         assert [m.value["n"] for m in box.pending()] == [2, 3, 4]
         assert _metric("audioguard_outbox_dropped_total", kind="anomaly") == dropped_anomalies + 1
@@ -149,15 +151,12 @@ def test_full_outbox_drops_results_first_and_counts_every_drop(
         box.close()
 
 
-def test_backoff_delay_is_exponential_with_equal_jitter(outbox: Outbox) -> None:
-    sender = OutboxSender(outbox, DhtRestClient("http://127.0.0.1:9", 1), backoff_base=0.5, backoff_max=8.0)
-    for attempts in range(1, 12):
-        cap = min(8.0, 0.5 * 2 ** (attempts - 1))
-        delays = [sender.backoff_delay(attempts) for _ in range(200)]
-        assert all(cap / 2 <= d <= cap for d in delays), attempts
-        assert max(delays) - min(delays) > cap / 4  # jittered, not constant
-    with pytest.raises(ValueError):
-        OutboxSender(outbox, DhtRestClient("http://127.0.0.1:9", 1), backoff_base=2, backoff_max=1)
+def test_the_sender_uses_the_default_backoff_unless_given_one(outbox: Outbox) -> None:
+    client = DhtRestClient("http://127.0.0.1:9", 1)
+    default = OutboxSender(outbox, client).backoff
+    assert (default.base, default.maximum) == (0.5, 60.0)
+    given = Backoff(0.05, 0.2)
+    assert OutboxSender(outbox, client, backoff=given).backoff is given
 
 
 # --- the sender against the stand-in DHT ------------------------------------------------------------
@@ -184,7 +183,7 @@ async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[R
     broker = DhtStandIn()
     box = Outbox(tmp_path / "outbox.sqlite3", max_items=1000)
     client = _client(transport, broker, timeout=0.5)
-    sender = OutboxSender(box, client, backoff_base=0.05, backoff_max=0.2, poll_seconds=0.5)
+    sender = OutboxSender(box, client, backoff=Backoff(0.05, 0.2), poll_seconds=0.5)
     yield Rig(broker, box, sender, client)
     await sender.stop()
     await client.aclose()
@@ -312,7 +311,7 @@ async def test_stop_is_prompt_while_a_post_hangs_and_keeps_the_message(tmp_path:
     broker = DhtStandIn().start()
     box = Outbox(tmp_path / "outbox.sqlite3", max_items=10)
     client = DhtRestClient(broker.url, timeout=30)
-    sender = OutboxSender(box, client, backoff_base=0.05, backoff_max=0.1)
+    sender = OutboxSender(box, client, backoff=Backoff(0.05, 0.1))
     try:
         broker.hang(True)
         await sender.start()
@@ -333,13 +332,15 @@ async def test_stop_is_prompt_while_a_post_hangs_and_keeps_the_message(tmp_path:
 _CRASHING_PRODUCER = """
 import asyncio, sys
 from pathlib import Path
-from transformer.dht import DhtRestClient
-from transformer.outbox import Outbox, OutboxMessage, OutboxSender
+from transformer.dht.backoff import Backoff
+from transformer.dht.clients import DhtRestClient
+from transformer.dht.outbox import Outbox, OutboxMessage
+from transformer.dht.sender import OutboxSender
 
 async def main() -> None:
     outbox = Outbox(Path(sys.argv[1]), max_items=1000)
     # the DHT is unreachable: the sender fails and backs off while we enqueue
-    sender = OutboxSender(outbox, DhtRestClient(sys.argv[2], 0.2), backoff_base=0.05, backoff_max=0.1)
+    sender = OutboxSender(outbox, DhtRestClient(sys.argv[2], 0.2), backoff=Backoff(0.05, 0.1))
     await sender.start()
     for i in range(int(sys.argv[3])):
         outbox.enqueue_many([OutboxMessage("SIFIS:Audio_Anomaly", f"event-{i:03d}", {"n": i}, "anomaly")])
@@ -374,7 +375,7 @@ async def test_messages_of_a_killed_process_are_delivered_after_restart(tmp_path
     box = Outbox(path, max_items=1000)
     await asyncio.to_thread(broker.start)
     client = DhtRestClient(broker.url, timeout=1)
-    sender = OutboxSender(box, client, backoff_base=0.05, backoff_max=0.2)
+    sender = OutboxSender(box, client, backoff=Backoff(0.05, 0.2))
     try:
         assert len(box) == 25
         await sender.start()
@@ -400,7 +401,7 @@ def test_an_unusable_outbox_path_is_a_configuration_error(tmp_path: Path) -> Non
 @pytest.mark.slow
 async def test_full_outbox_while_the_dht_is_down_delivers_what_it_kept(rig: Rig, tmp_path: Path) -> None:
     box = Outbox(tmp_path / "small.sqlite3", max_items=5)
-    sender = OutboxSender(box, rig.client, backoff_base=0.05, backoff_max=0.2, poll_seconds=0.5)
+    sender = OutboxSender(box, rig.client, backoff=Backoff(0.05, 0.2), poll_seconds=0.5)
     dropped = _metric("audioguard_outbox_dropped_total", kind="anomaly")
     try:
         await sender.start()  # the DHT is down

@@ -11,14 +11,9 @@ import pytest
 import requests
 import soundfile as sf
 
-from audioguard.errors import InvalidInput, InvalidParameter
-from transformer.sifis import (
-    audio_part,
-    parse_multipart,
-    sifis_options,
-    sifis_privacy_method,
-    text_field,
-)
+from contract.errors import InvalidInput, InvalidParameter
+from transformer.privacy import method_from_sifis_name as sifis_privacy_method
+from transformer.protocol.sifis_form import audio_part, parse_multipart, sifis_options, text_field
 
 URL = "http://localhost:5000/model/predict/anonymized_audio/scrample/nssd-7/NSSD/req-42"
 

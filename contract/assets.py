@@ -22,8 +22,8 @@ from typing import Final
 
 import requests
 
-from audioguard.errors import ChecksumMismatch, MissingModelAsset, ModelAssetError
-from audioguard.exception_chain import linked_exceptions, os_error_reason
+from contract.errors import ChecksumMismatch, MissingModelAsset, ModelAssetError
+from contract.exception_chain import linked_exceptions, os_error_reason
 
 logger = logging.getLogger(__name__)
 

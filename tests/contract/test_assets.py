@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from audioguard import assets
-from audioguard.errors import ChecksumMismatch, MissingModelAsset
-from tests.serverutil import free_port
+from contract import assets
+from contract.errors import ChecksumMismatch, MissingModelAsset
+from tests.support.serverutil import free_port
 
 
 def _sha512(data: bytes) -> str:

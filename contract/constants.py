@@ -16,3 +16,7 @@ EMBEDDINGS_PER_WINDOW: Final = 10
 EXAMPLE_SECONDS: Final = 0.96
 #: Quantised embeddings are uint8; the classifier sees (x - 128) / 128.
 QUANTISED_CENTRE: Final = 128.0
+#: The predictor's v2 input: quantised embeddings, UINT8 [W, 10, 128] (one row per window).
+EMBEDDINGS_TENSOR: Final = "embeddings"
+#: The predictor's v2 output: sigmoid scores, FP32 [W, 527].
+SCORES_TENSOR: Final = "scores"

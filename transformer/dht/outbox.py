@@ -1,10 +1,10 @@
-"""A durable SQLite outbox for DHT messages and the background sender that empties it.
+"""The durable SQLite outbox: DHT messages kept until the broker acknowledged them.
 
 Why: an anomaly must reach the SIFIS DHT even when the broker is down or
 restarting, and even when this process dies. ``Outbox.enqueue_many`` commits
 with SQLite in WAL mode and ``synchronous=FULL``, so the message is on disk
-(fsync) before the caller's response goes out. ``OutboxSender`` delivers in the
-background and deletes a row only after the DHT acknowledged it; a crash between
+(fsync) before the caller's response goes out. The sender (``transformer.dht.sender``)
+delivers in the background and deletes a row only after the DHT acknowledged it; a crash between
 the acknowledgement and the delete means the message is sent again (duplicates
 are acceptable, loss is not).
 
@@ -22,11 +22,9 @@ a result could be dropped instead.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
-import random
 import sqlite3
 import threading
 import time
@@ -35,15 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from audioguard.errors import DeliveryError, InvalidConfiguration
-from transformer.dht import DhtClient
-from transformer.metrics import (
-    DELIVERY_FAILURES,
-    DELIVERY_LATENCY,
-    OUTBOX_DEPTH,
-    OUTBOX_DROPPED,
-    REQUEST_SECONDS,
-)
+from contract.errors import InvalidConfiguration
+from transformer.metrics import OUTBOX_DEPTH, OUTBOX_DROPPED
 
 logger = logging.getLogger(__name__)
 
@@ -309,153 +300,3 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-class OutboxSender:
-    """Background asyncio task delivering the outbox to the DHT.
-
-    Each topic's head is posted; on the DHT's acknowledgement the row is
-    deleted and the next one of that topic follows; on failure the row waits
-    ``backoff_delay(attempts)`` (exponential, equal jitter) and is retried,
-    forever. Topics are independent: a hanging topic does not hold up others.
-    """
-
-    def __init__(
-        self,
-        outbox: Outbox,
-        client: DhtClient,
-        *,
-        backoff_base: float = 0.5,
-        backoff_max: float = 60.0,
-        poll_seconds: float = 5.0,
-        rng: random.Random | None = None,
-    ) -> None:
-        """
-        Args:
-            outbox: the messages to deliver.
-            client: the DHT transport (``transformer.dht``).
-            backoff_base: delay cap after the first failure, in seconds; doubles per failure.
-            backoff_max: largest delay cap, in seconds.
-            poll_seconds: longest idle wait before looking at the outbox again
-                (enqueues in this process wake the sender at once).
-            rng: jitter source (seed it for reproducible delays).
-        """
-        if not 0 < backoff_base <= backoff_max:
-            raise ValueError(f"need 0 < backoff_base <= backoff_max, got {backoff_base}, {backoff_max}")
-        self.outbox = outbox
-        self.client = client
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.poll_seconds = poll_seconds
-        self._rng = rng or random.Random()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._inflight: dict[str, asyncio.Task[None]] = {}
-        self._stopping = False
-
-    def backoff_delay(self, attempts: int) -> float:
-        """Seconds before retry number ``attempts`` (>= 1): uniform in [cap/2, cap],
-        cap = min(backoff_max, backoff_base * 2**(attempts - 1))."""
-        cap = min(self.backoff_max, self.backoff_base * 2.0 ** min(max(attempts - 1, 0), 60))
-        return cap / 2 + self._rng.uniform(0, cap / 2)
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    async def start(self) -> None:
-        """Start delivering on the running event loop (undelivered rows of a previous run first)."""
-        if self.running:
-            return
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        self._stopping = False
-        await asyncio.to_thread(self.outbox.reschedule_all, 0.0)
-        self.outbox.add_listener(self.notify)
-        self._task = asyncio.create_task(self._run(), name="dht-outbox-sender")
-
-    async def stop(self) -> None:
-        """Stop sending; undelivered messages stay in the outbox for the next start."""
-        self.outbox.remove_listener(self.notify)
-        self._stopping = True  # ends the loop even if a cancellation is lost
-        tasks = [task for task in (self._task, *self._inflight.values()) if task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._task = None
-        self._inflight.clear()
-
-    def notify(self) -> None:
-        """Wake the sender (thread-safe): something was enqueued."""
-        loop, wake = self._loop, self._wake
-        if loop is None or wake is None or loop.is_closed():
-            return
-        with contextlib.suppress(RuntimeError):  # loop shutting down
-            loop.call_soon_threadsafe(wake.set)
-
-    async def _run(self) -> None:
-        assert self._wake is not None
-        while not self._stopping:
-            # clear before reading so an enqueue during the read is not missed
-            self._wake.clear()
-            try:
-                heads = await asyncio.to_thread(self.outbox.heads)
-            except sqlite3.Error:
-                logger.exception("cannot read the DHT outbox; retrying")
-                heads = []
-            now = time.time()
-            next_due: float | None = None
-            for head in heads:
-                if head.topic_name in self._inflight:
-                    continue
-                if head.next_attempt_at <= now:
-                    self._inflight[head.topic_name] = asyncio.create_task(
-                        self._deliver(head), name=f"dht-deliver-{head.id}"
-                    )
-                else:
-                    next_due = (
-                        head.next_attempt_at if next_due is None else min(next_due, head.next_attempt_at)
-                    )
-            wait = self.poll_seconds if next_due is None else min(self.poll_seconds, max(0.0, next_due - now))
-            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a
-            # cancellation that arrives as the wake-up fires, and stop() would hang
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
-
-    async def _deliver(self, message: StoredMessage) -> None:
-        try:
-            started = time.perf_counter()
-            try:
-                await self.client.post_persistent(message.topic_name, message.topic_uuid, message.value)
-            except DeliveryError as error:
-                await self._failed(message, error.reason, error.message)
-                return
-            except Exception as error:  # a client bug must not stop delivery of the rest
-                logger.exception("unexpected error posting outbox message %d", message.id)
-                await self._failed(message, "protocol", f"{type(error).__name__}: {error}")
-                return
-            REQUEST_SECONDS.observe(time.perf_counter() - started)
-            DELIVERY_LATENCY.labels(kind=message.kind).observe(max(0.0, time.time() - message.created_at))
-            await asyncio.to_thread(self.outbox.mark_delivered, message.id)
-        finally:
-            self._inflight.pop(message.topic_name, None)
-            if self._wake is not None:
-                self._wake.set()
-
-    async def _failed(self, message: StoredMessage, reason: str, detail: str) -> None:
-        DELIVERY_FAILURES.labels(reason=reason).inc()
-        attempts = message.attempts + 1
-        delay = self.backoff_delay(attempts)
-        # the first failure and then every 10th: an outage must not flood the log
-        log = logger.warning if attempts == 1 or attempts % 10 == 0 else logger.debug
-        log(
-            "DHT delivery of %s/%s failed (attempt %d, retry in %.1f s): %s",
-            message.topic_name,
-            message.topic_uuid,
-            attempts,
-            delay,
-            detail,
-        )
-        await asyncio.to_thread(self.outbox.mark_failed, message.id, time.time() + delay)

@@ -12,9 +12,9 @@ import requests
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from audioguard.errors import DeliveryError
-from tests.transformer.dht_standin import DhtStandIn, free_port
-from transformer.dht import (
+from contract.errors import DeliveryError
+from tests.support.dht_standin import DhtStandIn, free_port
+from transformer.dht.clients import (
     DhtRestClient,
     DhtWebSocketClient,
     make_dht_client,

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from audioguard.batching import AdaptiveBatcher
+from contract.batching import AdaptiveBatcher
 
 DEADLINE_S = 10.0
 WEIGHTS = np.random.default_rng(1).normal(size=(6, 3))

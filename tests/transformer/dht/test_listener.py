@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,9 +11,11 @@ from typing import Any
 
 import pytest
 
-from audioguard.errors import InvalidConfiguration, InvalidInput
-from tests.transformer.dht_standin import DhtStandIn, eventually
-from transformer.listener import REQUEST_TOPIC, RequestListener, resolve_audio_file
+from contract.errors import InvalidConfiguration, InvalidInput
+from tests.support.dht_standin import DhtStandIn, eventually
+from transformer.dht.backoff import Backoff
+from transformer.dht.listener import RequestListener, resolve_audio_file
+from transformer.dht.topics import REQUEST_TOPIC_NAME as REQUEST_TOPIC
 from transformer.settings import TransformerSettings
 
 REQUEST_UUID = "Audio_Anomaly_Detection"
@@ -105,17 +106,14 @@ def test_from_settings_needs_a_dht_url_and_an_existing_folder(tmp_path: Path, au
     assert REQUEST_TOPIC == "SIFIS:Privacy_Aware_Audio_Anomaly_Detection"
 
 
-def test_reconnect_backoff_is_exponential_with_jitter(audio_dir: Path) -> None:
+def test_the_listener_reconnects_with_the_default_backoff_unless_given_one(audio_dir: Path) -> None:
     async def process(audio: bytes, request: dict[str, Any]) -> None:
         return None
 
-    listener = RequestListener(
-        "ws://h/ws", audio_dir, process, backoff_base=0.5, backoff_max=8, rng=random.Random(3)
-    )
-    for failures in range(1, 10):
-        cap = min(8.0, 0.5 * 2 ** (failures - 1))
-        delays = [listener.backoff_delay(failures) for _ in range(100)]
-        assert all(cap / 2 <= d <= cap for d in delays) and max(delays) > min(delays)
+    default = RequestListener("ws://h/ws", audio_dir, process).backoff
+    assert (default.base, default.maximum) == (0.5, 30.0)
+    given = Backoff(0.05, 0.2)
+    assert RequestListener("ws://h/ws", audio_dir, process, backoff=given).backoff is given
 
 
 # --- against the stand-in DHT ------------------------------------------------------------------------
@@ -151,7 +149,7 @@ async def rig(audio_dir: Path) -> AsyncIterator[ListenerRig]:
     await asyncio.to_thread(broker.start)
     recorder = Recorder()
     listener = RequestListener(
-        broker.ws_url, audio_dir, recorder, max_file_bytes=1000, backoff_base=0.05, backoff_max=0.2
+        broker.ws_url, audio_dir, recorder, max_file_bytes=1000, backoff=Backoff(0.05, 0.2)
     )
     yield ListenerRig(broker, listener, recorder)
     await listener.stop()
@@ -249,7 +247,7 @@ async def test_listener_started_while_the_dht_is_down_connects_when_it_comes_up(
 ) -> None:
     broker = DhtStandIn()  # not started: connection refused
     recorder = Recorder()
-    listener = RequestListener(broker.ws_url, audio_dir, recorder, backoff_base=0.05, backoff_max=0.2)
+    listener = RequestListener(broker.ws_url, audio_dir, recorder, backoff=Backoff(0.05, 0.2))
     try:
         await listener.start()
         assert listener.connections == 0

@@ -29,7 +29,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from audioguard.errors import DeliveryError
+from contract.errors import DeliveryError
 
 logger = logging.getLogger(__name__)
 

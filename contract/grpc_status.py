@@ -25,7 +25,7 @@ from grpc.aio import ServicerContext
 from kserve.protocol.grpc import server as kserve_grpc_server
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 
-from audioguard.http import ClientRequestError, ServiceUnavailableError
+from contract.http import ClientRequestError, ServiceUnavailableError
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,176 @@
+"""The analysis of one recording: options -> embeddings -> windows -> scores -> labels and anomalies.
+
+No transport here (no KServe, no HTTP): the v2 model, the SIFIS route and the
+DHT listener all run this, and its tests run it without TensorFlow. What it
+needs from outside is injected:
+
+- ``embed(audio, privacy)``: the audio stage (``transformer.embedding_worker``);
+- ``score(windows, request_id, headers)``: the predictor (``transformer.predictor_client``);
+- ``record(result, anomalies)``: the durable outbox (``transformer.dht.delivery``),
+  called in a worker thread before the result is returned, so an anomaly the
+  caller hears about is already on disk.
+
+The v2 path splits the work where KServe calls the predictor itself:
+``prepare`` up to the windows, then ``finish`` with the scores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from contract.errors import AudioTooLarge
+from transformer.analysis_types import AnalysisOptions, AnalysisResult, WindowPrediction
+from transformer.anomalies import Anomaly, AnomalyGroup, detect_anomalies
+from transformer.embedded import EmbeddedAudio
+from transformer.labels import Labels
+from transformer.loudness import window_dbfs
+from transformer.metrics import count_anomalies
+from transformer.privacy import PrivacyRequest, enforce_minimum, parse_privacy_request
+from transformer.settings import TransformerSettings
+from transformer.windows import Windows, select_windows
+
+EmbedAudio = Callable[[bytes, PrivacyRequest], Awaitable[EmbeddedAudio]]
+ScoreWindows = Callable[[np.ndarray, str | None, Mapping[str, str] | None], Awaitable[np.ndarray]]
+RecordAnalysis = Callable[[AnalysisResult, Sequence[Anomaly]], None]
+
+
+def upload_too_large(max_upload_mb: float) -> AudioTooLarge:
+    """The 413 of every path (v2 REST, v2 gRPC, SIFIS, listener), naming the configured limit."""
+    return AudioTooLarge(
+        f"the audio upload exceeds the {max_upload_mb:g} MiB limit (max_upload_mb / AUDIOGUARD_MAX_UPLOAD_MB)"
+    )
+
+
+@dataclass(frozen=True)
+class PreparedAnalysis:
+    """One recording up to its classifier windows (no audio kept).
+
+    Attributes:
+        options: the validated request options.
+        embedded: the recording's embeddings, loudness and applied privacy.
+        windows: the classifier windows cut from the embeddings.
+        privacy_requested: canonical method the caller asked for (the applied
+            one when it named none: it asked for the service default).
+        analysis_id: SIFIS analysis id (analyzer id + UTC time + sha256 of the audio).
+    """
+
+    options: AnalysisOptions
+    embedded: EmbeddedAudio
+    windows: Windows
+    privacy_requested: str
+    analysis_id: str
+
+
+class Analyzer:
+    """The analysis use case, configured once per service."""
+
+    def __init__(
+        self,
+        settings: TransformerSettings,
+        *,
+        embed: EmbedAudio,
+        score: ScoreWindows,
+        groups: Sequence[AnomalyGroup],
+        labels: Labels,
+        record: RecordAnalysis | None = None,
+    ) -> None:
+        self.settings = settings
+        self._embed = embed
+        self._score = score
+        self.groups = tuple(groups)
+        self.labels = labels
+        self._record = record
+
+    def privacy_for(self, options: AnalysisOptions) -> tuple[PrivacyRequest, PrivacyRequest]:
+        """(requested, applied): the caller's request and what the operator minimum makes of it.
+
+        Raises:
+            InvalidParameter: unknown method or parameter (400).
+            PrivacyPolicyViolation: a weaker method named with enforcement "reject" (403).
+        """
+        defaults = {"scramble": {"segment_seconds": self.settings.scramble_segment_seconds}}
+        requested = parse_privacy_request(options.privacy_method, options.privacy_params, defaults=defaults)
+        applied = enforce_minimum(
+            requested,
+            self.settings.privacy_minimum,
+            self.settings.privacy_enforcement,
+            defaults=defaults,
+        )
+        return requested, applied
+
+    async def prepare(self, audio: bytes, options: AnalysisOptions) -> PreparedAnalysis:
+        """Audio bytes -> anonymised embeddings -> classifier windows (typed 4xx errors)."""
+        if len(audio) > self.settings.max_upload_bytes:
+            raise upload_too_large(self.settings.max_upload_mb)
+        requested, applied = self.privacy_for(options)
+        embedded = await self._embed(audio, applied)
+        digest = await asyncio.to_thread(lambda: hashlib.sha256(audio).hexdigest())
+        windows = select_windows(
+            embedded.embeddings,
+            start_time=options.start_time,
+            all_windows=options.all_windows,
+            hop=self.settings.window_hop,
+        )
+        return PreparedAnalysis(
+            options=options,
+            embedded=embedded,
+            windows=windows,
+            privacy_requested=requested.method if requested.named else applied.method,
+            analysis_id=f"{self.settings.analyzer_id}{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%fZ}{digest}",
+        )
+
+    async def finish(self, prepared: PreparedAnalysis, scores: np.ndarray) -> AnalysisResult:
+        """(W, 527) scores of the prepared windows -> top-k, anomalies, the durable record."""
+        windows = prepared.windows
+        options = prepared.options
+        top_k = options.top_k or self.settings.top_k
+        anomalies = detect_anomalies(
+            scores,
+            windows.start_seconds,
+            windows.end_seconds,
+            self.groups,
+            window_dbfs=window_dbfs(
+                prepared.embedded.example_dbfs, windows.start_seconds, windows.end_seconds
+            ),
+            gate_dbfs=self.settings.loudness_gate_dbfs,
+            labels=self.labels,
+        )
+        result = AnalysisResult(
+            windows=[
+                WindowPrediction(
+                    float(start), float(end), self.labels.top_k(row, top_k, only=options.label_filter)
+                )
+                for start, end, row in zip(windows.start_seconds, windows.end_seconds, scores, strict=True)
+            ],
+            anomalies=[anomaly.to_dict() for anomaly in anomalies],
+            privacy_requested=prepared.privacy_requested,
+            privacy_applied=prepared.embedded.privacy.method,
+            analyzer_id=self.settings.analyzer_id,
+            analysis_id=prepared.analysis_id,
+            duration_seconds=prepared.embedded.duration_seconds,
+            options=options,
+        )
+        count_anomalies(anomalies)
+        if self._record is not None:
+            # durable before the caller hears about it: an anomaly is never lost
+            await asyncio.to_thread(self._record, result, anomalies)
+        return result
+
+    async def analyze(
+        self,
+        audio: bytes,
+        options: AnalysisOptions,
+        *,
+        request_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AnalysisResult:
+        """The whole analysis of one recording (SIFIS route, DHT listener)."""
+        prepared = await self.prepare(audio, options)
+        scores = await self._score(prepared.windows.embeddings, request_id, headers)
+        return await self.finish(prepared, scores)

@@ -1,0 +1,77 @@
+"""What a caller asks of one analysis and what it gets back, whatever the transport.
+
+The v2 protocol, the SIFIS form and the DHT listener all produce
+``AnalysisOptions``; the analysis (``transformer.analysis``) produces an
+``AnalysisResult``, which each transport encodes in its own way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """Validated per-request options, whatever the transport (v2 or the SIFIS form).
+
+    Attributes:
+        privacy_method: requested anonymisation (None = not given).
+        privacy_params: its parameters, names without the ``privacy_`` prefix.
+        start_time: seconds into the clip where the (first) window starts.
+        top_k: labels per window, None = the service default.
+        all_windows: score every window of a long recording instead of MAX's one.
+        label_filter: MAX's ``filter``: only these display names among the top k.
+        requestor_id, requestor_type, request_id: SIFIS ids echoed in the result.
+        audio_file: SIFIS file name echoed in the result (the path's ``{audio_file}``).
+        sifis_method: the SIFIS path's ``{method}`` as written (echoed; it may be an
+            old spelling such as ``scrample`` or ``nothing``).
+    """
+
+    privacy_method: str | None = None
+    privacy_params: Mapping[str, object] = field(default_factory=dict)
+    start_time: float = 0.0
+    top_k: int | None = None
+    all_windows: bool = False
+    label_filter: Sequence[str] | None = None
+    requestor_id: str | None = None
+    requestor_type: str | None = None
+    request_id: str | None = None
+    audio_file: str | None = None
+    sifis_method: str | None = None
+
+
+@dataclass(frozen=True)
+class WindowPrediction:
+    """Top labels of one classifier window: ``top`` = [{label_id, label, probability}]."""
+
+    start_seconds: float
+    end_seconds: float
+    top: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """Everything one analysed recording gives back (no audio, no embeddings).
+
+    Attributes:
+        windows: one entry per classifier window, in time order.
+        anomalies: JSON-ready anomaly records (group, score, window bounds, classes).
+        privacy_requested: the method the caller asked for (canonical name); a
+            request that named none asked for the service default, the operator
+            minimum, so this is then the method applied.
+        privacy_applied: the method actually applied (the operator minimum may upgrade it).
+        analyzer_id, analysis_id: SIFIS identifiers of this analysis.
+        duration_seconds: length of the decoded recording.
+        options: the request options (ids echoed in responses).
+    """
+
+    windows: list[WindowPrediction]
+    anomalies: list[dict[str, Any]]
+    privacy_requested: str
+    privacy_applied: str
+    analyzer_id: str
+    analysis_id: str
+    duration_seconds: float
+    options: AnalysisOptions

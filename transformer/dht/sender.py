@@ -1,0 +1,154 @@
+"""The background task that empties the outbox into the DHT.
+
+Each topic's head is posted; on the broker's acknowledgement the row is
+deleted and the next one of that topic follows; on failure the row waits
+``Backoff.delay(attempts)`` and is retried, forever. Topics are independent: a
+hanging topic does not hold up the others. Undelivered rows survive a restart
+in the outbox (``transformer.dht.outbox``) and are sent first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+
+from contract.errors import DeliveryError
+from transformer.dht.backoff import Backoff
+from transformer.dht.clients import DhtClient
+from transformer.dht.outbox import Outbox, StoredMessage
+from transformer.metrics import DELIVERY_FAILURES, DELIVERY_LATENCY, REQUEST_SECONDS
+
+logger = logging.getLogger(__name__)
+
+
+class OutboxSender:
+    """Background asyncio task delivering the outbox to the DHT (see the module docstring)."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        client: DhtClient,
+        *,
+        backoff: Backoff | None = None,
+        poll_seconds: float = 5.0,
+    ) -> None:
+        """
+        Args:
+            outbox: the messages to deliver.
+            client: the DHT transport (``transformer.dht.clients``).
+            backoff: retry delays (default: 0.5 s doubling up to 60 s).
+            poll_seconds: longest idle wait before looking at the outbox again
+                (enqueues in this process wake the sender at once).
+        """
+        self.outbox = outbox
+        self.client = client
+        self.backoff = backoff or Backoff(0.5, 60.0)
+        self.poll_seconds = poll_seconds
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        """Start delivering on the running event loop (undelivered rows of a previous run first)."""
+        if self.running:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        await asyncio.to_thread(self.outbox.reschedule_all, 0.0)
+        self.outbox.add_listener(self.notify)
+        self._task = asyncio.create_task(self._run(), name="dht-outbox-sender")
+
+    async def stop(self) -> None:
+        """Stop sending; undelivered messages stay in the outbox for the next start."""
+        self.outbox.remove_listener(self.notify)
+        self._stopping = True  # ends the loop even if a cancellation is lost
+        tasks = [task for task in (self._task, *self._inflight.values()) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
+        self._inflight.clear()
+
+    def notify(self) -> None:
+        """Wake the sender (thread-safe): something was enqueued."""
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # loop shutting down
+            loop.call_soon_threadsafe(wake.set)
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while not self._stopping:
+            # clear before reading so an enqueue during the read is not missed
+            self._wake.clear()
+            try:
+                heads = await asyncio.to_thread(self.outbox.heads)
+            except sqlite3.Error:
+                logger.exception("cannot read the DHT outbox; retrying")
+                heads = []
+            now = time.time()
+            next_due: float | None = None
+            for head in heads:
+                if head.topic_name in self._inflight:
+                    continue
+                if head.next_attempt_at <= now:
+                    self._inflight[head.topic_name] = asyncio.create_task(
+                        self._deliver(head), name=f"dht-deliver-{head.id}"
+                    )
+                else:
+                    next_due = (
+                        head.next_attempt_at if next_due is None else min(next_due, head.next_attempt_at)
+                    )
+            wait = self.poll_seconds if next_due is None else min(self.poll_seconds, max(0.0, next_due - now))
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a
+            # cancellation that arrives as the wake-up fires, and stop() would hang
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+
+    async def _deliver(self, message: StoredMessage) -> None:
+        try:
+            started = time.perf_counter()
+            try:
+                await self.client.post_persistent(message.topic_name, message.topic_uuid, message.value)
+            except DeliveryError as error:
+                await self._failed(message, error.reason, error.message)
+                return
+            except Exception as error:  # a client bug must not stop delivery of the rest
+                logger.exception("unexpected error posting outbox message %d", message.id)
+                await self._failed(message, "protocol", f"{type(error).__name__}: {error}")
+                return
+            REQUEST_SECONDS.observe(time.perf_counter() - started)
+            DELIVERY_LATENCY.labels(kind=message.kind).observe(max(0.0, time.time() - message.created_at))
+            await asyncio.to_thread(self.outbox.mark_delivered, message.id)
+        finally:
+            self._inflight.pop(message.topic_name, None)
+            if self._wake is not None:
+                self._wake.set()
+
+    async def _failed(self, message: StoredMessage, reason: str, detail: str) -> None:
+        DELIVERY_FAILURES.labels(reason=reason).inc()
+        attempts = message.attempts + 1
+        delay = self.backoff.delay(attempts)
+        # the first failure and then every 10th: an outage must not flood the log
+        log = logger.warning if attempts == 1 or attempts % 10 == 0 else logger.debug
+        log(
+            "DHT delivery of %s/%s failed (attempt %d, retry in %.1f s): %s",
+            message.topic_name,
+            message.topic_uuid,
+            attempts,
+            delay,
+            detail,
+        )
+        await asyncio.to_thread(self.outbox.mark_failed, message.id, time.time() + delay)

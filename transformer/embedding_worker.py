@@ -1,0 +1,85 @@
+"""Runs the embedding pipeline off the event loop, merging VGGish calls across requests.
+
+The front end (decode, privacy, log-mel, loudness) of each request runs in a
+bounded worker pool. With batching on, only a request's log-mel examples
+(never its audio) join a shared VGGish call (``contract.batching``), and each
+request gets back exactly its own rows before its own PCA/uint8 step. A request
+whose front end fails (undecodable audio, ...) never joins a call, so it cannot
+fail the others. With batching off, VGGish runs alone in the same pool job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from contract.batching import AdaptiveBatcher, BatchStats
+from transformer.embedded import EmbeddedAudio
+from transformer.metrics import VGGISH_BATCH_METRICS
+from transformer.pipeline import EmbeddingPipeline
+from transformer.privacy import PrivacyRequest
+
+
+class EmbeddingWorker:
+    """``await embed(audio, privacy)``: the pipeline in worker threads, VGGish batched."""
+
+    def __init__(
+        self,
+        pipeline: EmbeddingPipeline,
+        *,
+        name: str,
+        threads: int,
+        batching: bool,
+        batch_size: int,
+        batch_wait_ms: float,
+    ) -> None:
+        """
+        Args:
+            pipeline: the loaded VGGish + PCA and the audio limits.
+            name: the served model's name (metric label, thread names).
+            threads: worker threads for the front end (and unbatched VGGish).
+            batching: merge the VGGish calls of concurrent requests.
+            batch_size, batch_wait_ms: the batcher's call size and longest wait.
+        """
+        self.pipeline = pipeline
+        self.name = name
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="audioguard-embed")
+        self._batcher: AdaptiveBatcher | None = None
+        if batching:
+            self._batcher = AdaptiveBatcher(
+                pipeline.embedder.embed,
+                max_batch_size=batch_size,
+                max_wait_ms=batch_wait_ms,
+                observer=self._observe,
+                name=f"{name}-vggish",
+            )
+
+    def _observe(self, examples: int, requests: int, seconds: float) -> None:
+        VGGISH_BATCH_METRICS.observe(self.name, examples, requests, seconds)
+
+    async def embed(self, audio: bytes, privacy: PrivacyRequest) -> EmbeddedAudio:
+        """Encoded audio bytes -> anonymised, quantised embeddings (typed 4xx errors)."""
+        loop = asyncio.get_running_loop()
+        if self._batcher is None:
+            return await loop.run_in_executor(self._executor, self._embed_alone, audio, privacy)
+        features = await loop.run_in_executor(self._executor, self.pipeline.features, audio, privacy)
+        # load_waveform refuses audio shorter than one example, so N >= 1 here.
+        raw_embeddings = await self._batcher.submit(features.examples)
+        return self.pipeline.quantized(features, raw_embeddings)
+
+    def _embed_alone(self, audio: bytes, privacy: PrivacyRequest) -> EmbeddedAudio:
+        """Worker thread, batching off: the front end and this request's own VGGish call."""
+        features = self.pipeline.features(audio, privacy)
+        started = time.perf_counter()
+        raw_embeddings = self.pipeline.embedder.embed(features.examples)
+        self._observe(features.examples.shape[0], 1, time.perf_counter() - started)
+        return self.pipeline.quantized(features, raw_embeddings)
+
+    def batch_stats(self) -> BatchStats | None:
+        """Counters of the VGGish batcher (``windows`` = examples); None when batching is off."""
+        return None if self._batcher is None else self._batcher.stats()
+
+    def close(self) -> None:
+        """Stop the worker pool; queued work is cancelled."""
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,155 @@
+"""The v2 REST inference body, decoded here instead of by KServe 0.21 (a workaround).
+
+KServe 0.21 re-encodes binary BYTES inputs as UTF-8 text, so an audio file sent
+with the binary tensor extension fails with a 500 whose message echoes the
+file. ``decode_rest_body`` parses the body itself: binary elements stay bytes
+(the representation KServe's gRPC path builds from ``raw_input_contents``), and
+no error message contains payload bytes. tests/transformer/protocol/test_rest_body.py
+has a test that fails once KServe keeps raw bytes itself, so the workaround can go.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
+
+from contract.errors import InvalidInput, InvalidParameter
+from transformer.protocol.v2_response import OUTPUT_NAMES
+
+
+def decode_rest_body(body: bytes, header_length: str | None, model_name: str) -> InferRequest:
+    """Parse a v2 REST inference body without KServe's UTF-8 re-encoding of BYTES.
+
+    Args:
+        body: the whole HTTP request body.
+        header_length: the ``Inference-Header-Content-Length`` header (binary
+            extension) or None for a JSON-only body.
+        model_name: the model named in the URL.
+
+    Returns:
+        An ``InferRequest`` whose binary inputs hold their raw serialized bytes,
+        as KServe's gRPC path does with ``raw_input_contents``.
+    """
+    json_length = len(body) if header_length is None else _parse_header_length(header_length, len(body))
+    try:
+        document = orjson.loads(body[:json_length])
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput(_json_failure(body, json_length, header_length is not None, error)) from None
+    if not isinstance(document, dict) or not isinstance(document.get("inputs"), list):
+        raise InvalidInput('the v2 inference request needs an "inputs" list')
+    parameters = _parameters_object(document.get("parameters"), "request")
+    inputs = []
+    offset = json_length
+    for entry in document["inputs"]:
+        infer_input, offset = _decode_input(entry, body, offset)
+        inputs.append(infer_input)
+    if offset != len(body):
+        raise InvalidInput(
+            f"the binary part of the request has {len(body) - json_length} bytes but the inputs' "
+            f"binary_data_size values add up to {offset - json_length}"
+        )
+    request_id = document.get("id")
+    return InferRequest(
+        model_name=model_name,
+        infer_inputs=inputs,
+        request_id=request_id if isinstance(request_id, str) else None,
+        parameters=parameters,
+        request_outputs=_requested_outputs(document.get("outputs")),
+    )
+
+
+def _json_failure(body: bytes, json_length: int, has_header: bool, error: orjson.JSONDecodeError) -> str:
+    """Why the JSON part does not parse, in words that point at the likely fix.
+
+    Only the parser's own description and position are quoted, never body bytes.
+    """
+    where = f"{error.msg} at line {error.lineno} column {error.colno}"
+    not_json = "NaN, Infinity and numbers beyond the double range such as 1e309 are not JSON"
+    binary_hint = (
+        "binary tensors need the Inference-Header-Content-Length header giving the JSON part's length"
+    )
+    if has_header:
+        return (
+            f"the request body is not a v2 inference request: its JSON part (the first {json_length} "
+            f"bytes, per Inference-Header-Content-Length) is not valid JSON ({where}; {not_json}); "
+            "the header must give the JSON part's length in bytes"
+        )
+    # surrogateescape keeps non-UTF-8 bytes countable without failing the decode
+    text = body.decode("utf-8", errors="surrogateescape").lstrip()
+    try:
+        _, end = json.JSONDecoder().raw_decode(text)
+    except ValueError:
+        end = None
+    if end is not None and text[end:].strip():
+        return f"the request body is not a v2 inference request: more data follows its JSON ({binary_hint})"
+    if any("\udc80" <= char <= "\udcff" for char in text):
+        return (
+            "the request body is not a v2 inference request: it is binary data, not JSON (send the "
+            f"audio as a BYTES input, base64 in JSON or binary; {binary_hint})"
+        )
+    return f"the request body is not valid JSON ({where}; {not_json})"
+
+
+def _parse_header_length(value: str, body_length: int) -> int:
+    try:
+        length = int(value)
+    except ValueError:
+        raise InvalidInput("Inference-Header-Content-Length must be an integer") from None
+    if not 0 < length <= body_length:
+        raise InvalidInput(
+            f"Inference-Header-Content-Length ({length}) must be between 1 and "
+            f"the body length ({body_length})"
+        )
+    return length
+
+
+def _parameters_object(value: object, where: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"the {where} parameters must be a JSON object")
+    return value
+
+
+def _decode_input(entry: object, body: bytes, offset: int) -> tuple[InferInput, int]:
+    if not isinstance(entry, dict):
+        raise InvalidInput("each v2 input must be a JSON object")
+    name, shape, datatype = entry.get("name"), entry.get("shape"), entry.get("datatype")
+    if not isinstance(name, str) or not isinstance(datatype, str):
+        raise InvalidInput('each v2 input needs a string "name" and "datatype"')
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise InvalidInput(f'input {name!r} needs a "shape" list of non-negative integers')
+    parameters = _parameters_object(entry.get("parameters"), f"input {name!r}")
+    infer_input = InferInput(name=name, shape=shape, datatype=datatype, parameters=parameters)
+    size = (parameters or {}).get("binary_data_size")
+    if size is not None:
+        if not isinstance(size, int) or size < 0 or offset + size > len(body):
+            raise InvalidInput(
+                f"input {name!r}: binary_data_size must be a byte count within the request body"
+            )
+        # the same representation KServe's gRPC path builds from raw_input_contents
+        infer_input._raw_data = body[offset : offset + size]
+        return infer_input, offset + size
+    if "data" not in entry:
+        raise InvalidInput(f'input {name!r} has neither "data" nor a binary_data_size parameter')
+    infer_input.data = entry["data"]
+    return infer_input, offset
+
+
+def _requested_outputs(value: object) -> list[RequestedOutput] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) for o in value
+    ):
+        raise InvalidInput('"outputs" must be a list of objects with a "name"')
+    requested = [RequestedOutput(name=o["name"], parameters=o.get("parameters")) for o in value]
+    unknown = sorted({o.name for o in requested} - set(OUTPUT_NAMES))
+    if unknown:
+        raise InvalidParameter(
+            f"unknown output(s) {', '.join(map(repr, unknown))}: this model outputs {', '.join(OUTPUT_NAMES)}"
+        )
+    return requested or None

@@ -1,0 +1,110 @@
+"""The transformer's v2 response and model metadata.
+
+Outputs: ``label_id``, ``label`` (BYTES ``[W, K]``), ``probability`` (FP32
+``[W, K]``), ``window_start_seconds``, ``window_end_seconds`` (FP32 ``[W]``) and
+``anomalies`` (BYTES ``[1]``, a JSON array). Response parameters name the
+privacy method applied and requested and echo the analysis and SIFIS ids.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from transformer.analysis_types import AnalysisResult
+from transformer.protocol.v2_request import AUDIO_INPUT, SIFIS_ID_PARAMETERS
+
+OUTPUT_LABEL_ID = "label_id"
+OUTPUT_LABEL = "label"
+OUTPUT_PROBABILITY = "probability"
+OUTPUT_WINDOW_START = "window_start_seconds"
+OUTPUT_WINDOW_END = "window_end_seconds"
+OUTPUT_ANOMALIES = "anomalies"
+OUTPUT_NAMES = (
+    OUTPUT_LABEL_ID,
+    OUTPUT_LABEL,
+    OUTPUT_PROBABILITY,
+    OUTPUT_WINDOW_START,
+    OUTPUT_WINDOW_END,
+    OUTPUT_ANOMALIES,
+)
+
+
+
+def encode_result(result: AnalysisResult, request: InferRequest) -> InferResponse:
+    """The v2 response for ``result``; JSON or binary outputs as the request asks."""
+    windows = result.windows
+    width = len(windows[0].top) if windows else 0
+    label_ids = np.array([[p["label_id"] for p in w.top] for w in windows], dtype=np.object_)
+    labels = np.array([[p["label"] for p in w.top] for w in windows], dtype=np.object_)
+    outputs = {
+        OUTPUT_LABEL_ID: label_ids.reshape(len(windows), width),
+        OUTPUT_LABEL: labels.reshape(len(windows), width),
+        OUTPUT_PROBABILITY: np.array(
+            [[p["probability"] for p in w.top] for w in windows], dtype=np.float32
+        ).reshape(len(windows), width),
+        OUTPUT_WINDOW_START: np.array([w.start_seconds for w in windows], dtype=np.float32),
+        OUTPUT_WINDOW_END: np.array([w.end_seconds for w in windows], dtype=np.float32),
+        OUTPUT_ANOMALIES: np.array([json.dumps(result.anomalies)], dtype=np.object_),
+    }
+    # flat lists, not arrays: KServe's to_grpc tests ``output.data`` for truth,
+    # which fails for a multi-element array when the caller sent raw inputs
+    infer_outputs = [
+        InferOutput(
+            name=name,
+            shape=list(array.shape),
+            datatype="BYTES" if array.dtype == np.object_ else "FP32",
+            data=array.reshape(-1).tolist(),
+        )
+        for name, array in outputs.items()
+    ]
+    return InferResponse(
+        response_id=request.id or "",
+        model_name=request.model_name,
+        infer_outputs=infer_outputs,
+        parameters=response_parameters(result),
+        use_binary_outputs=request.use_binary_outputs,
+        requested_outputs=request.request_outputs,
+    )
+
+
+def response_parameters(result: AnalysisResult) -> dict[str, str | int]:
+    """Response parameters: the privacy applied, the analysis ids, the echoed SIFIS ids.
+
+    ``privacy_requested`` is the method the request named; a request that named
+    none asked for the service default, the operator minimum, which is then
+    also ``privacy_method``. Strings and integers only, so they cross gRPC too.
+    """
+    parameters: dict[str, str | int] = {
+        "privacy_method": result.privacy_applied,
+        "privacy_requested": result.privacy_requested,
+        "analyzer_id": result.analyzer_id,
+        "analysis_id": result.analysis_id,
+        "anomaly_count": len(result.anomalies),
+        "duration_seconds": f"{result.duration_seconds:.3f}",
+    }
+    for name in SIFIS_ID_PARAMETERS:
+        value = getattr(result.options, name)
+        if value is not None:
+            parameters[name] = value
+    return parameters
+
+
+def input_metadata() -> list[dict[str, Any]]:
+    """v2 model metadata of the transformer's input."""
+    return [{"name": AUDIO_INPUT, "datatype": "BYTES", "shape": [1]}]
+
+
+def output_metadata() -> list[dict[str, Any]]:
+    """v2 model metadata of the transformer's outputs (-1 = varies per request)."""
+    return [
+        {"name": OUTPUT_LABEL_ID, "datatype": "BYTES", "shape": [-1, -1]},
+        {"name": OUTPUT_LABEL, "datatype": "BYTES", "shape": [-1, -1]},
+        {"name": OUTPUT_PROBABILITY, "datatype": "FP32", "shape": [-1, -1]},
+        {"name": OUTPUT_WINDOW_START, "datatype": "FP32", "shape": [-1]},
+        {"name": OUTPUT_WINDOW_END, "datatype": "FP32", "shape": [-1]},
+        {"name": OUTPUT_ANOMALIES, "datatype": "BYTES", "shape": [1]},
+    ]
