@@ -20,43 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from audioguard.synthetic import PARTS as SYNTHETIC_PARTS
 from audioguard.synthetic import write_synthetic_assets
-from contract import assets
+from contract import weights_cli
 from contract.errors import AudioGuardError
 
 if TYPE_CHECKING:
     from audioguard.offline import ClipResult, OfflineClassifier
     from transformer.privacy import PrivacyRequest
-
-
-def _weights_download(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    bars: dict[str, tqdm] = {}
-
-    def progress(url: str, done: int, total: int | None) -> None:
-        bar = bars.get(url)
-        if bar is None:
-            bar = bars[url] = tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1])
-        bar.update(done - bar.n)
-
-    registry, tarball_url = (assets.OFFICIAL_ASSETS, assets.MAX_ASSETS_TARBALL)
-    if args.mirror:
-        registry, tarball_url = assets.mirrored_assets(args.mirror)
-    try:
-        written = assets.download_assets(
-            args.dest,
-            assets=registry,
-            tarball_url=tarball_url,
-            timeout=args.timeout,
-            force=args.force,
-            progress=progress,
-        )
-    finally:
-        for bar in bars.values():
-            bar.close()
-    for name, path in written.items():
-        print(f"{name}: {path} (sha512 verified)")
-    return 0
 
 
 def _weights_synthetic(args: argparse.Namespace) -> int:
@@ -74,18 +43,6 @@ def _synthetic_parts(value: str) -> list[str]:
         problem = f"unknown part(s) {', '.join(map(repr, unknown))}" if unknown else f"no part in {value!r}"
         raise argparse.ArgumentTypeError(f"{problem}: choose from {', '.join(SYNTHETIC_PARTS)}")
     return parts
-
-
-def _weights_verify(args: argparse.Namespace) -> int:
-    report = assets.asset_report(args.model_dir)
-    print(json.dumps(report, indent=2))
-    files = report["files"]
-    assert isinstance(files, dict)
-    missing = [name for name, status in files.items() if not status["present"]]
-    if missing:
-        print(f"missing: {', '.join(missing)}; {assets.HOW_TO_GET_WEIGHTS}", file=sys.stderr)
-        return 2
-    return 0 if report["official"] else 1
 
 
 def _classify(args: argparse.Namespace) -> int:
@@ -177,17 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     weights = sub.add_parser("weights", help="get, generate or verify model files").add_subparsers(
         dest="weights_command", required=True
     )
-    download = weights.add_parser("download", help="download the official files and verify their sha512")
-    download.add_argument("--dest", type=Path, required=True, help="model directory to fill")
-    download.add_argument("--force", action="store_true", help="download even if verified files exist")
-    download.add_argument("--timeout", type=float, default=60.0, help="network timeout per request (s)")
-    download.add_argument(
-        "--mirror",
-        metavar="URL",
-        help="fetch URL/vggish_model.ckpt, URL/vggish_pca_params.npz and URL/assets.tar.gz "
-        "instead of the official hosts (sha512 still checked against the official sums)",
+    weights_cli.add_download_arguments(
+        weights.add_parser("download", help="download the official files and verify their sha512")
     )
-    download.set_defaults(handler=_weights_download)
     synthetic = weights.add_parser(
         "synthetic",
         help="write synthetic weights in the official formats",
@@ -211,9 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
         "official files (sha512 verified) are never replaced",
     )
     synthetic.set_defaults(handler=_weights_synthetic)
-    verify = weights.add_parser("verify", help="report whether a model directory holds the official files")
-    verify.add_argument("model_dir", type=Path)
-    verify.set_defaults(handler=_weights_verify)
+    weights_cli.add_verify_arguments(
+        weights.add_parser("verify", help="report whether a model directory holds the official files")
+    )
 
     classify = sub.add_parser("classify", help="classify audio files offline (no servers)")
     classify.add_argument("files", nargs="+")
@@ -247,12 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         module = importlib.import_module(f"audioguard.{'local' if argv[0] == 'serve' else 'client'}")
         return int(module.main(argv[1:]))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args))
-    except AudioGuardError as error:
-        print(f"error: {error.message}", file=sys.stderr)
-        return 2
+    return weights_cli.run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -11,5 +11,6 @@ bash scripts/install-speech-tools.sh
 export PATH="$PWD/.cache/bin:$HOME/go/bin:$PATH"
 export AUDIOGUARD_REQUIRE_DEPLOY_TOOLS=1
 .venv/bin/ruff check .
-.venv/bin/mypy transformer predictor audioguard
+.venv/bin/mypy contract transformer predictor audioguard
+.venv/bin/lint-imports
 .venv/bin/pytest -ra --durations=15 "$@"

@@ -118,6 +118,9 @@ def test_transformer_settings_are_real_and_the_outbox_is_on_a_volume(compose: di
 
 def test_weights_service_downloads_into_the_models_volume(compose: dict[str, Any]) -> None:
     weights = compose["services"]["weights"]
-    assert weights["entrypoint"] == ["audioguard", "weights", "download", "--dest", "/mnt/models"]
+    assert weights["entrypoint"] == [
+        *("python", "-m", "contract.weights_cli"),
+        *("download", "--dest", "/mnt/models"),
+    ]
     assert "models:/mnt/models" in weights["volumes"]
     assert weights["profiles"] == ["setup"]

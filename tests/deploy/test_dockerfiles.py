@@ -25,7 +25,10 @@ SERVICES = ("transformer", "predictor")
 SLIM_PYTHON_311 = re.compile(r"python:3\.11(\.\d+)?-slim(-[a-z]+)?(@sha256:[0-9a-f]{64})?")
 COMPILERS = re.compile(r"\b(gcc|g\+\+|cc|c\+\+|clang|build-essential|make|cmake|gfortran|rustc|cargo)\b")
 #: What each image may take from the build context (besides nothing else).
-SHARED_SOURCES = {"requirements.lock", "pyproject.toml", "audioguard/"}
+SHARED_SOURCES = {"requirements.lock", "pyproject.toml", "contract/"}
+#: The project's top-level packages; an image holds the contract and its own service only.
+PROJECT_PACKAGES = ("contract", "transformer", "predictor", "audioguard")
+WEIGHTS_COMMAND = "python -m contract.weights_cli download --dest /models"
 
 
 def dockerfile(service: str) -> Dockerfile:
@@ -147,7 +150,8 @@ def test_dockerignore_sends_only_what_the_images_copy() -> None:
             path.startswith(root) for root in allowed_roots if root.endswith("/")
         )
         assert "__pycache__" not in path and not path.endswith((".pyc", ".h5", ".ckpt", ".npz", ".sqlite3"))
-    for package in ("audioguard", "transformer", "predictor"):
+    assert not any(path.startswith("audioguard/") for path in sent)  # the CLI is in no image
+    for package in ("contract", "transformer", "predictor"):
         modules = {p.relative_to(REPO).as_posix() for p in (REPO / package).rglob("*.py")}
         modules = {m for m in modules if "__pycache__" not in m}
         assert modules <= sent, f"{package}: missing {sorted(modules - sent)[:5]}"
@@ -174,7 +178,7 @@ def test_models_are_not_baked_in_by_default(service: str) -> None:
     models = dockerfile(service).stage("models")
     assert models.args() == {"BAKE_MODELS": "false"}
     (bake,) = run_commands(models)
-    assert '[ "$BAKE_MODELS" = "true" ]' in bake and "audioguard weights download --dest /models" in bake
+    assert '[ "$BAKE_MODELS" = "true" ]' in bake and WEIGHTS_COMMAND in bake
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -195,42 +199,73 @@ def test_entrypoint_starts_the_service_with_the_manifest_flags(service: str) -> 
     assert isvc["spec"][service]["containers"][0]["args"] == cmd_args(service)
 
 
-#: Run inside a process where the other service's package cannot be imported, as in the image.
+#: Run with only the image's packages importable: every module of them must import (nothing
+#: reaches a package the image lacks), then the service's real parsers take the image's CMD.
 _IMAGE_PROBE = """
-import importlib.abc, json, sys
+import importlib, importlib.abc, json, pkgutil, sys
+
+in_image, absent, service, argv = json.loads(sys.argv[1])
 
 class NotInImage(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.split(".")[0] == sys.argv[1]:
+        if name.split(".")[0] in absent:
             raise ModuleNotFoundError(f"{name} is not in this image")
         return None
 
 sys.meta_path.insert(0, NotInImage())
-from audioguard.cli import build_parser as cli_parser
-cli_parser().parse_args(["weights", "download", "--dest", "/models"])
-main = __import__(sys.argv[2] + ".__main__", fromlist=["build_parser"])
-args = main.build_parser().parse_args(json.loads(sys.argv[3]))
-print(json.dumps({key: str(value) for key, value in vars(args).items()}))
+imported = []
+for package in in_image:
+    root = importlib.import_module(package)
+    imported.append(package)
+    for info in pkgutil.walk_packages(root.__path__, package + "."):
+        importlib.import_module(info.name)
+        imported.append(info.name)
+from contract.weights_cli import build_parser as weights_parser
+weights_parser().parse_args(["download", "--dest", "/models"])
+main = importlib.import_module(service + ".__main__")
+args = main.build_parser().parse_args(argv)
+print(json.dumps({"imported": imported, "args": {key: str(value) for key, value in vars(args).items()}}))
 """
+
+
+def image_packages(service: str) -> list[str]:
+    """The project packages the service's Dockerfile copies into its image."""
+    copied = {
+        source.rstrip("/") for stage in dockerfile(service).stages for copy in stage.copies()
+        if copy.from_stage is None for source in copy.sources
+    }  # fmt: skip
+    return [package for package in PROJECT_PACKAGES if package in copied]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("service", SERVICES)
-def test_image_packages_start_the_service_with_its_cmd(service: str) -> None:
-    """With only audioguard/ + its own package importable (as in the image), the real parsers
-    (KServe's flags + settings flags) accept the CMD, and `audioguard weights download` loads."""
-    other = next(name for name in SERVICES if name != service)
+def test_every_module_of_an_image_imports_with_only_the_image_packages(service: str) -> None:
+    """Each image holds exactly what its process imports: with only the packages its Dockerfile
+    copies importable, every module of them loads, the real parsers (KServe's flags + settings
+    flags) accept the CMD, and the weights download command loads."""
+    in_image = image_packages(service)
+    assert in_image == ["contract", service]
+    absent = [package for package in PROJECT_PACKAGES if package not in in_image]
     # KServe appends --predictor_host to the transformer's args.
     extra = ["--predictor_host", "audioguard-predictor.default"] if service == "transformer" else []
+    probe = json.dumps([in_image, absent, service, [*cmd_args(service), *extra]])
     result = subprocess.run(
-        [sys.executable, "-c", _IMAGE_PROBE, other, service, json.dumps([*cmd_args(service), *extra])],
+        [sys.executable, "-c", _IMAGE_PROBE, probe],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    args = json.loads(result.stdout.strip().splitlines()[-1])
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    on_disk = {
+        ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        for package in in_image
+        for path in (REPO / package).rglob("*.py")
+        if "__pycache__" not in path.parts and path.name != "__main__.py"
+    }
+    assert on_disk <= {*report["imported"]}, sorted(on_disk - {*report["imported"]})
+    args = report["args"]
     assert args["model_dir"] == "/mnt/models" and args["http_port"] == "8080" and args["grpc_port"] == "8081"
     if service == "transformer":
         assert args["workers"] == "1" and args["predictor_protocol"] == "grpc-v2"

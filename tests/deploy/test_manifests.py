@@ -100,7 +100,7 @@ def test_weights_job_renders_strictly_valid_objects(kubeconform: Kubeconform) ->
     docs = by_kind_and_name(documents(rendered))
     job = docs["Job", "audioguard-weights"]["spec"]["template"]["spec"]
     container = job["containers"][0]
-    assert container["command"][:3] == ["audioguard", "weights", "download"]
+    assert container["command"][:4] == ["python", "-m", "contract.weights_cli", "download"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     claim = job["volumes"][0]["persistentVolumeClaim"]["claimName"]
     # The claim the InferenceService reads through STORAGE_URI pvc://<claim>/.
