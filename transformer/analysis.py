@@ -26,7 +26,8 @@ import numpy as np
 
 from contract.errors import AudioTooLarge
 from transformer.analysis_types import AnalysisOptions, AnalysisResult, WindowPrediction
-from transformer.anomalies import Anomaly, AnomalyGroup, detect_anomalies
+from transformer.anomalies import Anomaly, detect_anomalies
+from transformer.anomaly_groups import AnomalyGroup
 from transformer.embedded import EmbeddedAudio
 from transformer.labels import Labels
 from transformer.loudness import window_dbfs

@@ -28,7 +28,7 @@ from contract.errors import AudioGuardError, InvalidInput, ServiceNotReady
 from contract.http import to_kserve_error
 from transformer.analysis import Analyzer, PreparedAnalysis
 from transformer.analysis_types import AnalysisOptions, AnalysisResult
-from transformer.anomalies import load_anomaly_groups
+from transformer.anomaly_groups import load_anomaly_groups
 from transformer.dht.delivery import DeliveryService
 from transformer.dht.listener import RequestListener, options_from_request
 from transformer.embedding_worker import EmbeddingWorker

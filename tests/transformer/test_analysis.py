@@ -23,7 +23,8 @@ from contract.errors import AudioTooLarge, PrivacyPolicyViolation
 from tests.support.serverutil import PROJECT_ROOT
 from transformer.analysis import Analyzer
 from transformer.analysis_types import AnalysisOptions, AnalysisResult
-from transformer.anomalies import Anomaly, load_anomaly_groups
+from transformer.anomalies import Anomaly
+from transformer.anomaly_groups import load_anomaly_groups
 from transformer.embedded import EmbeddedAudio
 from transformer.labels import load_labels
 from transformer.privacy import PrivacyRequest
