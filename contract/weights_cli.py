@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from contract import assets
+from contract import asset_download, assets
 from contract.errors import AudioGuardError
 
 
@@ -55,9 +55,9 @@ def download(args: argparse.Namespace) -> int:
 
     registry, tarball_url = (assets.OFFICIAL_ASSETS, assets.MAX_ASSETS_TARBALL)
     if args.mirror:
-        registry, tarball_url = assets.mirrored_assets(args.mirror)
+        registry, tarball_url = asset_download.mirrored_assets(args.mirror)
     try:
-        written = assets.download_assets(
+        written = asset_download.download_assets(
             args.dest,
             assets=registry,
             tarball_url=tarball_url,

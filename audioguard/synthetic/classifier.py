@@ -2,7 +2,8 @@
 
 The official file is a Keras 2.2.4 *full-model* HDF5 of Kong's
 ``decision_level_multi_attention`` network. This module writes the same
-structure with plain h5py (Keras 3 cannot write Keras 2 configs):
+structure with plain h5py (Keras 3 cannot write Keras 2 configs), from the one
+layout description the loader checks files against (``predictor.keras2_layout``):
 
 - root attrs ``keras_version`` = b"2.2.4", ``backend`` = b"tensorflow",
   ``model_config`` (JSON of a Keras 2.2.4 functional ``Model``) and
@@ -33,13 +34,19 @@ from typing import Any, Final
 import h5py
 import numpy as np
 
-from contract.constants import EMBEDDING_SIZE, EMBEDDINGS_PER_WINDOW, NUM_CLASSES
+from contract.constants import EMBEDDING_SIZE, NUM_CLASSES
+from predictor.keras2_layout import (
+    DROPOUT_RATE,
+    EXPECTED_LAYERS,
+    HIDDEN_UNITS,
+    MODEL_INPUT,
+    MODEL_NAME,
+    MODEL_OUTPUT,
+    LayerSpec,
+)
 
 KERAS_VERSION: Final = b"2.2.4"
 BACKEND: Final = b"tensorflow"
-HIDDEN_UNITS: Final = 1024
-DROPOUT_RATE: Final = 0.5
-BATCH_NORM_EPSILON: Final = 1e-3
 
 #: Stands in for the marshalled Python 3.6 bytecode of Kong's ``attention_pooling``.
 _LAMBDA_PLACEHOLDER: Final = base64.encodebytes(
@@ -61,123 +68,60 @@ def _initializer(class_name: str) -> dict[str, Any]:
     return {"class_name": class_name, "config": {}}
 
 
-def _node(*inbound: str) -> list[list[list[Any]]]:
-    """Keras 2 ``inbound_nodes``: one node whose inputs are tensor 0 of node 0 of each layer."""
-    return [[[name, 0, 0, {}] for name in inbound]]
-
-
-def _dense(name: str, units: int, activation: str, inbound: str) -> dict[str, Any]:
-    config = {
-        "name": name,
-        "trainable": True,
-        "units": units,
-        "activation": activation,
-        "use_bias": True,
-        "kernel_initializer": _glorot_uniform(),
-        "bias_initializer": _initializer("Zeros"),
-        "kernel_regularizer": None,
-        "bias_regularizer": None,
-        "activity_regularizer": None,
-        "kernel_constraint": None,
-        "bias_constraint": None,
-    }
-    return {"name": name, "class_name": "Dense", "config": config, "inbound_nodes": _node(inbound)}
-
-
-def _batch_norm(name: str, inbound: str) -> dict[str, Any]:
-    config = {
-        "name": name,
-        "trainable": True,
-        "axis": -1,
-        "momentum": 0.99,
-        "epsilon": BATCH_NORM_EPSILON,
-        "center": True,
-        "scale": True,
-        "beta_initializer": _initializer("Zeros"),
-        "gamma_initializer": _initializer("Ones"),
-        "moving_mean_initializer": _initializer("Zeros"),
-        "moving_variance_initializer": _initializer("Ones"),
-        "beta_regularizer": None,
-        "gamma_regularizer": None,
-        "beta_constraint": None,
-        "gamma_constraint": None,
-    }
-    return {
-        "name": name,
-        "class_name": "BatchNormalization",
-        "config": config,
-        "inbound_nodes": _node(inbound),
-    }
-
-
-def _activation(name: str, activation: str, inbound: str) -> dict[str, Any]:
-    config = {"name": name, "trainable": True, "activation": activation}
-    return {"name": name, "class_name": "Activation", "config": config, "inbound_nodes": _node(inbound)}
-
-
-def _dropout(name: str, inbound: str) -> dict[str, Any]:
-    config = {"name": name, "trainable": True, "rate": DROPOUT_RATE, "noise_shape": None, "seed": None}
-    return {"name": name, "class_name": "Dropout", "config": config, "inbound_nodes": _node(inbound)}
-
-
-def _attention_lambda(name: str, cla: str, att: str) -> dict[str, Any]:
-    config = {
-        "name": name,
-        "trainable": True,
-        "function": [_LAMBDA_PLACEHOLDER, None, None],
-        "function_type": "lambda",
-        "output_shape": [_SHAPE_PLACEHOLDER, None, None],
-        "output_shape_type": "lambda",
-        "arguments": {},
-    }
-    return {"name": name, "class_name": "Lambda", "config": config, "inbound_nodes": _node(cla, att)}
+def _format_extras(spec: LayerSpec) -> dict[str, Any]:
+    """Config entries Keras 2.2.4 wrote besides the computation-relevant ones (``spec.config``)."""
+    if spec.class_name == "InputLayer":
+        return {"dtype": "float32", "sparse": False}
+    extras: dict[str, Any] = {"trainable": True}
+    if spec.class_name == "Dense":
+        extras |= {
+            "kernel_initializer": _glorot_uniform(),
+            "bias_initializer": _initializer("Zeros"),
+            "kernel_regularizer": None,
+            "bias_regularizer": None,
+            "activity_regularizer": None,
+            "kernel_constraint": None,
+            "bias_constraint": None,
+        }
+    elif spec.class_name == "BatchNormalization":
+        extras |= {
+            "momentum": 0.99,
+            "beta_initializer": _initializer("Zeros"),
+            "gamma_initializer": _initializer("Ones"),
+            "moving_mean_initializer": _initializer("Zeros"),
+            "moving_variance_initializer": _initializer("Ones"),
+            "beta_regularizer": None,
+            "gamma_regularizer": None,
+            "beta_constraint": None,
+            "gamma_constraint": None,
+        }
+    elif spec.class_name == "Dropout":
+        extras |= {"rate": DROPOUT_RATE, "noise_shape": None, "seed": None}
+    elif spec.class_name == "Lambda":
+        extras |= {
+            "function": [_LAMBDA_PLACEHOLDER, None, None],
+            "function_type": "lambda",
+            "output_shape": [_SHAPE_PLACEHOLDER, None, None],
+            "output_shape_type": "lambda",
+            "arguments": {},
+        }
+    return extras
 
 
 def keras2_layer_configs() -> list[dict[str, Any]]:
-    """The layer entries of the Keras 2.2.4 config, in Keras 2's ``model.layers`` order.
+    """The layer entries of the Keras 2.2.4 config, from ``predictor.keras2_layout``, in its order.
 
-    Keras 2 sorts layers by decreasing depth, ties by traversal order from the
-    output, which puts dense_4..dense_7 before both Lambdas.
+    Each inbound node is tensor 0 of node 0 of each input layer, as Keras 2 wrote it.
     """
-    layers: list[dict[str, Any]] = [
+    return [
         {
-            "name": "input_1",
-            "class_name": "InputLayer",
-            "config": {
-                "batch_input_shape": [None, EMBEDDINGS_PER_WINDOW, EMBEDDING_SIZE],
-                "dtype": "float32",
-                "sparse": False,
-                "name": "input_1",
-            },
-            "inbound_nodes": [],
+            "name": name,
+            "class_name": spec.class_name,
+            "config": {"name": name, **_format_extras(spec), **spec.config},
+            "inbound_nodes": [[[inbound, 0, 0, {}] for inbound in spec.inbound]] if spec.inbound else [],
         }
+        for name, spec in EXPECTED_LAYERS.items()
     ]
-    previous = "input_1"
-    for level in (1, 2, 3):
-        layers += [
-            _dense(f"dense_{level}", HIDDEN_UNITS, "linear", previous),
-            _batch_norm(f"batch_normalization_{level}", f"dense_{level}"),
-            _activation(f"activation_{level}", "relu", f"batch_normalization_{level}"),
-            _dropout(f"dropout_{level}", f"activation_{level}"),
-        ]
-        previous = f"dropout_{level}"
-    layers += [
-        _dense("dense_4", NUM_CLASSES, "sigmoid", "dropout_2"),
-        _dense("dense_5", NUM_CLASSES, "softmax", "dropout_2"),
-        _dense("dense_6", NUM_CLASSES, "sigmoid", "dropout_3"),
-        _dense("dense_7", NUM_CLASSES, "softmax", "dropout_3"),
-        _attention_lambda("lambda_1", "dense_4", "dense_5"),
-        _attention_lambda("lambda_2", "dense_6", "dense_7"),
-        {
-            "name": "concatenate_1",
-            "class_name": "Concatenate",
-            "config": {"name": "concatenate_1", "trainable": True, "axis": -1},
-            "inbound_nodes": _node("lambda_1", "lambda_2"),
-        },
-        _dense("dense_8", NUM_CLASSES, "linear", "concatenate_1"),
-        _activation("activation_4", "sigmoid", "dense_8"),
-    ]
-    return layers
 
 
 def keras2_model_config() -> dict[str, Any]:
@@ -185,10 +129,10 @@ def keras2_model_config() -> dict[str, Any]:
     return {
         "class_name": "Model",
         "config": {
-            "name": "model_1",
+            "name": MODEL_NAME,
             "layers": keras2_layer_configs(),
-            "input_layers": [["input_1", 0, 0]],
-            "output_layers": [["activation_4", 0, 0]],
+            "input_layers": [[MODEL_INPUT, 0, 0]],
+            "output_layers": [[MODEL_OUTPUT, 0, 0]],
         },
     }
 
@@ -301,6 +245,8 @@ def write_synthetic_classifier_h5(path: Path, *, seed: int = 0) -> None:
             name = layer["name"]
             group = model_weights.create_group(name)
             layer_weights = weights.get(name, [])
+            # the generator must produce exactly the layout's weights, names and shapes
+            assert [(w, v.shape) for w, v in layer_weights] == list(EXPECTED_LAYERS[name].weights), name
             weight_names = [f"{name}/{weight}:0".encode() for weight, _ in layer_weights]
             # Keras 2 stored the plain Python list: an empty float64 array for weightless layers.
             group.attrs["weight_names"] = np.asarray(weight_names) if weight_names else np.zeros(0)

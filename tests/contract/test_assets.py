@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from contract import assets
-from contract.errors import ChecksumMismatch, MissingModelAsset
+from contract import asset_download, assets
+from contract.errors import ChecksumMismatch, MissingModelAsset, ModelAssetError
 from tests.support.serverutil import free_port
 
 
@@ -70,7 +70,7 @@ def test_download_lays_out_verified_files(file_server, tmp_path: Path) -> None:
     )
     dest = tmp_path / "models"
     seen: list[int] = []
-    written = assets.download_assets(
+    written = asset_download.download_assets(
         dest,
         assets=_registry(base),
         tarball_url=f"{base}/assets.tar.gz",
@@ -88,7 +88,7 @@ def test_download_lays_out_verified_files(file_server, tmp_path: Path) -> None:
 
     # a second run finds verified files and downloads nothing
     requested.clear()
-    assets.download_assets(dest, assets=_registry(base), tarball_url=f"{base}/assets.tar.gz")
+    asset_download.download_assets(dest, assets=_registry(base), tarball_url=f"{base}/assets.tar.gz")
     assert requested == []
 
 
@@ -97,15 +97,15 @@ def test_checksum_mismatch_discards_the_file(file_server, tmp_path: Path) -> Non
     (root / "ckpt").write_bytes(CKPT[:-1] + b"!")  # altered in transit
     dest = tmp_path / "models"
     with pytest.raises(ChecksumMismatch, match=assets.VGGISH_CHECKPOINT):
-        assets.download_assets(dest, names=[assets.VGGISH_CHECKPOINT], assets=_registry(base))
+        asset_download.download_assets(dest, names=[assets.VGGISH_CHECKPOINT], assets=_registry(base))
     assert list(dest.iterdir()) == []  # neither the official name nor a leftover part file
 
 
 def test_missing_member_in_tarball(file_server, tmp_path: Path) -> None:
     base, root, _ = file_server
     (root / "assets.tar.gz").write_bytes(_tarball({"assets/readme.txt": b"no model here"}))
-    with pytest.raises(assets.ModelAssetError, match="not found in the MAX assets archive"):
-        assets.download_assets(
+    with pytest.raises(ModelAssetError, match="not found in the MAX assets archive"):
+        asset_download.download_assets(
             tmp_path / "m",
             names=[assets.CLASSIFIER_H5],
             assets=_registry(base),
@@ -115,8 +115,8 @@ def test_missing_member_in_tarball(file_server, tmp_path: Path) -> None:
 
 def test_http_error_is_reported(file_server, tmp_path: Path) -> None:
     base, _, _ = file_server
-    with pytest.raises(assets.ModelAssetError) as caught:
-        assets.download_assets(tmp_path / "m", names=[assets.PCA_PARAMS], assets=_registry(base))
+    with pytest.raises(ModelAssetError) as caught:
+        asset_download.download_assets(tmp_path / "m", names=[assets.PCA_PARAMS], assets=_registry(base))
     message = caught.value.message
     assert f"download of {base}/pca failed (HTTP 404 " in message
     assert "audioguard weights synthetic" in message and "\n" not in message
@@ -125,14 +125,14 @@ def test_http_error_is_reported(file_server, tmp_path: Path) -> None:
 
 def test_unreachable_host_is_one_line_with_the_offline_hint(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{free_port()}"  # nobody listens
-    registry, tarball_url = assets.mirrored_assets(base + "/")
+    registry, tarball_url = asset_download.mirrored_assets(base + "/")
     assert registry[assets.PCA_PARAMS].url == f"{base}/{assets.PCA_PARAMS}"
     assert registry[assets.CLASSIFIER_H5].url is None and tarball_url == f"{base}/assets.tar.gz"
     assert {name: a.sha512 for name, a in registry.items()} == {
         name: a.sha512 for name, a in assets.OFFICIAL_ASSETS.items()
     }
-    with pytest.raises(assets.ModelAssetError) as caught:
-        assets.download_assets(
+    with pytest.raises(ModelAssetError) as caught:
+        asset_download.download_assets(
             tmp_path / "m", names=[assets.CLASSIFIER_H5], assets=registry, tarball_url=tarball_url
         )
     message = caught.value.message

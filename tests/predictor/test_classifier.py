@@ -19,13 +19,9 @@ import numpy as np
 import pytest
 
 from contract.errors import InvalidInput, MissingModelAsset, ModelAssetError, ModelLayoutMismatch
-from predictor.classifier import (
-    AttentionClassifier,
-    AttentionPooling,
-    build_classifier,
-    inspect_h5_model_config,
-    load_classifier,
-)
+from predictor.classifier import AttentionClassifier, load_classifier
+from predictor.h5_check import inspect_h5_model_config
+from predictor.network import AttentionPooling, build_classifier
 
 NUM_CLASSES = 527
 
