@@ -206,7 +206,7 @@ async def audioguard_error_handler(_: Request, error: Exception) -> JSONResponse
 
 
 #: Our packages' loggers, shown next to KServe's with its format.
-SERVICE_LOGGERS: Final = ("audioguard", "predictor", "transformer")
+SERVICE_LOGGERS: Final = ("contract", "predictor", "transformer")
 
 
 def configure_service_logging(log_config_file: str | None = None, level: int = logging.INFO) -> None:

@@ -19,12 +19,12 @@ from prometheus_client import REGISTRY
 
 from contract.errors import InvalidConfiguration
 from tests.support.dht_standin import DhtStandIn, Write, eventually
+from tests.support.serverutil import PROJECT_ROOT as REPO
 from transformer.dht.backoff import Backoff
 from transformer.dht.clients import DhtClient, DhtRestClient, DhtWebSocketClient
 from transformer.dht.outbox import Outbox, OutboxMessage
 from transformer.dht.sender import OutboxSender
 
-REPO = Path(__file__).resolve().parents[2]
 ANOMALY = "SIFIS:Audio_Anomaly"
 RESULT = "SIFIS:Privacy_Aware_Audio_Anomaly_Detection_Results"
 
