@@ -49,7 +49,7 @@ def _classify(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from audioguard.offline import OfflineClassifier
-    from transformer.labels import parse_label_filter
+    from transformer.analysis.labels import parse_label_filter
     from transformer.privacy import parse_privacy_request
 
     classifier = OfflineClassifier.from_model_dir(args.model_dir, max_audio_seconds=args.max_audio_seconds)

@@ -15,10 +15,10 @@ import numpy as np
 
 from contract.assets import ALL_ASSETS, CLASSIFIER_H5, asset_report, require_assets
 from predictor.classifier import AttentionClassifier
-from transformer.labels import Labels, load_labels
-from transformer.pipeline import EmbeddedAudio, EmbeddingPipeline
+from transformer.analysis.labels import Labels, load_labels
+from transformer.analysis.windows import Windows, select_windows
+from transformer.audio.pipeline import EmbeddedAudio, EmbeddingPipeline
 from transformer.privacy import PrivacyRequest, parse_privacy_request
-from transformer.windows import Windows, select_windows
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from audioguard.offline import ClipResult
-from transformer.labels import Labels
+from transformer.analysis.labels import Labels
 
 
 def leading_classes(result: ClipResult, count: int) -> list[int]:

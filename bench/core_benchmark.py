@@ -54,11 +54,11 @@ def _time_stages(
     classifier: OfflineClassifier, data: bytes, rate: int, repeats: int
 ) -> list[tuple[str, float]]:
     """Best seconds of each core stage, and of the whole path, for one encoded clip."""
-    from transformer.audio import decode_audio
-    from transformer.features import waveform_to_examples
+    from transformer.analysis.windows import select_windows
+    from transformer.audio.decode import decode_audio
+    from transformer.audio.features import waveform_to_examples
+    from transformer.audio.resample import resample_to_16k
     from transformer.privacy import parse_privacy_request
-    from transformer.resample import resample_to_16k
-    from transformer.windows import select_windows
 
     embedder = classifier.pipeline.embedder
     native, _ = decode_audio(data, max_seconds=600)
@@ -81,7 +81,7 @@ def run(model_dir: Path, repeats: int) -> list[tuple[str, str, float, str]]:
     import tensorflow as tf
 
     from audioguard.offline import OfflineClassifier
-    from transformer.vggish import build_vggish
+    from transformer.audio.vggish import build_vggish
 
     classifier = OfflineClassifier.from_model_dir(model_dir)
     embedder = classifier.pipeline.embedder

@@ -52,8 +52,8 @@ from pystoi import stoi
 from bench.speech_recognition import SpeechRecognizer, word_pair_recall
 from contract.assets import asset_report
 from tests.support import speech_synth as synth
-from transformer.audio import load_waveform
-from transformer.features import waveform_to_examples
+from transformer.audio.decode import load_waveform
+from transformer.audio.features import waveform_to_examples
 from transformer.privacy import PRIVACY_METHODS, PrivacyRequest, apply_privacy, parse_privacy_request
 from transformer.privacy.speech_mask import speech_weights
 

@@ -6,7 +6,7 @@ handlers map onto it: preprocess = v2 request -> ``Analyzer.prepare`` -> the
 predictor request; predict = KServe's call to the predictor (typed failures);
 postprocess = scores -> ``Analyzer.finish`` -> the v2 response. The SIFIS
 route and the listener call ``analyze``. No numerics and no protocol parsing
-here: see ``transformer.analysis`` and ``transformer.protocol``.
+here: see ``transformer.analysis.analyzer`` and ``transformer.protocol``.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ from contract.assets import TRANSFORMER_ASSETS, asset_report, log_asset_report
 from contract.batching import BatchStats
 from contract.errors import AudioGuardError, InvalidInput, ServiceNotReady
 from contract.http import to_kserve_error
-from transformer.analysis import Analyzer, PreparedAnalysis
-from transformer.analysis_types import AnalysisOptions, AnalysisResult
-from transformer.anomaly_groups import load_anomaly_groups
+from transformer.analysis.analyzer import Analyzer, PreparedAnalysis
+from transformer.analysis.anomaly_groups import load_anomaly_groups
+from transformer.analysis.labels import load_labels
+from transformer.analysis.types import AnalysisOptions, AnalysisResult
+from transformer.audio.pipeline import EmbeddingPipeline
+from transformer.audio.worker import EmbeddingWorker
 from transformer.dht.delivery import DeliveryService
 from transformer.dht.listener import RequestListener, options_from_request
-from transformer.embedding_worker import EmbeddingWorker
-from transformer.labels import load_labels
-from transformer.pipeline import EmbeddingPipeline
 from transformer.predictor_client import PREDICTOR_CHANNEL_ARGS, PredictorClient
 from transformer.privacy import PRIVACY_METHODS
 from transformer.protocol import v2_request, v2_response

@@ -15,9 +15,9 @@ from tests.support.synthetic_vggish_files import (
     synthetic_vggish_embedder,
     synthetic_vggish_files,
 )
-from transformer.features import waveform_to_examples
-from transformer.pca import PCAQuantizer
-from transformer.vggish import VGGishEmbedder
+from transformer.audio.features import waveform_to_examples
+from transformer.audio.pca import PCAQuantizer
+from transformer.audio.vggish import VGGishEmbedder
 
 #: LevelDB/TF table footer magic: a V1 checkpoint is one such table.
 TABLE_MAGIC = 0xDB4775248B80FB57

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bench.speech_recognition import word_pair_recall
-from transformer.audio import load_waveform
+from transformer.audio.decode import load_waveform
 from transformer.privacy import PrivacyRequest, apply_privacy, parse_privacy_request
 
 SHARED_SPEECH = Path(__file__).resolve().parents[3] / "shared" / "audio" / "PhilippeRemy_001.wav"

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings
 
 from predictor.settings import PredictorSettings
 from tests.deploy.workloads import Workload, flag_values, volume_for_mount, workloads
-from transformer.anomaly_groups import load_anomaly_groups
+from transformer.analysis.anomaly_groups import load_anomaly_groups
 from transformer.settings import TransformerSettings
 
 MODEL_DIR = "/mnt/models"

@@ -33,7 +33,7 @@ from audioguard.offline import OfflineClassifier
 from tests.e2e.test_services import MODEL, clip, predictor_args, sifis_post
 from tests.support.dht_standin import DhtStandIn
 from tests.support.serverutil import RunningServer, run_module, start_server
-from transformer.labels import load_labels
+from transformer.analysis.labels import load_labels
 
 pytestmark = pytest.mark.slow
 

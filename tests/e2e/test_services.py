@@ -37,8 +37,8 @@ from contract import errors
 from contract.assets import TRANSFORMER_ASSETS, asset_report, sha512_of
 from tests.support.dht_standin import DhtStandIn
 from tests.support.serverutil import PROJECT_ROOT, RunningServer, module_command, service_env, start_server
+from transformer.analysis.labels import load_labels
 from transformer.dht.topics import RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID
-from transformer.labels import load_labels
 
 pytestmark = pytest.mark.slow
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from transformer.resample import resample_to_16k
+from transformer.audio.resample import resample_to_16k
 
 CHUNK_BYTES = 64
 CHUNK_SAMPLES = 32

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from audioguard.synthetic.vggish import write_synthetic_pca_params, write_synthetic_vggish_checkpoint
-from transformer.vggish import VGGishEmbedder
+from transformer.audio.vggish import VGGishEmbedder
 
 #: model.md §2, written out by hand.
 OFFICIAL_SHAPES = {

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from contract.errors import InvalidConfiguration, ServiceNotReady
-from transformer.analysis_types import AnalysisResult
-from transformer.anomalies import Anomaly
+from transformer.analysis.anomalies import Anomaly
+from transformer.analysis.types import AnalysisResult
 from transformer.dht.clients import make_dht_client
 from transformer.dht.outbox import Outbox
 from transformer.dht.records import PostMode, build_messages, result_value

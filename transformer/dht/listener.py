@@ -27,7 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from contract.errors import AudioTooLarge, InvalidConfiguration, InvalidInput
-from transformer.analysis_types import AnalysisOptions
+from transformer.analysis.types import AnalysisOptions
 from transformer.dht.backoff import Backoff
 from transformer.dht.clients import websocket_url
 from transformer.dht.topics import REQUEST_TOPIC_NAME, REQUEST_TYPE

@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from transformer.analysis_types import AnalysisResult
-from transformer.anomalies import Anomaly
+from transformer.analysis.anomalies import Anomaly
+from transformer.analysis.types import AnalysisResult
 from transformer.dht.outbox import OutboxMessage
 from transformer.dht.topics import ANOMALY_TOPIC_NAME, RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID
 

@@ -1,4 +1,4 @@
-"""Request bodies read in memory and bounded (413 from ``transformer.analysis.upload_too_large``).
+"""Request bodies read in memory and bounded (413: ``transformer.analysis.analyzer.upload_too_large``).
 
 Audio never touches the disk, so bodies are never spooled; a body larger than
 its limit is refused as soon as the limit is crossed (or from Content-Length).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from transformer.analysis import upload_too_large
+from transformer.analysis.analyzer import upload_too_large
 
 
 async def read_limited_body(request: Request, limit: int, max_upload_mb: float) -> bytes:

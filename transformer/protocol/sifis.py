@@ -36,7 +36,7 @@ from kserve.errors import InferenceError
 from starlette.routing import Match
 
 from contract.errors import AudioGuardError, ServiceNotReady
-from transformer.analysis_types import AnalysisOptions, AnalysisResult
+from transformer.analysis.types import AnalysisOptions, AnalysisResult
 from transformer.dht.records import result_value
 from transformer.privacy import PRIVACY_METHODS
 from transformer.protocol.bodies import read_limited_body

@@ -14,8 +14,8 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from contract.errors import InvalidInput, InvalidParameter
-from transformer.analysis_types import AnalysisOptions
-from transformer.labels import parse_label_filter
+from transformer.analysis.labels import parse_label_filter
+from transformer.analysis.types import AnalysisOptions
 from transformer.privacy import method_from_sifis_name
 from transformer.protocol.params import parse_identifier, parse_start_time
 

@@ -24,7 +24,7 @@ import numpy as np
 from kserve.protocol.infer_type import InferInput, InferRequest, to_http_parameters
 
 from contract.errors import InvalidInput, InvalidParameter
-from transformer.analysis_types import AnalysisOptions
+from transformer.analysis.types import AnalysisOptions
 from transformer.protocol.params import (
     describe_value,
     parse_bool,

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from transformer.analysis_types import AnalysisResult
+from transformer.analysis.types import AnalysisResult
 from transformer.protocol.v2_request import AUDIO_INPUT, SIFIS_ID_PARAMETERS
 
 OUTPUT_LABEL_ID = "label_id"

@@ -11,7 +11,7 @@ import pytest
 
 from contract.errors import InvalidConfiguration, ServiceNotReady
 from tests.support.dht_standin import DhtStandIn, eventually
-from transformer.anomalies import Anomaly, TriggeringClass
+from transformer.analysis.anomalies import Anomaly, TriggeringClass
 from transformer.dht.clients import DhtRestClient, DhtWebSocketClient
 from transformer.dht.delivery import DeliveryService
 from transformer.dht.outbox import Outbox

@@ -16,7 +16,7 @@ import tritonclient.http as triton_http
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
 from contract.errors import InvalidInput, InvalidParameter
-from transformer.analysis_types import AnalysisOptions, AnalysisResult, WindowPrediction
+from transformer.analysis.types import AnalysisOptions, AnalysisResult, WindowPrediction
 from transformer.protocol import v2_response
 from transformer.protocol.predictor_tensors import embeddings_request, scores_from_response
 from transformer.protocol.rest_body import decode_rest_body

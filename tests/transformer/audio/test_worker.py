@@ -23,12 +23,12 @@ import soundfile as sf
 from prometheus_client import REGISTRY
 
 from contract.errors import AudioTooShort, UndecodableAudio
-from transformer.analysis import PreparedAnalysis
-from transformer.analysis_types import AnalysisOptions
-from transformer.constants import SAMPLE_RATE
-from transformer.embedded import EmbeddedAudio
+from transformer.analysis.analyzer import PreparedAnalysis
+from transformer.analysis.types import AnalysisOptions
+from transformer.audio.constants import SAMPLE_RATE
+from transformer.audio.embedded import EmbeddedAudio
+from transformer.audio.pipeline import EmbeddingPipeline
 from transformer.model import AudioTransformer
-from transformer.pipeline import EmbeddingPipeline
 from transformer.privacy import parse_privacy_request
 from transformer.settings import TransformerSettings
 

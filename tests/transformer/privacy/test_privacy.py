@@ -16,8 +16,8 @@ from pystoi import stoi
 
 from contract.errors import InvalidParameter, PrivacyPolicyViolation
 from tests.support import speech_synth as synth
-from transformer.audio import load_waveform
-from transformer.features import waveform_to_examples
+from transformer.audio.decode import load_waveform
+from transformer.audio.features import waveform_to_examples
 from transformer.privacy import (
     PRIVACY_METHODS,
     PrivacyRequest,
@@ -220,9 +220,9 @@ def test_invalid_policy_settings_are_operator_errors() -> None:
 def test_the_transformer_applies_the_operator_minimum_from_its_environment(
     enforcement: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from transformer.analysis import Analyzer
-    from transformer.analysis_types import AnalysisOptions
-    from transformer.labels import load_labels
+    from transformer.analysis.analyzer import Analyzer
+    from transformer.analysis.labels import load_labels
+    from transformer.analysis.types import AnalysisOptions
     from transformer.settings import TransformerSettings
 
     async def not_called(*args: object) -> None:

@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from contract.assets import PCA_PARAMS, VGGISH_CHECKPOINT, require_assets
-from transformer.audio import DECODE_BUDGET_HZ, load_waveform
-from transformer.constants import SAMPLE_RATE
-from transformer.embedded import AudioFeatures, EmbeddedAudio
-from transformer.features import waveform_to_examples
-from transformer.loudness import example_dbfs
+from transformer.audio.constants import SAMPLE_RATE
+from transformer.audio.decode import DECODE_BUDGET_HZ, load_waveform
+from transformer.audio.embedded import AudioFeatures, EmbeddedAudio
+from transformer.audio.features import waveform_to_examples
+from transformer.audio.loudness import example_dbfs
+from transformer.audio.vggish import VGGishEmbedder
 from transformer.privacy import PrivacyRequest, apply_privacy
 from transformer.settings import TransformerSettings
-from transformer.vggish import VGGishEmbedder
 
 
 class EmbeddingPipeline:

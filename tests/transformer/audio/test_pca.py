@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from contract.errors import MissingModelAsset, ModelLayoutMismatch
-from transformer.pca import PCAQuantizer
+from transformer.audio.pca import PCAQuantizer
 
 
 def _identity_quantizer() -> PCAQuantizer:

@@ -11,8 +11,8 @@ import pytest
 import resampy
 
 from tests.support.signals import chirp, dominant_frequency, rms, tone, white_noise
-from transformer import constants
-from transformer.resample import kaiser_best_v02_filter, resample_to_16k
+from transformer.audio import constants
+from transformer.audio.resample import kaiser_best_v02_filter, resample_to_16k
 
 # model.md §1, written out independently of transformer/constants.py.
 BETA = 14.769656459379492

@@ -1,6 +1,6 @@
 """Home-safety anomalies from classifier scores: which groups fire in which windows.
 
-A group (``transformer.anomaly_groups``) fires in a window when the highest
+A group (``transformer.analysis.anomaly_groups``) fires in a window when the highest
 score among its members reaches the group's threshold (``>=``). Windows quieter
 than the optional loudness gate are skipped. Everything here is a pure function
 of its inputs.
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from transformer.anomaly_groups import AnomalyGroup
-from transformer.labels import Labels, load_labels
+from transformer.analysis.anomaly_groups import AnomalyGroup
+from transformer.analysis.labels import Labels, load_labels
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def detect_anomalies(
         scores: (W, C) float classifier scores, one row per window.
         window_starts, window_ends: (W,) float seconds of each window in the recording.
         groups: the configured groups (``load_anomaly_groups``).
-        window_dbfs: (W,) float RMS level of each window (``transformer.loudness``);
+        window_dbfs: (W,) float RMS level of each window (``transformer.audio.loudness``);
             needed when ``gate_dbfs`` is set.
         gate_dbfs: skip windows whose level is below this (None = no gate).
         labels: display names for ``triggered_by`` (default: the shipped AudioSet labels).

@@ -1,7 +1,7 @@
 """What a caller asks of one analysis and what it gets back, whatever the transport.
 
 The v2 protocol, the SIFIS form and the DHT listener all produce
-``AnalysisOptions``; the analysis (``transformer.analysis``) produces an
+``AnalysisOptions``; the analysis (``transformer.analysis.analyzer``) produces an
 ``AnalysisResult``, which each transport encodes in its own way.
 """
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from contract.errors import InvalidParameter
-from transformer.labels import load_labels, parse_label_filter
+from tests.support.serverutil import PROJECT_ROOT
+from transformer.analysis.labels import load_labels, parse_label_filter
 
-CSV = Path(__file__).resolve().parents[2] / "transformer" / "data" / "class_labels_indices.csv"
+CSV = PROJECT_ROOT / "transformer" / "data" / "class_labels_indices.csv"
 
 
 def test_table_has_the_527_rows_in_output_order() -> None:

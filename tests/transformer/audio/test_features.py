@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from transformer.features import example_count, mel_matrix, waveform_to_examples
+from transformer.audio.features import example_count, mel_matrix, waveform_to_examples
 
 RATE = 16_000
 

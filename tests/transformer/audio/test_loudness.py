@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transformer.loudness import SILENCE_DBFS, example_dbfs, window_dbfs
+from transformer.audio.loudness import SILENCE_DBFS, example_dbfs, window_dbfs
 
 
 def test_levels_of_known_signals() -> None:

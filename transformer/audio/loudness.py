@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from contract.constants import EXAMPLE_SECONDS
-from transformer.constants import EXAMPLE_FRAMES, STFT_HOP_SAMPLES, STFT_WINDOW_SAMPLES
+from transformer.audio.constants import EXAMPLE_FRAMES, STFT_HOP_SAMPLES, STFT_WINDOW_SAMPLES
 
 EXAMPLE_HOP_SAMPLES = EXAMPLE_FRAMES * STFT_HOP_SAMPLES  # 15,360: examples do not overlap
 EXAMPLE_SPAN_SAMPLES = STFT_WINDOW_SAMPLES + (EXAMPLE_FRAMES - 1) * STFT_HOP_SAMPLES  # 15,600
@@ -41,7 +41,7 @@ def window_dbfs(levels: np.ndarray, start_seconds: np.ndarray, end_seconds: np.n
 
     Args:
         levels: (N,) per-example dBFS from ``example_dbfs``.
-        start_seconds, end_seconds: (W,) window bounds from ``transformer.windows``.
+        start_seconds, end_seconds: (W,) window bounds from ``transformer.analysis.windows``.
 
     Returns:
         (W,) float64 dBFS.

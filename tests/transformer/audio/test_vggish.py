@@ -17,8 +17,8 @@ from tests.support.synthetic_vggish_files import (
     synthetic_vggish_embedder,
     synthetic_vggish_files,
 )
-from transformer.features import waveform_to_examples
-from transformer.vggish import (
+from transformer.audio.features import waveform_to_examples
+from transformer.audio.vggish import (
     VGGishEmbedder,
     build_vggish,
     checkpoint_variable_shapes,

@@ -15,9 +15,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from contract.batching import AdaptiveBatcher, BatchStats
-from transformer.embedded import EmbeddedAudio
+from transformer.audio.embedded import EmbeddedAudio
+from transformer.audio.pipeline import EmbeddingPipeline
 from transformer.metrics import VGGISH_BATCH_METRICS
-from transformer.pipeline import EmbeddingPipeline
 from transformer.privacy import PrivacyRequest
 
 

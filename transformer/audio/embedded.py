@@ -1,6 +1,6 @@
 """What the audio stage hands on: derived numbers only, never samples.
 
-Kept apart from ``transformer.pipeline`` (which loads TensorFlow) so that the
+Kept apart from ``transformer.audio.pipeline`` (which loads TensorFlow) so that the
 analysis and its tests can name these types without it.
 """
 

@@ -21,7 +21,7 @@ import functools
 import numpy as np
 from resampy.interpn import resample_f_s
 
-from transformer.constants import (
+from transformer.audio.constants import (
     KAISER_BEST_BETA,
     KAISER_BEST_PRECISION,
     KAISER_BEST_ROLLOFF,

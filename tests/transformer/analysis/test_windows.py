@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from contract.errors import InvalidParameter, StartTimeOutOfRange
-from transformer.windows import select_windows
+from transformer.analysis.windows import select_windows
 
 
 def _embeddings(n: int) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 
 from contract.constants import EMBEDDING_SIZE
 from contract.errors import MissingModelAsset, ModelLayoutMismatch
-from transformer.constants import (
+from transformer.audio.constants import (
     PCA_EIGEN_VECTORS_NAME,
     PCA_MEANS_NAME,
     QUANTIZE_MAX_VAL,

@@ -18,7 +18,7 @@ from contract.errors import (
     UndecodableAudio,
 )
 from tests.support.signals import chirp, dominant_frequency, encode, rms, tone, white_noise
-from transformer.audio import AudioInfo, decode_audio, load_waveform, probe_audio
+from transformer.audio.decode import AudioInfo, decode_audio, load_waveform, probe_audio
 
 LIMIT = 600.0
 SHARED_AUDIO = Path("/work/shared/audio")

@@ -17,8 +17,8 @@ import tensorflow as tf
 
 from contract.constants import EMBEDDING_SIZE
 from contract.errors import MissingModelAsset, ModelAssetError, ModelLayoutMismatch
-from transformer.constants import EXAMPLE_FRAMES, NUM_MEL_BANDS
-from transformer.pca import PCAQuantizer
+from transformer.audio.constants import EXAMPLE_FRAMES, NUM_MEL_BANDS
+from transformer.audio.pca import PCAQuantizer
 
 #: Total weights + biases of VGGish (model.md §2).
 VGGISH_PARAMETER_COUNT = 72_141_184

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from tests.support.anomaly_table import csv_display_names, window_bounds
-from transformer.anomalies import Anomaly, detect_anomalies
-from transformer.anomaly_groups import AnomalyGroup
-from transformer.loudness import EXAMPLE_HOP_SAMPLES, example_dbfs, window_dbfs
+from transformer.analysis.anomalies import Anomaly, detect_anomalies
+from transformer.analysis.anomaly_groups import AnomalyGroup
+from transformer.audio.loudness import EXAMPLE_HOP_SAMPLES, example_dbfs, window_dbfs
 
 
 def _group(name: str, members: tuple[int, ...], threshold: float, enabled: bool = True) -> AnomalyGroup:

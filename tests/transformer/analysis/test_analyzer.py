@@ -21,12 +21,12 @@ import pytest
 from contract.constants import NUM_CLASSES
 from contract.errors import AudioTooLarge, PrivacyPolicyViolation
 from tests.support.serverutil import PROJECT_ROOT
-from transformer.analysis import Analyzer
-from transformer.analysis_types import AnalysisOptions, AnalysisResult
-from transformer.anomalies import Anomaly
-from transformer.anomaly_groups import load_anomaly_groups
-from transformer.embedded import EmbeddedAudio
-from transformer.labels import load_labels
+from transformer.analysis.analyzer import Analyzer
+from transformer.analysis.anomalies import Anomaly
+from transformer.analysis.anomaly_groups import load_anomaly_groups
+from transformer.analysis.labels import load_labels
+from transformer.analysis.types import AnalysisOptions, AnalysisResult
+from transformer.audio.embedded import EmbeddedAudio
 from transformer.privacy import PrivacyRequest
 from transformer.settings import TransformerSettings
 
@@ -81,7 +81,7 @@ def quiet_scores() -> np.ndarray:
 
 def test_the_analysis_imports_neither_tensorflow_nor_kserve() -> None:
     probe = (
-        "import sys, transformer.analysis; "
+        "import sys, transformer.analysis.analyzer; "
         "loaded = [m for m in ('tensorflow', 'keras', 'kserve', 'fastapi', 'grpc') if m in sys.modules]; "
         "print(','.join(loaded))"
     )

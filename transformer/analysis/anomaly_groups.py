@@ -1,7 +1,7 @@
 """The anomaly groups: the shipped table and an operator's overrides, validated by one schema.
 
 A *group* (glass_break, scream, smoke_fire_alarm, ...) maps several AudioSet
-classes to one user label and a threshold (detection: ``transformer.anomalies``).
+classes to one user label and a threshold (detection: ``transformer.analysis.anomalies``).
 The shipped groups live in ``transformer/data/anomaly_groups.json``; an operator
 file (format in docs/anomalies-and-dht.md) is read with the same pydantic
 schema (``extra="forbid"``: a misspelt key is an error, never ignored). Each

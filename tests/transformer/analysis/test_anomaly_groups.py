@@ -9,8 +9,8 @@ import pytest
 
 from contract.errors import AudioGuardError, InvalidConfiguration
 from tests.support.anomaly_table import EXPECTED_GROUPS, csv_display_names, window_bounds, write_groups_file
-from transformer.anomalies import detect_anomalies
-from transformer.anomaly_groups import AnomalyGroup, load_anomaly_groups
+from transformer.analysis.anomalies import detect_anomalies
+from transformer.analysis.anomaly_groups import AnomalyGroup, load_anomaly_groups
 
 # --- shipped defaults ---------------------------------------------------------------------
 

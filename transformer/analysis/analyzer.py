@@ -4,7 +4,7 @@ No transport here (no KServe, no HTTP): the v2 model, the SIFIS route and the
 DHT listener all run this, and its tests run it without TensorFlow. What it
 needs from outside is injected:
 
-- ``embed(audio, privacy)``: the audio stage (``transformer.embedding_worker``);
+- ``embed(audio, privacy)``: the audio stage (``transformer.audio.worker``);
 - ``score(windows, request_id, headers)``: the predictor (``transformer.predictor_client``);
 - ``record(result, anomalies)``: the durable outbox (``transformer.dht.delivery``),
   called in a worker thread before the result is returned, so an anomaly the
@@ -25,16 +25,16 @@ from datetime import UTC, datetime
 import numpy as np
 
 from contract.errors import AudioTooLarge
-from transformer.analysis_types import AnalysisOptions, AnalysisResult, WindowPrediction
-from transformer.anomalies import Anomaly, detect_anomalies
-from transformer.anomaly_groups import AnomalyGroup
-from transformer.embedded import EmbeddedAudio
-from transformer.labels import Labels
-from transformer.loudness import window_dbfs
+from transformer.analysis.anomalies import Anomaly, detect_anomalies
+from transformer.analysis.anomaly_groups import AnomalyGroup
+from transformer.analysis.labels import Labels
+from transformer.analysis.types import AnalysisOptions, AnalysisResult, WindowPrediction
+from transformer.analysis.windows import Windows, select_windows
+from transformer.audio.embedded import EmbeddedAudio
+from transformer.audio.loudness import window_dbfs
 from transformer.metrics import count_anomalies
 from transformer.privacy import PrivacyRequest, enforce_minimum, parse_privacy_request
 from transformer.settings import TransformerSettings
-from transformer.windows import Windows, select_windows
 
 EmbedAudio = Callable[[bytes, PrivacyRequest], Awaitable[EmbeddedAudio]]
 ScoreWindows = Callable[[np.ndarray, str | None, Mapping[str, str] | None], Awaitable[np.ndarray]]

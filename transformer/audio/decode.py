@@ -34,12 +34,12 @@ from contract.errors import (
     NonFiniteAudio,
     UndecodableAudio,
 )
-from transformer.constants import (
+from transformer.audio.constants import (
     MIN_SAMPLES_FOR_ONE_EXAMPLE,
     MIN_SECONDS_FOR_ONE_EXAMPLE,
     SAMPLE_RATE,
 )
-from transformer.resample import resample_to_16k, resampled_length
+from transformer.audio.resample import resample_to_16k, resampled_length
 
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 768_000

@@ -11,7 +11,7 @@ from functools import cache
 
 import numpy as np
 
-from transformer.constants import (
+from transformer.audio.constants import (
     EXAMPLE_FRAMES,
     FFT_LENGTH,
     LOG_OFFSET,
