@@ -50,6 +50,13 @@ class AnomalyGroup:
     enabled: bool = True
 
 
+def _true_or_false(value: object, info: ValidationInfo) -> object:
+    """JSON true/false only (no 1, "yes" ...), named as the file names the key."""
+    if not isinstance(value, bool):
+        raise ValueError(f"'{info.field_name}' must be true or false")
+    return value
+
+
 class GroupEntry(BaseModel):
     """One entry of a groups file; absent fields keep the shipped group's value."""
 
@@ -106,12 +113,7 @@ class GroupEntry(BaseModel):
             raise ValueError(f"threshold {value!r} is outside (0, 1]")
         return float(value)
 
-    @field_validator("enabled", mode="before")
-    @classmethod
-    def _boolean(cls, value: object) -> object:
-        if not isinstance(value, bool):
-            raise ValueError("'enabled' must be true or false")
-        return value
+    _enabled = field_validator("enabled", mode="before")(_true_or_false)
 
 
 class GroupsDocument(BaseModel):
@@ -123,12 +125,7 @@ class GroupsDocument(BaseModel):
     groups: tuple[Any, ...]
     replace_defaults: bool = False
 
-    @field_validator("replace_defaults", mode="before")
-    @classmethod
-    def _boolean(cls, value: object) -> object:
-        if not isinstance(value, bool):
-            raise ValueError("'replace_defaults' must be true or false")
-        return value
+    _replace_defaults = field_validator("replace_defaults", mode="before")(_true_or_false)
 
     @field_validator("groups", mode="before")
     @classmethod
