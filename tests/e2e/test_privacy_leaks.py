@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import io
 import json
 import logging
@@ -290,6 +291,8 @@ def test_detectors_report_planted_audio(
         "repr of floats": repr(waveform[4000:4006].tolist()).encode(),
         "3 decimals": ", ".join(f"{v:.3f}" for v in waveform[7000:7006]).encode(),
         "int16 printing": str(np.round(waveform[9000:9008] * 32768).astype(np.int16)).encode(),
+        "sha256 in an id": b"analysis_id=host2026-12-03T10:00:00Z"
+        + hashlib.sha256(recording).hexdigest().encode(),
     }
     for name, data in planted.items():
         assert fingerprints.find(b"INFO something\n" + data + b"\n", name), f"{name} not detected"

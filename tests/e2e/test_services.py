@@ -475,7 +475,10 @@ def test_sifis_endpoint_analytics_api_request(
     assert (body["requestor_id"], body["requestor_type"], body["request_id"]) == ("nssd-7", "NSSD", "req-42")
     assert body["analyzer_id"] == ANALYZER
     assert body["analysis_id"].startswith(ANALYZER)
-    assert body["analysis_id"].endswith(hashlib.sha256(audio).hexdigest())
+    # the id reveals nothing of the audio: no digest of it, and a new id for the same upload
+    assert hashlib.sha256(audio).hexdigest() not in body["analysis_id"]
+    again = sifis_post(transformer, audio).json()["analysis_id"]
+    assert again != body["analysis_id"] and len(again) == len(body["analysis_id"])
     # what the Analytics-API reads: predictions[0..4] label/probability, best first
     expected = reference.classify(audio, top_k=5)
     assert [p["label"] for p in body["predictions"]] == [p["label"] for p in expected.top]

@@ -2,7 +2,8 @@
 
 - ``AudioFingerprints``: what a recording looks like wherever a copy of it could
   end up: chunks of the encoded file (raw, base64 at every alignment, hex,
-  ``repr`` escapes) and of the samples the transformer holds (decoded mono,
+  ``repr`` escapes), the file's digests (md5/sha1/sha256/sha512, hex and base64),
+  and chunks of the samples the transformer holds (decoded mono,
   each channel, the 16 kHz waveform) as float32/float64/int16 bytes (raw and
   base64), plus runs of sample values printed as text (``repr``, numpy printing).
 - ``OpenFileWatcher``: polls ``/proc/<pid>/fd`` of processes in a background
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import io
 import os
 import re
@@ -134,6 +136,14 @@ class AudioFingerprints:
             needles[escaped_rendering(wav[quote_free : quote_free + CHUNK_BYTES])] = (
                 f"encoded file bytes as repr() escapes #{index}"
             )
+
+        # a digest of the file identifies it as well as the file does (a known recording)
+        for algorithm in ("md5", "sha1", "sha256", "sha512"):
+            digest = hashlib.new(algorithm, wav).digest()
+            needles[digest.hex().encode()] = f"{algorithm} of the file (hex)"
+            needles[digest.hex().upper().encode()] = f"{algorithm} of the file (HEX)"
+            needles[base64.b64encode(digest).rstrip(b"=")] = f"{algorithm} of the file (base64)"
+            needles[base64.urlsafe_b64encode(digest).rstrip(b"=")] = f"{algorithm} of the file (base64url)"
 
         forms = {
             "16 kHz waveform": (mono_16k, 16_000),

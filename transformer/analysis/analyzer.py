@@ -17,7 +17,7 @@ The v2 path splits the work where KServe calls the predictor itself:
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +41,16 @@ ScoreWindows = Callable[[np.ndarray, str | None, Mapping[str, str] | None], Awai
 RecordAnalysis = Callable[[AnalysisResult, Sequence[Anomaly]], None]
 
 
+def new_analysis_id(analyzer_id: str) -> str:
+    """The SIFIS analysis id: analyzer id + UTC time + 64 random hex digits.
+
+    The old service ended it with the sha256 of the audio: a fingerprint that tells
+    whoever holds a known recording whether it was made in this home. The random
+    part keeps the id's shape and uniqueness and reveals nothing about the audio.
+    """
+    return f"{analyzer_id}{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%fZ}{secrets.token_hex(32)}"
+
+
 def upload_too_large(max_upload_mb: float) -> AudioTooLarge:
     """The 413 of every path (v2 REST, v2 gRPC, SIFIS, listener), naming the configured limit."""
     return AudioTooLarge(
@@ -58,7 +68,7 @@ class PreparedAnalysis:
         windows: the classifier windows cut from the embeddings.
         privacy_requested: canonical method the caller asked for (the applied
             one when it named none: it asked for the service default).
-        analysis_id: SIFIS analysis id (analyzer id + UTC time + sha256 of the audio).
+        analysis_id: SIFIS analysis id (``new_analysis_id``).
     """
 
     options: AnalysisOptions
@@ -111,7 +121,6 @@ class Analyzer:
             raise upload_too_large(self.settings.max_upload_mb)
         requested, applied = self.privacy_for(options)
         embedded = await self._embed(audio, applied)
-        digest = await asyncio.to_thread(lambda: hashlib.sha256(audio).hexdigest())
         windows = select_windows(
             embedded.embeddings,
             start_time=options.start_time,
@@ -123,7 +132,7 @@ class Analyzer:
             embedded=embedded,
             windows=windows,
             privacy_requested=requested.method if requested.named else applied.method,
-            analysis_id=f"{self.settings.analyzer_id}{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%fZ}{digest}",
+            analysis_id=new_analysis_id(self.settings.analyzer_id),
         )
 
     async def finish(self, prepared: PreparedAnalysis, scores: np.ndarray) -> AnalysisResult:
