@@ -209,7 +209,7 @@ class AudioTransformer(Model):
         except AudioGuardError as error:
             raise to_kserve_error(error) from None
         _PENDING.set(_PendingV2(payload, prepared))
-        return predictor.request(prepared.windows.embeddings, payload.id)
+        return predictor.request(prepared.predictor_windows, payload.id)
 
     async def predict(
         self,
@@ -233,7 +233,7 @@ class AudioTransformer(Model):
         pending = _PENDING.get()
         try:
             analyzer, predictor = self._loaded()
-            scores = predictor.scores(result, len(pending.prepared.windows))
+            scores = predictor.scores(result, pending.prepared.predictor_window_count)
             analysis = await analyzer.finish(pending.prepared, scores)
         except AudioGuardError as error:
             raise to_kserve_error(error) from None

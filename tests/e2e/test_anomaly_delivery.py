@@ -30,9 +30,9 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from audioguard.offline import OfflineClassifier
-from tests.e2e.test_services import MODEL, clip, predictor_args, sifis_post
 from tests.support.dht_standin import DhtStandIn
 from tests.support.serverutil import RunningServer, run_module, start_server
+from tests.support.service_clients import MODEL, clip, predictor_args, sifis_post
 from transformer.analysis.labels import load_labels
 
 pytestmark = pytest.mark.slow

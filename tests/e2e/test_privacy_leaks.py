@@ -39,7 +39,6 @@ import requests
 import soundfile as sf
 from kserve.logging import KSERVE_LOG_CONFIG
 
-from tests.e2e.test_services import sifis_post, triton_binary, triton_json
 from tests.support.dht_standin import DhtStandIn
 from tests.support.leakscan import (
     AudioFingerprints,
@@ -53,6 +52,7 @@ from tests.support.leakscan import (
     session_members,
 )
 from tests.support.serverutil import RunningServer, free_port, module_command, service_env
+from tests.support.service_clients import sifis_post, triton_binary, triton_json
 
 pytestmark = pytest.mark.slow
 

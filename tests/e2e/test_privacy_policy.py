@@ -20,8 +20,8 @@ import grpc
 import pytest
 import requests
 
-from tests.e2e.test_services import MODEL, clip, kserve_grpc, sifis_post, triton_binary
 from tests.support.serverutil import RunningServer, start_server
+from tests.support.service_clients import MODEL, clip, kserve_grpc, sifis_post, triton_binary
 
 pytestmark = pytest.mark.slow
 

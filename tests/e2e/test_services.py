@@ -9,7 +9,6 @@ restarts that predictor on the same ports), so the tests run in any order.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import io
@@ -28,7 +27,6 @@ import pytest
 import requests
 import soundfile as sf
 import tritonclient.http as triton_http
-from kserve import InferenceGRPCClient, InferInput, InferRequest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
@@ -37,12 +35,23 @@ from contract import errors
 from contract.assets import TRANSFORMER_ASSETS, asset_report, sha512_of
 from tests.support.dht_standin import DhtStandIn
 from tests.support.serverutil import PROJECT_ROOT, RunningServer, module_command, service_env, start_server
+from tests.support.service_clients import (
+    MODEL,
+    clip,
+    kserve_grpc,
+    predictor_args,
+    sifis_post,
+    sifis_url,
+    triton_binary,
+    triton_json,
+    wav_bytes,
+    windows_from_arrays,
+)
 from transformer.analysis.labels import load_labels
 from transformer.dht.topics import RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID
 
 pytestmark = pytest.mark.slow
 
-MODEL = "audioguard"
 ANALYZER = "test-analyzer"
 MAX_UPLOAD_MB = 1.0
 #: Above gRPC's default 8 MiB message limit.
@@ -53,12 +62,6 @@ LABELS = load_labels()
 
 
 # --- test audio -------------------------------------------------------------------------
-
-
-def wav_bytes(samples: np.ndarray, sample_rate: int = 16000, subtype: str = "PCM_16") -> bytes:
-    buffer = io.BytesIO()
-    sf.write(buffer, samples, sample_rate, format="WAV", subtype=subtype)
-    return buffer.getvalue()
 
 
 def silent_flac(seconds: float, sample_rate: int) -> bytes:
@@ -72,19 +75,6 @@ def shipped_groups() -> list[dict[str, Any]]:
     """The shipped anomaly groups, read from the JSON file as a person would."""
     text = (PROJECT_ROOT / "transformer" / "data" / "anomaly_groups.json").read_text("utf-8")
     return list(json.loads(text)["groups"])
-
-
-def clip(seed: int, seconds: float = 3.0, sample_rate: int = 16000) -> bytes:
-    """A distinct synthetic recording per seed: tones, noise, an on/off envelope."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    x = sum(
-        rng.uniform(0.05, 0.3) * np.sin(2 * np.pi * rng.uniform(100, 6000) * t + rng.uniform(0, 6))
-        for _ in range(3)
-    )
-    x = x + rng.uniform(0.0, 0.2) * rng.standard_normal(t.size)
-    envelope = (np.sin(2 * np.pi * rng.uniform(0.3, 3) * t) > 0) * 0.7 + 0.3
-    return wav_bytes(np.clip(x * envelope, -1, 1), sample_rate)
 
 
 # --- servers --------------------------------------------------------------------------------
@@ -104,10 +94,6 @@ class Predictor:
     @property
     def grpc_port(self) -> int:
         return int(self.server.grpc_address.rsplit(":", 1)[1])
-
-
-def predictor_args(model_dir: Path) -> list[str]:
-    return ["--model_name", MODEL, "--model_dir", str(model_dir)]
 
 
 def restart_on_same_ports(predictor: Predictor) -> RunningServer:
@@ -230,102 +216,7 @@ def assert_matches(windows: list[dict[str, Any]], expected: ClipResult) -> None:
         np.testing.assert_allclose(scores, want.scores, atol=ATOL)
 
 
-def windows_from_arrays(outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    def text(value: Any) -> str:
-        return value.decode() if isinstance(value, bytes) else str(value)
-
-    return [
-        {
-            "start_seconds": float(outputs["window_start_seconds"][w]),
-            "end_seconds": float(outputs["window_end_seconds"][w]),
-            "top": [
-                {"label_id": text(i), "label": text(n), "probability": float(p)}
-                for i, n, p in zip(
-                    outputs["label_id"][w], outputs["label"][w], outputs["probability"][w], strict=True
-                )
-            ],
-        }
-        for w in range(outputs["label"].shape[0])
-    ]
-
-
 # --- clients -------------------------------------------------------------------------------
-
-
-def host_port(server: RunningServer) -> str:
-    return server.http_url.removeprefix("http://")
-
-
-def triton_binary(server: RunningServer, audio: bytes, parameters: dict[str, Any]) -> dict[str, Any]:
-    """tritonclient.http with its defaults: binary input, binary outputs."""
-    client = triton_http.InferenceServerClient(host_port(server), network_timeout=120)
-    tensor = triton_http.InferInput("audio", [1], "BYTES")
-    tensor.set_data_from_numpy(np.array([audio], dtype=np.object_), binary_data=True)
-    result = client.infer(MODEL, [tensor], parameters=parameters)
-    names = ("label_id", "label", "probability", "window_start_seconds", "window_end_seconds", "anomalies")
-    response = result.get_response()
-    return {
-        "windows": windows_from_arrays({name: result.as_numpy(name) for name in names}),
-        "anomalies": json.loads(result.as_numpy("anomalies")[0]),
-        "parameters": response.get("parameters", {}),
-    }
-
-
-def triton_json(server: RunningServer, audio: bytes, parameters: dict[str, Any]) -> dict[str, Any]:
-    """tritonclient.http JSON-only: base64 text input, JSON outputs."""
-    client = triton_http.InferenceServerClient(host_port(server), network_timeout=120)
-    tensor = triton_http.InferInput("audio", [1], "BYTES")
-    text = base64.b64encode(audio).decode("ascii")
-    tensor.set_data_from_numpy(np.array([text], dtype=np.object_), binary_data=False)
-    outputs = [
-        triton_http.InferRequestedOutput(name, binary_data=False)
-        for name in ("label_id", "label", "probability", "window_start_seconds", "window_end_seconds")
-    ]
-    result = client.infer(
-        MODEL, [tensor], outputs=outputs, parameters={"content_encoding": "base64", **parameters}
-    )
-    names = ("label_id", "label", "probability", "window_start_seconds", "window_end_seconds")
-    response = result.get_response()
-    assert all("binary_data_size" not in o.get("parameters", {}) for o in response["outputs"])
-    return {
-        "windows": windows_from_arrays({name: result.as_numpy(name) for name in names}),
-        "parameters": response.get("parameters", {}),
-    }
-
-
-def kserve_grpc(server: RunningServer, audio: bytes, parameters: dict[str, Any]) -> dict[str, Any]:
-    """KServe's own gRPC client: raw BYTES contents."""
-
-    async def call() -> Any:
-        client = InferenceGRPCClient(server.grpc_address, timeout=120, retries=0)
-        tensor = InferInput("audio", [1], "BYTES")
-        tensor.set_data_from_numpy(np.array([audio], dtype=np.object_), binary_data=True)
-        grpc_parameters = {k: v if isinstance(v, bool | int | str) else str(v) for k, v in parameters.items()}
-        try:
-            return await client.infer(InferRequest(MODEL, [tensor], parameters=grpc_parameters))
-        finally:
-            await client.close()
-
-    response = asyncio.run(call())
-    outputs = {o.name: o.as_numpy() for o in response.outputs}
-    return {
-        "windows": windows_from_arrays(outputs),
-        "anomalies": json.loads(outputs["anomalies"][0]),
-        "parameters": {k: (v.string_param or v.int64_param) for k, v in response.parameters.items()},
-    }
-
-
-def sifis_url(server: RunningServer, method: str = "nothing", audio_file: str = "anonymized_audio") -> str:
-    return f"{server.http_url}/model/predict/{audio_file}/{method}/nssd-7/NSSD/req-42"
-
-
-def sifis_post(
-    server: RunningServer, audio: bytes, method: str = "nothing", **kwargs: Any
-) -> requests.Response:
-    """The Analytics-API's exact request."""
-    return requests.post(
-        sifis_url(server, method), files={"audio": ("sample1.wav", audio, "audio/wav")}, timeout=120, **kwargs
-    )
 
 
 # --- tests -------------------------------------------------------------------------------------

@@ -65,7 +65,10 @@ class PreparedAnalysis:
     Attributes:
         options: the validated request options.
         embedded: the recording's embeddings, loudness and applied privacy.
-        windows: the classifier windows cut from the embeddings.
+        windows: the windows whose labels are returned: MAX's one window at
+            ``start_time``, or every window from there with ``all_windows``.
+        scan: the windows scanned for anomalies: always the whole recording,
+            so an alarm late in a long recording is never missed.
         privacy_requested: canonical method the caller asked for (the applied
             one when it named none: it asked for the service default).
         analysis_id: SIFIS analysis id (``new_analysis_id``).
@@ -74,8 +77,34 @@ class PreparedAnalysis:
     options: AnalysisOptions
     embedded: EmbeddedAudio
     windows: Windows
+    scan: Windows
     privacy_requested: str
     analysis_id: str
+
+    @property
+    def shared(self) -> bool:
+        """The label windows are the scanned ones (scored once)."""
+        return len(self.windows) == len(self.scan) and bool(
+            np.array_equal(self.windows.start_seconds, self.scan.start_seconds)
+        )
+
+    @property
+    def predictor_windows(self) -> np.ndarray:
+        """(W, 10, 128) uint8: what the predictor scores, label windows first, then the scan."""
+        if self.shared:
+            return self.windows.embeddings
+        return np.concatenate([self.windows.embeddings, self.scan.embeddings])
+
+    @property
+    def predictor_window_count(self) -> int:
+        """Rows of ``predictor_windows`` (without building it)."""
+        return len(self.windows) if self.shared else len(self.windows) + len(self.scan)
+
+    def split_scores(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(label-window scores, scan scores) of the predictor's answer for ``predictor_windows``."""
+        if self.shared:
+            return scores, scores
+        return scores[: len(self.windows)], scores[len(self.windows) :]
 
 
 class Analyzer:
@@ -121,33 +150,31 @@ class Analyzer:
             raise upload_too_large(self.settings.max_upload_mb)
         requested, applied = self.privacy_for(options)
         embedded = await self._embed(audio, applied)
+        hop = self.settings.window_hop
         windows = select_windows(
-            embedded.embeddings,
-            start_time=options.start_time,
-            all_windows=options.all_windows,
-            hop=self.settings.window_hop,
+            embedded.embeddings, start_time=options.start_time, all_windows=options.all_windows, hop=hop
         )
         return PreparedAnalysis(
             options=options,
             embedded=embedded,
             windows=windows,
+            scan=select_windows(embedded.embeddings, all_windows=True, hop=hop),
             privacy_requested=requested.method if requested.named else applied.method,
             analysis_id=new_analysis_id(self.settings.analyzer_id),
         )
 
-    async def finish(self, prepared: PreparedAnalysis, scores: np.ndarray) -> AnalysisResult:
-        """(W, 527) scores of the prepared windows -> top-k, anomalies, the durable record."""
-        windows = prepared.windows
+    async def finish(self, prepared: PreparedAnalysis, predictor_scores: np.ndarray) -> AnalysisResult:
+        """Scores of ``prepared.predictor_windows`` -> top-k, anomalies, the durable record."""
+        windows, scan = prepared.windows, prepared.scan
+        scores, scan_scores = prepared.split_scores(predictor_scores)
         options = prepared.options
         top_k = options.top_k or self.settings.top_k
         anomalies = detect_anomalies(
-            scores,
-            windows.start_seconds,
-            windows.end_seconds,
+            scan_scores,
+            scan.start_seconds,
+            scan.end_seconds,
             self.groups,
-            window_dbfs=window_dbfs(
-                prepared.embedded.example_dbfs, windows.start_seconds, windows.end_seconds
-            ),
+            window_dbfs=window_dbfs(prepared.embedded.example_dbfs, scan.start_seconds, scan.end_seconds),
             gate_dbfs=self.settings.loudness_gate_dbfs,
             labels=self.labels,
         )
@@ -165,6 +192,7 @@ class Analyzer:
             analysis_id=prepared.analysis_id,
             duration_seconds=prepared.embedded.duration_seconds,
             options=options,
+            scanned_seconds=(float(scan.start_seconds[0]), float(scan.end_seconds.max())),
         )
         count_anomalies(anomalies)
         if self._record is not None:
@@ -182,5 +210,5 @@ class Analyzer:
     ) -> AnalysisResult:
         """The whole analysis of one recording (SIFIS route, DHT listener)."""
         prepared = await self.prepare(audio, options)
-        scores = await self._score(prepared.windows.embeddings, request_id, headers)
+        scores = await self._score(prepared.predictor_windows, request_id, headers)
         return await self.finish(prepared, scores)

@@ -65,6 +65,8 @@ class AnalysisResult:
         analyzer_id, analysis_id: SIFIS identifiers of this analysis.
         duration_seconds: length of the decoded recording.
         options: the request options (ids echoed in responses).
+        scanned_seconds: (start, end) of the audio scanned for anomalies: the whole
+            recording, whatever windows the labels were asked for.
     """
 
     windows: list[WindowPrediction]
@@ -75,3 +77,4 @@ class AnalysisResult:
     analysis_id: str
     duration_seconds: float
     options: AnalysisOptions
+    scanned_seconds: tuple[float, float]

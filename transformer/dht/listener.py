@@ -4,7 +4,8 @@ With it the service runs without the SIFIS Analytics-API: it subscribes to the
 broker's WebSocket (``ws://host:3000/ws``) and, for every persistent write to
 ``SIFIS:Privacy_Aware_Audio_Anomaly_Detection`` whose value is
 ``{description, requestor_id, requestor_type, request_id, Type: "Audio_file",
-audio_file, method}``, reads ``audio_file`` from the configured folder and hands
+audio_file, method}`` (``Type`` may be absent, as the Analytics-API allows; another
+type is ignored), reads ``audio_file`` from the configured folder and hands
 the bytes and the request value to an injected ``process`` coroutine (the
 transformer's analysis, which records the result in the outbox).
 
@@ -41,7 +42,7 @@ ProcessCallback = Callable[[bytes, dict[str, Any]], Awaitable[None]]
 
 
 def options_from_request(request: dict[str, Any], settings: TransformerSettings) -> AnalysisOptions:
-    """The analysis options of a DHT request value: its ids echoed, every window scanned.
+    """The analysis options of a DHT request value: its ids echoed, MAX's window labelled.
 
     Raises:
         InvalidParameter: ``method`` names no privacy method and
@@ -56,7 +57,8 @@ def options_from_request(request: dict[str, Any], settings: TransformerSettings)
     return AnalysisOptions(
         privacy_method=method_from_sifis_name(method, settings.sifis_unknown_method),
         top_k=settings.top_k,
-        all_windows=True,
+        # predictions are MAX's one window; the analysis scans every window for anomalies
+        all_windows=False,
         requestor_id=text("requestor_id"),
         requestor_type=text("requestor_type"),
         request_id=text("request_id"),
@@ -229,7 +231,8 @@ class RequestListener:
     async def _serve(self, request: dict[str, Any]) -> None:
         request_id = str(request.get("request_id", ""))[:80]
         kind = request.get("Type")
-        if kind != REQUEST_TYPE:
+        # the Analytics-API accepts a request without a Type; only another type is not ours
+        if kind is not None and kind != REQUEST_TYPE:
             logger.warning("request %r: Type %r is not %r; ignored", request_id, kind, REQUEST_TYPE)
             return
         async with self._slots:

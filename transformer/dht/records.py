@@ -57,8 +57,9 @@ def result_value(result: AnalysisResult) -> dict[str, Any]:
     """The SIFIS result value of one analysis: the DHT record and the body of a SIFIS 200.
 
     The fields the old service's consumers read, plus ``privacy_method``
-    (applied) and ``anomalies``; ``predictions`` are the first window's top
-    labels, as before.
+    (applied), ``anomalies`` and ``anomaly_scan_seconds`` ([start, end] of the
+    audio scanned: the whole recording); ``predictions`` are the first window's
+    top labels, as before.
     """
     options = result.options
     return {
@@ -73,6 +74,7 @@ def result_value(result: AnalysisResult) -> dict[str, Any]:
         "privacy_method": result.privacy_applied,
         "predictions": result.windows[0].top,
         "anomalies": result.anomalies,
+        "anomaly_scan_seconds": list(result.scanned_seconds),
     }
 
 

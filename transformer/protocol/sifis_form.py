@@ -147,8 +147,8 @@ def sifis_options(
         privacy_method=method_from_sifis_name(method, unknown_method),
         start_time=0.0 if start_time is None else parse_start_time(start_time),
         top_k=SIFIS_TOP_K,
-        # every window is checked for anomalies; predictions stay MAX's first window
-        all_windows=True,
+        # predictions are MAX's one window; the analysis scans every window for anomalies
+        all_windows=False,
         label_filter=parse_label_filter(text_field(parts, "filter")),
         requestor_id=parse_identifier("requestor_id", requestor_id),
         requestor_type=parse_identifier("requestor_type", requestor_type),

@@ -72,7 +72,9 @@ def encode_result(result: AnalysisResult, request: InferRequest) -> InferRespons
 
 
 def response_parameters(result: AnalysisResult) -> dict[str, str | int]:
-    """Response parameters: the privacy applied, the analysis ids, the echoed SIFIS ids.
+    """Response parameters: the privacy applied, the analysis ids, the span scanned for
+    anomalies (the whole recording, even when the labels cover MAX's one window), the
+    echoed SIFIS ids.
 
     ``privacy_requested`` is the method the request named; a request that named
     none asked for the service default, the operator minimum, which is then
@@ -85,6 +87,8 @@ def response_parameters(result: AnalysisResult) -> dict[str, str | int]:
         "analysis_id": result.analysis_id,
         "anomaly_count": len(result.anomalies),
         "duration_seconds": f"{result.duration_seconds:.3f}",
+        "anomaly_scan_start_seconds": f"{result.scanned_seconds[0]:.3f}",
+        "anomaly_scan_end_seconds": f"{result.scanned_seconds[1]:.3f}",
     }
     for name in SIFIS_ID_PARAMETERS:
         value = getattr(result.options, name)

@@ -43,6 +43,7 @@ class Rig:
     """Records what the analysis hands to its injected collaborators."""
 
     def __init__(self, scores: np.ndarray, example_dbfs: np.ndarray | None = None) -> None:
+        """``scores[i]``: the scores of the window that starts at the i-th 10-example boundary."""
         self.scores = scores
         self.example_dbfs = np.full(EXAMPLES, -20.0) if example_dbfs is None else example_dbfs
         self.embedded_with: list[PrivacyRequest] = []
@@ -59,7 +60,8 @@ class Rig:
         self, windows: np.ndarray, request_id: str | None, headers: Mapping[str, str] | None
     ) -> np.ndarray:
         self.scored.append((windows, request_id, headers))
-        return self.scores[: windows.shape[0]]
+        # a window's first row holds its first example's index (see ``embed``)
+        return np.stack([self.scores[int(window[0, 0]) // 10] for window in windows])
 
     def record(self, result: AnalysisResult, anomalies: Sequence[Anomaly]) -> None:
         self.recorded.append((result, list(anomalies)))
@@ -161,6 +163,34 @@ async def test_an_upload_over_the_limit_is_413_before_any_audio_work() -> None:
     assert rig.embedded_with == []
 
 
+async def test_the_whole_recording_is_scanned_when_the_labels_cover_maxs_first_window() -> None:
+    glass = shipped_group("glass_break")
+    scores = quiet_scores()
+    scores[1, glass["members"][0]] = 0.95  # only in the second window (9.6-19.2 s)
+    rig = Rig(scores)
+
+    result = await rig.analyzer().analyze(AUDIO, AnalysisOptions(top_k=2))
+
+    assert len(result.windows) == 1 and result.windows[0].start_seconds == 0.0  # MAX's one window
+    found = [(a["group"], a["start_seconds"]) for a in result.anomalies]
+    assert found == [("glass_break", pytest.approx(9.6))]
+    assert result.scanned_seconds == pytest.approx((0.0, 19.2))
+    ((windows, _, _),) = rig.scored  # one predictor call: the label window, then the scan
+    assert [int(w[0, 0]) for w in windows] == [0, 0, 10]
+
+
+async def test_a_late_start_time_still_scans_from_the_beginning() -> None:
+    glass = shipped_group("glass_break")
+    scores = quiet_scores()
+    scores[0, glass["members"][0]] = 0.95  # only in the first window
+    rig = Rig(scores)
+
+    result = await rig.analyzer().analyze(AUDIO, AnalysisOptions(start_time=10.0, all_windows=True))
+
+    assert [w.start_seconds for w in result.windows] == [pytest.approx(9.6)]
+    assert [a["window_index"] for a in result.anomalies] == [0]
+
+
 async def test_prepare_then_finish_is_the_same_analysis_as_analyze() -> None:
     scores = quiet_scores()
     scores[0, shipped_group("siren")["members"][0]] = 0.9
@@ -168,6 +198,7 @@ async def test_prepare_then_finish_is_the_same_analysis_as_analyze() -> None:
     analyzer = rig.analyzer()
 
     prepared = await analyzer.prepare(AUDIO, AnalysisOptions(all_windows=True))
+    assert prepared.shared  # every window is both shown and scanned: scored once
     split = await analyzer.finish(prepared, scores)
     whole = await analyzer.analyze(AUDIO, AnalysisOptions(all_windows=True))
 

@@ -180,6 +180,20 @@ async def test_a_request_on_the_topic_processes_the_named_file(rig: ListenerRig,
 
 
 @pytest.mark.slow
+async def test_a_request_without_a_type_is_processed_as_the_analytics_api_does(
+    rig: ListenerRig, audio_dir: Path
+) -> None:
+    await rig.listener.start()
+    await _subscribed(rig)
+    request = request_value("kitchen.wav", "untyped")
+    del request["Type"]
+    await _post_request(rig.broker, request)
+
+    await eventually(lambda: len(rig.recorder.calls) == 1, 10, "the untyped request to be processed")
+    assert rig.recorder.calls[0] == ((audio_dir / "kitchen.wav").read_bytes(), request)
+
+
+@pytest.mark.slow
 async def test_unsafe_foreign_and_malformed_requests_are_ignored(rig: ListenerRig) -> None:
     await rig.listener.start()
     await _subscribed(rig)

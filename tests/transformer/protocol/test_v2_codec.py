@@ -336,6 +336,7 @@ def _result() -> AnalysisResult:
         analysis_id="host2026" + "a" * 64,
         duration_seconds=12.5,
         options=AnalysisOptions(requestor_id="r1", request_id="q1"),
+        scanned_seconds=(0.0, 12.48),
     )
 
 
@@ -355,6 +356,10 @@ def test_encode_result_json_outputs_and_parameters() -> None:
     # the request named no method: it asked for the service default (the minimum, applied)
     assert document["parameters"]["privacy_requested"] == "scramble"
     assert document["parameters"]["requestor_id"] == "r1"
+    # the whole recording was scanned for anomalies, whatever windows the labels cover
+    parameters = document["parameters"]
+    scanned = (parameters["anomaly_scan_start_seconds"], parameters["anomaly_scan_end_seconds"])
+    assert scanned == ("0.000", "12.480")
     assert "requestor_type" not in document["parameters"]
 
 
