@@ -48,10 +48,14 @@ class StartTimeOutOfRange(InvalidInput):
     """``start_time`` is negative or lies beyond the last example of the clip (400)."""
 
 
-class AudioTooLarge(AudioGuardError):
-    """Upload or duration above the configured maximum (413)."""
+class RequestTooLarge(AudioGuardError):
+    """A request body above the configured maximum (413)."""
 
     status_code = 413
+
+
+class AudioTooLarge(RequestTooLarge):
+    """Upload or duration above the configured maximum (413)."""
 
 
 class PrivacyPolicyViolation(AudioGuardError):
@@ -67,6 +71,15 @@ class ServiceNotReady(AudioGuardError):
     """Weights not loaded yet, or the predictor is unreachable (503)."""
 
     status_code = 503
+
+
+class ServiceFault(AudioGuardError):
+    """A part of the service failed: a bug, or a dependency answering nonsense (500, gRPC INTERNAL).
+
+    Never a client's mistake (those are 4xx) nor an outage (503).
+    """
+
+    status_code = 500
 
 
 class ModelAssetError(AudioGuardError):

@@ -7,8 +7,10 @@ with a traceback. ``StatusMappingInterceptor`` answers our ``ClientRequestError`
 with the code that matches its HTTP status and logs one line without traceback
 (messages never contain audio); our ``ServiceUnavailableError`` (503: not
 ready, predictor down) becomes UNAVAILABLE with one WARNING line, since an
-outage would otherwise log a traceback per request; everything else goes to
-KServe's own mapping.
+outage would otherwise log a traceback per request; a server fault
+(``ServerFaultError``, KServe's ``InferenceError``) is INTERNAL, where KServe
+says INVALID_ARGUMENT and blames the client; everything else goes to KServe's
+own mapping.
 
 413 maps to RESOURCE_EXHAUSTED because that is what gRPC itself answers when
 a message exceeds ``grpc_max_receive_message_length``: a client sees one code
@@ -22,10 +24,11 @@ from typing import Any, Final
 
 from grpc import StatusCode
 from grpc.aio import ServicerContext
+from kserve.errors import InferenceError
 from kserve.protocol.grpc import server as kserve_grpc_server
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 
-from contract.http import ClientRequestError, ServiceUnavailableError
+from contract.http import ClientRequestError, ServerFaultError, ServiceUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +59,13 @@ class StatusMappingInterceptor(ExceptionToStatusInterceptor):
             code = grpc_code_for(ex.status_code)
             logger.info("gRPC %s refused: %s %s", method_name, code.name, ex.reason)
             await context.abort(code, ex.reason)
+        elif isinstance(ex, ServerFaultError):
+            logger.error("gRPC %s failed: %s", method_name, ex.reason)
+            await context.abort(StatusCode.INTERNAL, ex.reason)
+        elif isinstance(ex, InferenceError):
+            # KServe's own may quote the payload: the type only, in the log and the answer
+            logger.error("gRPC %s failed: %s", method_name, type(ex).__name__)
+            await context.abort(StatusCode.INTERNAL, f"internal server error ({type(ex).__name__})")
         else:
             await super().handle_exception(ex, request_or_iterator, context, method_name)
 

@@ -12,9 +12,9 @@
   echoed (it may quote request bytes).
 - Error handlers: our ``AudioGuardError`` with its status; our 503
   (``ServiceUnavailableError``) as one WARNING line, where KServe's handler for
-  its base class logs an ERROR traceback on every request; a bare ValueError
-  from decoding an ``/infer`` body as 400; FastAPI's 422 without echoing the
-  body back.
+  its base class logs an ERROR traceback on every request; server faults
+  (``ServerFaultError``, KServe's ``InferenceError``, a bare ValueError) as 500
+  without echoing KServe's messages; FastAPI's 422 without echoing the body back.
 - ``to_kserve_error``: our typed errors as exceptions KServe maps to the right
   status on REST and gRPC.
 - ``configure_service_logging``: our loggers next to KServe's, same format.
@@ -37,6 +37,7 @@ from fastapi.exceptions import FastAPIDeprecationWarning, RequestValidationError
 from fastapi.responses import JSONResponse
 from kserve import errors as kserve_errors
 from kserve import logging as kserve_logging
+from kserve.protocol.rest import server as kserve_rest_server
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.errors import AudioGuardError
@@ -131,6 +132,15 @@ class ClientRequestError(kserve_errors.InvalidInput):
         self.status_code = status_code
 
 
+class ServerFaultError(kserve_errors.InferenceError):
+    """A 5xx ``AudioGuardError`` (not 503) in KServe's clothes: REST 500 and gRPC INTERNAL,
+    with our message (ours never quote payload, unlike some of KServe's)."""
+
+    def __init__(self, message: str, status_code: int = 500) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
 class ServiceUnavailableError(kserve_errors.ServerNotReady):
     """A 503: REST 503 and gRPC UNAVAILABLE with our message."""
 
@@ -147,7 +157,7 @@ def to_kserve_error(error: AudioGuardError) -> Exception:
         return ClientRequestError(error.message, error.status_code)
     if error.status_code == 503:
         return ServiceUnavailableError(error.message)
-    return kserve_errors.InferenceError(error.message)
+    return ServerFaultError(error.message, error.status_code)
 
 
 async def client_request_error_handler(_: Request, error: Exception) -> JSONResponse:
@@ -167,23 +177,31 @@ async def service_unavailable_handler(request: Request, error: Exception) -> JSO
     return JSONResponse(status_code=503, content={"error": error.error_msg})
 
 
-async def value_error_handler(request: Request, error: Exception) -> JSONResponse:
-    """A plain ValueError: on an ``/infer`` POST it comes from decoding the request (400).
+def _log_fault(request: Request, error: Exception) -> None:
+    """Type and traceback frames of a server fault, never its message (it may quote payload)."""
+    logger.error(
+        "%s on %s %s at\n%s",
+        type(error).__name__,
+        request.method,
+        request.url.path,
+        "".join(traceback.format_tb(error.__traceback__)),
+    )
 
-    KServe's decoder raises bare ValueErrors when binary tensor sizes,
-    ``Inference-Header-Content-Length`` or data counts do not match. The
-    message is not echoed (decoder messages may quote payload); elsewhere it
-    is a server fault (500).
-    """
-    if is_infer_post(request.scope):
-        return JSONResponse(
-            status_code=400,
-            content={
-                "error": f"malformed v2 inference request ({type(error).__name__}): tensor data, shape, "
-                "datatype, binary_data_size and Inference-Header-Content-Length must agree"
-            },
-        )
-    logger.error("ValueError on %s %s", request.method, request.url.path)
+
+async def value_error_handler(request: Request, error: Exception) -> JSONResponse:
+    """A bare ValueError is a server fault (500): both services decode ``/infer`` bodies
+    themselves (``contract.v2_rest``) and answer every client mistake with a typed 4xx."""
+    _log_fault(request, error)
+    return JSONResponse(status_code=500, content={"error": f"internal server error ({type(error).__name__})"})
+
+
+async def inference_error_handler(request: Request, error: Exception) -> JSONResponse:
+    """REST answer for KServe's ``InferenceError``: 500; ours keep their message, KServe's
+    own (``Failed to encode b'RIFF...'``) are logged by type and answered without it."""
+    if isinstance(error, ServerFaultError):
+        logger.error("%s %s: %d %s", request.method, request.url.path, error.status_code, error.reason)
+        return JSONResponse(status_code=error.status_code, content={"error": error.reason})
+    _log_fault(request, error)
     return JSONResponse(status_code=500, content={"error": f"internal server error ({type(error).__name__})"})
 
 
@@ -239,4 +257,8 @@ def install_http_fixes(app: FastAPI) -> None:
     app.add_exception_handler(ServiceUnavailableError, service_unavailable_handler)
     app.add_exception_handler(AudioGuardError, audioguard_error_handler)
     app.add_exception_handler(ValueError, value_error_handler)
+    app.add_exception_handler(kserve_errors.InferenceError, inference_error_handler)
+    # KServe registers its own InferenceError handler (which echoes the message) when the
+    # server starts, after this; it looks the handler up in its module, so replace it there.
+    kserve_rest_server.inference_error_handler = inference_error_handler  # type: ignore[assignment]
     app.add_exception_handler(RequestValidationError, request_validation_error_handler)

@@ -21,7 +21,8 @@ from contract.assets import PREDICTOR_ASSETS, asset_report, log_asset_report, re
 from contract.errors import ModelAssetError
 from contract.http import configure_service_logging
 from contract.settings_cli import add_settings_arguments, settings_from_args
-from predictor.model import ClassifierModel, model_parameters, register_served_model
+from predictor.model import ClassifierModel, model_parameters
+from predictor.routes import register_served_model
 from predictor.settings import PredictorSettings
 
 
@@ -58,7 +59,7 @@ def build_model(name: str, settings: PredictorSettings, *, workers: int = 1) -> 
 
     ray_model = start_ray_model(name, settings)
     parameters = model_parameters(settings, report)
-    register_served_model(ray_model, lambda: parameters)
+    register_served_model(ray_model, lambda: parameters, settings.max_request_windows)
     return ray_model
 
 

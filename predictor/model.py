@@ -9,18 +9,14 @@ FP32 sigmoid scores, one row per window. The numbers come from
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
 import numpy as np
-from fastapi import FastAPI
 from kserve import Model, model_server
-from kserve.errors import ModelNotFound
-from kserve.model import InferenceModel
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from contract.assets import CLASSIFIER_H5, PREDICTOR_ASSETS, asset_report, log_asset_report, require_assets
@@ -35,7 +31,8 @@ from contract.constants import (
 )
 from contract.errors import AudioGuardError, InvalidInput, ServiceNotReady
 from contract.grpc_status import install_grpc_status_codes
-from contract.http import ServiceUnavailableError, install_http_fixes, to_kserve_error
+from contract.http import install_http_fixes, to_kserve_error
+from predictor.routes import install_model_routes, register_served_model
 from predictor.settings import PredictorSettings
 
 logger = logging.getLogger(__name__)
@@ -118,7 +115,7 @@ class ClassifierModel(Model):
         self.settings = settings
         self.assets: dict[str, object] = {}
         self._batcher: AdaptiveBatcher | None = None
-        register_served_model(self, self.metadata_parameters)
+        register_served_model(self, self.metadata_parameters, self.settings.max_request_windows)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -131,7 +128,7 @@ class ClassifierModel(Model):
         # longer, so the copy loads in a thread and is not ready until then.
         was_loaded = bool(state.get("ready", False))
         self.__dict__.update(state, ready=False)
-        register_served_model(self, self.metadata_parameters)
+        register_served_model(self, self.metadata_parameters, self.settings.max_request_windows)
         if was_loaded:
             threading.Thread(target=self._load_logging_errors, name=f"{self.name}-load", daemon=True).start()
 
@@ -234,57 +231,6 @@ def model_parameters(settings: PredictorSettings, assets: Mapping[str, object]) 
         "max_batch_wait_ms": settings.max_batch_wait_ms,
         "ray_replicas": settings.ray_replicas,
     }
-
-
-# --- REST metadata with ``parameters``, readiness that waits for the weights ----------------
-#
-# KServe's metadata response model has no ``parameters`` field, so the REST
-# route is overridden; gRPC keeps KServe's handler (its proto has no such field
-# either). Extra JSON keys are ignored by v2 clients. KServe's server readiness
-# is always true; ours waits until every served model has its weights, which
-# matters for ``--workers > 1`` where worker copies load after the server listens.
-
-ParametersSource = Callable[[], dict[str, object]]
-_SERVED_MODELS: dict[str, tuple[InferenceModel, ParametersSource]] = {}
-
-
-def register_served_model(model: InferenceModel, parameters: ParametersSource) -> None:
-    """Let ``model`` (ours, or a RayModel in front of ours) answer the metadata and readiness routes."""
-    _SERVED_MODELS[model.name] = (model, parameters)
-
-
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
-
-
-async def model_metadata(model_name: str) -> dict[str, object]:
-    """GET /v2/models/{model_name}: the v2 metadata plus our ``parameters``."""
-    entry = _SERVED_MODELS.get(model_name)
-    if entry is None:
-        raise ModelNotFound(model_name)
-    model, parameters = entry
-    return {
-        "name": model_name,
-        "versions": None,
-        "platform": "",
-        "inputs": await _maybe_await(model.get_input_types()),
-        "outputs": await _maybe_await(model.get_output_types()),
-        "parameters": parameters(),
-    }
-
-
-async def server_ready() -> dict[str, bool]:
-    """GET /v2/health/ready: 200 once every served model is loaded, 503 before."""
-    loading = [name for name, (model, _) in _SERVED_MODELS.items() if not model.ready]
-    if loading:
-        raise ServiceUnavailableError(f"model(s) {', '.join(loading)} still loading their weights")
-    return {"ready": True}
-
-
-def install_model_routes(app: FastAPI) -> None:
-    """Route the metadata and server-readiness GETs to the handlers above, ahead of KServe's."""
-    app.add_api_route("/v2/models/{model_name}", model_metadata, methods=["GET"], tags=["V2"])
-    app.add_api_route("/v2/health/ready", server_ready, methods=["GET"], tags=["V2"])
 
 
 # On import, not in ``__main__``: with ``--workers > 1`` KServe spawns worker

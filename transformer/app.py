@@ -8,7 +8,7 @@ at module top level, before ``ModelServer.start``. Importing this module:
   ``{"error": message}``;
 - routes ``POST /v2/models/{name}/infer`` to ``infer`` ahead of KServe's own
   handler, which would re-encode a binary audio file as UTF-8 and fail with a
-  500 quoting the file; ``infer`` decodes the body with ``transformer.protocol.rest_body``
+  500 quoting the file; ``infer`` decodes the body with ``contract.v2_rest``
   (binary BYTES stay bytes) and then runs the model exactly as KServe does;
 - answers ``GET /v2/models/{name}`` with the v2 metadata plus ``parameters``
   (official or synthetic weights, limits, privacy methods);
@@ -34,7 +34,6 @@ from typing import Any, Final
 
 import grpc
 import httpx
-import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from kserve.errors import ModelNotFound, ModelNotReady
@@ -43,17 +42,17 @@ from kserve.model_server import app
 
 from contract.grpc_status import install_grpc_status_codes
 from contract.http import install_http_fixes
+from contract.v2_rest import INFERENCE_HEADER, decode_rest_body, read_bounded_body, rest_response
+from transformer.analysis.analyzer import upload_too_large
 from transformer.model import AudioTransformer
 from transformer.predictor_client import is_predictor_outage
 from transformer.protocol import sifis
-from transformer.protocol.bodies import read_limited_body
-from transformer.protocol.rest_body import decode_rest_body
+from transformer.protocol.v2_response import OUTPUT_NAMES
 
 logger = logging.getLogger(__name__)
 
 INFER_PATH: Final = "/v2/models/{model_name}/infer"
 METADATA_PATH: Final = "/v2/models/{model_name}"
-INFERENCE_HEADER: Final = "inference-header-content-length"
 #: Room for the JSON around the tensor; base64 makes the audio 4/3 larger.
 JSON_OVERHEAD_BYTES: Final = 64 * 1024
 
@@ -98,17 +97,13 @@ def rest_body_limit(model: AudioTransformer) -> int:
 async def infer(model_name: str, request: Request) -> Response:
     """v2 inference with binary BYTES kept as bytes (KServe's REST decoding replaced)."""
     model = served_model(request, model_name)
-    body = await read_limited_body(request, rest_body_limit(model), model.settings.max_upload_mb)
-    infer_request = decode_rest_body(body, request.headers.get(INFERENCE_HEADER), model_name)
+    limit = model.settings.max_upload_mb
+    body = await read_bounded_body(request, rest_body_limit(model), lambda: upload_too_large(limit))
+    infer_request = decode_rest_body(
+        body, request.headers.get(INFERENCE_HEADER), model_name, output_names=OUTPUT_NAMES
+    )
     response, response_headers = await model(infer_request, headers=dict(request.headers))
-    content, json_length = response.to_rest()
-    headers = {
-        k: v for k, v in response_headers.items() if k.lower() not in ("content-length", "content-type")
-    }
-    if json_length is None:
-        return Response(orjson.dumps(content), media_type="application/json", headers=headers)
-    headers[INFERENCE_HEADER] = str(json_length)
-    return Response(content, media_type="application/octet-stream", headers=headers)
+    return rest_response(response, response_headers)
 
 
 async def predictor_unavailable_handler(request: Request, error: Exception) -> JSONResponse:

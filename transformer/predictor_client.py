@@ -4,7 +4,7 @@ The transport is KServe's own (``Model.predict`` with the server's predictor
 config: gRPC v2 or REST v2, timeouts, retries, and the client its readiness
 check shares), handed in as ``send``. This module adds what the product needs
 around it: an unreachable predictor is a 503 (``ServiceNotReady``), any other
-predictor failure a server fault (``InferenceError``), and the scores are
+predictor failure a server fault (``ServiceFault``, 500 / gRPC INTERNAL), and the scores are
 checked against the windows that were sent.
 """
 
@@ -16,10 +16,9 @@ from typing import Any, Final
 import grpc
 import httpx
 import numpy as np
-from kserve.errors import InferenceError
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
-from contract.errors import ServiceNotReady
+from contract.errors import ServiceFault, ServiceNotReady
 from transformer.protocol.predictor_tensors import embeddings_request, scores_from_response
 
 #: gRPC reconnect backoff towards the predictor: short, so that a restarted
@@ -64,30 +63,35 @@ class PredictorClient:
         )
 
     async def call(self, request: InferRequest, headers: Mapping[str, str] | None) -> InferResponse:
-        """Send a predictor request; transport failures -> ServiceNotReady (503), faults -> InferenceError."""
+        """Send a predictor request.
+
+        Raises:
+            ServiceNotReady: the predictor is unreachable or not ready (503).
+            ServiceFault: it failed or answered nonsense (500).
+        """
         try:
             response = await self._send(request, None if headers is None else dict(headers))
         except grpc.RpcError as error:
             if is_predictor_outage(error):
                 raise ServiceNotReady(f"the predictor is unavailable ({error.code().name})") from None
-            raise InferenceError(f"the predictor failed: {error.code().name}: {error.details()}") from None
+            raise ServiceFault(f"the predictor failed: {error.code().name}: {error.details()}") from None
         except httpx.TransportError as error:
             raise ServiceNotReady(f"the predictor is unavailable ({type(error).__name__})") from None
         except httpx.HTTPStatusError as error:
             if error.response.status_code == 503:
                 raise ServiceNotReady("the predictor is not ready") from None
-            raise InferenceError(f"the predictor failed with HTTP {error.response.status_code}") from None
+            raise ServiceFault(f"the predictor failed with HTTP {error.response.status_code}") from None
         if not isinstance(response, InferResponse):
-            raise InferenceError(f"unexpected predictor response type {type(response).__name__}")
+            raise ServiceFault(f"unexpected predictor response type {type(response).__name__}")
         return response
 
     @staticmethod
     def scores(response: InferResponse, num_windows: int) -> np.ndarray:
-        """The (W, 527) float32 scores of a predictor response; InferenceError if malformed."""
+        """The (W, 527) float32 scores of a predictor response; ServiceFault if malformed."""
         try:
             return scores_from_response(response, num_windows)
         except ValueError as error:
-            raise InferenceError(f"the predictor answered unexpectedly: {error}") from None
+            raise ServiceFault(f"the predictor answered unexpectedly: {error}") from None
 
     async def score(
         self, windows: np.ndarray, request_id: str | None, headers: Mapping[str, str] | None

@@ -16,9 +16,10 @@ from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 from contract.assets import CLASSIFIER_H5, sha512_of
 from contract.errors import InvalidInput, MissingModelAsset, ServiceNotReady
 from contract.http import ClientRequestError, ServiceUnavailableError, to_kserve_error
-from predictor import model as predictor_model
+from predictor import routes as predictor_routes
 from predictor.classifier import AttentionClassifier
-from predictor.model import ClassifierModel, model_metadata, server_ready, windows_from_request
+from predictor.model import ClassifierModel, windows_from_request
+from predictor.routes import model_metadata, server_ready
 from predictor.settings import PredictorSettings
 
 #: The model's batcher binds to the loop of its first request: share one loop per module.
@@ -245,7 +246,7 @@ async def test_server_readiness_is_503_until_the_weights_load(
     settings: PredictorSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """GET /v2/health/ready: 503 naming the loading model, 200 once its weights are in."""
-    monkeypatch.setattr(predictor_model, "_SERVED_MODELS", {})
+    monkeypatch.setattr(predictor_routes, "_SERVED_MODELS", {})
     loading = ClassifierModel("loading-classifier", settings)
     with pytest.raises(ServiceUnavailableError) as raised:
         await server_ready()

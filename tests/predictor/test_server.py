@@ -272,9 +272,10 @@ def test_bad_requests_get_400_and_keep_the_connection(predictor: RunningServer) 
         (json.dumps(json_body(np.zeros((1, 10, 128), np.int32), "INT32")).encode(), {}, "UINT8"),
         (json.dumps(json_body(np.zeros((65, 10, 128), np.uint8))).encode(), {}, "at most 64"),
         (json.dumps(json_body(np.full((1, 10, 128), 256.0, np.float32), "FP32")).encode(), {}, "0..255"),
-        # binary body shorter than binary_data_size: KServe's decoder raises a bare ValueError
-        (header + b"\x00" * 100, {"Inference-Header-Content-Length": str(len(header))}, "must agree"),
-        (header + b"\x00" * 2560, {"Inference-Header-Content-Length": "x"}, "must agree"),
+        # binary body shorter than binary_data_size; a header length that is no number
+        (header + b"\x00" * 100, {"Inference-Header-Content-Length": str(len(header))}, "binary_data_size"),
+        (header + b"\x00" * 2560, {"Inference-Header-Content-Length": "x"}, "must be an integer"),
+        (b'{"inputs": [{"name": "embeddings", "shape": [1], "datatype": "FP32", "data": [NaN]}]}', {}, "JSON"),  # noqa: E501
     ]
     address = urlsplit(predictor.http_url)
     connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
@@ -297,10 +298,53 @@ def test_bad_requests_get_400_and_keep_the_connection(predictor: RunningServer) 
         connection.close()
 
 
+def audio_file() -> bytes:
+    """A short WAV: what a user sends to the wrong port."""
+    import io
+
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, np.random.default_rng(5).uniform(-0.5, 0.5, 8000), 16000, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def test_audio_sent_to_the_predictor_is_a_400_that_quotes_nothing(predictor: RunningServer) -> None:
+    """``audioguard client --url <predictor port>``: KServe alone answers 500 echoing the file."""
+    audio = audio_file()
+    tensor = triton.InferInput("audio", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([audio], dtype=np.object_), binary_data=True)
+    body, json_length = triton.InferenceServerClient.generate_request_body([tensor])
+    attempts = [
+        (body, {"Inference-Header-Content-Length": str(json_length)}),  # the binary extension
+        (audio, {"Content-Type": "audio/wav"}),  # the file as the whole body
+    ]
+    for data, headers in attempts:
+        answer = requests.post(infer_url(predictor), data=data, headers=headers, timeout=30)
+        assert answer.status_code == 400, answer.text
+        assert "RIFF" not in answer.text and "Failed to encode" not in answer.text
+        assert len(answer.content) < 1000
+    log = predictor.logs.read_bytes()
+    assert b"RIFF" not in log and b"Failed to encode" not in log
+
+
+async def test_audio_sent_to_the_predictor_over_grpc_is_invalid_argument(predictor: RunningServer) -> None:
+    tensor = InferInput("audio", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([audio_file()], dtype=np.object_), binary_data=True)
+    async with InferenceGRPCClient(predictor.grpc_address, timeout=30) as client:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await client.infer(InferRequest(MODEL, [tensor]))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = raised.value.details() or ""
+    assert "embeddings" in details and "RIFF" not in details and len(details) < 1000
+
+
 def test_schema_errors_do_not_echo_the_body(predictor: RunningServer) -> None:
     secret = "payload-marker-1234"
     answer = requests.post(infer_url(predictor), json={"wrong": secret}, timeout=10)
-    assert answer.status_code == 422
+    # decoded by contract.v2_rest as on the transformer: a 400 naming what is missing
+    assert answer.status_code == 400
+    assert '"inputs"' in answer.json()["error"]
     assert secret not in answer.text
 
 

@@ -36,10 +36,11 @@ from kserve.errors import InferenceError
 from starlette.routing import Match
 
 from contract.errors import AudioGuardError, ServiceNotReady
+from contract.v2_rest import read_bounded_body
+from transformer.analysis.analyzer import upload_too_large
 from transformer.analysis.types import AnalysisOptions, AnalysisResult
 from transformer.dht.records import result_value
 from transformer.privacy import PRIVACY_METHODS
-from transformer.protocol.bodies import read_limited_body
 from transformer.protocol.sifis_form import audio_part, parse_multipart, sifis_options
 from transformer.settings import TransformerSettings
 
@@ -112,8 +113,10 @@ async def predict(
     try:
         model = bound_model(request)
         settings = model.settings
-        form = await read_limited_body(
-            request, settings.max_upload_bytes + FORM_OVERHEAD_BYTES, settings.max_upload_mb
+        form = await read_bounded_body(
+            request,
+            settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
+            lambda: upload_too_large(settings.max_upload_mb),
         )
         parts = parse_multipart(form, request.headers.get("content-type"))
         upload = audio_part(parts)
@@ -126,8 +129,10 @@ async def predict(
             logger.warning("SIFIS request %s: %s %s", request_id, error.status_code, error.message)
         return error_response(error)
     except InferenceError as error:
-        logger.error("SIFIS request %s failed: %s", request_id, error.reason)
-        return JSONResponse(status_code=500, content={"status": "error", "message": error.reason})
+        # KServe's own may quote the payload: the type only
+        logger.error("SIFIS request %s failed: %s", request_id, type(error).__name__)
+        message = f"internal error ({type(error).__name__})"
+        return JSONResponse(status_code=500, content={"status": "error", "message": message})
     body: dict[str, Any] = {"status": "ok", **result_value(result)}
     body.pop("description")
     return JSONResponse(body)

@@ -16,10 +16,10 @@ import tritonclient.http as triton_http
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
 from contract.errors import InvalidInput, InvalidParameter
+from contract.v2_rest import decode_rest_body
 from transformer.analysis.types import AnalysisOptions, AnalysisResult, WindowPrediction
 from transformer.protocol import v2_response
 from transformer.protocol.predictor_tensors import embeddings_request, scores_from_response
-from transformer.protocol.rest_body import decode_rest_body
 from transformer.protocol.v2_request import parse_audio_request, parse_options
 from transformer.protocol.v2_response import encode_result, response_parameters
 
@@ -273,7 +273,7 @@ def test_unknown_requested_output_is_400() -> None:
         "outputs": [{"name": "scores"}],
     }
     with pytest.raises(InvalidParameter, match="unknown output"):
-        decode_rest_body(json.dumps(document).encode(), None, "m")
+        decode_rest_body(json.dumps(document).encode(), None, "m", output_names=v2_response.OUTPUT_NAMES)
 
 
 def test_embeddings_request_binary_and_json_carry_the_same_tensor() -> None:

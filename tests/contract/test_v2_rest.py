@@ -1,8 +1,8 @@
-"""Why ``transformer.protocol.rest_body`` exists: KServe 0.21's own REST decoding loses audio.
+"""Why ``contract.v2_rest`` exists: KServe 0.21's own REST decoding loses audio.
 
 The first test pins KServe's behaviour: when it starts keeping binary BYTES as
-bytes, it fails, and the workaround (``decode_rest_body`` and the infer route in
-``transformer.app``) can be removed in favour of KServe's decoder.
+bytes, it fails, and the workaround (``decode_rest_body`` and the infer routes of
+both services) can be removed in favour of KServe's decoder.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tritonclient.http as triton_http
 from kserve.errors import InferenceError
 from kserve.protocol.infer_type import InferRequest
 
-from transformer.protocol.rest_body import decode_rest_body
+from contract.v2_rest import decode_rest_body
 from transformer.protocol.v2_request import parse_audio_request
 
 

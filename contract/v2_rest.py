@@ -1,26 +1,66 @@
-"""The v2 REST inference body, decoded here instead of by KServe 0.21 (a workaround).
+"""The v2 REST ``/infer`` route of both services, decoded here instead of by KServe 0.21.
 
 KServe 0.21 re-encodes binary BYTES inputs as UTF-8 text, so an audio file sent
-with the binary tensor extension fails with a 500 whose message echoes the
-file. ``decode_rest_body`` parses the body itself: binary elements stay bytes
-(the representation KServe's gRPC path builds from ``raw_input_contents``), and
-no error message contains payload bytes. tests/transformer/protocol/test_rest_body.py
+with the binary tensor extension fails with a 500 whose message echoes the file
+(on the transformer, and on the predictor when someone posts audio to it).
+``decode_rest_body`` parses the body itself: binary elements stay bytes (the
+representation KServe's gRPC path builds from ``raw_input_contents``), every
+malformed body is an ``InvalidInput`` (400) naming the problem, and no message
+contains payload bytes. ``read_bounded_body`` reads at most a limit, in memory;
+``rest_response`` encodes the answer as KServe does. tests/contract/test_v2_rest.py
 has a test that fails once KServe keeps raw bytes itself, so the workaround can go.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Final
 
 import orjson
-from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
+from fastapi import Request, Response
+from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse, RequestedOutput
 
-from contract.errors import InvalidInput, InvalidParameter
-from transformer.protocol.v2_response import OUTPUT_NAMES
+from contract.errors import AudioGuardError, InvalidInput, InvalidParameter
+
+INFERENCE_HEADER: Final = "inference-header-content-length"
 
 
-def decode_rest_body(body: bytes, header_length: str | None, model_name: str) -> InferRequest:
+async def read_bounded_body(request: Request, limit: int, too_large: Callable[[], AudioGuardError]) -> bytes:
+    """The request body, in memory; ``too_large()`` is raised as soon as it exceeds ``limit`` bytes
+    (from Content-Length when it says so, else while reading)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def rest_response(response: InferResponse, response_headers: Mapping[str, str]) -> Response:
+    """The HTTP answer for a v2 response: JSON, or the binary extension when outputs are binary."""
+    content, json_length = response.to_rest()
+    headers = {
+        k: v for k, v in response_headers.items() if k.lower() not in ("content-length", "content-type")
+    }
+    if json_length is None:
+        return Response(orjson.dumps(content), media_type="application/json", headers=headers)
+    headers[INFERENCE_HEADER] = str(json_length)
+    return Response(content, media_type="application/octet-stream", headers=headers)
+
+
+def decode_rest_body(
+    body: bytes,
+    header_length: str | None,
+    model_name: str,
+    *,
+    output_names: Collection[str] | None = None,
+) -> InferRequest:
     """Parse a v2 REST inference body without KServe's UTF-8 re-encoding of BYTES.
 
     Args:
@@ -28,6 +68,7 @@ def decode_rest_body(body: bytes, header_length: str | None, model_name: str) ->
         header_length: the ``Inference-Header-Content-Length`` header (binary
             extension) or None for a JSON-only body.
         model_name: the model named in the URL.
+        output_names: the model's outputs; a request for another is a 400 (None: not checked).
 
     Returns:
         An ``InferRequest`` whose binary inputs hold their raw serialized bytes,
@@ -57,7 +98,7 @@ def decode_rest_body(body: bytes, header_length: str | None, model_name: str) ->
         infer_inputs=inputs,
         request_id=request_id if isinstance(request_id, str) else None,
         parameters=parameters,
-        request_outputs=_requested_outputs(document.get("outputs")),
+        request_outputs=_requested_outputs(document.get("outputs"), output_names),
     )
 
 
@@ -139,7 +180,7 @@ def _decode_input(entry: object, body: bytes, offset: int) -> tuple[InferInput, 
     return infer_input, offset
 
 
-def _requested_outputs(value: object) -> list[RequestedOutput] | None:
+def _requested_outputs(value: object, output_names: Collection[str] | None) -> list[RequestedOutput] | None:
     if value is None:
         return None
     if not isinstance(value, list) or not all(
@@ -147,9 +188,9 @@ def _requested_outputs(value: object) -> list[RequestedOutput] | None:
     ):
         raise InvalidInput('"outputs" must be a list of objects with a "name"')
     requested = [RequestedOutput(name=o["name"], parameters=o.get("parameters")) for o in value]
-    unknown = sorted({o.name for o in requested} - set(OUTPUT_NAMES))
-    if unknown:
+    unknown = [] if output_names is None else sorted({o.name for o in requested} - set(output_names))
+    if unknown and output_names is not None:
         raise InvalidParameter(
-            f"unknown output(s) {', '.join(map(repr, unknown))}: this model outputs {', '.join(OUTPUT_NAMES)}"
+            f"unknown output(s) {', '.join(map(repr, unknown))}: this model outputs {', '.join(output_names)}"
         )
     return requested or None
