@@ -179,9 +179,10 @@ class Outbox:
             rows.append((message, json.dumps(message.value, allow_nan=False, separators=(",", ":"))))
         now = time.time()
         ids: list[int | None] = []
-        counts = dict(self._counts)
         drops: list[_Drop] = []
         with self._lock:
+            # copied under the lock: mark_delivered changes the counts from other threads
+            counts = dict(self._counts)
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for message, text in rows:

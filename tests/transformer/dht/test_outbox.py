@@ -9,8 +9,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,6 +149,48 @@ def test_full_outbox_drops_results_first_and_counts_every_drop(
         assert "dropped the oldest undelivered anomaly SIFIS:Audio_Anomaly/event-001" in caplog.text
         assert _metric("audioguard_outbox_depth", kind="anomaly") == 3
         assert _metric("audioguard_outbox_depth", kind="result") == 0
+    finally:
+        box.close()
+
+
+def test_counts_stay_exact_while_threads_record_and_deliver(tmp_path: Path) -> None:
+    """Many threads enqueue while another delivers: the counts match the table, and with
+    fewer anomalies than the capacity no anomaly is ever dropped (results are, first)."""
+    box = Outbox(tmp_path / "race.sqlite3", max_items=40)
+    dropped_before = _metric("audioguard_outbox_dropped_total", kind="anomaly")
+    stop = threading.Event()
+    delivered: list[str] = []
+
+    def deliver() -> None:
+        while not stop.is_set() or len(box):
+            for head in box.heads():
+                box.mark_delivered(head.id)
+                if head.kind == "anomaly":
+                    delivered.append(head.topic_uuid)
+
+    def record(worker: int) -> None:
+        for i in range(25):
+            number = worker * 1000 + i
+            messages = [_result(number)] * 3
+            if i % 5 == 0:  # 5 anomalies per worker, 30 in all: fewer than the 40 places
+                messages.append(_anomaly(number))
+            box.enqueue_many(messages)
+            counts = dict(box.depth())
+            assert sum(counts.values()) <= box.max_items
+
+    try:
+        courier = threading.Thread(target=deliver)
+        courier.start()
+        with ThreadPoolExecutor(6) as pool:
+            list(pool.map(record, range(6)))
+        stop.set()
+        courier.join(30)
+        assert not courier.is_alive()
+        stored = dict(box._db.execute("SELECT kind, COUNT(*) FROM outbox GROUP BY kind").fetchall())
+        assert box.depth() == {"anomaly": stored.get("anomaly", 0), "result": stored.get("result", 0)}
+        assert _metric("audioguard_outbox_dropped_total", kind="anomaly") == dropped_before
+        every_anomaly = [f"event-{w * 1000 + i:03d}" for w in range(6) for i in range(0, 25, 5)]
+        assert sorted(delivered) == sorted(every_anomaly)
     finally:
         box.close()
 
