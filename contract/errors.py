@@ -121,10 +121,13 @@ class DeliveryError(AudioGuardError):
     """The SIFIS DHT did not accept a message (502); the outbox keeps it and retries.
 
     ``reason`` (timeout, connection, status, protocol) labels the failure metric.
+    ``permanent``: the broker refused this message for good (a 4xx other than
+    408/425/429); retrying it would block its topic forever, so it is set aside.
     """
 
     status_code = 502
 
-    def __init__(self, message: str, *, reason: str = "connection") -> None:
+    def __init__(self, message: str, *, reason: str = "connection", permanent: bool = False) -> None:
         super().__init__(message)
         self.reason = reason
+        self.permanent = permanent

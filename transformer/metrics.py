@@ -8,6 +8,7 @@ KServe's model server exposes the default ``prometheus_client`` registry on
 | ``audioguard_anomalies_total`` | counter | group | anomalies detected |
 | ``audioguard_outbox_depth`` | gauge | kind | messages waiting in the outbox |
 | ``audioguard_outbox_dropped_total`` | counter | kind | messages dropped because the outbox was full |
+| ``audioguard_outbox_dead_letters`` | gauge | kind | messages the DHT refused for good, kept aside |
 | ``audioguard_dht_delivery_failures_total`` | counter | reason | failed DHT posts (each is retried) |
 | ``audioguard_dht_delivery_latency_seconds`` | histogram | kind | enqueue -> DHT acknowledgement |
 | ``audioguard_dht_request_seconds`` | histogram | | duration of one successful DHT post |
@@ -38,9 +39,14 @@ OUTBOX_DROPPED: Final = Counter(
     "Messages dropped because the outbox was full, by kind (anomaly|result).",
     ["kind"],
 )
+DEAD_LETTERS: Final = Gauge(
+    "audioguard_outbox_dead_letters",
+    "Messages the DHT refused for good, kept aside (python -m transformer.dht.dead_letters), by kind.",
+    ["kind"],
+)
 DELIVERY_FAILURES: Final = Counter(
     "audioguard_dht_delivery_failures_total",
-    "DHT posts that failed and will be retried, by reason (timeout|connection|status|protocol).",
+    "DHT posts that failed, by reason (timeout|connection|status|protocol: retried; refused: a dead letter).",
     ["reason"],
 )
 DELIVERY_LATENCY: Final = Histogram(

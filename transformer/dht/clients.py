@@ -5,7 +5,8 @@ the broker has the message, raise ``DeliveryError`` otherwise (the outbox then
 keeps the message and retries).
 
 - REST: ``POST {base}/topic_name/{tn}/topic_uuid/{tu}`` with the bare JSON
-  value; success is HTTP 200 (the broker echoes the value).
+  value; success is HTTP 200 (the broker echoes the value). Another 4xx (but
+  408/425/429) is a permanent refusal of this message (``DeliveryError.permanent``).
 - WebSocket: ``{"RequestPostTopicUUID": {topic_name, topic_uuid, value}}`` on
   ``ws://host:port/ws``. The broker sends no acknowledgement of its own; it
   broadcasts every write to every client, the writer included, as
@@ -33,6 +34,8 @@ from contract.errors import DeliveryError
 
 logger = logging.getLogger(__name__)
 
+#: 4xx answers that mean "not now" (timeout, too early, too many requests): retried
+TRANSIENT_REFUSALS: Final = frozenset({408, 425, 429})
 #: echoes of other clients' large values must not kill our socket (1 MiB default)
 _MAX_FRAME_BYTES: Final = 64 * 1024 * 1024
 
@@ -131,8 +134,11 @@ class DhtRestClient:
                 f"DHT POST {url} failed: {type(error).__name__}: {error}", reason="connection"
             ) from None
         if response.status_code != 200:
+            status = response.status_code
             raise DeliveryError(
-                f"DHT POST {url} answered HTTP {response.status_code}: {response.text[:200]}", reason="status"
+                f"DHT POST {url} answered HTTP {status}: {response.text[:200]}",
+                reason="status",
+                permanent=400 <= status < 500 and status not in TRANSIENT_REFUSALS,
             )
 
     async def aclose(self) -> None:

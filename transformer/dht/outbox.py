@@ -34,46 +34,13 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from contract.errors import InvalidConfiguration
-from transformer.metrics import OUTBOX_DEPTH, OUTBOX_DROPPED
+from transformer.dht.outbox_schema import COLUMNS, HEADS_QUERY, RECOUNT, SCHEMA
+from transformer.metrics import DEAD_LETTERS, OUTBOX_DEPTH, OUTBOX_DROPPED
 
 logger = logging.getLogger(__name__)
 
 Kind = Literal["anomaly", "result"]
 KINDS: Final[tuple[Kind, ...]] = ("anomaly", "result")
-
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic_name TEXT NOT NULL,
-    topic_uuid TEXT NOT NULL,
-    value TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('anomaly', 'result')),
-    created_at REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS outbox_topic_order ON outbox (topic_name, id);
-CREATE INDEX IF NOT EXISTS outbox_kind_order ON outbox (kind, id);
-"""
-_COLUMNS: Final = "id, topic_name, topic_uuid, value, kind, created_at, attempts, next_attempt_at"
-#: the oldest row of each topic_name. The recursive walk visits one index entry per
-#: topic (a loose index scan): a GROUP BY would read all rows, on every wake-up of
-#: the sender, which is quadratic while a long backlog drains.
-_HEADS_QUERY: Final = f"""
-WITH RECURSIVE topics(name) AS (
-    SELECT MIN(topic_name) FROM outbox
-    UNION ALL
-    SELECT (SELECT MIN(topic_name) FROM outbox WHERE topic_name > topics.name)
-    FROM topics WHERE topics.name IS NOT NULL
-)
-SELECT {_COLUMNS} FROM outbox
-WHERE id IN (
-    SELECT (SELECT MIN(id) FROM outbox WHERE topic_name = topics.name)
-    FROM topics WHERE topics.name IS NOT NULL
-)
-ORDER BY id
-"""
-
 
 @dataclass(frozen=True)
 class OutboxMessage:
@@ -142,15 +109,14 @@ class Outbox:
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             # FULL: every commit fsyncs the WAL before returning
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            counts = dict(self._db.execute("SELECT kind, COUNT(*) FROM outbox GROUP BY kind").fetchall())
+            self._db.executescript(SCHEMA)
+            self._db.execute(RECOUNT)
         except (OSError, sqlite3.Error) as error:
             raise InvalidConfiguration(f"cannot open the DHT outbox {self.path}: {error}") from None
         if mode.lower() != "wal":
             logger.warning(
                 "outbox %s: journal mode is %s, not WAL (file system without WAL support?)", path, mode
             )
-        self._counts: dict[str, int] = {kind: counts.get(kind, 0) for kind in KINDS}
         self._publish_depth()
         if len(self):
             logger.info("outbox %s holds %d undelivered message(s)", self.path, len(self))
@@ -181,10 +147,10 @@ class Outbox:
         ids: list[int | None] = []
         drops: list[_Drop] = []
         with self._lock:
-            # copied under the lock: mark_delivered changes the counts from other threads
-            counts = dict(self._counts)
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                # read inside the write transaction: exact whoever wrote before (threads, processes)
+                counts = self._read_counts()
                 for message, text in rows:
                     if sum(counts.values()) >= self.max_items:
                         drop = self._make_room(message, counts)
@@ -203,7 +169,6 @@ class Outbox:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self._counts = counts
         self._report_drops(drops)
         self._publish_depth()
         for listener in list(self._listeners):
@@ -245,10 +210,27 @@ class Outbox:
     def mark_delivered(self, message_id: int) -> None:
         """Delete a message the DHT acknowledged (no-op if already gone)."""
         with self._lock:
-            row = self._db.execute("DELETE FROM outbox WHERE id = ? RETURNING kind", (message_id,)).fetchone()
-            if row is not None:
-                self._counts[row[0]] -= 1
+            self._db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
         self._publish_depth()
+
+    def bury(self, message_id: int, reason: str) -> str | None:
+        """Move a message the DHT refused for good to the dead letters (kept, listed, re-sendable),
+        so later messages of its topic go on; returns its kind (None if it was gone)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "INSERT INTO dead_letters SELECT id, topic_name, topic_uuid, value, kind, created_at,"
+                    " attempts + 1, ?, ? FROM outbox WHERE id = ? RETURNING kind",
+                    (time.time(), reason, message_id),
+                ).fetchone()
+                self._db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        self._publish_depth()
+        return None if row is None else str(row[0])
 
     def mark_failed(self, message_id: int, next_attempt_at: float) -> None:
         """Count a failed attempt and schedule the next one."""
@@ -268,25 +250,38 @@ class Outbox:
     def heads(self) -> list[StoredMessage]:
         """The oldest message of every topic_name, in id order (only these may be sent)."""
         with self._lock:
-            rows = self._db.execute(_HEADS_QUERY).fetchall()
+            rows = self._db.execute(HEADS_QUERY).fetchall()
         return [_stored(row) for row in rows]
 
     def pending(self) -> list[StoredMessage]:
         """Every stored message in id order."""
         with self._lock:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM outbox ORDER BY id").fetchall()
+            rows = self._db.execute(f"SELECT {COLUMNS} FROM outbox ORDER BY id").fetchall()
         return [_stored(row) for row in rows]
+
+    def _read_counts(self) -> dict[str, int]:
+        counts = dict(self._db.execute("SELECT kind, n FROM outbox_counts").fetchall())
+        return {kind: int(counts.get(kind, 0)) for kind in KINDS}
 
     def depth(self) -> dict[str, int]:
         """Stored messages by kind."""
-        return dict(self._counts)
+        with self._lock:
+            return self._read_counts()
+
+    def dead_letter_depth(self) -> dict[str, int]:
+        """Dead letters by kind."""
+        with self._lock:
+            counts = dict(self._db.execute("SELECT kind, COUNT(*) FROM dead_letters GROUP BY kind"))
+        return {kind: int(counts.get(kind, 0)) for kind in KINDS}
 
     def __len__(self) -> int:
-        return sum(self._counts.values())
+        return sum(self.depth().values())
 
     def _publish_depth(self) -> None:
+        depth, dead = self.depth(), self.dead_letter_depth()
         for kind in KINDS:
-            OUTBOX_DEPTH.labels(kind=kind).set(self._counts[kind])
+            OUTBOX_DEPTH.labels(kind=kind).set(depth[kind])
+            DEAD_LETTERS.labels(kind=kind).set(dead[kind])
 
     # --- plumbing ------------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """The background task that empties the outbox into the DHT.
 
 Each topic's head is posted; on the broker's acknowledgement the row is
-deleted and the next one of that topic follows; on failure the row waits
-``Backoff.delay(attempts)`` and is retried, forever. Topics are independent: a
+deleted and the next one of that topic follows; on a transient failure the row waits
+``Backoff.delay(attempts)`` and is retried, forever; a permanent refusal (a 4xx
+for this very message) moves it to the dead letters, kept and re-sendable, so
+one poison message cannot hold back every later anomaly of its topic. Topics are independent: a
 hanging topic does not hold up the others. Undelivered rows survive a restart
 in the outbox (``transformer.dht.outbox``) and are sent first.
 """
@@ -123,7 +125,10 @@ class OutboxSender:
             try:
                 await self.client.post_persistent(message.topic_name, message.topic_uuid, message.value)
             except DeliveryError as error:
-                await self._failed(message, error.reason, error.message)
+                if error.permanent:
+                    await self._bury(message, error.message)
+                else:
+                    await self._failed(message, error.reason, error.message)
                 return
             except Exception as error:  # a client bug must not stop delivery of the rest
                 logger.exception("unexpected error posting outbox message %d", message.id)
@@ -136,6 +141,19 @@ class OutboxSender:
             self._inflight.pop(message.topic_name, None)
             if self._wake is not None:
                 self._wake.set()
+
+    async def _bury(self, message: StoredMessage, detail: str) -> None:
+        """Set a refused message aside so the rest of its topic goes on (never dropped)."""
+        DELIVERY_FAILURES.labels(reason="refused").inc()
+        await asyncio.to_thread(self.outbox.bury, message.id, detail)
+        logger.error(
+            "the DHT refused %s/%s for good (%s); kept as a dead letter: "
+            "python -m transformer.dht.dead_letters list|resend --outbox %s",
+            message.topic_name,
+            message.topic_uuid,
+            detail,
+            self.outbox.path,
+        )
 
     async def _failed(self, message: StoredMessage, reason: str, detail: str) -> None:
         DELIVERY_FAILURES.labels(reason=reason).inc()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ from prometheus_client import REGISTRY
 from contract.errors import InvalidConfiguration
 from tests.support.dht_standin import DhtStandIn, Write, eventually
 from tests.support.serverutil import PROJECT_ROOT as REPO
+from transformer.dht import dead_letters
 from transformer.dht.backoff import Backoff
 from transformer.dht.clients import DhtClient, DhtRestClient, DhtWebSocketClient
 from transformer.dht.outbox import Outbox, OutboxMessage
@@ -464,3 +466,47 @@ async def test_full_outbox_while_the_dht_is_down_delivers_what_it_kept(rig: Rig,
     finally:
         await sender.stop()
         box.close()
+
+
+# --- dead letters ------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_a_refused_message_is_set_aside_and_later_anomalies_still_arrive(
+    rig: Rig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stand-in broker (it can refuse one message with a 4xx on demand). A 422 for an anomaly
+    is final: it moves to the dead letters instead of blocking its topic forever; a 503 is not."""
+    await asyncio.to_thread(rig.broker.start)
+    await rig.sender.start()
+    refused_before = _metric("audioguard_dht_delivery_failures_total", reason="refused")
+    rig.broker.fail_with(422, ANOMALY)
+    rig.outbox.enqueue_many([_anomaly(1)])
+    await eventually(lambda: rig.outbox.dead_letter_depth()["anomaly"] == 1, 10, "the dead letter")
+    rig.broker.fail_with(None)
+    rig.outbox.enqueue_many([_anomaly(2), _anomaly(3)])
+    await eventually(_all_arrived(rig, 2), 10, "the later anomalies")
+    assert _first_seen(rig.broker.writes_to(ANOMALY)) == ["event-002", "event-003"]
+    assert _metric("audioguard_dht_delivery_failures_total", reason="refused") == refused_before + 1
+    assert _metric("audioguard_outbox_dead_letters", kind="anomaly") == 1
+
+    # a transient refusal is retried, never set aside
+    rig.broker.fail_with(503, ANOMALY)
+    rig.outbox.enqueue_many([_anomaly(4)])
+    await eventually(lambda: rig.outbox.pending() and rig.outbox.pending()[0].attempts >= 2, 10, "retries")
+    assert rig.outbox.dead_letter_depth()["anomaly"] == 1
+    rig.broker.fail_with(None)
+    await eventually(_all_arrived(rig, 3), 10, "the retried anomaly")
+
+    # the command line lists the dead letter and sends it again
+    assert dead_letters.main(["list", "--outbox", str(rig.outbox.path), "--values"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    listed = json.loads(line)
+    assert (listed["topic_uuid"], listed["kind"]) == ("event-001", "anomaly")
+    assert listed["value"] == {"group": "glass_break", "n": 1}
+    assert "422" in listed["reason"]
+    assert dead_letters.main(["resend", "--outbox", str(rig.outbox.path), "--id", str(listed["id"])]) == 0
+    await eventually(_all_arrived(rig, 4), 10, "the re-sent anomaly")  # within the sender's poll
+    assert _first_seen(rig.broker.writes_to(ANOMALY))[-1] == "event-001"
+    assert rig.outbox.dead_letter_depth() == {"anomaly": 0, "result": 0}
+    assert dead_letters.main(["resend", "--outbox", str(rig.outbox.path), "--id", "999"]) == 2
