@@ -8,6 +8,11 @@ transformer reports ready (its readiness includes the predictor's), prints the
 URLs, and stops both on Ctrl-C / SIGTERM. If either process dies, the other is
 stopped and the command exits non-zero.
 
+Both listen on ``--host``: 127.0.0.1 by default, this machine only (KServe
+alone would listen on every interface). ``--host 0.0.0.0`` opens them to the
+network, e.g. for the other devices of a home. Containers keep KServe's every
+interface (``--bind_host`` of each service).
+
 Flags it does not know are passed on to the transformer (e.g.
 ``--privacy_minimum scramble``); environment variables ``AUDIOGUARD_*`` reach
 both processes.
@@ -32,6 +37,8 @@ from types import FrameType
 import requests
 
 LOOPBACK = "127.0.0.1"
+#: hosts that mean "every interface": reached locally through loopback
+_EVERY_INTERFACE = ("0.0.0.0", "::", "[::]")
 READY_POLL_SECONDS = 0.5
 STOP_GRACE_SECONDS = 20.0
 _PR_SET_PDEATHSIG = 1
@@ -44,15 +51,21 @@ class Service:
     name: str
     command: list[str]
     http_port: int
+    host: str = LOOPBACK
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def ready_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.http_port}/v2/health/ready"
+        return f"http://{local_address(self.host)}:{self.http_port}/v2/health/ready"
 
     def exited(self) -> int | None:
         """The exit code if the process has ended, else None."""
         return None if self.process is None else self.process.poll()
+
+
+def local_address(host: str) -> str:
+    """Where this machine reaches a server listening on ``host``."""
+    return LOOPBACK if host in _EVERY_INTERFACE else host
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory filled by `audioguard weights download` (default: ./models)",
     )
     parser.add_argument("--model_name", default="audioguard", help="v2 model name of both services")
+    parser.add_argument(
+        "--host",
+        default=LOOPBACK,
+        help="interface both services listen on (default: 127.0.0.1, this machine only; "
+        "0.0.0.0: every interface, reachable from the network)",
+    )
     parser.add_argument("--http_port", type=int, default=5000, help="transformer REST port (SIFIS endpoint)")
     parser.add_argument("--grpc_port", type=int, default=5001, help="transformer gRPC port")
     parser.add_argument("--predictor_http_port", type=int, default=8080)
@@ -110,8 +129,10 @@ def service_commands(args: argparse.Namespace, transformer_extra: Sequence[str])
             "--model_dir", str(args.model_dir),
             "--http_port", str(args.predictor_http_port),
             "--grpc_port", str(args.predictor_grpc_port),
+            "--bind_host", args.host,
         ],
         args.predictor_http_port,
+        args.host,
     )  # fmt: skip
     transformer = Service(
         "transformer",
@@ -121,7 +142,8 @@ def service_commands(args: argparse.Namespace, transformer_extra: Sequence[str])
             "--model_dir", str(args.model_dir),
             "--http_port", str(args.http_port),
             "--grpc_port", str(args.grpc_port),
-            "--predictor_host", f"{LOOPBACK}:{predictor_port}",
+            "--bind_host", args.host,
+            "--predictor_host", f"{local_address(args.host)}:{predictor_port}",
             "--predictor_protocol", args.predictor_protocol,
             "--predictor_request_timeout_seconds", str(args.predictor_timeout_seconds),
             "--enable_predictor_health_check",
@@ -129,16 +151,17 @@ def service_commands(args: argparse.Namespace, transformer_extra: Sequence[str])
             *transformer_extra,
         ],
         args.http_port,
+        args.host,
     )  # fmt: skip
     return [predictor, transformer]
 
 
-def port_in_use(port: int) -> bool:
-    """True if something already listens on ``port`` (KServe binds all interfaces)."""
+def port_in_use(port: int, host: str = LOOPBACK) -> bool:
+    """True if something already listens on ``port`` of ``host`` (or of every interface)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(("0.0.0.0", port))
+            probe.bind(("0.0.0.0" if host in _EVERY_INTERFACE else host, port))
         except OSError:
             return True
     return False
@@ -207,17 +230,19 @@ def wait_until_ready(services: Sequence[Service], stopping: threading.Event, tim
 
 
 def banner(args: argparse.Namespace, services: Sequence[Service]) -> str:
-    base = f"http://{LOOPBACK}:{args.http_port}"
+    host = local_address(args.host)
+    base = f"http://{host}:{args.http_port}"
     pids = ", ".join(f"{s.name} pid {s.process.pid}" for s in services if s.process is not None)
     return "\n".join(
         [
             f"audioguard is ready ({pids})",
             f"  v2 REST : {base}/v2/models/{args.model_name}/infer",
-            f"  v2 gRPC : {LOOPBACK}:{args.grpc_port}",
+            f"  v2 gRPC : {host}:{args.grpc_port}",
             f"  SIFIS   : {base}/model/predict/{{audio_file}}/{{method}}/"
             "{requestor_id}/{requestor_type}/{request_id}",
-            f"  predictor: http://{LOOPBACK}:{args.predictor_http_port} "
-            f"(gRPC {LOOPBACK}:{args.predictor_grpc_port})",
+            f"  predictor: http://{host}:{args.predictor_http_port} (gRPC {host}:{args.predictor_grpc_port})",
+            "  listening on "
+            + ("every interface" if args.host in _EVERY_INTERFACE else f"{args.host} only"),
             "Press Ctrl-C to stop.",
         ]
     )
@@ -230,7 +255,7 @@ def main(argv: Sequence[str]) -> int:
     if len(set(ports)) != len(ports):
         print(f"error: the four ports must differ, got {ports}", file=sys.stderr)
         return 2
-    busy = [port for port in ports if port_in_use(port)]
+    busy = [port for port in ports if port_in_use(port, args.host)]
     if busy:
         print(f"error: port(s) {', '.join(map(str, busy))} already in use", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ from kserve.model import InferenceModel
 from contract.assets import PREDICTOR_ASSETS, asset_report, log_asset_report, require_assets
 from contract.errors import ModelAssetError
 from contract.http import configure_service_logging
+from contract.listen import listen_on
 from contract.settings_cli import add_settings_arguments, settings_from_args
 from predictor.model import ClassifierModel, model_parameters
 from predictor.routes import register_served_model
@@ -74,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"predictor: cannot start: {error.message}")
     except ValueError as error:  # pydantic's ValidationError is a ValueError
         sys.exit(f"predictor: invalid settings: {error}")
+    listen_on(settings.bind_host)
     kserve.ModelServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contract.listen import ALL_INTERFACES
+
 
 class PredictorSettings(BaseSettings):
     """Everything an operator can set on the predictor.
@@ -17,6 +19,12 @@ class PredictorSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AUDIOGUARD_PREDICTOR_", extra="ignore")
 
+    bind_host: str = Field(
+        ALL_INTERFACES,
+        min_length=1,
+        description="Interface the REST and gRPC servers listen on: 0.0.0.0 = every interface "
+        "(containers), 127.0.0.1 = this machine only (`audioguard serve` passes it unless --host).",
+    )
     model_dir: Path = Field(
         Path("/mnt/models"),
         description="Directory holding classifier_model.h5 (KServe's storage mount).",

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from contract.errors import ModelAssetError
 from contract.http import configure_service_logging
+from contract.listen import listen_on
 from contract.settings_cli import add_settings_arguments, settings_from_args
 from transformer.app import bind_model
 from transformer.model import AudioTransformer
@@ -76,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as error:
         parser.error(f"invalid setting: {error}")
     fit_grpc_limit_to_uploads(args, settings)
+    listen_on(settings.bind_host)
     server = ModelServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,

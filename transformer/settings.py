@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.errors import InvalidParameter
+from contract.listen import ALL_INTERFACES
 from transformer.dht.topics import (
     ANOMALY_TOPIC_NAME,
     REQUEST_TOPIC_NAME,
@@ -27,6 +28,13 @@ class TransformerSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(env_prefix="AUDIOGUARD_", extra="ignore")
+
+    bind_host: str = Field(
+        ALL_INTERFACES,
+        min_length=1,
+        description="Interface the REST and gRPC servers listen on: 0.0.0.0 = every interface "
+        "(containers), 127.0.0.1 = this machine only (`audioguard serve` passes it unless --host).",
+    )
 
     # --- model and limits -------------------------------------------------------
     model_dir: Path = Field(

@@ -28,7 +28,7 @@ import soundfile as sf
 
 from audioguard import local
 from audioguard.offline import OfflineClassifier
-from tests.support.serverutil import PROJECT_ROOT, free_port, service_env
+from tests.support.serverutil import PROJECT_ROOT, free_port, listening_addresses, service_env
 
 MODEL = "audioguard"
 START_TIMEOUT_S = 300.0
@@ -191,6 +191,20 @@ def test_defaults_put_the_sifis_endpoint_on_port_5000_and_link_the_services() ->
     assert predictor_flags["--grpc_port"] == str(args.predictor_grpc_port)
 
 
+def test_both_services_listen_on_loopback_unless_told_otherwise() -> None:
+    args, extra = local.build_parser().parse_known_args([])
+    assert [flag_values(s.command)["--bind_host"] for s in local.service_commands(args, extra)] == [
+        "127.0.0.1",
+        "127.0.0.1",
+    ]
+    opened, extra = local.build_parser().parse_known_args(["--host", "0.0.0.0"])
+    predictor, transformer = local.service_commands(opened, extra)
+    assert flag_values(predictor.command)["--bind_host"] == flag_values(transformer.command)["--bind_host"]
+    assert flag_values(transformer.command)["--bind_host"] == "0.0.0.0"
+    # every interface includes loopback, which the transformer uses to reach the predictor
+    assert flag_values(transformer.command)["--predictor_host"] == f"127.0.0.1:{opened.predictor_grpc_port}"
+
+
 def test_rest_forwarding_points_at_the_predictor_http_port() -> None:
     args, extra = local.build_parser().parse_known_args(["--predictor_protocol", "v2"])
     _, transformer = local.service_commands(args, extra)
@@ -208,6 +222,9 @@ def test_serve_answers_sifis_and_client_then_stops_both_on_ctrl_c(
     with supervisor(command, tmp_path / "serve.log") as running:
         running.wait_for_banner()
         assert all(alive(pid) for pid in running.child_pids)
+        # by default nothing listens beyond this machine: REST and gRPC of both, loopback only
+        for name, port in running.ports.items():
+            assert listening_addresses(port) == {"127.0.0.1"}, name
 
         # the Analytics-API's request on the configured SIFIS port
         first = wav_file(tmp_path / "first.wav", seed=1)

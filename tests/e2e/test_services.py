@@ -34,7 +34,14 @@ from audioguard.offline import ClipResult, OfflineClassifier
 from contract import errors
 from contract.assets import TRANSFORMER_ASSETS, asset_report, sha512_of
 from tests.support.dht_standin import DhtStandIn
-from tests.support.serverutil import PROJECT_ROOT, RunningServer, module_command, service_env, start_server
+from tests.support.serverutil import (
+    PROJECT_ROOT,
+    RunningServer,
+    listening_addresses,
+    module_command,
+    service_env,
+    start_server,
+)
 from tests.support.service_clients import (
     MODEL,
     clip,
@@ -220,6 +227,15 @@ def assert_matches(windows: list[dict[str, Any]], expected: ClipResult) -> None:
 
 
 # --- tests -------------------------------------------------------------------------------------
+
+
+def test_services_listen_on_every_interface_by_default_as_in_containers(
+    predictor: Predictor, transformers: Transformers
+) -> None:
+    """No --bind_host: KServe's every interface (the pod network must reach the servers)."""
+    for server in (predictor.server, transformers.grpc):
+        assert listening_addresses(int(server.http_url.rsplit(":", 1)[1])) == {"0.0.0.0"}
+        assert listening_addresses(int(server.grpc_address.rsplit(":", 1)[1])) == {"::"}
 
 
 def test_metadata_and_readiness(transformer: RunningServer, synthetic_model_dir: Path) -> None:

@@ -10,6 +10,7 @@ URL answers 200. ``RunningServer.stop`` ends the process group it started
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import signal
 import socket
@@ -184,3 +185,22 @@ def run_module(
         timeout=timeout,
         check=False,
     )
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of the LISTEN sockets on ``port`` (from /proc/net/tcp and tcp6);
+    an IPv4-mapped IPv6 address (gRPC's sockets) is given as the IPv4 one."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                address, port_hex = fields[1].split(":")
+                if fields[3] != "0A" or int(port_hex, 16) != port:  # 0A = LISTEN
+                    continue
+                # /proc prints each 32-bit word of the address in host (little-endian) order
+                raw = b"".join(bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, len(address), 8))
+                ip = ipaddress.ip_address(raw)
+                mapped = getattr(ip, "ipv4_mapped", None)
+                found.add(str(mapped or ip))
+    return found
