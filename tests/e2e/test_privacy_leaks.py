@@ -33,10 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
 import requests
 import soundfile as sf
+import tritonclient.http as triton_http_module
 from kserve.logging import KSERVE_LOG_CONFIG
 
 from tests.support.dht_standin import DhtStandIn
@@ -52,11 +54,10 @@ from tests.support.leakscan import (
     session_members,
 )
 from tests.support.serverutil import RunningServer, free_port, module_command, service_env
-from tests.support.service_clients import sifis_post, triton_binary, triton_json
+from tests.support.service_clients import MODEL, kserve_grpc, sifis_post, triton_binary, triton_json
 
 pytestmark = pytest.mark.slow
 
-MODEL = "audioguard"
 SAMPLE_RATE = 48_000
 SECONDS = 7.0
 #: Starlette's multipart parser spools a file part above this size to a temporary file.
@@ -367,4 +368,60 @@ def test_no_audio_in_logs_files_or_traffic(
     }.items():
         findings += fingerprints.find(sent, name)
     assert deployment.dht_relay.sent_count() > 0
+    assert not findings, "audio found:\n" + "\n".join(map(str, findings))
+
+
+def test_audio_sent_to_every_port_comes_back_nowhere(
+    deployment: Deployment, recording: bytes, fingerprints: AudioFingerprints
+) -> None:
+    """The recording sent to every REST and gRPC port of both services, the right ones and the
+    wrong ones (a user pointing the client at the predictor): no answer and no log holds it."""
+    answers: list[tuple[str, bytes]] = []
+    for service in deployment.services():
+        server = service.server
+        where = f"{service.name} REST"
+        tensor = triton_http_module.InferInput("audio", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([recording], dtype=np.object_), binary_data=True)
+        body, json_length = triton_http_module.InferenceServerClient.generate_request_body([tensor])
+        posts = {
+            "v2 binary": (body, {"Inference-Header-Content-Length": str(json_length)}),
+            "the file as the body": (recording, {"Content-Type": "audio/wav"}),
+            "v2 JSON base64": (
+                json.dumps(
+                    {
+                        "inputs": [
+                            {
+                                "name": "audio",
+                                "shape": [1],
+                                "datatype": "BYTES",
+                                "data": [base64.b64encode(recording).decode()],
+                                "parameters": {"content_encoding": "base64"},
+                            }
+                        ]
+                    }
+                ).encode(),
+                {"Content-Type": "application/json"},
+            ),
+        }
+        for kind, (data, headers) in posts.items():
+            answer = requests.post(
+                f"{server.http_url}/v2/models/{MODEL}/infer", data=data, headers=headers, timeout=60
+            )
+            answers.append((f"{where} {kind} ({answer.status_code})", answer.content))
+        sifis = sifis_post(server, recording)
+        answers.append((f"{where} SIFIS ({sifis.status_code})", sifis.content))
+        try:
+            grpc_answer = json.dumps(kserve_grpc(server, recording, {})).encode()
+            answers.append((f"{service.name} gRPC (OK)", grpc_answer))
+        except grpc.RpcError as error:
+            code, details = error.code().name, (error.details() or "")  # type: ignore[attr-defined]
+            answers.append((f"{service.name} gRPC ({code})", details.encode()))
+    by_place = dict(answers)
+    # the predictor refused every form of audio with a 400 / INVALID_ARGUMENT naming the problem
+    predictor_answers = {place: text for place, text in by_place.items() if place.startswith("predictor")}
+    refused = ("(400)", "(404)", "(INVALID_ARGUMENT)")
+    assert all(any(mark in place for mark in refused) for place in predictor_answers), predictor_answers
+    findings = [finding for place, text in answers for finding in fingerprints.find(text, place)]
+    for service in deployment.services():
+        findings += fingerprints.find(service.server.logs.read_bytes(), f"{service.name} log")
     assert not findings, "audio found:\n" + "\n".join(map(str, findings))
