@@ -20,3 +20,5 @@ QUANTISED_CENTRE: Final = 128.0
 EMBEDDINGS_TENSOR: Final = "embeddings"
 #: The predictor's v2 output: sigmoid scores, FP32 [W, 527].
 SCORES_TENSOR: Final = "scores"
+#: Every interface: where KServe (and so each service, in a container) listens by default.
+ALL_INTERFACES: Final = "0.0.0.0"

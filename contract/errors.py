@@ -82,6 +82,14 @@ class ServiceFault(AudioGuardError):
     status_code = 500
 
 
+class Overloaded(ServiceNotReady):
+    """At capacity: the request was not started (503 with Retry-After; gRPC UNAVAILABLE)."""
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class ModelAssetError(AudioGuardError):
     """A model file is missing, unreadable or has an unexpected layout (500 at load)."""
 

@@ -142,13 +142,26 @@ class ServerFaultError(kserve_errors.InferenceError):
 
 
 class ServiceUnavailableError(kserve_errors.ServerNotReady):
-    """A 503: REST 503 and gRPC UNAVAILABLE with our message."""
+    """A 503: REST 503 (with ``Retry-After`` when known) and gRPC UNAVAILABLE with our message."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, retry_after_seconds: int | None = None) -> None:
         super().__init__()
         self.error_msg = message
+        self.retry_after_seconds = retry_after_seconds
         # KServe's gRPC interceptor reads ``reason``, which ServerNotReady lacks.
         self.reason = message
+
+
+def retry_after(error: object) -> int | None:
+    """Seconds a 503 tells the caller to wait (``Overloaded``), None when unknown."""
+    seconds = getattr(error, "retry_after_seconds", None)
+    return seconds if isinstance(seconds, int) else None
+
+
+def retry_headers(error: object) -> dict[str, str]:
+    """``{"Retry-After": seconds}`` for an error that knows them, else nothing."""
+    seconds = retry_after(error)
+    return {} if seconds is None else {"Retry-After": str(seconds)}
 
 
 def to_kserve_error(error: AudioGuardError) -> Exception:
@@ -156,7 +169,7 @@ def to_kserve_error(error: AudioGuardError) -> Exception:
     if 400 <= error.status_code < 500:
         return ClientRequestError(error.message, error.status_code)
     if error.status_code == 503:
-        return ServiceUnavailableError(error.message)
+        return ServiceUnavailableError(error.message, retry_after(error))
     return ServerFaultError(error.message, error.status_code)
 
 
@@ -174,7 +187,7 @@ async def service_unavailable_handler(request: Request, error: Exception) -> JSO
     """
     assert isinstance(error, ServiceUnavailableError)
     logger.warning("%s %s: 503 %s", request.method, request.url.path, error.error_msg)
-    return JSONResponse(status_code=503, content={"error": error.error_msg})
+    return JSONResponse(status_code=503, content={"error": error.error_msg}, headers=retry_headers(error))
 
 
 def _log_fault(request: Request, error: Exception) -> None:
@@ -220,7 +233,9 @@ async def request_validation_error_handler(_: Request, error: Exception) -> JSON
 async def audioguard_error_handler(_: Request, error: Exception) -> JSONResponse:
     """REST answer for an ``AudioGuardError`` raised outside a model (routes)."""
     assert isinstance(error, AudioGuardError)
-    return JSONResponse(status_code=error.status_code, content={"error": error.message})
+    return JSONResponse(
+        status_code=error.status_code, content={"error": error.message}, headers=retry_headers(error)
+    )
 
 
 #: Our packages' loggers, shown next to KServe's with its format.

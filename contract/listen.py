@@ -8,15 +8,13 @@ before ``ModelServer.start``, makes both listen on ``host`` instead.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 from grpc import aio
 from kserve.protocol.grpc import server as kserve_grpc_server
 from kserve.protocol.rest import server as kserve_rest_server
 
-#: every interface, as KServe does (containers)
-ALL_INTERFACES: Final = "0.0.0.0"
-LOOPBACK: Final = "127.0.0.1"
+from contract.constants import ALL_INTERFACES
 
 
 class _BoundGrpcServer:

@@ -13,9 +13,10 @@ has a test that fails once KServe keeps raw bytes itself, so the workaround can 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, Final
+from typing import Any, Final, ParamSpec, TypeVar
 
 import orjson
 from fastapi import Request, Response
@@ -24,6 +25,27 @@ from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse, 
 from contract.errors import AudioGuardError, InvalidInput, InvalidParameter
 
 INFERENCE_HEADER: Final = "inference-header-content-length"
+#: bodies above this are parsed (JSON, base64, multipart) in a worker thread: the event
+#: loop keeps answering health probes while a 100-MB upload is taken apart
+OFF_LOOP_BYTES: Final = 1024 * 1024
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+async def off_the_loop_if_large(
+    size: int, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
+) -> _T:
+    """``function(*args, **kwargs)``, in a worker thread when ``size`` exceeds ``OFF_LOOP_BYTES``."""
+    if size > OFF_LOOP_BYTES:
+        return await asyncio.to_thread(function, *args, **kwargs)
+    return function(*args, **kwargs)
+
+
+def declared_length(request: Request, fallback: int) -> int:
+    """The body size the request announces (Content-Length), else ``fallback``."""
+    declared = request.headers.get("content-length")
+    return int(declared) if declared is not None and declared.isdigit() else fallback
 
 
 async def read_bounded_body(request: Request, limit: int, too_large: Callable[[], AudioGuardError]) -> bytes:

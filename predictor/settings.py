@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contract.listen import ALL_INTERFACES
+from contract.constants import ALL_INTERFACES
 
 
 class PredictorSettings(BaseSettings):

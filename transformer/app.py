@@ -42,7 +42,14 @@ from kserve.model_server import app
 
 from contract.grpc_status import install_grpc_status_codes
 from contract.http import install_http_fixes
-from contract.v2_rest import INFERENCE_HEADER, decode_rest_body, read_bounded_body, rest_response
+from contract.v2_rest import (
+    INFERENCE_HEADER,
+    declared_length,
+    decode_rest_body,
+    off_the_loop_if_large,
+    read_bounded_body,
+    rest_response,
+)
 from transformer.analysis.analyzer import upload_too_large
 from transformer.model import AudioTransformer
 from transformer.predictor_client import is_predictor_outage
@@ -97,12 +104,19 @@ def rest_body_limit(model: AudioTransformer) -> int:
 async def infer(model_name: str, request: Request) -> Response:
     """v2 inference with binary BYTES kept as bytes (KServe's REST decoding replaced)."""
     model = served_model(request, model_name)
-    limit = model.settings.max_upload_mb
-    body = await read_bounded_body(request, rest_body_limit(model), lambda: upload_too_large(limit))
-    infer_request = decode_rest_body(
-        body, request.headers.get(INFERENCE_HEADER), model_name, output_names=OUTPUT_NAMES
-    )
-    response, response_headers = await model(infer_request, headers=dict(request.headers))
+    limit, mb = rest_body_limit(model), model.settings.max_upload_mb
+    # admitted before the body is read: a refused upload never occupies memory
+    with model.admitted(declared_length(request, limit)):
+        body = await read_bounded_body(request, limit, lambda: upload_too_large(mb))
+        infer_request = await off_the_loop_if_large(
+            len(body),
+            decode_rest_body,
+            body,
+            request.headers.get(INFERENCE_HEADER),
+            model_name,
+            output_names=OUTPUT_NAMES,
+        )
+        response, response_headers = await model(infer_request, headers=dict(request.headers))
     return rest_response(response, response_headers)
 
 

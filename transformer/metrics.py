@@ -6,6 +6,8 @@ KServe's model server exposes the default ``prometheus_client`` registry on
 | metric | type | labels | meaning |
 |---|---|---|---|
 | ``audioguard_anomalies_total`` | counter | group | anomalies detected |
+| ``audioguard_admission_inflight`` | gauge | budget | analyses / decoding-memory bytes admitted now |
+| ``audioguard_admission_rejected_total`` | counter | reason | requests refused with 503 + Retry-After |
 | ``audioguard_outbox_depth`` | gauge | kind | messages waiting in the outbox |
 | ``audioguard_outbox_dropped_total`` | counter | kind | messages dropped because the outbox was full |
 | ``audioguard_outbox_dead_letters`` | gauge | kind | messages the DHT refused for good, kept aside |
@@ -38,6 +40,16 @@ OUTBOX_DROPPED: Final = Counter(
     "audioguard_outbox_dropped_total",
     "Messages dropped because the outbox was full, by kind (anomaly|result).",
     ["kind"],
+)
+ADMISSION_INFLIGHT: Final = Gauge(
+    "audioguard_admission_inflight",
+    "Work admitted and not finished, by budget (analyses: requests; memory_bytes: decoding memory).",
+    ["budget"],
+)
+ADMISSION_REJECTED: Final = Counter(
+    "audioguard_admission_rejected_total",
+    "Requests answered 503 + Retry-After because a budget was full, by budget (analyses|memory).",
+    ["reason"],
 )
 DEAD_LETTERS: Final = Gauge(
     "audioguard_outbox_dead_letters",

@@ -11,14 +11,16 @@ here: see ``transformer.analysis.analyzer`` and ``transformer.protocol``.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from kserve import Model
 from kserve.inference_client import InferenceGRPCClient
+from kserve.model import InferenceVerb, InferReturnType
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from kserve.utils.inference_client_factory import InferenceClientFactory
 
@@ -26,6 +28,8 @@ from contract.assets import TRANSFORMER_ASSETS, asset_report, log_asset_report
 from contract.batching import BatchStats
 from contract.errors import AudioGuardError, InvalidInput, ServiceNotReady
 from contract.http import to_kserve_error
+from contract.v2_rest import off_the_loop_if_large
+from transformer.admission import Admission, Ticket, memory_budget_mb
 from transformer.analysis.analyzer import Analyzer, PreparedAnalysis
 from transformer.analysis.anomaly_groups import load_anomaly_groups
 from transformer.analysis.labels import load_labels
@@ -37,6 +41,7 @@ from transformer.dht.listener import RequestListener, options_from_request
 from transformer.predictor_client import PREDICTOR_CHANNEL_ARGS, PredictorClient
 from transformer.privacy import PRIVACY_METHODS
 from transformer.protocol import v2_request, v2_response
+from transformer.protocol.v2_request import request_bytes
 from transformer.settings import TransformerSettings
 
 logger = logging.getLogger(__name__)
@@ -53,6 +58,8 @@ class _PendingV2:
 # preprocess and postprocess run in the same task (kserve.Model.__call__), so a
 # context variable carries the pending request across predict.
 _PENDING: contextvars.ContextVar[_PendingV2] = contextvars.ContextVar("audioguard_pending_v2")
+# the admission ticket of the request this task serves (a route admits before reading the body)
+_TICKET: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar("audioguard_admission", default=None)
 
 
 class AudioTransformer(Model):
@@ -68,6 +75,7 @@ class AudioTransformer(Model):
         self.predictor: PredictorClient | None = None
         self.delivery: DeliveryService | None = None
         self.listener: RequestListener | None = None
+        self.admission: Admission | None = None
         self.assets: dict[str, object] = {}
 
     # --- lifecycle ------------------------------------------------------------------
@@ -109,6 +117,16 @@ class AudioTransformer(Model):
         )
         if settings.listener_enabled:
             self.listener = RequestListener.from_settings(settings, self.process_dht_request)
+        self.admission = Admission(
+            max_analyses=settings.max_inflight_analyses,
+            max_memory_mb=settings.max_inflight_mb or memory_budget_mb(settings.memory_limit_mb),
+            retry_after_seconds=settings.retry_after_seconds,
+        )
+        logger.info(
+            "admission: %d analyses, %.0f MiB of decoding memory in flight",
+            self.admission.max_analyses,
+            self.admission.max_memory_bytes / 1024 / 1024,
+        )
         self.ready = True
         return True
 
@@ -189,6 +207,43 @@ class AudioTransformer(Model):
             "predictor_protocol": None if config is None else config.protocol,
         }
 
+    # --- admission (transformer.admission) ---------------------------------------------
+
+    @contextlib.contextmanager
+    def admitted(self, body_bytes: int) -> Iterator[None]:
+        """Hold an admission ticket for the enclosed work, once per request (nested: reused).
+
+        Raises:
+            Overloaded: a budget is full (503 + Retry-After).
+            ServiceNotReady: not loaded yet.
+        """
+        if _TICKET.get() is not None:
+            yield
+            return
+        if self.admission is None:
+            raise ServiceNotReady(f"model {self.name!r} has not loaded its weights yet")
+        ticket = self.admission.admit(body_bytes)
+        token = _TICKET.set(ticket)
+        try:
+            yield
+        finally:
+            _TICKET.reset(token)
+            ticket.release()
+
+    async def __call__(
+        self,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        verb: InferenceVerb = InferenceVerb.PREDICT,
+    ) -> InferReturnType:
+        """KServe's handler chain inside an admission ticket (gRPC requests are admitted here;
+        REST ones were admitted by their route before the body was read)."""
+        try:
+            with self.admitted(request_bytes(body)):
+                return await super().__call__(body, headers, verb)
+        except AudioGuardError as error:  # the handlers convert theirs: only admission's land here
+            raise to_kserve_error(error) from None
+
     # --- the three KServe handlers --------------------------------------------------
 
     def _loaded(self) -> tuple[Analyzer, PredictorClient]:
@@ -204,7 +259,8 @@ class AudioTransformer(Model):
                     f"this model speaks the v2 inference protocol: POST /v2/models/{self.name}/infer"
                 )
             analyzer, predictor = self._loaded()
-            call = v2_request.parse_audio_request(payload)
+            parse = v2_request.parse_audio_request
+            call = await off_the_loop_if_large(request_bytes(payload), parse, payload)
             prepared = await analyzer.prepare(call.audio, call.options)
         except AudioGuardError as error:
             raise to_kserve_error(error) from None

@@ -9,8 +9,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contract.constants import ALL_INTERFACES
 from contract.errors import InvalidParameter
-from contract.listen import ALL_INTERFACES
 from transformer.dht.topics import (
     ANOMALY_TOPIC_NAME,
     REQUEST_TOPIC_NAME,
@@ -62,6 +62,28 @@ class TransformerSettings(BaseSettings):
     )
     vggish_fc2_relu: bool = Field(
         True, description="Apply ReLU after fc2 as IBM MAX does (false = upstream VGGish after 2020)."
+    )
+    max_inflight_analyses: int = Field(
+        64,
+        ge=1,
+        description="Analyses admitted at once (REST, gRPC and SIFIS together); more get 503 with "
+        "Retry-After at once instead of waiting in memory.",
+    )
+    max_inflight_mb: float | None = Field(
+        None,
+        gt=0,
+        description="Decoding memory admitted requests may take, counted as 8x each upload's size "
+        "(a PCM WAV decoded as float64); beyond it 503 + Retry-After. Unset = the memory limit "
+        "less 1536 MiB for the service itself.",
+    )
+    memory_limit_mb: float | None = Field(
+        None,
+        gt=0,
+        description="The container's memory limit; unset = read from the cgroup (memory.max), "
+        "or 4096 when there is none.",
+    )
+    retry_after_seconds: int = Field(
+        2, ge=1, le=3600, description="Retry-After of a 503 at capacity, in seconds."
     )
     inference_threads: int = Field(
         2, ge=1, description="Worker threads for decoding and feature extraction off the event loop."

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Final, Protocol
 
 from fastapi import APIRouter, Request
@@ -36,7 +37,8 @@ from kserve.errors import InferenceError
 from starlette.routing import Match
 
 from contract.errors import AudioGuardError, ServiceNotReady
-from contract.v2_rest import read_bounded_body
+from contract.http import retry_headers
+from contract.v2_rest import declared_length, off_the_loop_if_large, read_bounded_body
 from transformer.analysis.analyzer import upload_too_large
 from transformer.analysis.types import AnalysisOptions, AnalysisResult
 from transformer.dht.records import result_value
@@ -70,9 +72,15 @@ class AnalysisService(Protocol):
         self, audio: bytes, options: AnalysisOptions, headers: Mapping[str, str] | None = None
     ) -> AnalysisResult: ...
 
+    def admitted(self, body_bytes: int) -> AbstractContextManager[None]: ...
+
 
 def error_response(error: AudioGuardError) -> JSONResponse:
-    return JSONResponse(status_code=error.status_code, content={"status": "error", "message": error.message})
+    return JSONResponse(
+        status_code=error.status_code,
+        content={"status": "error", "message": error.message},
+        headers=retry_headers(error),
+    )
 
 
 def bound_model(request: Request) -> AnalysisService:
@@ -113,17 +121,17 @@ async def predict(
     try:
         model = bound_model(request)
         settings = model.settings
-        form = await read_bounded_body(
-            request,
-            settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
-            lambda: upload_too_large(settings.max_upload_mb),
-        )
-        parts = parse_multipart(form, request.headers.get("content-type"))
-        upload = audio_part(parts)
-        options = sifis_options(
-            parts, audio_file, method, requestor_id, requestor_type, request_id, settings.sifis_unknown_method
-        )
-        result = await model.analyze(upload.data, options, dict(request.headers))
+        limit = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+        # admitted before the body is read: a refused upload never occupies memory
+        with model.admitted(declared_length(request, limit)):
+            form = await read_bounded_body(request, limit, lambda: upload_too_large(settings.max_upload_mb))
+            parts = await off_the_loop_if_large(
+                len(form), parse_multipart, form, request.headers.get("content-type")
+            )
+            upload = audio_part(parts)
+            ids = (audio_file, method, requestor_id, requestor_type, request_id)
+            options = sifis_options(parts, *ids, settings.sifis_unknown_method)
+            result = await model.analyze(upload.data, options, dict(request.headers))
     except AudioGuardError as error:
         if error.status_code >= 500:
             logger.warning("SIFIS request %s: %s %s", request_id, error.status_code, error.message)

@@ -179,3 +179,17 @@ def _single_serialized_element(raw: bytes) -> bytes:
             f"({length}) followed by exactly that many bytes ({len(raw) - _LENGTH_PREFIX.size} sent)"
         )
     return raw[_LENGTH_PREFIX.size :]
+
+
+def request_bytes(request: object) -> int:
+    """The bytes a v2 request carries in its inputs (gRPC raw contents or data elements)."""
+    if not isinstance(request, InferRequest):
+        return 0
+    total = 0
+    for infer_input in request.inputs:
+        raw = infer_input._raw_data
+        if raw is not None:
+            total += len(raw)
+        elif isinstance(infer_input.data, list):
+            total += sum(len(item) for item in infer_input.data if isinstance(item, bytes | str))
+    return total
