@@ -10,7 +10,10 @@ The weights load before the server starts, so it is ready as soon as it listens.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 import kserve
@@ -22,7 +25,7 @@ from contract.errors import ModelAssetError
 from contract.http import configure_service_logging
 from contract.listen import listen_on
 from contract.settings_cli import add_settings_arguments, settings_from_args
-from predictor.model import ClassifierModel, model_parameters
+from predictor.model import WORKER_LOAD_FAILED, ClassifierModel, model_parameters
 from predictor.routes import register_served_model
 from predictor.settings import PredictorSettings
 
@@ -76,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValueError as error:  # pydantic's ValidationError is a ValueError
         sys.exit(f"predictor: invalid settings: {error}")
     listen_on(settings.bind_host)
+    worker_failed = stop_when_a_worker_cannot_load()
     kserve.ModelServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,
@@ -91,6 +95,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         ssl_certfile=args.ssl_certfile,
         ssl_keyfile=args.ssl_keyfile,
     ).start([model])
+    if worker_failed.is_set():
+        sys.exit("predictor: a worker process could not load the weights (see the log above); stopped")
+
+
+def stop_when_a_worker_cannot_load() -> threading.Event:
+    """On a worker's ``WORKER_LOAD_FAILED`` signal, stop the server (KServe's SIGTERM path) and
+    remember it, so the process exits non-zero and Kubernetes restarts it."""
+    failed = threading.Event()
+
+    def on_worker_failure(signum: int, frame: object) -> None:
+        failed.set()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(WORKER_LOAD_FAILED, on_worker_failure)
+    return failed
 
 
 if __name__ == "__main__":

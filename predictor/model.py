@@ -10,6 +10,8 @@ FP32 sigmoid scores, one row per window. The numbers come from
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import uuid
 from collections.abc import Mapping
@@ -36,6 +38,9 @@ from predictor.routes import install_model_routes, register_served_model
 from predictor.settings import PredictorSettings
 
 logger = logging.getLogger(__name__)
+
+#: what a worker process that cannot load the weights sends its parent (``python -m predictor``)
+WORKER_LOAD_FAILED: Final = signal.SIGUSR1
 
 INPUT_NAME: Final = EMBEDDINGS_TENSOR
 OUTPUT_NAME: Final = SCORES_TENSOR
@@ -133,10 +138,14 @@ class ClassifierModel(Model):
             threading.Thread(target=self._load_logging_errors, name=f"{self.name}-load", daemon=True).start()
 
     def _load_logging_errors(self) -> None:
+        """A worker copy's load: on failure the whole server stops, non-zero (see ``__main__``),
+        rather than a worker that stays unready forever while its parent looks alive."""
         try:
             self.load()
         except Exception:
-            logger.exception("model %r failed to load its weights", self.name)
+            logger.exception("model %r failed to load its weights in worker %d", self.name, os.getpid())
+            os.kill(os.getppid(), WORKER_LOAD_FAILED)
+            os._exit(3)
 
     def load(self) -> bool:
         """Check and load the weights, then mark the model ready (idempotent).

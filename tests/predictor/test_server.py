@@ -395,3 +395,43 @@ def test_ray_replicas_serve_the_same_scores(
         assert metadata["parameters"]["ray_replicas"] == 2
         assert metadata["inputs"][0]["name"] == "embeddings"
         assert "starting 2 Ray Serve replica(s)" in server.log_text()
+
+
+def test_a_worker_that_cannot_load_the_weights_stops_the_server_non_zero(
+    synthetic_classifier_dir: Path, tmp_path: Path
+) -> None:
+    """With --workers 2 each worker loads the weights again after the parent did. Once the parent
+    has loaded them the file is broken, so the workers fail: the whole predictor must stop with a
+    non-zero code (Kubernetes restarts it) instead of listening forever, unready."""
+    import shutil
+    import subprocess
+    import time
+
+    from tests.support.serverutil import free_port, module_command, service_env
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    h5 = model_dir / CLASSIFIER_H5
+    shutil.copy(synthetic_classifier_dir / CLASSIFIER_H5, h5)
+    log = tmp_path / "predictor.log"
+    args = ["--model_name", MODEL, "--model_dir", str(model_dir), "--workers", "2"]
+    args += ["--http_port", str(free_port()), "--grpc_port", str(free_port())]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            module_command("predictor", args), env=service_env(None), stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while b"ready: max_batch_size" not in log.read_bytes():  # the parent has loaded the file
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        h5.write_bytes(b"not an HDF5 file any more")
+        code = process.wait(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = log.read_text()
+    assert code != 0, text
+    assert "failed to load its weights in worker" in text
+    assert "a worker process could not load the weights" in text
