@@ -23,7 +23,14 @@ import soundfile as sf
 
 from audioguard.offline import OfflineClassifier
 from tests.support.serverutil import RunningServer, start_server
-from tests.support.service_clients import MODEL, clip, kserve_grpc, predictor_args, triton_binary, wav_bytes
+from tests.support.service_clients import (
+    clip,
+    kserve_grpc,
+    predictor_args,
+    transformer_args,
+    triton_binary,
+    wav_bytes,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -68,12 +75,7 @@ def transformer(
     groups.write_text(json.dumps({"replace_defaults": True, "groups": [group]}), encoding="utf-8")
     predictor = start_server("predictor", predictor_args(synthetic_model_dir))
     try:
-        args = [
-            "--model_name", MODEL,
-            "--model_dir", str(synthetic_model_dir),
-            "--predictor_host", predictor.grpc_address,
-            "--predictor_protocol", "grpc-v2",
-        ]  # fmt: skip
+        args = transformer_args(synthetic_model_dir, predictor.grpc_address)
         server = start_server("transformer", args, {"AUDIOGUARD_ANOMALY_GROUPS_FILE": str(groups)})
         try:
             yield server

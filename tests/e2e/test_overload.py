@@ -26,6 +26,7 @@ from tests.support.service_clients import (
     kserve_grpc,
     predictor_args,
     sifis_post,
+    transformer_args,
     triton_binary,
     wav_bytes,
 )
@@ -48,12 +49,7 @@ def metric(server: RunningServer, name: str, **labels: str) -> float:
 def transformer(synthetic_model_dir: Path) -> Iterator[RunningServer]:
     predictor = start_server("predictor", predictor_args(synthetic_model_dir))
     try:
-        args = [
-            "--model_name", MODEL,
-            "--model_dir", str(synthetic_model_dir),
-            "--predictor_host", predictor.grpc_address,
-            "--predictor_protocol", "grpc-v2",
-        ]  # fmt: skip
+        args = transformer_args(synthetic_model_dir, predictor.grpc_address)
         env = {"AUDIOGUARD_MAX_INFLIGHT_MB": "48", "AUDIOGUARD_RETRY_AFTER_SECONDS": str(RETRY_AFTER)}
         server = start_server("transformer", args, env)
         try:

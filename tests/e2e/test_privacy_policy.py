@@ -21,7 +21,14 @@ import pytest
 import requests
 
 from tests.support.serverutil import RunningServer, start_server
-from tests.support.service_clients import MODEL, clip, kserve_grpc, sifis_post, triton_binary
+from tests.support.service_clients import (
+    MODEL,
+    clip,
+    kserve_grpc,
+    sifis_post,
+    transformer_args,
+    triton_binary,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -39,12 +46,7 @@ def servers(synthetic_model_dir: Path) -> Iterator[PolicyServers]:
     predictor = start_server("predictor", ["--model_name", MODEL, "--model_dir", str(synthetic_model_dir)])
 
     def launch(enforcement: str) -> RunningServer:
-        args = [
-            "--model_name", MODEL,
-            "--model_dir", str(synthetic_model_dir),
-            "--predictor_host", predictor.grpc_address,
-            "--predictor_protocol", "grpc-v2",
-        ]  # fmt: skip
+        args = transformer_args(synthetic_model_dir, predictor.grpc_address)
         env = {"AUDIOGUARD_PRIVACY_MINIMUM": MINIMUM, "AUDIOGUARD_PRIVACY_ENFORCEMENT": enforcement}
         return start_server("transformer", args, env)
 

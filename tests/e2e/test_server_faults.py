@@ -17,7 +17,13 @@ import pytest
 import tritonclient.http as triton_http
 
 from tests.support.serverutil import RunningServer, start_server
-from tests.support.service_clients import MODEL, clip, kserve_grpc, sifis_post, triton_binary
+from tests.support.service_clients import (
+    clip,
+    kserve_grpc,
+    sifis_post,
+    transformer_args,
+    triton_binary,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -32,12 +38,7 @@ def transformers(synthetic_model_dir: Path) -> Iterator[dict[str, RunningServer]
             ("grpc-v2", predictor.grpc_address),
             ("v2", predictor.http_url.removeprefix("http://")),
         ):
-            args = [
-                "--model_name", MODEL,
-                "--model_dir", str(synthetic_model_dir),
-                "--predictor_host", host,
-                "--predictor_protocol", protocol,
-            ]  # fmt: skip
+            args = transformer_args(synthetic_model_dir, host, protocol)
             servers[protocol] = start_server("transformer", args)
         yield servers
     finally:

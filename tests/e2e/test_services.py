@@ -49,6 +49,7 @@ from tests.support.service_clients import (
     predictor_args,
     sifis_post,
     sifis_url,
+    transformer_args,
     triton_binary,
     triton_json,
     wav_bytes,
@@ -150,14 +151,8 @@ class Transformers:
 
 def launch_transformer(model_dir: Path, protocol: str, host: str, env: dict[str, str]) -> RunningServer:
     """A transformer forwarding to the predictor at ``host`` over ``protocol`` (grpc-v2 or v2)."""
-    args = [
-        "--model_name", MODEL,
-        "--model_dir", str(model_dir),
-        "--predictor_host", host,
-        "--predictor_protocol", protocol,
-        "--enable_predictor_health_check",
-        "--predictor_request_timeout_seconds", "10",
-    ]  # fmt: skip
+    args = transformer_args(model_dir, host, protocol)
+    args += ["--enable_predictor_health_check", "--predictor_request_timeout_seconds", "10"]
     return start_server("transformer", args, env)
 
 

@@ -26,6 +26,17 @@ def predictor_args(model_dir: Path) -> list[str]:
     return ["--model_name", MODEL, "--model_dir", str(model_dir)]
 
 
+def transformer_args(model_dir: Path, predictor_host: str, protocol: str = "grpc-v2") -> list[str]:
+    """The transformer's flags for ``start_server("transformer", ...)``, calling the predictor at
+    ``predictor_host`` (host:port) over ``protocol`` (grpc-v2 or v2)."""
+    return [
+        "--model_name", MODEL,
+        "--model_dir", str(model_dir),
+        "--predictor_host", predictor_host,
+        "--predictor_protocol", protocol,
+    ]  # fmt: skip
+
+
 # --- test audio -------------------------------------------------------------------------
 
 
