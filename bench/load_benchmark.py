@@ -42,7 +42,7 @@ import requests
 import soundfile as sf
 
 from audioguard.client import BINARY_HEADER, rest_body
-from bench.service_benchmark import Services
+from bench.services import Services
 
 LIMIT_MIB = 4096  # the chart's and the manifests' transformer memory limit
 UNBOUNDED = ["--max_inflight_analyses", "100000", "--max_inflight_mb", "1000000"]

@@ -32,12 +32,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import re
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -50,8 +47,8 @@ import numpy as np
 import requests
 import soundfile as sf
 
-from audioguard import local
 from audioguard.client import BINARY_HEADER, rest_body
+from bench.services import Services
 
 CLIP_SECONDS = 10.0
 MODEL = "audioguard"
@@ -60,7 +57,6 @@ BATCH_CONCURRENCY = 16
 CORE_THREADS = (1, 2)
 DISTINCT_CLIPS = 16
 PREDICTOR_DIRECT_REQUESTS = 512
-START_TIMEOUT_S = 600.0
 #: Flags that turn each batcher off.
 TRANSFORMER_BATCHING_OFF = ("--vggish_request_batching", "false")
 PREDICTOR_BATCHING_OFF = ("--max_batch_size", "1")
@@ -166,75 +162,6 @@ def measure_core(model_dir: Path, audio: Sequence[bytes], requests_total: int) -
 
 
 # --- the services ------------------------------------------------------------------------------------
-
-
-class Services:
-    """Predictor + transformer as ``audioguard serve`` starts them, logs in a temporary file."""
-
-    def __init__(self, model_dir: Path) -> None:
-        ports = [_free_port() for _ in range(4)]
-        parser = local.build_parser()
-        self.args, _ = parser.parse_known_args(
-            [
-                "--model_dir", str(model_dir),
-                "--http_port", str(ports[0]), "--grpc_port", str(ports[1]),
-                "--predictor_http_port", str(ports[2]), "--predictor_grpc_port", str(ports[3]),
-            ]
-        )  # fmt: skip
-        self.predictor, self.transformer = local.service_commands(self.args, [])
-        descriptor, name = tempfile.mkstemp(prefix="service-benchmark-", suffix=".log")
-        os.close(descriptor)
-        self.log = Path(name)
-        self.base_predictor_command = list(self.predictor.command)
-        self.base_transformer_command = list(self.transformer.command)
-
-    @property
-    def infer_url(self) -> str:
-        return f"http://127.0.0.1:{self.args.http_port}/v2/models/{MODEL}/infer"
-
-    @property
-    def predictor_grpc(self) -> str:
-        return f"127.0.0.1:{self.args.predictor_grpc_port}"
-
-    @property
-    def predictor_metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.args.predictor_http_port}/metrics"
-
-    @property
-    def transformer_metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.args.http_port}/metrics"
-
-    def _start(self, service: local.Service) -> None:
-        with self.log.open("ab") as output:
-            service.process = subprocess.Popen(service.command, stdout=output, stderr=subprocess.STDOUT)
-
-    def _wait(self, services: Sequence[local.Service]) -> None:
-        problem = local.wait_until_ready(services, threading.Event(), START_TIMEOUT_S)
-        if problem is not None:
-            raise RuntimeError(f"{problem} (log: {self.log})")
-
-    def start(self) -> None:
-        self._start(self.predictor)
-        self._start(self.transformer)
-        self._wait([self.predictor, self.transformer])
-
-    def restart(self, *, predictor_extra: Sequence[str] = (), transformer_extra: Sequence[str] = ()) -> None:
-        """Replace both services by ones with these extra flags (same ports)."""
-        local.stop([self.transformer, self.predictor])
-        self.predictor.command = [*self.base_predictor_command, *predictor_extra]
-        self.transformer.command = [*self.base_transformer_command, *transformer_extra]
-        self.start()
-
-    def stop(self) -> None:
-        local.stop([self.transformer, self.predictor])
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def http_caller(url: str, audio: Sequence[bytes]) -> Callable[[int], None]:
