@@ -27,12 +27,11 @@ from typing import Any
 import numpy as np
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from audioguard.offline import OfflineClassifier
 from tests.support.dht_standin import DhtStandIn
 from tests.support.serverutil import RunningServer, run_module, start_server
-from tests.support.service_clients import MODEL, clip, predictor_args, sifis_post
+from tests.support.service_clients import MODEL, clip, metric_value, predictor_args, sifis_post
 from transformer.analysis.labels import load_labels
 
 pytestmark = pytest.mark.slow
@@ -66,13 +65,7 @@ def event_uuid(analysis_id: str, group: str, window: int) -> str:
 
 
 def metric(server: RunningServer, name: str, **labels: str) -> float | None:
-    """One sample of the server's /metrics, None when absent."""
-    text = requests.get(server.http_url + "/metrics", timeout=10).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return None
+    return metric_value(server, name, **labels)
 
 
 # --- the deterministic group ---------------------------------------------------------------------

@@ -22,12 +22,11 @@ import pytest
 import soundfile as sf
 
 from audioguard.offline import OfflineClassifier
-from tests.support.serverutil import RunningServer, start_server
+from tests.support.serverutil import RunningServer
 from tests.support.service_clients import (
     clip,
     kserve_grpc,
-    predictor_args,
-    transformer_args,
+    service_pair,
     triton_binary,
     wav_bytes,
 )
@@ -73,16 +72,8 @@ def transformer(
         "threshold": late_event.threshold,
     }
     groups.write_text(json.dumps({"replace_defaults": True, "groups": [group]}), encoding="utf-8")
-    predictor = start_server("predictor", predictor_args(synthetic_model_dir))
-    try:
-        args = transformer_args(synthetic_model_dir, predictor.grpc_address)
-        server = start_server("transformer", args, {"AUDIOGUARD_ANOMALY_GROUPS_FILE": str(groups)})
-        try:
-            yield server
-        finally:
-            server.stop()
-    finally:
-        predictor.stop()
+    with service_pair(synthetic_model_dir, {"AUDIOGUARD_ANOMALY_GROUPS_FILE": str(groups)}) as server:
+        yield server
 
 
 @pytest.mark.parametrize("client", [triton_binary, kserve_grpc], ids=["rest", "grpc"])

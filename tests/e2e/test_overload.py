@@ -18,15 +18,14 @@ import numpy as np
 import pytest
 import requests
 import tritonclient.http as triton_http
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.serverutil import RunningServer, start_server
+from tests.support.serverutil import RunningServer
 from tests.support.service_clients import (
     MODEL,
     kserve_grpc,
-    predictor_args,
+    metric_value,
+    service_pair,
     sifis_post,
-    transformer_args,
     triton_binary,
     wav_bytes,
 )
@@ -37,27 +36,14 @@ RETRY_AFTER = 7
 
 
 def metric(server: RunningServer, name: str, **labels: str) -> float:
-    text = requests.get(server.http_url + "/metrics", timeout=10).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return 0.0
+    return metric_value(server, name, **labels) or 0.0
 
 
 @pytest.fixture(scope="module")
 def transformer(synthetic_model_dir: Path) -> Iterator[RunningServer]:
-    predictor = start_server("predictor", predictor_args(synthetic_model_dir))
-    try:
-        args = transformer_args(synthetic_model_dir, predictor.grpc_address)
-        env = {"AUDIOGUARD_MAX_INFLIGHT_MB": "48", "AUDIOGUARD_RETRY_AFTER_SECONDS": str(RETRY_AFTER)}
-        server = start_server("transformer", args, env)
-        try:
-            yield server
-        finally:
-            server.stop()
-    finally:
-        predictor.stop()
+    env = {"AUDIOGUARD_MAX_INFLIGHT_MB": "48", "AUDIOGUARD_RETRY_AFTER_SECONDS": str(RETRY_AFTER)}
+    with service_pair(synthetic_model_dir, env) as server:
+        yield server
 
 
 def long_upload(seconds: float = 160.0) -> bytes:

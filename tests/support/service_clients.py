@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,9 @@ import requests
 import soundfile as sf
 import tritonclient.http as triton_http
 from kserve import InferenceGRPCClient, InferInput, InferRequest
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.serverutil import RunningServer
+from tests.support.serverutil import RunningServer, start_server
 
 MODEL = "audioguard"
 
@@ -35,6 +38,34 @@ def transformer_args(model_dir: Path, predictor_host: str, protocol: str = "grpc
         "--predictor_host", predictor_host,
         "--predictor_protocol", protocol,
     ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def service_pair(
+    model_dir: Path, transformer_env: Mapping[str, str] | None = None
+) -> Iterator[RunningServer]:
+    """A predictor and a transformer calling it over gRPC v2 (``transformer_env`` its extra
+    environment); yields the transformer, stops both."""
+    predictor = start_server("predictor", predictor_args(model_dir))
+    try:
+        args = transformer_args(model_dir, predictor.grpc_address)
+        transformer = start_server("transformer", args, transformer_env)
+        try:
+            yield transformer
+        finally:
+            transformer.stop()
+    finally:
+        predictor.stop()
+
+
+def metric_value(server: RunningServer, name: str, **labels: str) -> float | None:
+    """One sample of the server's /metrics, None when absent."""
+    text = requests.get(server.http_url + "/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
 
 
 # --- test audio -------------------------------------------------------------------------
