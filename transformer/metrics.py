@@ -14,6 +14,7 @@ KServe's model server exposes the default ``prometheus_client`` registry on
 | ``audioguard_dht_delivery_failures_total`` | counter | reason | failed DHT posts (each is retried) |
 | ``audioguard_dht_delivery_latency_seconds`` | histogram | kind | enqueue -> DHT acknowledgement |
 | ``audioguard_dht_request_seconds`` | histogram | | duration of one successful DHT post |
+| ``audioguard_dht_listener_connected`` | gauge | | 1 while the request listener's WebSocket is open |
 | ``audioguard_transformer_vggish_batch_examples`` | histogram | model_name | examples per VGGish call |
 | ``audioguard_transformer_vggish_batch_requests`` | histogram | model_name | requests in one VGGish call |
 | ``audioguard_transformer_vggish_batch_seconds`` | histogram | model_name | duration of one VGGish call |
@@ -32,6 +33,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from contract.batch_metrics import BatchMetrics
 
+LISTENER_CONNECTED: Final = Gauge(
+    "audioguard_dht_listener_connected", "1 while the DHT request listener's WebSocket is open, else 0."
+)
 ANOMALIES: Final = Counter("audioguard_anomalies_total", "Anomalies detected, by group.", ["group"])
 OUTBOX_DEPTH: Final = Gauge(
     "audioguard_outbox_depth", "Messages waiting in the DHT outbox, by kind (anomaly|result).", ["kind"]

@@ -41,7 +41,7 @@ import soundfile as sf
 import tritonclient.http as triton_http_module
 from kserve.logging import KSERVE_LOG_CONFIG
 
-from tests.support.dht_standin import DhtStandIn
+from tests.support.dht_broker import DhtBroker
 from tests.support.leakscan import (
     AudioFingerprints,
     Finding,
@@ -183,7 +183,7 @@ class Deployment:
     transformers: dict[str, Service]  # by protocol towards the predictor: "grpc", "rest"
     predictor_relays: dict[str, TcpRelay]
     dht_relay: TcpRelay
-    dht: DhtStandIn
+    dht: DhtBroker
     base: Path
     shared_baseline: dict[Path, set[str]]
 
@@ -200,7 +200,7 @@ def deployment(synthetic_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
     }
     model = ["--model_name", MODEL, "--model_dir", str(synthetic_model_dir)]
     predictor = launch("predictor", "predictor", model, {}, base)
-    dht = DhtStandIn().start()
+    dht = DhtBroker(base / "dht").start()
     dht_relay = TcpRelay(("127.0.0.1", int(dht.url.rsplit(":", 1)[1])))
     relays = {
         "grpc": TcpRelay(("127.0.0.1", int(predictor.server.grpc_address.rsplit(":", 1)[1]))),

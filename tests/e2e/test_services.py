@@ -33,7 +33,7 @@ from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceSt
 from audioguard.offline import ClipResult, OfflineClassifier
 from contract import errors
 from contract.assets import TRANSFORMER_ASSETS, asset_report, sha512_of
-from tests.support.dht_standin import DhtStandIn
+from tests.support.dht_broker import DhtBroker
 from tests.support.serverutil import (
     PROJECT_ROOT,
     RunningServer,
@@ -137,9 +137,10 @@ def predictor(synthetic_model_dir: Path) -> Iterator[Predictor]:
 
 
 @pytest.fixture(scope="module")
-def dht() -> Iterator[DhtStandIn]:
-    with DhtStandIn() as standin:
-        yield standin
+def dht(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DhtBroker]:
+    """The real SIFIS DHT broker."""
+    with DhtBroker(tmp_path_factory.mktemp("dht")) as broker:
+        yield broker
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def launch_transformer(model_dir: Path, protocol: str, host: str, env: dict[str,
 
 @pytest.fixture(scope="module")
 def transformers(
-    predictor: Predictor, dht: DhtStandIn, synthetic_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    predictor: Predictor, dht: DhtBroker, synthetic_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Transformers]:
     tmp = tmp_path_factory.mktemp("transformer-tmp")
     common_env = {
@@ -638,7 +639,7 @@ def test_sifis_misspelt_method_is_400_not_silently_none(transformers: Transforme
     assert sifis_post(transformers.grpc, clip(27, 2.0), method="nothing").status_code == 200
 
 
-def test_results_reach_the_dht_through_the_outbox(transformers: Transformers, dht: DhtStandIn) -> None:
+def test_results_reach_the_dht_through_the_outbox(transformers: Transformers, dht: DhtBroker) -> None:
     audio = clip(25, 3.0)
     response = sifis_post(transformers.grpc, audio, method="scrample")
     assert response.status_code == 200

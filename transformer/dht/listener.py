@@ -32,6 +32,7 @@ from transformer.analysis.types import AnalysisOptions
 from transformer.dht.backoff import Backoff
 from transformer.dht.clients import websocket_url
 from transformer.dht.topics import REQUEST_TOPIC_NAME, REQUEST_TYPE
+from transformer.metrics import LISTENER_CONNECTED
 from transformer.privacy import method_from_sifis_name
 from transformer.settings import TransformerSettings
 
@@ -177,6 +178,7 @@ class RequestListener:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._task = None
         self.connected.clear()
+        LISTENER_CONNECTED.set(0)
 
     async def _run(self) -> None:
         failures = 0
@@ -188,6 +190,7 @@ class RequestListener:
                     failures = 0
                     self.connections += 1
                     self.connected.set()
+                    LISTENER_CONNECTED.set(1)
                     logger.info("listening for %s requests on %s", self.topic_name, self.ws_url)
                     await self._listen(connection)
             except (OSError, TimeoutError, InvalidHandshake, InvalidURI, ConnectionClosed) as error:
@@ -196,6 +199,7 @@ class RequestListener:
                 # anything else (a websockets surprise) must not end the subscription for good
                 logger.exception("DHT request listener failed; reconnecting")
             self.connected.clear()
+            LISTENER_CONNECTED.set(0)
             failures += 1
             delay = self.backoff.delay(failures)
             logger.info("DHT request listener reconnects in %.1f s", delay)

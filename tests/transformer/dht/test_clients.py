@@ -1,4 +1,8 @@
-"""DHT clients (REST, WebSocket) against the stand-in broker, and the stand-in's own protocol."""
+"""DHT clients (REST, WebSocket) against the real SIFIS DHT broker, and the stand-in's own protocol.
+
+The stand-in (tests/support/dht_standin.py) is used where only it can show something: the exact
+request path sent, a 5xx, a socket closed instead of a write; those tests name it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -13,7 +18,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from contract.errors import DeliveryError
-from tests.support.dht_standin import DhtStandIn, free_port
+from tests.support.dht_broker import DhtBroker
+from tests.support.dht_standin import DhtStandIn, free_port, wait_until
 from transformer.dht.clients import (
     DhtRestClient,
     DhtWebSocketClient,
@@ -30,6 +36,14 @@ JSON = {"Content-Type": "application/json"}
 @pytest.fixture
 def standin() -> Iterator[DhtStandIn]:
     broker = DhtStandIn().start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def real(tmp_path: Path) -> Iterator[DhtBroker]:
+    """The real broker, running."""
+    broker = DhtBroker(tmp_path / "dht").start()
     yield broker
     broker.stop()
 
@@ -152,19 +166,32 @@ async def test_standin_websocket_protocol_broadcasts_to_everyone(standin: DhtSta
 
 
 @pytest.mark.slow
-async def test_rest_client_posts_persistently_with_colon_unescaped(standin: DhtStandIn) -> None:
-    client = DhtRestClient(standin.url + "/", timeout=5)
+async def test_rest_client_posts_persistently_to_the_broker(real: DhtBroker) -> None:
+    client = DhtRestClient(real.url + "/", timeout=5)
     value = {"group": "glass_break", "score": 0.93, "triggered_by": [{"index": 441}]}
     try:
         await client.post_persistent(TOPIC, "event-1", value)
+        await client.post_persistent(TOPIC, "event-1", {**value, "score": 0.95})  # same key: overwrites
     finally:
         await client.aclose()
-    assert standin.get(TOPIC, "event-1") == value
+    assert real.get(TOPIC, "event-1") == {**value, "score": 0.95}
+    assert real.entries(TOPIC) == {"event-1": {**value, "score": 0.95}}
+
+
+@pytest.mark.slow
+async def test_rest_client_keeps_the_colon_unescaped(standin: DhtStandIn) -> None:
+    """Stand-in: it records the raw request path (the broker decodes either spelling)."""
+    client = DhtRestClient(standin.url, timeout=5)
+    try:
+        await client.post_persistent(TOPIC, "event-1", {"v": 1})
+    finally:
+        await client.aclose()
     assert b"/topic_name/SIFIS:Audio_Anomaly/topic_uuid/event-1" in standin.raw_paths
 
 
 @pytest.mark.slow
 async def test_rest_client_fails_on_5xx_hang_and_down(standin: DhtStandIn) -> None:
+    """Stand-in: a 5xx on demand (the hang and the outage are also shown on the real broker)."""
     client = DhtRestClient(standin.url, timeout=0.3)
     try:
         standin.fail_with(503)
@@ -197,8 +224,8 @@ async def test_rest_client_fails_on_5xx_hang_and_down(standin: DhtStandIn) -> No
 
 
 @pytest.mark.slow
-async def test_websocket_client_is_acknowledged_by_the_echo(standin: DhtStandIn) -> None:
-    client = DhtWebSocketClient(standin.ws_url, timeout=5)
+async def test_websocket_client_is_acknowledged_by_the_broadcast(real: DhtBroker) -> None:
+    client = DhtWebSocketClient(real.ws_url, timeout=5)
     value = {"score": 0.1 + 0.2, "labels": ("Glass", "Shatter")}  # tuple: JSON makes it a list
     try:
         await asyncio.gather(
@@ -208,47 +235,63 @@ async def test_websocket_client_is_acknowledged_by_the_echo(standin: DhtStandIn)
         )
     finally:
         await client.aclose()
-    assert standin.get(TOPIC, "e1") == {"score": 0.1 + 0.2, "labels": ["Glass", "Shatter"]}
-    assert standin.get(TOPIC, "e2") == {"n": 2} and standin.get("Other", "e1") == {"n": 3}
-    assert {w.via for w in standin.writes} == {"ws"}
+    # each post returned only once the broker broadcast it back: by then it is stored
+    assert real.get(TOPIC, "e1") == {"score": 0.1 + 0.2, "labels": ["Glass", "Shatter"]}
+    assert real.get(TOPIC, "e2") == {"n": 2} and real.get("Other", "e1") == {"n": 3}
 
 
 @pytest.mark.slow
-async def test_websocket_client_times_out_without_echo_then_reconnects(standin: DhtStandIn) -> None:
-    client = DhtWebSocketClient(standin.ws_url, timeout=0.3)
+async def test_websocket_client_times_out_on_a_frozen_broker_then_reconnects(real: DhtBroker) -> None:
+    client = DhtWebSocketClient(real.ws_url, timeout=0.3)
     try:
-        standin.hang(True)
+        await client.post_persistent(TOPIC, "h", {"v": 0})
+        real.freeze()  # SIGSTOP: the socket stays open, no broadcast comes
         with pytest.raises(DeliveryError, match="no echo") as caught:
             await client.post_persistent(TOPIC, "h", {"v": 1})
         assert caught.value.reason == "timeout"
-        standin.hang(False)
-        # The broker still applies the held write once released (it had received it);
+        real.thaw()
+        # The broker still applies the held write once thawed (it had received it);
         # wait for that, so the late {"v": 1} cannot land after {"v": 2}.
-        deadline = time.monotonic() + 5.0
-        while {"v": 1} not in [w.value for w in standin.writes] and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        await asyncio.to_thread(
+            wait_until, lambda: {"v": 1} in [w.value for w in real.writes], 10, "the held write"
+        )
         await client.post_persistent(TOPIC, "h", {"v": 2})
     finally:
         await client.aclose()
-    assert standin.get(TOPIC, "h") == {"v": 2}
+    assert real.get(TOPIC, "h") == {"v": 2}
 
 
 @pytest.mark.slow
-async def test_websocket_client_survives_broker_restart_and_failure(standin: DhtStandIn) -> None:
+async def test_websocket_client_survives_a_killed_and_restarted_broker(real: DhtBroker) -> None:
+    client = DhtWebSocketClient(real.ws_url, timeout=2)
+    try:
+        await client.post_persistent(TOPIC, "before", {"v": 0})
+        await asyncio.to_thread(real.kill)
+        with pytest.raises(DeliveryError) as caught:
+            await client.post_persistent(TOPIC, "during", {"v": 1})
+        assert caught.value.reason == "connection"
+        with pytest.raises(DeliveryError, match="unreachable"):
+            await DhtWebSocketClient(real.ws_url, timeout=1).post_persistent(TOPIC, "x", {})
+        await asyncio.to_thread(real.start)
+        await _eventually_posts(client, {"v": 2}, timeout=10)
+    finally:
+        await client.aclose()
+    assert real.get(TOPIC, "before") == {"v": 0}  # kept in the broker's own SQLite store
+    assert real.get(TOPIC, "during") is None
+    assert real.get(TOPIC, "again") == {"v": 2}
+
+
+@pytest.mark.slow
+async def test_websocket_client_reconnects_after_a_closed_write(standin: DhtStandIn) -> None:
+    """Stand-in: it closes the socket instead of storing a write (the broker never does on demand)."""
     client = DhtWebSocketClient(standin.ws_url, timeout=2)
     try:
         await client.post_persistent(TOPIC, "before", {"v": 0})
-
-        standin.fail_with(500)  # the stand-in closes the socket instead of storing
+        standin.fail_with(500)
         with pytest.raises(DeliveryError) as caught:
             await client.post_persistent(TOPIC, "failing", {"v": 1})
         assert caught.value.reason == "connection"
         standin.fail_with(None)
-
-        await asyncio.to_thread(standin.stop)
-        with pytest.raises(DeliveryError, match="unreachable"):
-            await DhtWebSocketClient(standin.ws_url, timeout=1).post_persistent(TOPIC, "x", {})
-        await asyncio.to_thread(standin.start)
         await _eventually_posts(client, {"v": 2}, timeout=10)
     finally:
         await client.aclose()

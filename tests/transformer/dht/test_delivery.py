@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from contract.errors import InvalidConfiguration, ServiceNotReady
-from tests.support.dht_standin import DhtStandIn, eventually
+from tests.support.dht_broker import DhtBroker
+from tests.support.dht_standin import eventually
 from transformer.analysis.anomalies import Anomaly, TriggeringClass
 from transformer.dht.clients import DhtRestClient, DhtWebSocketClient
 from transformer.dht.delivery import DeliveryService
@@ -187,7 +188,7 @@ def test_from_settings_validates_and_selects_the_transport(tmp_path: Path) -> No
 
 @pytest.mark.slow
 async def test_configured_topics_and_mode_reach_the_dht(tmp_path: Path) -> None:
-    broker = DhtStandIn()
+    broker = DhtBroker(tmp_path / "dht")
     await asyncio.to_thread(broker.start)
     settings = TransformerSettings(
         dht_url=broker.url,
@@ -203,11 +204,12 @@ async def test_configured_topics_and_mode_reach_the_dht(tmp_path: Path) -> None:
         await asyncio.to_thread(service.record, result_value(request_id="quiet"), [])
         await asyncio.to_thread(service.record, result_value(), [anomaly("smoke_fire_alarm", 0)])
         await eventually(lambda: len(service.outbox) == 0, 20, "delivery")
+        await service.stop()
+
+        assert [w.value["request_id"] for w in broker.writes_to("Home:Results")] == ["quiet", "req-9"]
+        assert broker.get("Home:Results", "latest")["anomalies"][0]["group"] == "smoke_fire_alarm"
+        assert list(broker.entries("Home:Alarm")) == [event_uuid("smoke_fire_alarm", 0)]
+        assert broker.entries(ANOMALY_TOPIC) == {} and broker.get(*RESULTS_TOPIC) is None
     finally:
         await service.stop()
         await asyncio.to_thread(broker.stop)
-
-    assert [w.value["request_id"] for w in broker.writes_to("Home:Results")] == ["quiet", "req-9"]
-    assert broker.get("Home:Results", "latest")["anomalies"][0]["group"] == "smoke_fire_alarm"
-    assert list(broker.entries("Home:Alarm")) == [event_uuid("smoke_fire_alarm", 0)]
-    assert broker.entries(ANOMALY_TOPIC) == {} and broker.get(*RESULTS_TOPIC) is None

@@ -1,4 +1,4 @@
-"""The DHT request listener: file-name safety, and subscription against the stand-in DHT."""
+"""The DHT request listener: file-name safety, and subscription against the real SIFIS DHT broker."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from contract.errors import InvalidConfiguration, InvalidInput
-from tests.support.dht_standin import DhtStandIn, eventually
+from tests.support.dht_broker import DhtBroker
+from tests.support.dht_standin import eventually
 from transformer.dht.backoff import Backoff
 from transformer.dht.listener import RequestListener, resolve_audio_file
 from transformer.dht.topics import REQUEST_TOPIC_NAME as REQUEST_TOPIC
@@ -137,15 +138,15 @@ class Recorder:
 
 @dataclass
 class ListenerRig:
-    broker: DhtStandIn
+    broker: DhtBroker
     listener: RequestListener
     recorder: Recorder
 
 
 @pytest.fixture
-async def rig(audio_dir: Path) -> AsyncIterator[ListenerRig]:
-    """A running stand-in and a listener (not started) with fast reconnects."""
-    broker = DhtStandIn()
+async def rig(audio_dir: Path, tmp_path: Path) -> AsyncIterator[ListenerRig]:
+    """A running broker and a listener (not started) with fast reconnects."""
+    broker = DhtBroker(tmp_path / "dht")
     await asyncio.to_thread(broker.start)
     recorder = Recorder()
     listener = RequestListener(
@@ -157,14 +158,11 @@ async def rig(audio_dir: Path) -> AsyncIterator[ListenerRig]:
 
 
 async def _subscribed(rig: ListenerRig, connections: int = 1) -> None:
-    await eventually(
-        lambda: rig.listener.connections >= connections and rig.broker.websocket_clients >= 1,
-        10,
-        "the listener's subscription",
-    )
+    # the broker subscribes a WebSocket to its broadcasts before it completes the handshake
+    await eventually(lambda: rig.listener.connections >= connections, 10, "the listener's subscription")
 
 
-async def _post_request(broker: DhtStandIn, value: Any, topic: str = REQUEST_TOPIC) -> None:
+async def _post_request(broker: DhtBroker, value: Any, topic: str = REQUEST_TOPIC) -> None:
     await asyncio.to_thread(broker.post, topic, REQUEST_UUID, value)
 
 
@@ -209,7 +207,7 @@ async def test_unsafe_foreign_and_malformed_requests_are_ignored(rig: ListenerRi
     await _post_request(rig.broker, ["not", "an", "object"])
     await _post_request(rig.broker, request_value("kitchen.wav", "other-topic"), topic="SIFIS:Other")
     await asyncio.to_thread(rig.broker.post, "SIFIS:Other", "x", {"unrelated": True})
-    # the stand-in delivers broadcasts in order: once this one is processed, the others were seen
+    # the broker broadcasts in order: once this one is processed, the others were seen
     await _post_request(rig.broker, request_value("hall.flac", "last"))
 
     await eventually(lambda: "last" in rig.recorder.request_ids(), 10, "the last request")
@@ -257,9 +255,9 @@ async def test_listener_reconnects_after_the_dht_goes_down_and_comes_back(rig: L
 
 @pytest.mark.slow
 async def test_listener_started_while_the_dht_is_down_connects_when_it_comes_up(
-    audio_dir: Path,
+    audio_dir: Path, tmp_path: Path
 ) -> None:
-    broker = DhtStandIn()  # not started: connection refused
+    broker = DhtBroker(tmp_path / "dht")  # not started: connection refused
     recorder = Recorder()
     listener = RequestListener(broker.ws_url, audio_dir, recorder, backoff=Backoff(0.05, 0.2))
     try:
