@@ -10,6 +10,7 @@ The weights load before the server starts, so it is ready as soon as it listens.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import signal
 import sys
@@ -48,7 +49,7 @@ def build_model(name: str, settings: PredictorSettings, *, workers: int = 1) -> 
     Raises:
         MissingModelAsset: classifier_model.h5 is absent (message names it and the weights commands).
         ModelAssetError: the file is unreadable or has another layout.
-        ValueError: Ray replicas combined with several workers.
+        ValueError: Ray replicas combined with several workers, or asked of an installation without Ray.
     """
     if settings.ray_replicas == 0:
         model = ClassifierModel(name, settings)
@@ -56,6 +57,11 @@ def build_model(name: str, settings: PredictorSettings, *, workers: int = 1) -> 
         return model
     if workers > 1:
         raise ValueError("--ray_replicas cannot be combined with --workers > 1 (Ray does the scaling)")
+    if importlib.util.find_spec("ray") is None:
+        raise ValueError(
+            "--ray_replicas needs Ray, which this installation lacks: use the predictor image built with "
+            "--build-arg RAY=true (the -ray variant), or pip install 'ray[serve]'"
+        )
     require_assets(settings.model_dir, PREDICTOR_ASSETS)
     report = asset_report(settings.model_dir, PREDICTOR_ASSETS)
     log_asset_report(report, "predictor")

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# The test command (README and CI): set up, install the deployment validators,
-# lint, type-check, then every test (fast unit tests and the slow end-to-end
-# ones over real loopback servers). Extra arguments go to pytest,
-# e.g. `bash scripts/test.sh -m "not slow"` for the quick loop.
+# The test command (README and CI): set up, install the deployment validators and the
+# real SIFIS DHT broker, lint, type-check, then every test (fast unit tests and the slow
+# end-to-end ones over real loopback servers), then build and test the container images
+# (scripts/images.sh; skipped with a message only where podman cannot run).
+# Extra arguments go to pytest and skip the images, e.g. `bash scripts/test.sh -m "not slow"`
+# for the quick loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
 bash scripts/install-deploy-tools.sh
 bash scripts/install-speech-tools.sh
+bash scripts/install-dht-broker.sh >/dev/null
 export PATH="$PWD/.cache/bin:$HOME/go/bin:$PATH"
 export AUDIOGUARD_REQUIRE_DEPLOY_TOOLS=1
 .venv/bin/ruff check .
 .venv/bin/mypy contract transformer predictor audioguard
 .venv/bin/lint-imports
 .venv/bin/pytest -ra --durations=15 "$@"
+if [ $# -eq 0 ]; then
+    bash scripts/images.sh
+fi

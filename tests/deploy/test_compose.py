@@ -96,7 +96,7 @@ def test_predictor_is_reachable_from_the_gateway_only(compose: dict[str, Any]) -
     assert grpc_port == f"127.0.0.1:{published['8081'].split(':')[1]}"
 
 
-@pytest.mark.parametrize("service", ["predictor", "transformer", "weights"])
+@pytest.mark.parametrize("service", ["predictor", "transformer", "weights", "dht"])
 def test_services_are_hardened(compose: dict[str, Any], service: str) -> None:
     spec = compose["services"][service]
     assert spec["read_only"] is True and spec["cap_drop"] == ["ALL"]
@@ -113,7 +113,7 @@ def test_transformer_settings_are_real_and_the_outbox_is_on_a_volume(compose: di
     mounts = dict(volume.split(":", 1)[::-1] for volume in transformer["volumes"])
     assert mounts[str(Path(settings.outbox_path).parent)] == "outbox"
     assert mounts["/mnt/models:ro"] == "models"
-    assert set(compose["volumes"]) == {"models", "outbox"}
+    assert set(compose["volumes"]) == {"models", "outbox", "dht"}
 
 
 def test_weights_service_downloads_into_the_models_volume(compose: dict[str, Any]) -> None:

@@ -24,8 +24,15 @@ from tests.deploy.workloads import flag_values
 SERVICES = ("transformer", "predictor")
 SLIM_PYTHON_311 = re.compile(r"python:3\.11(\.\d+)?-slim(-[a-z]+)?(@sha256:[0-9a-f]{64})?")
 COMPILERS = re.compile(r"\b(gcc|g\+\+|cc|c\+\+|clang|build-essential|make|cmake|gfortran|rustc|cargo)\b")
-#: What each image may take from the build context (besides nothing else).
-SHARED_SOURCES = {"requirements.lock", "pyproject.toml", "contract/"}
+#: What each image may take from the build context (besides its own package and its locks).
+SHARED_SOURCES = {"pyproject.toml", "contract/"}
+#: Each image's lock files (requirements/README.md); the predictor's -ray variant is a build-arg.
+IMAGE_LOCKS = {
+    "transformer": {"requirements/transformer.lock"},
+    "predictor": {"requirements/predictor.lock", "requirements/predictor-ray.lock"},
+}
+#: Packages no image process imports, which no image lock may hold (Ray: the -ray variant only).
+NEVER_IN_AN_IMAGE = {"matplotlib", "scipy", "libclang", "pillow", "pytest", "mypy", "ruff"}
 #: The project's top-level packages; an image holds the contract and its own service only.
 PROJECT_PACKAGES = ("contract", "transformer", "predictor", "audioguard")
 WEIGHTS_COMMAND = "python -m contract.weights_cli download --dest /models"
@@ -91,19 +98,26 @@ def test_installs_exactly_the_locked_requirements(service: str) -> None:
     installs = [
         cmd for stage in parsed.stages for cmd in run_commands(stage) if re.search(r"\bpip\b|\buv\b", cmd)
     ]
-    installs = [cmd for cmd in installs if "install" in cmd]
+    installs = [cmd for cmd in installs if re.search(r"pip install", cmd)]
     assert len(installs) == 2, installs
     locked, project = installs
-    for flag in ("--require-hashes", "--no-deps", "--only-binary=:all:", "-r requirements.lock"):
+    for flag in ("--require-hashes", "--no-deps", "--only-binary=:all:", "-r "):
         assert flag in locked, f"{flag} missing from {locked!r}"
+    for lock in IMAGE_LOCKS[service]:
+        assert lock in locked, f"{lock} is not what {service} installs"
     # The project itself adds no dependency and fetches nothing (build backend from the lock).
     for flag in ("--no-deps", "--no-build-isolation", "--no-index"):
         assert flag in project, f"{flag} missing from {project!r}"
-    assert not any("apt-get install" in cmd for stage in parsed.stages for cmd in run_commands(stage))
+    # Debian packages: binutils (strip) in the build stage only.
+    for stage in parsed.stages:
+        for cmd in run_commands(stage):
+            if "apt-get install" in cmd:
+                assert stage.name == "build", cmd
+                assert cmd.split("apt-get install", 1)[1].split("&&", 1)[0].split()[-1] == "binutils", cmd
 
 
-def _locked_versions() -> dict[str, str]:
-    text = (REPO / "requirements.lock").read_text("utf-8")
+def _locked_versions(lock: str = "requirements.lock") -> dict[str, str]:
+    text = (REPO / lock).read_text("utf-8")
     entries = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[2])
     versions = {}
     for entry in entries:
@@ -128,6 +142,22 @@ def test_lock_file_pins_every_dependency_with_hashes() -> None:
     assert "setuptools" in locked
 
 
+@pytest.mark.parametrize("lock", sorted(set().union(*IMAGE_LOCKS.values())))
+def test_image_locks_pin_the_tested_versions_and_only_what_the_process_needs(lock: str) -> None:
+    """Each image lock is hashed, holds requirements-dev.lock's versions (what the tests ran), and
+    none of the packages its process never imports; `bash scripts/lock.sh` regenerates them."""
+    image = _locked_versions(lock)
+    development = _locked_versions("requirements-dev.lock")
+    assert {name: version for name, version in image.items() if development.get(name) != version} == {}
+    assert NEVER_IN_AN_IMAGE.isdisjoint(image)
+    assert ("ray" in image) == lock.endswith("-ray.lock")
+    assert {"kserve", "tensorflow-cpu", "numpy", "setuptools"} <= set(image)
+    if "transformer" in lock:
+        assert {"resampy", "soundfile", "websockets"} <= set(image)
+    else:
+        assert {"keras", "h5py"} <= set(image) and "resampy" not in image and "numba" not in image
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_copies_only_its_own_package(service: str) -> None:
     parsed = dockerfile(service)
@@ -135,7 +165,7 @@ def test_copies_only_its_own_package(service: str) -> None:
         source for stage in parsed.stages for copy in stage.copies() if copy.from_stage is None
         for source in copy.sources
     }  # fmt: skip
-    assert from_context == SHARED_SOURCES | {f"{service}/"}
+    assert from_context == SHARED_SOURCES | IMAGE_LOCKS[service] | {f"{service}/"}
     assert not any(item.keyword == "ADD" for stage in parsed.stages for item in stage.instructions)
     for source in from_context:
         assert (REPO / source).exists(), source
@@ -144,7 +174,8 @@ def test_copies_only_its_own_package(service: str) -> None:
 def test_dockerignore_sends_only_what_the_images_copy() -> None:
     rules = read_rules((REPO / ".dockerignore").read_text("utf-8"))
     sent = set(context_files(REPO, rules, frozenset({".git", ".venv", ".cache", "node_modules"})))
-    allowed_roots = SHARED_SOURCES | {f"{service}/" for service in SERVICES}
+    locks = set().union(*IMAGE_LOCKS.values())
+    allowed_roots = SHARED_SOURCES | locks | {f"{service}/" for service in SERVICES}
     for path in sent:
         assert path in allowed_roots or any(
             path.startswith(root) for root in allowed_roots if root.endswith("/")
@@ -156,7 +187,7 @@ def test_dockerignore_sends_only_what_the_images_copy() -> None:
         modules = {m for m in modules if "__pycache__" not in m}
         assert modules <= sent, f"{package}: missing {sorted(modules - sent)[:5]}"
     assert "transformer/data/class_labels_indices.csv" in sent
-    assert {"requirements.lock", "pyproject.toml"} <= sent
+    assert {"pyproject.toml", *set().union(*IMAGE_LOCKS.values())} <= sent
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -1,0 +1,33 @@
+"""``python -m tests.images.report REPORT BUILD_SECONDS``: scripts/images.sh's summary table.
+
+REPORT is the JSON the image tests wrote (size and seconds to ready per service); BUILD_SECONDS has
+one ``<tag> <seconds>`` line per image built in this run (cached layers make later builds short).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+from bench.load_benchmark import cpu_flags
+
+
+def main(argv: list[str]) -> int:
+    figures = json.loads(Path(argv[0]).read_text()) if Path(argv[0]).is_file() else {}
+    builds = dict(line.split() for line in Path(argv[1]).read_text().splitlines() if line.strip())
+    print(f"[images] {platform.machine()}, {os.cpu_count()} CPUs: {cpu_flags()}")
+    print(f"{'image':44} {'size':>9} {'build s':>8} {'ready s':>8}")
+    for tag, seconds in builds.items():
+        service = tag.split("/")[-1].split(":")[0].removeprefix("audioguard-")
+        row = figures.get(service, {})
+        size = f"{row['image_bytes'] / 1e9:.2f} GB" if "image_bytes" in row else "-"
+        ready = f"{row['ready_seconds']:.1f}" if "ready_seconds" in row else "-"
+        print(f"{tag:44} {size:>9} {seconds:>8} {ready:>8}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

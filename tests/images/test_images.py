@@ -1,0 +1,157 @@
+"""Both images, built by scripts/images.sh, run as the manifests run them and used through every
+interface: v2 REST (binary), gRPC and the SIFIS endpoint, transformer -> predictor, anomalies and
+results to the real SIFIS DHT broker through the outbox on its volume."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import requests
+
+from tests.images.conftest import PREDICTOR_CMD, Deployment
+from tests.support.containers import Container, image_name, podman
+from tests.support.dht_standin import wait_until
+from tests.support.service_clients import MODEL, clip, kserve_grpc, sifis_post, triton_binary, wav_bytes
+from transformer.analysis.labels import load_labels
+from transformer.dht.topics import RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID
+
+#: Packages no process of the image imports; the image must not hold them.
+NOT_IN = {
+    "transformer": [
+        "ray", "matplotlib", "scipy", "clang", "PIL", "pip", "audioguard", "predictor", "pytest",
+        "kubernetes.aio",
+    ],
+    "predictor": [
+        "ray", "matplotlib", "scipy", "clang", "PIL", "pip", "audioguard", "transformer", "pytest",
+        "resampy", "numba", "soundfile", "kubernetes.aio",
+    ],
+}  # fmt: skip
+#: What each process needs (a wrong lock would leave one out).
+NEEDED = {
+    "transformer": ["kserve", "tensorflow", "resampy", "soundfile", "websockets", "contract", "transformer"],
+    "predictor": ["kserve", "tensorflow", "keras", "h5py", "contract", "predictor"],
+}
+_FIND = (
+    "import importlib.util as u, json, sys; "
+    "print(json.dumps({m: u.find_spec(m) is not None for m in sys.argv[1:]}))"
+)
+_HAS_HEADERS = (
+    "import pathlib, tensorflow; print(pathlib.Path(tensorflow.__file__).parent.joinpath('include').exists())"
+)
+
+
+def _containers(deployment: Deployment) -> dict[str, Container]:
+    return {"predictor": deployment.predictor, "transformer": deployment.transformer}
+
+
+@pytest.mark.parametrize("service", ["transformer", "predictor"])
+def test_image_holds_only_what_its_process_imports(service: str) -> None:
+    names = [*NOT_IN[service], *NEEDED[service]]
+    found = json.loads(
+        podman("run", "--rm", "--entrypoint", "python", image_name(service), "-c", _FIND, *names).stdout
+    )
+    assert [name for name in NOT_IN[service] if found[name]] == []
+    assert [name for name in NEEDED[service] if not found[name]] == []
+    headers = podman("run", "--rm", "--entrypoint", "python", image_name(service), "-c", _HAS_HEADERS).stdout
+    assert headers.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("service", ["transformer", "predictor"])
+def test_runs_unprivileged_on_a_read_only_root(deployment: Deployment, service: str) -> None:
+    container = _containers(deployment)[service]
+    status = dict(
+        line.split(":\t", 1) for line in container.exec("cat", "/proc/1/status").splitlines() if ":\t" in line
+    )
+    assert status["Uid"].split()[:2] == ["1000", "1000"]
+    assert status["CapEff"].strip() == "0000000000000000" and status["CapPrm"].strip() == "0000000000000000"
+    assert status["NoNewPrivs"].strip() == "1"
+    config = container.inspect()["HostConfig"]
+    assert config["ReadonlyRootfs"] is True
+    write = podman("exec", container.name, "sh", "-c", "touch /opt/venv/x", check=False)
+    assert write.returncode != 0 and "Read-only file system" in write.stderr
+
+
+@pytest.mark.parametrize("service", ["transformer", "predictor"])
+def test_the_image_healthcheck_passes(deployment: Deployment, service: str) -> None:
+    container = _containers(deployment)[service]
+    healthcheck = container.inspect()["Config"]["Healthcheck"]
+    assert healthcheck["Test"][0] == "CMD" and "HEALTHCHECK_URL" in " ".join(healthcheck["Test"])
+    result = podman("healthcheck", "run", container.name, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_v2_rest_binary_through_both_containers(deployment: Deployment) -> None:
+    answer = triton_binary(deployment.transformer, clip(11, seconds=2.0), {})
+    labels = {label.display_name for label in load_labels()}
+    (window,) = answer["windows"]
+    top = window["top"]
+    assert len(top) == 5 and {entry["label"] for entry in top} <= labels
+    assert np.all(np.diff([entry["probability"] for entry in top]) <= 0)
+    assert window["start_seconds"] == 0.0
+
+
+def test_a_44_1_khz_stereo_upload_is_resampled_in_the_image(deployment: Deployment) -> None:
+    """The resampler's compiled kernel (numba, llvmlite) loads and runs in the slimmed image."""
+    rng = np.random.default_rng(15)
+    stereo = 0.2 * rng.standard_normal((2 * 44100, 2))
+    answer = triton_binary(deployment.transformer, wav_bytes(stereo, 44100), {})
+    (window,) = answer["windows"]
+    # two whole 0.96-s examples in 2 s
+    assert len(window["top"]) == 5 and window["end_seconds"] == pytest.approx(1.92, abs=1e-6)
+
+
+def test_grpc_through_both_containers(deployment: Deployment) -> None:
+    answer = kserve_grpc(deployment.transformer, clip(12, seconds=2.0), {})
+    (window,) = answer["windows"]
+    assert len(window["top"]) == 5
+
+
+def test_sifis_request_reaches_the_real_broker_through_the_outbox_volume(deployment: Deployment) -> None:
+    answer = sifis_post(deployment.transformer, clip(13, seconds=3.0))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert len(body["predictions"]) == 5 and body["request_id"] == "req-42"
+
+    def delivered() -> bool:
+        value = deployment.broker.get(RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID)
+        return value is not None and value["analysis_id"] == body["analysis_id"]
+
+    wait_until(delivered, 60, "the SIFIS result at the DHT broker")
+    files = deployment.transformer.exec("ls", "/var/lib/audioguard").split()
+    assert "outbox.sqlite3" in files
+
+
+def test_audio_sent_to_the_predictor_is_refused_without_echo(deployment: Deployment) -> None:
+    audio = clip(14, seconds=1.0)
+    answer = requests.post(
+        f"{deployment.predictor.http_url}/v2/models/{MODEL}/infer",
+        json={"inputs": [{"name": "audio", "shape": [1], "datatype": "BYTES", "data": [audio.hex()]}]},
+        timeout=30,
+    )
+    assert answer.status_code == 400
+    assert audio.hex()[:32] not in answer.text
+
+
+def test_nothing_is_written_outside_the_mounted_volumes(deployment: Deployment) -> None:
+    # after every request above (the module's tests run in file order)
+    for container in _containers(deployment).values():
+        assert container.changed_paths() == [], container.name
+    assert sorted(p.name for p in deployment.models.iterdir()) == [
+        "classifier_model.h5", "vggish_model.ckpt", "vggish_pca_params.npz",
+    ]  # fmt: skip
+
+
+def test_the_default_predictor_image_explains_that_ray_needs_the_ray_variant(image_models: object) -> None:
+    started = time.monotonic()
+    result = podman(
+        "run", "--rm", "--user", "1000:1000", "--read-only", "--tmpfs", "/tmp",
+        "--volume", f"{image_models}:/mnt/models:ro",
+        image_name("predictor"), *PREDICTOR_CMD, "--ray_replicas", "1",
+        check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "--ray_replicas needs Ray" in result.stderr and "RAY=true" in result.stderr
+    assert time.monotonic() - started < 120
