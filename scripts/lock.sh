@@ -14,8 +14,9 @@ if [ "${1:-}" = "--all" ]; then
     "$uv" pip compile -q pyproject.toml --extra dev "${target[@]}" -o requirements-dev.lock
 fi
 
-constraints=$(mktemp)
-trap 'rm -f "$constraints"' EXIT
+# a fixed path, so the locks' "via -c ..." annotations do not change from run to run
+constraints=.cache/requirements-pins.txt
+mkdir -p .cache
 # the pins the tests run (requirements-dev.lock) without their hashes (uv takes hashes from the compile itself)
 grep -E "^[A-Za-z0-9]" requirements-dev.lock | sed 's/ *\\$//' > "$constraints"
 for image in transformer predictor predictor-ray; do

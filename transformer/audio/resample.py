@@ -10,16 +10,18 @@ Two things changed in resampy after 0.2.2 that move VGGish embeddings
   time lands next to an integer that picks a different input sample and filter
   phase (up to ~1e-3 on real recordings, ~0.02 in log-mel of a quiet one).
 
-So the times are accumulated as 0.2.2 did and handed, with the rebuilt table,
-to resampy's own compiled interpolation kernel.
+So the times are accumulated as 0.2.2 did and, with the rebuilt table, go through
+resampy's interpolation written in numpy (``resample_kernels``): polyphase with BLAS for rate
+ratios with a short period (every common rate), tap by tap otherwise. Either agrees with
+resampy's own compiled kernel to float64 rounding, and neither needs numba.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
-from resampy.interpn import resample_f_s
 
 from transformer.audio.constants import (
     KAISER_BEST_BETA,
@@ -28,6 +30,12 @@ from transformer.audio.constants import (
     KAISER_BEST_ZERO_CROSSINGS,
     SAMPLE_RATE,
 )
+from transformer.audio.resample_blocks import block_interpolation, block_plan, block_plan_fits
+from transformer.audio.resample_kernels import Filter, exact_interpolation, polyphase_interpolation, positions
+
+#: Longest period (outputs per filter-phase cycle) resampled phase by phase; beyond it (odd rates
+#: such as 44.056 kHz has 2000, 44.1001 kHz would have 160000) the per-phase overhead outweighs BLAS.
+MAX_POLYPHASE_PERIOD = 4000
 
 
 @functools.cache
@@ -81,28 +89,35 @@ def resample_to_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
         return signal
 
     output_length = resampled_length(signal.shape[0], sample_rate)
-    half_window, taps_per_zero_crossing, _ = kaiser_best_v02_filter()
-    sample_ratio = SAMPLE_RATE / sample_rate
-    if sample_ratio < 1:
-        # Downsampling: the filter's cut-off moves to the new Nyquist frequency.
-        half_window = sample_ratio * half_window
-    window_delta = np.diff(half_window, append=half_window[-1])
-
+    if output_length == 0:
+        return np.zeros(0)
+    filt = rate_filter(sample_rate)
     # 0.2.2's time register: t[0] = 0, t[k] = t[k-1] + step, summed in order
     # (ufunc.accumulate is sequential), in units of input samples.
-    step = 1.0 / sample_ratio
+    step = 1.0 / (SAMPLE_RATE / sample_rate)
     increments = np.full(output_length, step)
     increments[:1] = 0.0
     output_times = np.add.accumulate(increments)
 
-    resampled = np.zeros(output_length, dtype=np.float64)
-    resample_f_s(
-        signal,
-        output_times,
-        half_window,
-        window_delta,
-        taps_per_zero_crossing,
-        min(1.0, sample_ratio),
-        resampled,
-    )
-    return resampled
+    at = positions(output_times, filt, signal.shape[0])
+    common = math.gcd(sample_rate, SAMPLE_RATE)
+    period_outputs, period_inputs = SAMPLE_RATE // common, sample_rate // common
+    if block_plan_fits(filt, period_outputs, period_inputs):
+        return block_interpolation(signal, at, filt, block_plan(filt, period_outputs, period_inputs))
+    if period_outputs <= MAX_POLYPHASE_PERIOD:
+        return polyphase_interpolation(signal, at, filt, period_outputs, period_inputs)
+    return exact_interpolation(signal, at, np.arange(output_length), filt)
+
+
+@functools.lru_cache(maxsize=16)
+def rate_filter(sample_rate: int) -> Filter:
+    """The filter as ``sample_rate`` reads it (cut-off moved to 8 kHz when downsampling); one
+    object per rate, so the block plans built from it are cached too."""
+    half_window, taps_per_zero_crossing, _ = kaiser_best_v02_filter()
+    sample_ratio = SAMPLE_RATE / sample_rate
+    if sample_ratio < 1:
+        half_window = sample_ratio * half_window
+    window_delta = np.diff(half_window, append=half_window[-1])
+    half_window.flags.writeable = False
+    window_delta.flags.writeable = False
+    return Filter(half_window, window_delta, taps_per_zero_crossing, min(1.0, sample_ratio))

@@ -172,3 +172,76 @@ def test_upsampling_8k_keeps_a_tone():
     resampled = resample_to_16k(tone(1_234.0, 1.0, 8_000, amplitude=0.5), 8_000)
     expected = tone(1_234.0, 1.0, 16_000, amplitude=0.5)
     np.testing.assert_allclose(resampled[200:-200], expected[200:-200], rtol=0, atol=2e-4)
+
+
+def resampy_kernel(signal: np.ndarray, rate: int) -> np.ndarray:
+    """The path this module replaced: the accumulated times and the rebuilt table handed to
+    resampy's compiled kernel (numba), exactly as transformer/audio/resample.py did before."""
+    from resampy.interpn import resample_f_s
+
+    count = signal.shape[0] * 16_000 // rate
+    table, precision, _ = kaiser_best_v02_filter()
+    ratio = 16_000 / rate
+    if ratio < 1:
+        table = ratio * table
+    increments = np.full(count, 1.0 / ratio)
+    increments[:1] = 0.0
+    out = np.zeros(count)
+    resample_f_s(
+        signal, np.add.accumulate(increments), table, np.diff(table, append=table[-1]), precision,
+        min(1.0, ratio), out,
+    )  # fmt: skip
+    return out
+
+
+# 44_101 has a 16000-output period: the tap-by-tap path; 44_056 a 2000-output one; the rest are short.
+@pytest.mark.parametrize(
+    "rate", [8_000, 11_025, 12_345, 22_050, 24_000, 32_000, 44_056, 44_100, 44_101, 48_000, 96_000]
+)
+def test_ten_seconds_agree_with_resampys_compiled_kernel(rate):
+    signal = white_noise(10.0, rate, amplitude=0.3, seed=rate) + chirp(50, 7_000, 10.0, rate)
+    expected = resampy_kernel(signal, rate)
+    actual = resample_to_16k(signal, rate)
+    assert actual.shape == expected.shape
+    assert np.max(np.abs(actual - expected)) <= 1e-9
+
+
+@pytest.mark.parametrize("rate", [8_000, 22_050, 44_100, 48_000])
+def test_short_and_odd_lengths_agree_with_resampys_compiled_kernel(rate):
+    # every output near an end has cut wings: the edge handling must be resampy's
+    for length in (1, 2, 3, 7, 64, 441, 442, 1_000, 4_409, rate // 3 + 1):
+        signal = white_noise(length / rate, rate, amplitude=0.5, seed=length)[:length]
+        np.testing.assert_allclose(
+            resample_to_16k(signal, rate), resampy_kernel(signal, rate), rtol=0, atol=1e-12
+        )
+
+
+def test_phase_exceptions_are_computed_tap_by_tap():
+    # At 44.1 kHz the accumulated time drifts off its exact phase: some outputs sit on another
+    # input sample or table offset than the rest of their phase. They must still match exactly.
+    from transformer.audio.resample_kernels import Filter, positions
+
+    signal = white_noise(30.0, 44_100, amplitude=0.3, seed=3)
+    table, precision, _ = kaiser_best_v02_filter()
+    ratio = 16_000 / 44_100
+    count = signal.shape[0] * 16_000 // 44_100
+    increments = np.full(count, 1.0 / ratio)
+    increments[:1] = 0.0
+    at = positions(
+        np.add.accumulate(increments), Filter(ratio * table, table, precision, ratio), signal.shape[0]
+    )
+    exact_offsets = (np.arange(count) * 441 % 160) / 160 * ratio * precision
+    assert np.count_nonzero(at.left_offset != exact_offsets.astype(np.int64)) > 0
+    assert np.max(np.abs(resample_to_16k(signal, 44_100) - resampy_kernel(signal, 44_100))) <= 1e-9
+
+
+def test_a_rates_filter_and_block_plan_are_built_once():
+    from transformer.audio.resample import rate_filter
+    from transformer.audio.resample_blocks import block_plan
+
+    assert rate_filter(44_100) is rate_filter(44_100)
+    plan = block_plan(rate_filter(44_100), 160, 441)
+    assert plan is block_plan(rate_filter(44_100), 160, 441)
+    # 160 outputs read 441 input samples plus the filter's reach on both sides
+    assert (plan.outputs, plan.inputs) == (160, 441)
+    assert plan.matrix.shape[1] == 3 * 160 and not plan.matrix.flags.writeable

@@ -1,0 +1,212 @@
+"""resampy's band-limited interpolation (``resample_f_s``) in numpy: exact per sample, and polyphase.
+
+Output sample ``k`` at input time ``t`` (``n = int(t)``) sums two wings of taps read from the filter
+table with linear interpolation: the left wing over ``x[n - i]`` at table positions
+``offset + i * step`` with weight ``win + eta * delta``, the right wing over ``x[n + 1 + i]`` with
+``scale - frac`` in place of ``frac``. ``exact_interpolation`` does exactly that for any times
+(vectorised over outputs in chunks).
+
+``polyphase_interpolation`` uses the period of a rational rate ratio: outputs ``k`` and
+``k + L`` (``L = 16000 / gcd``) sit at the same filter phase, ``M = rate / gcd`` input samples
+apart. For all outputs of one phase that share its table offsets, a weight is
+``win[o] + eta_k * delta[o]``, linear in that output's own ``eta_k``, so the phase's outputs are
+two matrix products over strided views of the input (BLAS) combined with their own ``eta``. The
+times stay the accumulated float64 ones; an output whose integer sample or table offset differs
+from its phase's (the accumulated time drifts across a boundary), or whose wings are cut by the
+signal's ends, is computed by ``exact_interpolation``. Results agree with resampy's kernel to
+float64 rounding (the sums run in another order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+#: Outputs per chunk of the exact path: (chunk x taps) float64 temporaries stay near 8 MB.
+_EXACT_CHUNK_OUTPUTS = 4096
+
+
+@dataclass(frozen=True, eq=False)
+class Filter:
+    """The interpolation table and how one rate reads it (hashed by identity: one per rate).
+
+    Attributes:
+        window: (W,) float64 right wing of the filter (already scaled for downsampling).
+        delta: (W,) float64 ``window[i + 1] - window[i]`` (last entry 0).
+        taps_per_zero_crossing: table entries per input sample at unit scale (512).
+        scale: ``min(1, 16000 / rate)``.
+    """
+
+    window: np.ndarray
+    delta: np.ndarray
+    taps_per_zero_crossing: int
+    scale: float
+
+    @property
+    def step(self) -> int:
+        """Table entries between two consecutive taps (resampy's ``index_step``)."""
+        return int(self.scale * self.taps_per_zero_crossing)
+
+
+@dataclass(frozen=True)
+class Positions:
+    """Where each output reads the input and the table (resampy's per-output variables).
+
+    All (n_out,) arrays: ``sample`` int64 ``int(t)``; ``left_index``/``right_index`` float64 table
+    positions of the wings' first taps; ``left_offset``/``right_offset`` int64 their integer parts;
+    ``left_eta``/``right_eta`` float64 the fractional parts (interpolation factors);
+    ``left_taps``/``right_taps`` int64 numbers of taps after the signal's ends are applied.
+    """
+
+    sample: np.ndarray
+    left_index: np.ndarray
+    right_index: np.ndarray
+    left_offset: np.ndarray
+    left_eta: np.ndarray
+    left_taps: np.ndarray
+    right_offset: np.ndarray
+    right_eta: np.ndarray
+    right_taps: np.ndarray
+
+
+def positions(times: np.ndarray, filt: Filter, input_length: int) -> Positions:
+    """resampy's float64 arithmetic for every output at once (same operations, same order)."""
+    sample = times.astype(np.int64)  # times >= 0: truncation is int()
+    frac = filt.scale * (times - sample)
+    left_index = frac * filt.taps_per_zero_crossing
+    left_offset = left_index.astype(np.int64)
+    right_index = (filt.scale - frac) * filt.taps_per_zero_crossing
+    right_offset = right_index.astype(np.int64)
+    table = filt.window.shape[0]
+    return Positions(
+        sample=sample,
+        left_index=left_index,
+        right_index=right_index,
+        left_offset=left_offset,
+        left_eta=left_index - left_offset,
+        left_taps=np.minimum(sample + 1, (table - left_offset) // filt.step),
+        right_offset=right_offset,
+        right_eta=right_index - right_offset,
+        right_taps=np.minimum(input_length - sample - 1, (table - right_offset) // filt.step),
+    )
+
+
+def _wing(
+    x: np.ndarray, filt: Filter, first: np.ndarray, direction: int,
+    offset: np.ndarray, eta: np.ndarray, taps: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """One wing for a batch of outputs: sum over i < taps of (win + eta*delta)[offset + i*step]
+    * x[first + direction * i]."""
+    width = int(taps.max(initial=0))
+    if width <= 0:
+        return np.zeros(first.shape[0])
+    i = np.arange(width)
+    valid = i[None, :] < taps[:, None]
+    where = np.where(valid, offset[:, None] + i[None, :] * filt.step, 0)
+    weights = filt.window[where] + eta[:, None] * filt.delta[where]
+    samples = x[np.where(valid, first[:, None] + direction * i[None, :], 0)]
+    return np.einsum("ij,ij->i", np.where(valid, weights, 0.0), samples)
+
+
+def exact_interpolation(x: np.ndarray, at: Positions, outputs: np.ndarray, filt: Filter) -> np.ndarray:
+    """The outputs with indices ``outputs``, each computed tap by tap as resampy does."""
+    result = np.empty(outputs.shape[0])
+    for start in range(0, outputs.shape[0], _EXACT_CHUNK_OUTPUTS):
+        chunk = outputs[start : start + _EXACT_CHUNK_OUTPUTS]
+        n = at.sample[chunk]
+        left = _wing(x, filt, n, -1, at.left_offset[chunk], at.left_eta[chunk], at.left_taps[chunk])
+        right = _wing(x, filt, n + 1, 1, at.right_offset[chunk], at.right_eta[chunk], at.right_taps[chunk])
+        result[start : start + chunk.shape[0]] = left + right
+    return result
+
+
+def phase_filters(filt: Filter, left_offset: int, right_offset: int) -> np.ndarray:
+    """(left + right taps, 3) float64 for one phase, over x[n - left + 1 : n + right + 1]:
+    columns = the table taps of both wings (left reversed), the left wing's deltas (zero on the
+    right), the right wing's deltas (zero on the left)."""
+    table = filt.window.shape[0]
+    left = left_offset + filt.step * np.arange((table - left_offset) // filt.step)
+    right = right_offset + filt.step * np.arange((table - right_offset) // filt.step)
+    columns = np.zeros((left.shape[0] + right.shape[0], 3))
+    columns[: left.shape[0], 0] = filt.window[left][::-1]
+    columns[left.shape[0] :, 0] = filt.window[right]
+    columns[: left.shape[0], 1] = filt.delta[left][::-1]
+    columns[left.shape[0] :, 2] = filt.delta[right]
+    return columns
+
+
+def _phase_products(x: np.ndarray, start: int, rows: int, hop: int, filters: np.ndarray) -> np.ndarray:
+    """(rows, 3): x[start + r*hop : start + r*hop + len(filters)] @ filters for every row r.
+
+    Rows that do not overlap (hop >= taps, e.g. 44.1 kHz) are a strided view handed to BLAS as is;
+    overlapping rows (48 kHz reads every 3rd sample with 384 taps) would make BLAS copy the view,
+    so they are correlations by FFT instead, sampled every ``hop``.
+    """
+    width = filters.shape[0]
+    if hop >= width:
+        view = as_strided(x[start:], shape=(rows, width), strides=(hop * x.strides[0], x.strides[0]))
+        return np.asarray(view @ filters)
+    segment = x[start : start + (rows - 1) * hop + width]
+    size = _fft_size(segment.shape[0])
+    spectrum = np.fft.rfft(segment, size)
+    # circular correlation without wrap-around: m + c stays below len(segment) <= size
+    correlations = np.fft.irfft(spectrum[:, None] * np.conj(np.fft.rfft(filters, size, axis=0)), size, axis=0)
+    return np.asarray(correlations[: (rows - 1) * hop + 1 : hop])
+
+
+def _fft_size(length: int) -> int:
+    """The smallest 2^a * 3^b * 5^c >= length (fast sizes for numpy's pocketfft)."""
+    best = 1 << max(0, (length - 1).bit_length())
+    power5 = 1
+    while power5 < best:
+        power35 = power5
+        while power35 < best:
+            size = power35
+            while size < length:
+                size *= 2
+            best = min(best, size)
+            power35 *= 3
+        power5 *= 5
+    return best
+
+
+def polyphase_interpolation(
+    x: np.ndarray, at: Positions, filt: Filter, period_outputs: int, period_inputs: int
+) -> np.ndarray:
+    """All outputs, phase by phase (BLAS or FFT), the exceptions exactly (see the module docstring)."""
+    count = at.sample.shape[0]
+    y = np.empty(count)
+    exact = np.ones(count, dtype=bool)  # cleared where a phase product is valid
+    table = filt.window.shape[0]
+    for phase in range(min(period_outputs, count)):
+        outputs = np.arange(phase, count, period_outputs)
+        middle = outputs[outputs.shape[0] // 2]
+        left_offset, right_offset = int(at.left_offset[middle]), int(at.right_offset[middle])
+        left_width = (table - left_offset) // filt.step
+        right_width = (table - right_offset) // filt.step
+        base = int(at.sample[middle]) - (outputs.shape[0] // 2) * period_inputs
+        # rows whose wings are whole: the left needs n - (width - 1) >= 0, the right n + width < len(x)
+        first = max(0, -((base - left_width + 1) // period_inputs))
+        last = min(outputs.shape[0], (x.shape[0] - 1 - right_width - base) // period_inputs + 1)
+        if last <= first:
+            continue
+        inner = outputs[first:last]
+        products = _phase_products(
+            x, base + first * period_inputs - (left_width - 1), last - first, period_inputs,
+            phase_filters(filt, left_offset, right_offset),
+        )  # fmt: skip
+        y[inner] = products[:, 0] + at.left_eta[inner] * products[:, 1] + at.right_eta[inner] * products[:, 2]
+        same = (
+            (at.sample[inner] == base + np.arange(first, last) * period_inputs)
+            & (at.left_offset[inner] == left_offset)
+            & (at.right_offset[inner] == right_offset)
+            & (at.left_taps[inner] == left_width)
+            & (at.right_taps[inner] == right_width)
+        )
+        exact[inner[same]] = False
+    rest = np.flatnonzero(exact)
+    if rest.shape[0]:
+        y[rest] = exact_interpolation(x, at, rest, filt)
+    return y
