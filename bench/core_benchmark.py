@@ -39,7 +39,7 @@ def _clip(sample_rate: int, channels: int, seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
-def _best_seconds(function: Callable[[], object], repeats: int) -> float:
+def best_seconds(function: Callable[[], object], repeats: int) -> float:
     """Fastest of ``repeats`` timed calls after one warm-up call (least noise)."""
     function()
     best = float("inf")
@@ -67,12 +67,12 @@ def _time_stages(
     windows = select_windows(embedder.embed_quantized(examples))
     none = parse_privacy_request("none", {})
     return [
-        ("decode", _best_seconds(lambda: decode_audio(data, max_seconds=600), repeats)),
-        ("resample", _best_seconds(lambda: resample_to_16k(native, rate), repeats)),
-        ("log-mel", _best_seconds(lambda: waveform_to_examples(samples), repeats)),
-        ("VGGish+PCA", _best_seconds(lambda: embedder.embed_quantized(examples), repeats)),
-        ("classifier", _best_seconds(lambda: classifier.score_windows(windows), repeats)),
-        ("end to end", _best_seconds(lambda: classifier.classify(data, privacy=none), repeats)),
+        ("decode", best_seconds(lambda: decode_audio(data, max_seconds=600), repeats)),
+        ("resample", best_seconds(lambda: resample_to_16k(native, rate), repeats)),
+        ("log-mel", best_seconds(lambda: waveform_to_examples(samples), repeats)),
+        ("VGGish+PCA", best_seconds(lambda: embedder.embed_quantized(examples), repeats)),
+        ("classifier", best_seconds(lambda: classifier.score_windows(windows), repeats)),
+        ("end to end", best_seconds(lambda: classifier.classify(data, privacy=none), repeats)),
     ]
 
 
@@ -95,10 +95,10 @@ def run(model_dir: Path, repeats: int) -> list[tuple[str, str, float, str]]:
     call = tf.function(lambda x: bare(x, training=False), reduce_retracing=True)
     for batch in (10, 64):
         x = tf.constant(np.random.default_rng(1).normal(size=(batch, 96, 64, 1)).astype(np.float32))
-        seconds = _best_seconds(lambda x=x: call(x).numpy(), repeats)
+        seconds = best_seconds(lambda x=x: call(x).numpy(), repeats)
         rows.append((f"bare Keras batch {batch}", "VGGish", seconds, f"{batch / seconds:8.1f} examples/s"))
     many = np.random.default_rng(2).normal(size=(64, 96, 64)).astype(np.float32)
-    seconds = _best_seconds(lambda: embedder.embed_quantized(many), repeats)
+    seconds = best_seconds(lambda: embedder.embed_quantized(many), repeats)
     rows.append(("embedder batch 64", "VGGish+PCA", seconds, f"{64 / seconds:8.1f} examples/s"))
     return rows
 

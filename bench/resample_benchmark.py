@@ -11,11 +11,10 @@ which also compiles numba and builds the block plan). Needs resampy (the dev ven
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import numpy as np
 
+from bench.core_benchmark import best_seconds
 from bench.load_benchmark import cpu_flags
 from transformer.audio.resample import kaiser_best_v02_filter, resample_to_16k
 
@@ -37,16 +36,6 @@ def compiled_kernel(signal: np.ndarray, rate: int) -> np.ndarray:
     delta = np.diff(table, append=table[-1])
     resample_f_s(signal, np.add.accumulate(increments), table, delta, precision, min(1.0, ratio), out)
     return out
-
-
-def best_seconds(call: Callable[[], object], repeats: int) -> float:
-    call()
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def main() -> None:

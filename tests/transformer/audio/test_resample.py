@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import resampy
 
+from bench.resample_benchmark import compiled_kernel
 from tests.support.signals import chirp, dominant_frequency, rms, tone, white_noise
 from transformer.audio import constants
 from transformer.audio.resample import kaiser_best_v02_filter, resample_to_16k
@@ -174,33 +175,13 @@ def test_upsampling_8k_keeps_a_tone():
     np.testing.assert_allclose(resampled[200:-200], expected[200:-200], rtol=0, atol=2e-4)
 
 
-def resampy_kernel(signal: np.ndarray, rate: int) -> np.ndarray:
-    """The path this module replaced: the accumulated times and the rebuilt table handed to
-    resampy's compiled kernel (numba), exactly as transformer/audio/resample.py did before."""
-    from resampy.interpn import resample_f_s
-
-    count = signal.shape[0] * 16_000 // rate
-    table, precision, _ = kaiser_best_v02_filter()
-    ratio = 16_000 / rate
-    if ratio < 1:
-        table = ratio * table
-    increments = np.full(count, 1.0 / ratio)
-    increments[:1] = 0.0
-    out = np.zeros(count)
-    resample_f_s(
-        signal, np.add.accumulate(increments), table, np.diff(table, append=table[-1]), precision,
-        min(1.0, ratio), out,
-    )  # fmt: skip
-    return out
-
-
 # 44_101 has a 16000-output period: the tap-by-tap path; 44_056 a 2000-output one; the rest are short.
 @pytest.mark.parametrize(
     "rate", [8_000, 11_025, 12_345, 22_050, 24_000, 32_000, 44_056, 44_100, 44_101, 48_000, 96_000]
 )
 def test_ten_seconds_agree_with_resampys_compiled_kernel(rate):
     signal = white_noise(10.0, rate, amplitude=0.3, seed=rate) + chirp(50, 7_000, 10.0, rate)
-    expected = resampy_kernel(signal, rate)
+    expected = compiled_kernel(signal, rate)
     actual = resample_to_16k(signal, rate)
     assert actual.shape == expected.shape
     assert np.max(np.abs(actual - expected)) <= 1e-9
@@ -212,7 +193,7 @@ def test_short_and_odd_lengths_agree_with_resampys_compiled_kernel(rate):
     for length in (1, 2, 3, 7, 64, 441, 442, 1_000, 4_409, rate // 3 + 1):
         signal = white_noise(length / rate, rate, amplitude=0.5, seed=length)[:length]
         np.testing.assert_allclose(
-            resample_to_16k(signal, rate), resampy_kernel(signal, rate), rtol=0, atol=1e-12
+            resample_to_16k(signal, rate), compiled_kernel(signal, rate), rtol=0, atol=1e-12
         )
 
 
@@ -232,7 +213,7 @@ def test_phase_exceptions_are_computed_tap_by_tap():
     )
     exact_offsets = (np.arange(count) * 441 % 160) / 160 * ratio * precision
     assert np.count_nonzero(at.left_offset != exact_offsets.astype(np.int64)) > 0
-    assert np.max(np.abs(resample_to_16k(signal, 44_100) - resampy_kernel(signal, 44_100))) <= 1e-9
+    assert np.max(np.abs(resample_to_16k(signal, 44_100) - compiled_kernel(signal, 44_100))) <= 1e-9
 
 
 def test_a_rates_filter_and_block_plan_are_built_once():
