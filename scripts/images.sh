@@ -5,8 +5,9 @@
 #   bash scripts/images.sh            prerequisites, base image, build, then tests/images (pytest)
 #   bash scripts/images.sh --build    prerequisites, base image and build only
 #
-# Builds localhost/audioguard-{transformer,predictor}:test (Dockerfile.*, docker format so the
-# HEALTHCHECK is kept) and localhost/sifis-dht-broker:test (Dockerfile.dht-broker), on a Debian bookworm
+# Builds localhost/audioguard-{transformer,predictor}:test and the predictor's Ray variant :test-ray
+# (Dockerfile.*, docker format so the HEALTHCHECK is kept) and localhost/sifis-dht-broker:test
+# (Dockerfile.dht-broker), on a Debian bookworm
 # base made locally with mmdebstrap where Docker Hub is unreachable (IMAGES_BASE=registry uses the
 # Dockerfiles' default python:3.11-slim-bookworm instead). Cached between runs on one machine: the base
 # tarball (.cache/images/), podman's layers and the pip wheel cache mount.
@@ -81,6 +82,7 @@ build() {  # build <tag> <dockerfile> [build args...]
 }
 : > "$CACHE/build-seconds"
 build localhost/audioguard-predictor:test Dockerfile.predictor
+build localhost/audioguard-predictor:test-ray Dockerfile.predictor --build-arg RAY=true
 build localhost/audioguard-transformer:test Dockerfile.transformer
 # The broker image: its binary comes from scripts/install-dht-broker.sh (the vendored source).
 broker=$(bash scripts/install-dht-broker.sh)

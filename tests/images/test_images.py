@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import numpy as np
 import pytest
 import requests
 
 from tests.images.conftest import PREDICTOR_CMD, Deployment
-from tests.support.containers import Container, image_name, podman
+from tests.support.containers import Container, image_name, podman, run_hardened
 from tests.support.dht_standin import wait_until
+from tests.support.serverutil import free_port
 from tests.support.service_clients import MODEL, clip, kserve_grpc, sifis_post, triton_binary, wav_bytes
 from transformer.analysis.labels import load_labels
 from transformer.dht.topics import RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID
@@ -155,3 +157,38 @@ def test_the_default_predictor_image_explains_that_ray_needs_the_ray_variant(ima
     assert result.returncode != 0
     assert "--ray_replicas needs Ray" in result.stderr and "RAY=true" in result.stderr
     assert time.monotonic() - started < 120
+
+
+def test_the_ray_variant_serves_the_classifier_from_ray_replicas(image_models: object) -> None:
+    """The RAY=true build, as the manifests run the predictor, with one Ray Serve replica."""
+    predictor = run_hardened(
+        f"audioguard-test-predictor-ray-{uuid.uuid4().hex[:8]}",
+        image_name("predictor") + "-ray",
+        [*PREDICTOR_CMD, "--ray_replicas", "1"],
+        http_port=free_port(),
+        grpc_port=free_port(),
+        publish=True,
+        volumes=[f"{image_models}:/mnt/models:ro"],
+    )
+    try:
+        predictor.wait_ready()
+        windows = np.random.default_rng(16).integers(0, 256, size=(2, 10, 128), dtype=np.uint8)
+        body = {
+            "inputs": [
+                {
+                    "name": "embeddings",
+                    "shape": [2, 10, 128],
+                    "datatype": "UINT8",
+                    "data": windows.ravel().tolist(),
+                }
+            ]
+        }
+        answer = requests.post(f"{predictor.http_url}/v2/models/{MODEL}/infer", json=body, timeout=60)
+        assert answer.status_code == 200, answer.text
+        (output,) = answer.json()["outputs"]
+        assert output["name"] == "scores" and output["shape"] == [2, 527]
+        scores = np.asarray(output["data"])
+        assert np.all((scores >= 0) & (scores <= 1))
+        assert "Ray Serve" in predictor.logs() or "ServeReplica" in predictor.logs()
+    finally:
+        predictor.remove()
