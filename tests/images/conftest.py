@@ -72,26 +72,26 @@ def deployment(
     image_models: Path, tmp_path_factory: pytest.TempPathFactory, report: dict[str, dict[str, float]]
 ) -> Iterator[Deployment]:
     run = uuid.uuid4().hex[:8]
-    broker = DhtBroker(tmp_path_factory.mktemp("dht")).start()
+    names = {service: f"audioguard-test-{service}-{run}" for service in ("predictor", "transformer")}
+    broker = DhtBroker(tmp_path_factory.mktemp("dht"))
     outbox_volume = f"audioguard-test-outbox-{run}"
-    podman("volume", "create", outbox_volume)
     models = f"{image_models}:/mnt/models:ro"
-    predictor_ports = free_port(), free_port()
-    predictor = run_hardened(
-        f"audioguard-test-predictor-{run}",
-        image_name("predictor"),
-        PREDICTOR_CMD,
-        http_port=predictor_ports[0],
-        grpc_port=predictor_ports[1],
-        publish=True,
-        volumes=[models],
-    )
-    transformer: Container | None = None
     try:
+        broker.start()
+        podman("volume", "create", outbox_volume)
+        predictor = run_hardened(
+            names["predictor"],
+            image_name("predictor"),
+            PREDICTOR_CMD,
+            http_port=free_port(),
+            grpc_port=free_port(),
+            publish=True,
+            volumes=[models],
+        )
         predictor.wait_ready()
         http_port, grpc_port = free_port(), free_port()
         transformer = run_hardened(
-            f"audioguard-test-transformer-{run}",
+            names["transformer"],
             image_name("transformer"),
             [
                 "--model_name",
@@ -128,8 +128,8 @@ def deployment(
             }
         yield Deployment(predictor, transformer, broker, outbox_volume, image_models)
     finally:
-        for container in (transformer, predictor):
-            if container is not None:
-                container.remove()
+        # whatever got as far as being created goes, even when a start failed
+        for name in names.values():
+            podman("rm", "--force", "--time", "10", name, check=False)
         podman("volume", "rm", "--force", outbox_volume, check=False)
         broker.stop()

@@ -67,11 +67,12 @@ def gateway(image_models: Path, report: dict[str, dict[str, float]]) -> Iterator
         "--volume", f"{models_volume}:/dst", "--volume", f"{image_models}:/src:ro",
         "--entrypoint", "sh", image_name("transformer"), "-c", "cp /src/* /dst/ && chown -R 1000:1000 /dst",
     )  # fmt: skip
-    up = subprocess.run(
-        [*compose, "up", "--detach", "--no-build"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-        timeout=600,
-    )  # fmt: skip
+    up: subprocess.CompletedProcess[str] | None = None
     try:
+        up = subprocess.run(
+            [*compose, "up", "--detach", "--no-build"],
+            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         wait_until(lambda: _answers(f"{SIFIS}/v2/health/ready"), 240, "the transformer on port 5000")
         wait_until(lambda: _answers(f"{DHT}/get_all"), 60, "the DHT broker on port 3000")
@@ -81,7 +82,7 @@ def gateway(image_models: Path, report: dict[str, dict[str, float]]) -> Iterator
         logs = subprocess.run([*compose, "logs"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
         subprocess.run([*compose, "down", "--volumes"], cwd=PROJECT_ROOT, env=env, capture_output=True)
         podman("volume", "rm", "--force", models_volume, check=False)
-        if up.returncode != 0:
+        if up is None or up.returncode != 0:
             print(logs.stdout[-5000:])
 
 
