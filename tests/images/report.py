@@ -21,7 +21,8 @@ def main(argv: list[str]) -> int:
     print(f"[images] {platform.machine()}, {os.cpu_count()} CPUs: {cpu_flags()}")
     print(f"{'image':44} {'size':>9} {'build s':>8} {'ready s':>8}")
     for tag, seconds in builds.items():
-        service = tag.split("/")[-1].split(":")[0].removeprefix("audioguard-")
+        name, _, version = tag.split("/")[-1].partition(":")
+        service = name.removeprefix("audioguard-") + ("-ray" if version.endswith("-ray") else "")
         row = figures.get(service, {})
         size = f"{row['image_bytes'] / 1e9:.2f} GB" if "image_bytes" in row else "-"
         ready = f"{row['ready_seconds']:.1f}" if "ready_seconds" in row else "-"

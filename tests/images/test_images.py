@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.images.conftest import PREDICTOR_CMD, Deployment
-from tests.support.containers import Container, image_name, podman, run_hardened
+from tests.support.containers import Container, image_name, image_size_bytes, podman, run_hardened
 from tests.support.dht_standin import wait_until
 from tests.support.serverutil import free_port
 from tests.support.service_clients import MODEL, clip, kserve_grpc, sifis_post, triton_binary, wav_bytes
@@ -159,7 +159,9 @@ def test_the_default_predictor_image_explains_that_ray_needs_the_ray_variant(ima
     assert time.monotonic() - started < 120
 
 
-def test_the_ray_variant_serves_the_classifier_from_ray_replicas(image_models: object) -> None:
+def test_the_ray_variant_serves_the_classifier_from_ray_replicas(
+    image_models: object, report: dict[str, dict[str, float]]
+) -> None:
     """The RAY=true build, as the manifests run the predictor, with one Ray Serve replica."""
     predictor = run_hardened(
         f"audioguard-test-predictor-ray-{uuid.uuid4().hex[:8]}",
@@ -172,6 +174,10 @@ def test_the_ray_variant_serves_the_classifier_from_ray_replicas(image_models: o
     )
     try:
         predictor.wait_ready()
+        report["predictor-ray"] = {
+            "image_bytes": image_size_bytes(image_name("predictor") + "-ray"),
+            "ready_seconds": round(predictor.ready_seconds or 0.0, 1),
+        }
         windows = np.random.default_rng(16).integers(0, 256, size=(2, 10, 128), dtype=np.uint8)
         body = {
             "inputs": [
