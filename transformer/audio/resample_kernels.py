@@ -140,42 +140,18 @@ def phase_filters(filt: Filter, left_offset: int, right_offset: int) -> np.ndarr
 def _phase_products(x: np.ndarray, start: int, rows: int, hop: int, filters: np.ndarray) -> np.ndarray:
     """(rows, 3): x[start + r*hop : start + r*hop + len(filters)] @ filters for every row r.
 
-    Rows that do not overlap (hop >= taps, e.g. 44.1 kHz) are a strided view handed to BLAS as is;
-    overlapping rows (48 kHz reads every 3rd sample with 384 taps) would make BLAS copy the view,
-    so they are correlations by FFT instead, sampled every ``hop``.
+    Used for long periods, where rows do not overlap (hop >= taps), so BLAS reads the strided
+    view in place; overlapping rows would be copied first (still correct).
     """
     width = filters.shape[0]
-    if hop >= width:
-        view = as_strided(x[start:], shape=(rows, width), strides=(hop * x.strides[0], x.strides[0]))
-        return np.asarray(view @ filters)
-    segment = x[start : start + (rows - 1) * hop + width]
-    size = _fft_size(segment.shape[0])
-    spectrum = np.fft.rfft(segment, size)
-    # circular correlation without wrap-around: m + c stays below len(segment) <= size
-    correlations = np.fft.irfft(spectrum[:, None] * np.conj(np.fft.rfft(filters, size, axis=0)), size, axis=0)
-    return np.asarray(correlations[: (rows - 1) * hop + 1 : hop])
-
-
-def _fft_size(length: int) -> int:
-    """The smallest 2^a * 3^b * 5^c >= length (fast sizes for numpy's pocketfft)."""
-    best = 1 << max(0, (length - 1).bit_length())
-    power5 = 1
-    while power5 < best:
-        power35 = power5
-        while power35 < best:
-            size = power35
-            while size < length:
-                size *= 2
-            best = min(best, size)
-            power35 *= 3
-        power5 *= 5
-    return best
+    view = as_strided(x[start:], shape=(rows, width), strides=(hop * x.strides[0], x.strides[0]))
+    return np.asarray(view @ filters)
 
 
 def polyphase_interpolation(
     x: np.ndarray, at: Positions, filt: Filter, period_outputs: int, period_inputs: int
 ) -> np.ndarray:
-    """All outputs, phase by phase (BLAS or FFT), the exceptions exactly (see the module docstring)."""
+    """All outputs, phase by phase with BLAS, the exceptions exactly (see the module docstring)."""
     count = at.sample.shape[0]
     y = np.empty(count)
     exact = np.ones(count, dtype=bool)  # cleared where a phase product is valid
