@@ -10,7 +10,8 @@
 # (Dockerfile.dht-broker), on a Debian bookworm
 # base made locally with mmdebstrap where Docker Hub is unreachable (IMAGES_BASE=registry uses the
 # Dockerfiles' default python:3.11-slim-bookworm instead). Cached between runs on one machine: the base
-# tarball (.cache/images/), podman's layers and the pip wheel cache mount.
+# tarball (.cache/images/) and podman's layers (the pip cache mount helps under BuildKit; podman 4.3
+# here did not keep it).
 # Skips, with a message saying why, only where podman cannot run containers at all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
