@@ -6,11 +6,12 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.constants import ALL_INTERFACES
 from contract.errors import InvalidParameter
+from transformer.audio.constants import Precision, Runtime
 from transformer.dht.topics import (
     ANOMALY_TOPIC_NAME,
     REQUEST_TOPIC_NAME,
@@ -62,6 +63,28 @@ class TransformerSettings(BaseSettings):
     )
     vggish_fc2_relu: bool = Field(
         True, description="Apply ReLU after fc2 as IBM MAX does (false = upstream VGGish after 2020)."
+    )
+    vggish_runtime: Runtime = Field(
+        "onnxruntime",
+        description="What runs VGGish: onnxruntime (the graph built from the checkpoint; no TensorFlow "
+        "in the process) or tensorflow (the Keras reference; needs TensorFlow installed).",
+    )
+    vggish_precision: Precision = Field(
+        "fp32",
+        description="fp32 (embeddings equal to the reference) or int8 (onnxruntime only: about 3x "
+        "faster, calibrated once on generated sounds and cached beside the weights; see the README "
+        "for its measured fidelity).",
+    )
+    vggish_threads: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="Intra-op threads of the ONNX Runtime session; 0 = one per core.",
+    )
+    vggish_cache_dir: Path | None = Field(
+        None,
+        description="Where the calibrated int8 model is cached; unset = beside the weights (model_dir). "
+        "When it is read-only, int8 is calibrated again at every start.",
     )
     max_inflight_analyses: int = Field(
         64,
@@ -171,6 +194,14 @@ class TransformerSettings(BaseSettings):
         if value not in ENFORCEMENT_MODES:
             raise ValueError(f"privacy_enforcement must be one of {', '.join(ENFORCEMENT_MODES)}")
         return value
+
+    @model_validator(mode="after")
+    def _int8_needs_onnxruntime(self) -> TransformerSettings:
+        if self.vggish_precision == "int8" and self.vggish_runtime != "onnxruntime":
+            raise ValueError(
+                "vggish_precision int8 needs vggish_runtime onnxruntime (TensorFlow runs fp32 only)"
+            )
+        return self
 
     @property
     def max_upload_bytes(self) -> int:

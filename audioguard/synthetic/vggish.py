@@ -21,7 +21,7 @@ import numpy as np
 
 from contract.constants import EMBEDDING_SIZE
 from transformer.audio.constants import PCA_EIGEN_VECTORS_NAME, PCA_MEANS_NAME
-from transformer.audio.vggish import VGGISH_LAYERS, checkpoint_variable_shapes
+from transformer.audio.vggish_layout import VGGISH_LAYERS, checkpoint_variable_shapes
 
 #: Constant fc2 bias; also the synthetic PCA mean of every component.
 FC2_BIAS = 2.0

@@ -1,6 +1,6 @@
 """Front-end and VGGish constants of the reference (IBM MAX / VGGish), model.md §1-3."""
 
-from typing import Final
+from typing import Final, Literal
 
 SAMPLE_RATE: Final = 16_000
 STFT_WINDOW_SAMPLES: Final = 400  # 25 ms
@@ -29,3 +29,9 @@ KAISER_BEST_ZERO_CROSSINGS: Final = 64
 KAISER_BEST_PRECISION: Final = 9  # 2**9 = 512 taps per zero crossing
 KAISER_BEST_BETA: Final = 14.769656459379492
 KAISER_BEST_ROLLOFF: Final = 0.9475937167399596
+
+# VGGish runtimes (embedders.py) and their precisions
+Runtime = Literal["onnxruntime", "tensorflow"]
+Precision = Literal["fp32", "int8"]
+RUNTIMES: Final[tuple[Runtime, ...]] = ("onnxruntime", "tensorflow")
+PRECISIONS: Final[tuple[Precision, ...]] = ("fp32", "int8")

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from contract.assets import PCA_PARAMS, VGGISH_CHECKPOINT, require_assets
-from transformer.audio.constants import SAMPLE_RATE
+from transformer.audio.constants import SAMPLE_RATE, Precision, Runtime
 from transformer.audio.decode import DECODE_BUDGET_HZ, load_waveform
 from transformer.audio.embedded import AudioFeatures, EmbeddedAudio
+from transformer.audio.embedders import Embedder, load_embedder
 from transformer.audio.features import waveform_to_examples
 from transformer.audio.loudness import example_dbfs
-from transformer.audio.vggish import VGGishEmbedder
 from transformer.privacy import PrivacyRequest, apply_privacy
 from transformer.settings import TransformerSettings
 
@@ -32,7 +32,7 @@ class EmbeddingPipeline:
     """The loaded VGGish + PCA and the audio limits; thread-safe ``embed``."""
 
     def __init__(
-        self, embedder: VGGishEmbedder, *, max_audio_seconds: float, decode_budget_hz: int = DECODE_BUDGET_HZ
+        self, embedder: Embedder, *, max_audio_seconds: float, decode_budget_hz: int = DECODE_BUDGET_HZ
     ) -> None:
         self.embedder = embedder
         self.max_audio_seconds = max_audio_seconds
@@ -47,11 +47,16 @@ class EmbeddingPipeline:
         batch_size: int = 64,
         max_audio_seconds: float = 600.0,
         decode_budget_hz: int = DECODE_BUDGET_HZ,
+        runtime: Runtime = "onnxruntime",
+        precision: Precision = "fp32",
+        threads: int = 0,
+        cache_dir: Path | None = None,
     ) -> EmbeddingPipeline:
-        """Load ``vggish_model.ckpt`` and ``vggish_pca_params.npz`` from ``model_dir``."""
+        """Load ``vggish_model.ckpt`` and ``vggish_pca_params.npz`` from ``model_dir`` on ``runtime``."""
         paths = require_assets(model_dir, (VGGISH_CHECKPOINT, PCA_PARAMS))
-        embedder = VGGishEmbedder.from_files(
-            paths[VGGISH_CHECKPOINT], paths[PCA_PARAMS], fc2_relu=fc2_relu, batch_size=batch_size
+        embedder = load_embedder(
+            paths[VGGISH_CHECKPOINT], paths[PCA_PARAMS], runtime=runtime, precision=precision,
+            fc2_relu=fc2_relu, batch_size=batch_size, threads=threads, cache_dir=cache_dir,
         )
         return cls(embedder, max_audio_seconds=max_audio_seconds, decode_budget_hz=decode_budget_hz)
 
@@ -63,6 +68,10 @@ class EmbeddingPipeline:
             batch_size=settings.vggish_batch_size,
             max_audio_seconds=settings.max_audio_seconds,
             decode_budget_hz=settings.decode_budget_hz,
+            runtime=settings.vggish_runtime,
+            precision=settings.vggish_precision,
+            threads=settings.vggish_threads,
+            cache_dir=settings.vggish_cache_dir,
         )
 
     def waveform(self, audio: bytes) -> np.ndarray:

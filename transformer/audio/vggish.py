@@ -1,14 +1,13 @@
-"""VGGish in Keras 3 (TF backend), loaded from the official TF1 checkpoint (model.md §2).
+"""VGGish in Keras 3 (TF backend), loaded from the official TF1 checkpoint: the reference runtime.
 
-The network is VGG-like: four conv blocks (3x3 SAME + ReLU, 2x2 max-pool) on a
-(96, 64, 1) log-mel patch, flatten in NHWC order, then fc1_1/fc1_2 (4096, ReLU)
-and fc2 (128). IBM MAX keeps a ReLU on fc2; upstream dropped it in 2020, so it is
-a switch here.
+The layout is ``vggish_layout.py``'s (model.md §2). IBM MAX keeps a ReLU on fc2;
+upstream dropped it in 2020, so it is a switch here. The services run VGGish on
+ONNX Runtime by default (``vggish_onnx.py``); this module is the reference it is
+tested against and ``--vggish_runtime tensorflow``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -16,65 +15,15 @@ import numpy as np
 import tensorflow as tf
 
 from contract.constants import EMBEDDING_SIZE
-from contract.errors import MissingModelAsset, ModelAssetError, ModelLayoutMismatch
+from contract.errors import ModelAssetError, ModelLayoutMismatch
 from transformer.audio.constants import EXAMPLE_FRAMES, NUM_MEL_BANDS
 from transformer.audio.pca import PCAQuantizer
-
-#: Total weights + biases of VGGish (model.md §2).
-VGGISH_PARAMETER_COUNT = 72_141_184
-
-
-@dataclass(frozen=True)
-class VGGishLayer:
-    """One weighted layer: its Keras name, checkpoint scope and width."""
-
-    name: str
-    scope: str
-    units: int
-    is_conv: bool
-
-    @property
-    def weights_variable(self) -> str:
-        return f"{self.scope}/weights"
-
-    @property
-    def biases_variable(self) -> str:
-        return f"{self.scope}/biases"
-
-
-#: The weighted layers in order. Keras 3 forbids "/" in layer names, hence the scope field.
-VGGISH_LAYERS: tuple[VGGishLayer, ...] = (
-    VGGishLayer("conv1", "vggish/conv1", 64, is_conv=True),
-    VGGishLayer("conv2", "vggish/conv2", 128, is_conv=True),
-    VGGishLayer("conv3_1", "vggish/conv3/conv3_1", 256, is_conv=True),
-    VGGishLayer("conv3_2", "vggish/conv3/conv3_2", 256, is_conv=True),
-    VGGishLayer("conv4_1", "vggish/conv4/conv4_1", 512, is_conv=True),
-    VGGishLayer("conv4_2", "vggish/conv4/conv4_2", 512, is_conv=True),
-    VGGishLayer("fc1_1", "vggish/fc1/fc1_1", 4096, is_conv=False),
-    VGGishLayer("fc1_2", "vggish/fc1/fc1_2", 4096, is_conv=False),
-    VGGishLayer("fc2", "vggish/fc2", EMBEDDING_SIZE, is_conv=False),
+from transformer.audio.vggish_layout import (
+    POOL_AFTER,
+    VGGISH_LAYERS,
+    layout_problems,
+    missing_checkpoint,
 )
-#: A max-pool follows the last conv of each block.
-_POOL_AFTER = {"conv1": "pool1", "conv2": "pool2", "conv3_2": "pool3", "conv4_2": "pool4"}
-#: Spatial size after pool4 times its channels: (96/16) * (64/16) * 512.
-_FLAT_FEATURES = (EXAMPLE_FRAMES // 16) * (NUM_MEL_BANDS // 16) * 512
-
-
-def checkpoint_variable_shapes() -> dict[str, tuple[int, ...]]:
-    """Official checkpoint variable name -> shape, e.g. ``vggish/conv1/weights`` -> (3, 3, 1, 64)."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    fan_in = 1
-    for layer in VGGISH_LAYERS:
-        if layer.is_conv:
-            shapes[layer.weights_variable] = (3, 3, fan_in, layer.units)
-        else:
-            shapes[layer.weights_variable] = (
-                _FLAT_FEATURES if layer.name == "fc1_1" else fan_in,
-                layer.units,
-            )
-        shapes[layer.biases_variable] = (layer.units,)
-        fan_in = layer.units
-    return shapes
 
 
 def build_vggish(*, fc2_relu: bool = True) -> keras.Model:
@@ -87,9 +36,9 @@ def build_vggish(*, fc2_relu: bool = True) -> keras.Model:
                 layer.units, 3, padding="same", activation="relu",
                 data_format="channels_last", name=layer.name,
             )(x)
-            if layer.name in _POOL_AFTER:
+            if layer.name in POOL_AFTER:
                 x = keras.layers.MaxPooling2D(
-                    2, strides=2, data_format="channels_last", name=_POOL_AFTER[layer.name]
+                    2, strides=2, data_format="channels_last", name=POOL_AFTER[layer.name]
                 )(x)
         else:
             if layer.name == "fc1_1":
@@ -113,38 +62,20 @@ def load_vggish_checkpoint(model: keras.Model, checkpoint_path: Path) -> None:
     """
     path = Path(checkpoint_path)
     if not path.is_file():
-        raise MissingModelAsset(
-            f"VGGish checkpoint {path.name} not found in {path.parent}; run "
-            "`audioguard weights download` (official) or `audioguard weights synthetic` "
-            "(test weights)"
-        )
+        raise missing_checkpoint(path)
     try:
         reader = tf.train.load_checkpoint(str(path))
     except (tf.errors.OpError, ValueError) as error:
         raise ModelAssetError(f"{path.name} is not a readable TF checkpoint: {error}") from error
-    stored_shapes = reader.get_variable_to_shape_map()
-
-    problems: list[str] = []
-    assignments: list[tuple[keras.Variable, str]] = []
+    stored_shapes = {name: tuple(shape) for name, shape in reader.get_variable_to_shape_map().items()}
+    problems = layout_problems(stored_shapes)
+    if problems:
+        raise ModelLayoutMismatch(f"{path.name} does not match the VGGish layout: " + "; ".join(problems))
     for layer in VGGISH_LAYERS:
         keras_layer = model.get_layer(layer.name)
         pairs = ((keras_layer.kernel, layer.weights_variable), (keras_layer.bias, layer.biases_variable))
         for variable, name in pairs:
-            expected = tuple(variable.shape)
-            if name not in stored_shapes:
-                problems.append(f"missing variable {name} {list(expected)}")
-            elif tuple(stored_shapes[name]) != expected:
-                problems.append(
-                    f"variable {name} has shape {list(stored_shapes[name])}, expected {list(expected)}"
-                )
-            else:
-                assignments.append((variable, name))
-    if problems:
-        raise ModelLayoutMismatch(
-            f"{path.name} does not match the VGGish layout: " + "; ".join(problems)
-        )
-    for variable, name in assignments:
-        variable.assign(reader.get_tensor(name).astype(np.float32, copy=False))
+            variable.assign(reader.get_tensor(name).astype(np.float32, copy=False))
 
 
 class VGGishEmbedder:
@@ -156,6 +87,9 @@ class VGGishEmbedder:
     threads: tracing happens once in the constructor, and graph execution is
     thread-safe.
     """
+
+    runtime = "tensorflow"
+    precision = "fp32"
 
     def __init__(self, model: keras.Model, quantizer: PCAQuantizer, *, batch_size: int = 64) -> None:
         if batch_size < 1:

@@ -18,12 +18,8 @@ from tests.support.synthetic_vggish_files import (
     synthetic_vggish_files,
 )
 from transformer.audio.features import waveform_to_examples
-from transformer.audio.vggish import (
-    VGGishEmbedder,
-    build_vggish,
-    checkpoint_variable_shapes,
-    load_vggish_checkpoint,
-)
+from transformer.audio.vggish import VGGishEmbedder, build_vggish, load_vggish_checkpoint
+from transformer.audio.vggish_layout import checkpoint_variable_shapes
 
 
 @pytest.fixture(scope="module")

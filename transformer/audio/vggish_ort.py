@@ -1,0 +1,207 @@
+"""VGGish on ONNX Runtime: the serving runtime, with no TensorFlow in the process.
+
+fp32 (the default) is built in memory from the checkpoint at start (about 5 s)
+and matches the TensorFlow reference (``tests/transformer/audio/test_vggish_ort.py``).
+int8 is calibrated once (about 15 s) and cached beside the weights as
+``vggish_model.int8.onnx``, tagged with the sha512 of the checkpoint and
+everything else it was made from; a cache made from other weights, another
+calibration set or another ONNX Runtime is rebuilt, never used. A read-only
+model folder (a Kubernetes volume) means calibrating at every start, and a log
+line says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from contract.assets import sha512_of
+from contract.constants import EMBEDDING_SIZE
+from contract.errors import ModelAssetError
+from transformer.audio.constants import EXAMPLE_FRAMES, NUM_MEL_BANDS, Precision
+from transformer.audio.pca import PCAQuantizer
+from transformer.audio.vggish_layout import missing_checkpoint, read_vggish_weights
+from transformer.audio.vggish_onnx import INPUT_NAME, build_vggish_onnx
+
+logger = logging.getLogger(__name__)
+
+INT8_CACHE_NAME = "vggish_model.int8.onnx"
+_CACHE_KEY_FIELD = "audioguard_source_key"
+#: Bump when the graph or the quantisation recipe changes: old caches are then rebuilt.
+_RECIPE_VERSION = "vggish-onnx-1"
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    """One intra-op pool of ``threads`` (0 = ONNX Runtime's choice: one per core)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle pool threads sleep instead of spinning: on a 2-core host the spin
+    # steals the cores the decoding and log-mel threads need between calls.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def int8_cache_key(checkpoint_sha512: str, *, fc2_relu: bool, reduce_range: bool) -> str:
+    """What an int8 model was made from: weights, recipe, calibration set, quantiser version."""
+    from transformer.audio.calibration import CALIBRATION_VERSION
+
+    parts = [
+        _RECIPE_VERSION,
+        checkpoint_sha512,
+        f"fc2_relu={fc2_relu}",
+        f"reduce_range={reduce_range}",
+        CALIBRATION_VERSION,
+        f"onnxruntime={ort.__version__}",
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _cached_session(path: Path, key: str, options: ort.SessionOptions) -> ort.InferenceSession | None:
+    if not path.is_file():
+        return None
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own untyped errors for a damaged file
+        logger.warning("ignoring the int8 VGGish cache %s (%s); rebuilding it", path, type(error).__name__)
+        return None
+    if session.get_modelmeta().custom_metadata_map.get(_CACHE_KEY_FIELD) != key:
+        logger.info(
+            "the int8 VGGish cache %s was made from other weights or another recipe; rebuilding", path
+        )
+        return None
+    return session
+
+
+def _write_cache(path: Path, model_bytes: bytes) -> None:
+    """Write atomically (temporary file + rename); a read-only folder only costs a log line."""
+    try:
+        with tempfile.NamedTemporaryFile(
+            dir=path.parent, prefix=".int8-", suffix=".onnx", delete=False
+        ) as handle:
+            handle.write(model_bytes)
+        os.replace(handle.name, path)
+    except OSError as error:
+        logger.info(
+            "int8 VGGish not cached (%s: %s); it is calibrated again at the next start",
+            path.parent,
+            error.strerror or error,
+        )
+
+
+def build_session(
+    checkpoint_path: Path,
+    *,
+    precision: Precision = "fp32",
+    fc2_relu: bool = True,
+    threads: int = 0,
+    cache_dir: Path | None = None,
+) -> ort.InferenceSession:
+    """An ONNX Runtime session of VGGish from ``vggish_model.ckpt`` (typed asset errors).
+
+    ``cache_dir`` (int8 only; default the checkpoint's folder) holds the calibrated model.
+    """
+    checkpoint_path = Path(checkpoint_path)
+    if not checkpoint_path.is_file():
+        raise missing_checkpoint(checkpoint_path)
+    options = session_options(threads)
+    if precision == "fp32":
+        model = build_vggish_onnx(read_vggish_weights(checkpoint_path), fc2_relu=fc2_relu)
+        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    if precision != "int8":
+        raise ValueError(f"unknown VGGish precision {precision!r} (fp32 or int8)")
+
+    from transformer.audio.calibration import calibration_examples
+    from transformer.audio.vggish_int8 import cpu_has_vnni, quantize_vggish
+
+    reduce_range = not cpu_has_vnni()
+    key = int8_cache_key(sha512_of(checkpoint_path), fc2_relu=fc2_relu, reduce_range=reduce_range)
+    cache = Path(cache_dir or checkpoint_path.parent) / INT8_CACHE_NAME
+    session = _cached_session(cache, key, options)
+    if session is not None:
+        logger.info("int8 VGGish loaded from %s", cache)
+        return session
+    started = time.perf_counter()
+    fp32 = build_vggish_onnx(read_vggish_weights(checkpoint_path), fc2_relu=fc2_relu)
+    int8 = quantize_vggish(fp32, calibration_examples(), reduce_range=reduce_range)
+    del fp32
+    int8.metadata_props.add(key=_CACHE_KEY_FIELD, value=key)
+    model_bytes = int8.SerializeToString()
+    logger.info(
+        "int8 VGGish calibrated in %.1f s (reduce_range=%s)", time.perf_counter() - started, reduce_range
+    )
+    _write_cache(cache, model_bytes)
+    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+
+class OnnxVGGishEmbedder:
+    """Log-mel examples -> VGGish embeddings on ONNX Runtime (same interface as ``VGGishEmbedder``).
+
+    ``run`` is thread-safe in ONNX Runtime, so concurrent requests share one session.
+    """
+
+    runtime = "onnxruntime"
+    precision: str
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        quantizer: PCAQuantizer,
+        *,
+        batch_size: int = 64,
+        precision: Precision = "fp32",
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.session = session
+        self.quantizer = quantizer
+        self.batch_size = batch_size
+        self.precision = precision
+
+    @classmethod
+    def from_files(
+        cls,
+        checkpoint_path: Path,
+        pca_params_path: Path,
+        *,
+        fc2_relu: bool = True,
+        batch_size: int = 64,
+        precision: Precision = "fp32",
+        threads: int = 0,
+        cache_dir: Path | None = None,
+    ) -> OnnxVGGishEmbedder:
+        """Read the PCA file first (small, fails fast), then build the session from the checkpoint."""
+        quantizer = PCAQuantizer.from_npz(Path(pca_params_path))
+        try:
+            session = build_session(
+                checkpoint_path, precision=precision, fc2_relu=fc2_relu, threads=threads, cache_dir=cache_dir
+            )
+        except ort.capi.onnxruntime_pybind11_state.Fail as error:  # type: ignore[attr-defined]
+            raise ModelAssetError(f"ONNX Runtime could not load VGGish: {error}") from error
+        return cls(session, quantizer, batch_size=batch_size, precision=precision)
+
+    def embed(self, examples: np.ndarray) -> np.ndarray:
+        """(N, 96, 64) float log-mel examples -> (N, 128) float32 raw fc2 output (N may be 0)."""
+        batch = np.asarray(examples)
+        if batch.ndim != 3 or batch.shape[1:] != (EXAMPLE_FRAMES, NUM_MEL_BANDS):
+            raise ValueError(
+                f"expected (N, {EXAMPLE_FRAMES}, {NUM_MEL_BANDS}) examples, got shape {batch.shape}"
+            )
+        embeddings = np.empty((batch.shape[0], EMBEDDING_SIZE), dtype=np.float32)
+        for start in range(0, batch.shape[0], self.batch_size):
+            chunk = np.ascontiguousarray(batch[start : start + self.batch_size], dtype=np.float32)
+            embeddings[start : start + chunk.shape[0]] = self.session.run(None, {INPUT_NAME: chunk})[0]
+        return embeddings
+
+    def embed_quantized(self, examples: np.ndarray) -> np.ndarray:
+        """(N, 96, 64) float log-mel examples -> (N, 128) uint8 PCA-quantised embeddings."""
+        return self.quantizer(self.embed(examples))
