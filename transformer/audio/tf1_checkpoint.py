@@ -169,15 +169,17 @@ class TF1Checkpoint:
         path = Path(path)
         if not path.is_file():
             raise MissingModelAsset(f"checkpoint {path.name} not found in {path.parent}")
-        try:
-            with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                view = memoryview(data)
-                try:
-                    return cls._parse(view, names)
-                finally:
-                    view.release()
-        except (_Malformed, ValueError, struct.error, IndexError) as error:
-            raise ModelAssetError(f"{path.name} is not a readable TF1 (V1) checkpoint: {error}") from error
+        if path.stat().st_size < _FOOTER_BYTES:
+            raise ModelAssetError(f"{path.name} is not a readable TF1 (V1) checkpoint: shorter than a table")
+        problem = ""
+        with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            try:
+                return cls._parse(memoryview(data), names)
+            except (_Malformed, ValueError, struct.error, IndexError) as error:
+                # Only the message leaves: the traceback's frames hold views of the mapping,
+                # which must be gone before it is closed.
+                problem = str(error)
+        raise ModelAssetError(f"{path.name} is not a readable TF1 (V1) checkpoint: {problem}")
 
     @classmethod
     def _parse(cls, data: memoryview, names: frozenset[str] | None) -> TF1Checkpoint:

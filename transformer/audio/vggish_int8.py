@@ -59,6 +59,7 @@ def quantize_vggish(fp32: onnx.ModelProto, examples: np.ndarray, *, reduce_range
         QuantType,
         quantize_static,
     )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if examples.shape[0] < CALIBRATION_BATCH:
         raise ValueError(f"calibration needs at least {CALIBRATION_BATCH} examples, got {examples.shape[0]}")
@@ -67,10 +68,14 @@ def quantize_vggish(fp32: onnx.ModelProto, examples: np.ndarray, *, reduce_range
         pass
 
     with tempfile.TemporaryDirectory(prefix="audioguard-int8-") as folder:
-        source, target = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
+        source, prepared, target = (
+            Path(folder) / name for name in ("fp32.onnx", "prepared.onnx", "int8.onnx")
+        )
         onnx.save(fp32, source)
+        # shape inference + graph fusions first, as the quantiser recommends
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         quantize_static(
-            source,
+            prepared,
             target,
             Reader(examples.astype(np.float32, copy=False)),
             quant_format=QuantFormat.QDQ,

@@ -84,13 +84,17 @@ def _cached_session(path: Path, key: str, options: ort.SessionOptions) -> ort.In
 
 def _write_cache(path: Path, model_bytes: bytes) -> None:
     """Write atomically (temporary file + rename); a read-only folder only costs a log line."""
+    temporary: Path | None = None
     try:
-        with tempfile.NamedTemporaryFile(
-            dir=path.parent, prefix=".int8-", suffix=".onnx", delete=False
-        ) as handle:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        options = {"dir": path.parent, "prefix": ".int8-", "suffix": ".onnx", "delete": False}
+        with tempfile.NamedTemporaryFile(**options) as handle:  # type: ignore[call-overload]
+            temporary = Path(handle.name)
             handle.write(model_bytes)
-        os.replace(handle.name, path)
+        os.replace(temporary, path)
     except OSError as error:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
         logger.info(
             "int8 VGGish not cached (%s: %s); it is calibrated again at the next start",
             path.parent,
