@@ -151,7 +151,10 @@ def test_image_locks_pin_the_tested_versions_and_only_what_the_process_needs(loc
     assert {name: version for name, version in image.items() if development.get(name) != version} == {}
     assert NEVER_IN_AN_IMAGE.isdisjoint(image)
     assert ("ray" in image) == lock.endswith("-ray.lock")
-    assert {"kserve", "tensorflow-cpu", "numpy", "setuptools"} <= set(image)
+    assert {"kserve", "numpy", "setuptools"} <= set(image)
+    # VGGish runs on ONNX Runtime in the transformer; only the predictor's classifier needs TensorFlow
+    transformer = lock.endswith("transformer.lock")
+    assert ("tensorflow-cpu" in image) != transformer and ("onnxruntime" in image) == transformer
     if "transformer" in lock:
         # resampling is numpy (transformer/audio/resample_kernels.py): no resampy, numba or llvmlite
         assert {"soundfile", "websockets"} <= set(image)
@@ -237,7 +240,7 @@ def test_entrypoint_starts_the_service_with_the_manifest_flags(service: str) -> 
 _IMAGE_PROBE = """
 import importlib, importlib.abc, json, pkgutil, sys
 
-in_image, absent, service, argv = json.loads(sys.argv[1])
+in_image, absent, optional, service, argv = json.loads(sys.argv[1])
 
 class NotInImage(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
@@ -246,19 +249,38 @@ class NotInImage(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, NotInImage())
-imported = []
+imported, refused = [], {}
 for package in in_image:
     root = importlib.import_module(package)
     imported.append(package)
     for info in pkgutil.walk_packages(root.__path__, package + "."):
+        if info.name in optional:
+            try:
+                importlib.import_module(info.name)
+            except ModuleNotFoundError as error:
+                refused[info.name] = str(error)
+                continue
         importlib.import_module(info.name)
         imported.append(info.name)
 from contract.weights_cli import build_parser as weights_parser
 weights_parser().parse_args(["download", "--dest", "/models"])
 main = importlib.import_module(service + ".__main__")
 args = main.build_parser().parse_args(argv)
-print(json.dumps({"imported": imported, "args": {key: str(value) for key, value in vars(args).items()}}))
+parsed = {key: str(value) for key, value in vars(args).items()}
+print(json.dumps({"imported": imported, "refused": refused, "args": parsed}))
 """
+
+
+#: Third-party packages an image leaves out, with the distribution its lock must not hold: the
+#: transformer serves VGGish on ONNX Runtime, so TensorFlow, Keras and h5py are not in its image.
+ABSENT_THIRD_PARTY = {
+    "transformer": {"tensorflow": "tensorflow-cpu", "keras": "keras", "h5py": "h5py", "ray": "ray"},
+    "predictor": {"ray": "ray", "onnxruntime": "onnxruntime"},
+}
+#: Modules of an image that need a left-out package: the reference VGGish on TensorFlow
+#: (``--vggish_runtime tensorflow``) and Ray serving (``--ray_replicas``, the RAY=true variant);
+#: both are refused with a clear message in the image.
+OPTIONAL_MODULES = {"transformer": ["transformer.audio.vggish"], "predictor": ["predictor.ray_serving"]}
 
 
 def image_packages(service: str) -> list[str]:
@@ -278,10 +300,14 @@ def test_every_module_of_an_image_imports_with_only_the_image_packages(service: 
     flags) accept the CMD, and the weights download command loads."""
     in_image = image_packages(service)
     assert in_image == ["contract", service]
+    lock = (REPO / "requirements" / f"{service}.lock").read_text()
+    locked = {line.split("==")[0] for line in lock.splitlines()}
+    assert not locked & set(ABSENT_THIRD_PARTY[service].values())
     absent = [package for package in PROJECT_PACKAGES if package not in in_image]
+    absent += list(ABSENT_THIRD_PARTY[service])
     # KServe appends --predictor_host to the transformer's args.
     extra = ["--predictor_host", "audioguard-predictor.default"] if service == "transformer" else []
-    probe = json.dumps([in_image, absent, service, [*cmd_args(service), *extra]])
+    probe = json.dumps([in_image, absent, OPTIONAL_MODULES[service], service, [*cmd_args(service), *extra]])
     result = subprocess.run(
         [sys.executable, "-c", _IMAGE_PROBE, probe],
         cwd=REPO,
@@ -297,7 +323,10 @@ def test_every_module_of_an_image_imports_with_only_the_image_packages(service: 
         for path in (REPO / package).rglob("*.py")
         if "__pycache__" not in path.parts and path.name != "__main__.py"
     }
-    assert on_disk <= {*report["imported"]}, sorted(on_disk - {*report["imported"]})
+    assert on_disk <= {*report["imported"], *report["refused"]}, sorted(on_disk - {*report["imported"]})
+    assert sorted(report["refused"]) == OPTIONAL_MODULES[service]
+    for module, message in report["refused"].items():
+        assert re.search(rf"({'|'.join(ABSENT_THIRD_PARTY[service])}) is not in this image", message), module
     args = report["args"]
     assert args["model_dir"] == "/mnt/models" and args["http_port"] == "8080" and args["grpc_port"] == "8081"
     if service == "transformer":
