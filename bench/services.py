@@ -7,6 +7,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -72,6 +73,15 @@ class Services:
         self.predictor.command = [*self.base_predictor_command, *predictor_extra]
         self.transformer.command = [*self.base_transformer_command, *transformer_extra]
         self.start()
+
+    def restart_transformer(self, extra: Sequence[str] = ()) -> float:
+        """Replace the transformer alone by one with these extra flags; seconds until it is ready."""
+        local.stop([self.transformer])
+        self.transformer.command = [*self.base_transformer_command, *extra]
+        started = time.perf_counter()
+        self._start(self.transformer)
+        self._wait([self.transformer])
+        return time.perf_counter() - started
 
     def stop(self) -> None:
         local.stop([self.transformer, self.predictor])

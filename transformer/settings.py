@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 from pathlib import Path
 from typing import Literal
@@ -200,6 +201,11 @@ class TransformerSettings(BaseSettings):
         if self.vggish_precision == "int8" and self.vggish_runtime != "onnxruntime":
             raise ValueError(
                 "vggish_precision int8 needs vggish_runtime onnxruntime (TensorFlow runs fp32 only)"
+            )
+        if self.vggish_runtime == "tensorflow" and importlib.util.find_spec("tensorflow") is None:
+            raise ValueError(
+                "vggish_runtime tensorflow: TensorFlow is not installed in this image (it serves VGGish "
+                "on ONNX Runtime); use --vggish_runtime onnxruntime"
             )
         return self
 

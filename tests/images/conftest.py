@@ -45,6 +45,35 @@ class Deployment:
     models: Path
 
 
+def run_transformer(
+    name: str, predictor_grpc: str, *, volumes: list[str], env: dict[str, str], extra: tuple[str, ...] = ()
+) -> Container:
+    """The transformer image as the manifests run it (hardened, host network), pointed at a predictor."""
+    http_port, grpc_port = free_port(), free_port()
+    command = [
+        "--model_name", MODEL, "--model_dir", "/mnt/models", "--http_port", str(http_port),
+        "--grpc_port", str(grpc_port), "--workers", "1", "--predictor_protocol", "grpc-v2",
+        "--enable_predictor_health_check", "--predictor_host", predictor_grpc, *extra,
+    ]  # fmt: skip
+    return run_hardened(
+        name,
+        image_name("transformer"),
+        command,
+        http_port=http_port,
+        grpc_port=grpc_port,
+        publish=False,
+        volumes=volumes,
+        env={**env, "HEALTHCHECK_URL": f"http://127.0.0.1:{http_port}/v2/health/ready"},
+    )
+
+
+def resident_mib(container: Container) -> float:
+    """VmRSS of the container's main process (the service), in MiB."""
+    status = container.exec("cat", "/proc/1/status")
+    line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
 @pytest.fixture(scope="session")
 def report() -> Iterator[dict[str, dict[str, float]]]:
     """Figures for scripts/images.sh's summary (image sizes, seconds to ready), written at the end."""
@@ -89,36 +118,11 @@ def deployment(
             volumes=[models],
         )
         predictor.wait_ready()
-        http_port, grpc_port = free_port(), free_port()
-        transformer = run_hardened(
+        transformer = run_transformer(
             names["transformer"],
-            image_name("transformer"),
-            [
-                "--model_name",
-                MODEL,
-                "--model_dir",
-                "/mnt/models",
-                "--http_port",
-                str(http_port),
-                "--grpc_port",
-                str(grpc_port),
-                "--workers",
-                "1",
-                "--predictor_protocol",
-                "grpc-v2",
-                "--enable_predictor_health_check",
-                "--predictor_host",
-                predictor.grpc_address,
-            ],
-            http_port=http_port,
-            grpc_port=grpc_port,
-            publish=False,
+            predictor.grpc_address,
             volumes=[models, f"{outbox_volume}:/var/lib/audioguard"],
-            env={
-                "AUDIOGUARD_DHT_URL": broker.url,
-                "AUDIOGUARD_DHT_POST": "all",
-                "HEALTHCHECK_URL": f"http://127.0.0.1:{http_port}/v2/health/ready",
-            },
+            env={"AUDIOGUARD_DHT_URL": broker.url, "AUDIOGUARD_DHT_POST": "all"},
         )
         transformer.wait_ready()
         for service, container in (("predictor", predictor), ("transformer", transformer)):

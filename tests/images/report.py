@@ -19,14 +19,19 @@ def main(argv: list[str]) -> int:
     figures = json.loads(Path(argv[0]).read_text()) if Path(argv[0]).is_file() else {}
     builds = dict(line.split() for line in Path(argv[1]).read_text().splitlines() if line.strip())
     print(f"[images] {platform.machine()}, {os.cpu_count()} CPUs: {cpu_flags()}")
-    print(f"{'image':44} {'size':>9} {'build s':>8} {'ready s':>8}")
+    print(f"{'image':44} {'size':>9} {'build s':>8} {'ready s':>8} {'RSS MiB':>8}")
     for tag, seconds in builds.items():
         name, _, version = tag.split("/")[-1].partition(":")
         service = name.removeprefix("audioguard-") + ("-ray" if version.endswith("-ray") else "")
         row = figures.get(service, {})
         size = f"{row['image_bytes'] / 1e9:.2f} GB" if "image_bytes" in row else "-"
         ready = f"{row['ready_seconds']:.1f}" if "ready_seconds" in row else "-"
-        print(f"{tag:44} {size:>9} {seconds:>8} {ready:>8}")
+        rss = f"{row['rss_mib']:.0f}" if "rss_mib" in row else "-"
+        print(f"{tag:44} {size:>9} {seconds:>8} {ready:>8} {rss:>8}")
+    int8 = figures.get("transformer-int8")
+    if int8:
+        print(f"{'transformer --vggish_precision int8 (calibrating, read-only models)':44} "
+              f"{'':>9} {'':>8} {int8['ready_seconds']:>8.1f} {int8['rss_mib']:>8.0f}")
     return 0
 
 

@@ -52,7 +52,7 @@ def load_embedder(
             from transformer.audio.vggish import VGGishEmbedder
         except ImportError as error:
             raise ValueError(
-                "the TensorFlow runtime is not installed in this image (it serves VGGish on ONNX Runtime); "
+                "TensorFlow is not installed in this image (it serves VGGish on ONNX Runtime); "
                 f"use --vggish_runtime onnxruntime ({error.name} missing)"
             ) from error
         return VGGishEmbedder.from_files(

@@ -19,6 +19,7 @@ float64 rounding (the sums run in another order).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,47 +51,63 @@ class Filter:
         return int(self.scale * self.taps_per_zero_crossing)
 
 
-@dataclass(frozen=True)
 class Positions:
     """Where each output reads the input and the table (resampy's per-output variables).
 
     All (n_out,) arrays: ``sample`` int64 ``int(t)``; ``left_index``/``right_index`` float64 table
-    positions of the wings' first taps; ``left_offset``/``right_offset`` int64 their integer parts;
-    ``left_eta``/``right_eta`` float64 the fractional parts (interpolation factors);
-    ``left_taps``/``right_taps`` int64 numbers of taps after the signal's ends are applied.
+    positions of the wings' first taps; ``left_offset``/``right_offset`` int64 their integer parts.
+    The interpolation factors and tap counts are derived on demand (``factors``, ``taps``, for
+    some outputs; the whole-array properties for all), since the block path needs them only for
+    its few drifted outputs.
     """
 
-    sample: np.ndarray
-    left_index: np.ndarray
-    right_index: np.ndarray
-    left_offset: np.ndarray
-    left_eta: np.ndarray
-    left_taps: np.ndarray
-    right_offset: np.ndarray
-    right_eta: np.ndarray
-    right_taps: np.ndarray
+    def __init__(self, times: np.ndarray, filt: Filter, input_length: int) -> None:
+        """resampy's float64 arithmetic for every output at once (same operations, same order)."""
+        self.sample = times.astype(np.int64)  # times >= 0: truncation is int()
+        frac = filt.scale * (times - self.sample)
+        self.left_index = frac * filt.taps_per_zero_crossing
+        self.left_offset = self.left_index.astype(np.int64)
+        self.right_index = (filt.scale - frac) * filt.taps_per_zero_crossing
+        self.right_offset = self.right_index.astype(np.int64)
+        self.input_length = input_length
+        self._table, self._step = filt.window.shape[0], filt.step
+
+    def factors(self, outputs: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
+        """(left, right) interpolation factors (the fractional table positions) of ``outputs``."""
+        return (
+            self.left_index[outputs] - self.left_offset[outputs],
+            self.right_index[outputs] - self.right_offset[outputs],
+        )
+
+    def taps(self, outputs: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
+        """(left, right) numbers of taps of ``outputs``, after the signal's ends are applied."""
+        sample = self.sample[outputs]
+        left = np.minimum(sample + 1, (self._table - self.left_offset[outputs]) // self._step)
+        right = np.minimum(
+            self.input_length - sample - 1, (self._table - self.right_offset[outputs]) // self._step
+        )
+        return left, right
+
+    @functools.cached_property
+    def left_eta(self) -> np.ndarray:
+        return self.factors(slice(None))[0]
+
+    @functools.cached_property
+    def right_eta(self) -> np.ndarray:
+        return self.factors(slice(None))[1]
+
+    @functools.cached_property
+    def left_taps(self) -> np.ndarray:
+        return self.taps(slice(None))[0]
+
+    @functools.cached_property
+    def right_taps(self) -> np.ndarray:
+        return self.taps(slice(None))[1]
 
 
 def positions(times: np.ndarray, filt: Filter, input_length: int) -> Positions:
-    """resampy's float64 arithmetic for every output at once (same operations, same order)."""
-    sample = times.astype(np.int64)  # times >= 0: truncation is int()
-    frac = filt.scale * (times - sample)
-    left_index = frac * filt.taps_per_zero_crossing
-    left_offset = left_index.astype(np.int64)
-    right_index = (filt.scale - frac) * filt.taps_per_zero_crossing
-    right_offset = right_index.astype(np.int64)
-    table = filt.window.shape[0]
-    return Positions(
-        sample=sample,
-        left_index=left_index,
-        right_index=right_index,
-        left_offset=left_offset,
-        left_eta=left_index - left_offset,
-        left_taps=np.minimum(sample + 1, (table - left_offset) // filt.step),
-        right_offset=right_offset,
-        right_eta=right_index - right_offset,
-        right_taps=np.minimum(input_length - sample - 1, (table - right_offset) // filt.step),
-    )
+    """resampy's positions of every output (see ``Positions``)."""
+    return Positions(times, filt, input_length)
 
 
 def _wing(
@@ -116,8 +133,9 @@ def exact_interpolation(x: np.ndarray, at: Positions, outputs: np.ndarray, filt:
     for start in range(0, outputs.shape[0], _EXACT_CHUNK_OUTPUTS):
         chunk = outputs[start : start + _EXACT_CHUNK_OUTPUTS]
         n = at.sample[chunk]
-        left = _wing(x, filt, n, -1, at.left_offset[chunk], at.left_eta[chunk], at.left_taps[chunk])
-        right = _wing(x, filt, n + 1, 1, at.right_offset[chunk], at.right_eta[chunk], at.right_taps[chunk])
+        (left_eta, right_eta), (left_taps, right_taps) = at.factors(chunk), at.taps(chunk)
+        left = _wing(x, filt, n, -1, at.left_offset[chunk], left_eta, left_taps)
+        right = _wing(x, filt, n + 1, 1, at.right_offset[chunk], right_eta, right_taps)
         result[start : start + chunk.shape[0]] = left + right
     return result
 

@@ -264,3 +264,16 @@ print(embedded.embeddings.shape, embedded.embeddings.dtype, heavy)
         )
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.strip() == "(2, 128) uint8 []", done.stdout
+
+
+def test_settings_refuse_int8_on_tensorflow_before_anything_loads() -> None:
+    from pydantic import ValidationError
+
+    from transformer.settings import TransformerSettings
+
+    with pytest.raises(ValidationError, match="int8 needs vggish_runtime onnxruntime"):
+        TransformerSettings(vggish_runtime="tensorflow", vggish_precision="int8")
+    with pytest.raises(ValidationError, match="'onnxruntime' or 'tensorflow'"):
+        TransformerSettings(vggish_runtime="openvino")  # type: ignore[arg-type]
+    assert TransformerSettings().vggish_runtime == "onnxruntime"
+    assert TransformerSettings().vggish_precision == "fp32"
