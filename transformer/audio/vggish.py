@@ -14,13 +14,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from contract.constants import EMBEDDING_SIZE
 from contract.errors import ModelAssetError, ModelLayoutMismatch
 from transformer.audio.constants import EXAMPLE_FRAMES, NUM_MEL_BANDS
 from transformer.audio.pca import PCAQuantizer
 from transformer.audio.vggish_layout import (
     POOL_AFTER,
     VGGISH_LAYERS,
+    embed_in_batches,
     layout_problems,
     missing_checkpoint,
 )
@@ -131,16 +131,9 @@ class VGGishEmbedder:
 
     def embed(self, examples: np.ndarray) -> np.ndarray:
         """(N, 96, 64) float log-mel examples -> (N, 128) float32 raw fc2 output (N may be 0)."""
-        batch = np.asarray(examples)
-        if batch.ndim != 3 or batch.shape[1:] != (EXAMPLE_FRAMES, NUM_MEL_BANDS):
-            raise ValueError(
-                f"expected (N, {EXAMPLE_FRAMES}, {NUM_MEL_BANDS}) examples, got shape {batch.shape}"
-            )
-        embeddings = np.empty((batch.shape[0], EMBEDDING_SIZE), dtype=np.float32)
-        for start in range(0, batch.shape[0], self.batch_size):
-            chunk = batch[start : start + self.batch_size, :, :, None].astype(np.float32)
-            embeddings[start : start + chunk.shape[0]] = self._forward(tf.constant(chunk)).numpy()
-        return embeddings
+        return embed_in_batches(
+            examples, self.batch_size, lambda chunk: self._forward(tf.constant(chunk[..., None])).numpy()
+        )
 
     def embed_quantized(self, examples: np.ndarray) -> np.ndarray:
         """(N, 96, 64) float log-mel examples -> (N, 128) uint8 PCA-quantised embeddings."""

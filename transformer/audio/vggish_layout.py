@@ -8,7 +8,7 @@ builds from these names and shapes, and checks a checkpoint with the same rule.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,3 +117,18 @@ def read_vggish_weights(checkpoint_path: Path) -> dict[str, np.ndarray]:
     return {
         name: checkpoint.tensor(name).astype(np.float32, copy=False) for name in checkpoint_variable_shapes()
     }
+
+
+def embed_in_batches(
+    examples: np.ndarray, batch_size: int, forward: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """(N, 96, 64) log-mel examples -> (N, 128) float32, ``forward`` called on contiguous float32
+    (n <= batch_size, 96, 64) chunks (bounds memory; N may be 0). Every runtime embeds through this."""
+    batch = np.asarray(examples)
+    if batch.ndim != 3 or batch.shape[1:] != (EXAMPLE_FRAMES, NUM_MEL_BANDS):
+        raise ValueError(f"expected (N, {EXAMPLE_FRAMES}, {NUM_MEL_BANDS}) examples, got shape {batch.shape}")
+    embeddings = np.empty((batch.shape[0], EMBEDDING_SIZE), dtype=np.float32)
+    for start in range(0, batch.shape[0], batch_size):
+        chunk = np.ascontiguousarray(batch[start : start + batch_size], dtype=np.float32)
+        embeddings[start : start + chunk.shape[0]] = forward(chunk)
+    return embeddings

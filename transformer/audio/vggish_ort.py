@@ -23,11 +23,10 @@ import numpy as np
 import onnxruntime as ort
 
 from contract.assets import sha512_of
-from contract.constants import EMBEDDING_SIZE
 from contract.errors import ModelAssetError
-from transformer.audio.constants import EXAMPLE_FRAMES, NUM_MEL_BANDS, Precision
+from transformer.audio.constants import Precision
 from transformer.audio.pca import PCAQuantizer
-from transformer.audio.vggish_layout import missing_checkpoint, read_vggish_weights
+from transformer.audio.vggish_layout import embed_in_batches, missing_checkpoint, read_vggish_weights
 from transformer.audio.vggish_onnx import INPUT_NAME, build_vggish_onnx
 
 logger = logging.getLogger(__name__)
@@ -195,16 +194,9 @@ class OnnxVGGishEmbedder:
 
     def embed(self, examples: np.ndarray) -> np.ndarray:
         """(N, 96, 64) float log-mel examples -> (N, 128) float32 raw fc2 output (N may be 0)."""
-        batch = np.asarray(examples)
-        if batch.ndim != 3 or batch.shape[1:] != (EXAMPLE_FRAMES, NUM_MEL_BANDS):
-            raise ValueError(
-                f"expected (N, {EXAMPLE_FRAMES}, {NUM_MEL_BANDS}) examples, got shape {batch.shape}"
-            )
-        embeddings = np.empty((batch.shape[0], EMBEDDING_SIZE), dtype=np.float32)
-        for start in range(0, batch.shape[0], self.batch_size):
-            chunk = np.ascontiguousarray(batch[start : start + self.batch_size], dtype=np.float32)
-            embeddings[start : start + chunk.shape[0]] = self.session.run(None, {INPUT_NAME: chunk})[0]
-        return embeddings
+        return embed_in_batches(
+            examples, self.batch_size, lambda chunk: self.session.run(None, {INPUT_NAME: chunk})[0]
+        )
 
     def embed_quantized(self, examples: np.ndarray) -> np.ndarray:
         """(N, 96, 64) float log-mel examples -> (N, 128) uint8 PCA-quantised embeddings."""
