@@ -28,6 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from bench.core_benchmark import _clip, best_seconds
+from bench.load_benchmark import cpu_flags
 from bench.service_benchmark import clips, http_caller, run_load
 from bench.services import Services
 from bench.vggish_fidelity import AUDIO_SUFFIXES
@@ -38,20 +39,13 @@ RUNTIMES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("onnxruntime fp32", ("--vggish_runtime", "onnxruntime", "--vggish_precision", "fp32")),
     ("onnxruntime int8", ("--vggish_runtime", "onnxruntime", "--vggish_precision", "int8")),
 )
+#: Intra-op thread counts tried after the main rows (the default, 0, is one per core).
+THREAD_ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("onnxruntime fp32, --vggish_threads 1", ("--vggish_precision", "fp32", "--vggish_threads", "1")),
+    ("onnxruntime int8 (cached), 1 thread", ("--vggish_precision", "int8", "--vggish_threads", "1")),
+)
 CLIENTS = 8
 CLIP_REQUESTS = 20
-
-
-def cpu_description() -> str:
-    """Model name and the flags that matter for these kernels."""
-    model, flags = "unknown CPU", set[str]()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name") and model == "unknown CPU":
-            model = line.split(":", 1)[1].strip()
-        elif line.startswith("flags") and not flags:
-            flags = set(line.split(":", 1)[1].split())
-    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8")
-    return f"{model}, {os.cpu_count()} cores, flags: {' '.join(f for f in wanted if f in flags) or 'none'}"
 
 
 def memory_mib(pid: int) -> tuple[float, float]:
@@ -119,7 +113,7 @@ def through_services(model_dir: Path, audio_dir: Path, passes: int) -> list[dict
     results: list[dict[str, object]] = []
     try:
         services.start()
-        for label, flags in (*RUNTIMES, ("onnxruntime int8 (cached)", RUNTIMES[-1][1])):
+        for label, flags in (*RUNTIMES, ("onnxruntime int8 (cached)", RUNTIMES[-1][1]), *THREAD_ROWS):
             ready = services.restart_transformer(flags)
             if label == RUNTIMES[-1][0]:  # the first int8 start calibrates: only its start-up counts
                 results.append({"runtime": label + ", calibrating", "ready_s": ready})
@@ -175,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--skip_in_process", action="store_true", help="only the services part")
     args = parser.parse_args(argv)
-    print(f"CPU: {cpu_description()}")
+    print(f"CPU: {cpu_flags()}, {os.cpu_count()} cores")
     if not args.skip_in_process:
         print("\n| in process | runtime | figure |\n|---|---|---:|")
         for what, runtime, figure in in_process(args.model_dir, args.repeats):

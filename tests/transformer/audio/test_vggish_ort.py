@@ -277,3 +277,39 @@ def test_settings_refuse_int8_on_tensorflow_before_anything_loads() -> None:
         TransformerSettings(vggish_runtime="openvino")  # type: ignore[arg-type]
     assert TransformerSettings().vggish_runtime == "onnxruntime"
     assert TransformerSettings().vggish_precision == "fp32"
+
+
+def test_the_built_graph_passes_the_onnx_checker_and_consumes_its_weights(
+    model_files: tuple[Path, Path],
+) -> None:
+    import onnx
+
+    from transformer.audio.vggish_layout import read_vggish_weights
+    from transformer.audio.vggish_onnx import build_vggish_onnx
+
+    weights = read_vggish_weights(model_files[0])
+    kept = build_vggish_onnx(weights)
+    assert len(weights) == 18  # not consumed by default
+    onnx.checker.check_model(kept, full_check=True)  # with shape inference
+    inferred = onnx.shape_inference.infer_shapes(kept, strict_mode=True)
+    (output,) = inferred.graph.output
+    assert [d.dim_param or d.dim_value for d in output.type.tensor_type.shape.dim] == ["N", 128]
+    consumed = build_vggish_onnx(weights, consume=True)
+    assert weights == {}  # each array left the dict as it went into the model
+    assert consumed.SerializeToString() == kept.SerializeToString()
+
+
+def test_building_fp32_peaks_under_twice_the_weights(synthetic_model_dir: Path) -> None:
+    """The serving start holds the 289 MB of weights about twice at most, not six times (1.9 GB
+    before the weights were consumed as the model grew and the checker's copy was dropped)."""
+    script = (
+        "import sys; from transformer.audio.embedders import load_embedder; "
+        "load_embedder(sys.argv[1] + '/vggish_model.ckpt', sys.argv[1] + '/vggish_pca_params.npz'); "
+        "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(synthetic_model_dir)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    peak_mib = int(done.stdout.strip().splitlines()[-1]) / 1024
+    assert peak_mib < 1300, peak_mib
