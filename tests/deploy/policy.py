@@ -77,11 +77,14 @@ def check_resources(workload: Workload) -> None:
 
 
 def check_threads_match_cpu(workload: Workload) -> None:
-    """TensorFlow (and the transformer's worker pool) use as many threads as the CPU limit allows."""
+    """The inference pools use as many threads as the CPU limit allows: TensorFlow's in the predictor,
+    ONNX Runtime's and the worker pool in the transformer (which has no TensorFlow to configure)."""
     cpu_limit = _quantity(workload.container["resources"]["limits"]["cpu"])
-    threads = {workload.env["TF_NUM_INTRAOP_THREADS"], workload.env["TF_NUM_INTEROP_THREADS"]}
     if workload.component == "transformer":
-        threads.add(workload.env["AUDIOGUARD_INFERENCE_THREADS"])
+        threads = {workload.env["AUDIOGUARD_VGGISH_THREADS"], workload.env["AUDIOGUARD_INFERENCE_THREADS"]}
+        assert not any(name.startswith("TF_") for name in workload.env), "the transformer has no TensorFlow"
+    else:
+        threads = {workload.env["TF_NUM_INTRAOP_THREADS"], workload.env["TF_NUM_INTEROP_THREADS"]}
     assert threads == {str(int(cpu_limit))}, (
         f"{workload.component}: threads {threads} vs cpu limit {cpu_limit}"
     )
