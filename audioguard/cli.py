@@ -3,9 +3,11 @@
 audioguard weights download --dest DIR      official files, sha512-verified
 audioguard weights synthetic --dest DIR     synthetic files in the official formats (--force to replace)
 audioguard weights verify DIR               are these the official files?
-audioguard classify FILE... --model_dir DIR [--all-windows] [--plot OUT.png]
-audioguard serve --model_dir DIR            predictor + transformer on this machine
+audioguard classify FILE... --model-dir DIR [--all-windows] [--plot OUT.png]
+audioguard serve --model-dir DIR            predictor + transformer on this machine
 audioguard client FILE... --url URL         send files to a running service (v2)
+
+Flags are written with hyphens (--model-dir); the underscore spelling (--model_dir) is accepted too.
 """
 
 from __future__ import annotations
@@ -16,16 +18,20 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from audioguard.render import describe
 from audioguard.synthetic import PARTS as SYNTHETIC_PARTS
 from audioguard.synthetic import write_synthetic_assets
-from contract import weights_cli
+from contract import cli_types, weights_cli
+from contract.assets import HOW_TO_GET_WEIGHTS
+from contract.cli_style import HelpFormatter, hyphenated, known_flags
 from contract.errors import AudioGuardError
+from transformer.privacy import PRIVACY_METHODS
 
 if TYPE_CHECKING:
-    from audioguard.offline import ClipResult, OfflineClassifier
-    from transformer.privacy import PrivacyRequest
+    from audioguard.offline import OfflineClassifier
+    from transformer.analysis.types import AnalysisResult
 
 
 def _weights_synthetic(args: argparse.Namespace) -> int:
@@ -46,27 +52,33 @@ def _synthetic_parts(value: str) -> list[str]:
 
 
 def _classify(args: argparse.Namespace) -> int:
+    # every argument is checked before the model loads (tens of seconds): a typo costs nothing
+    problems = classify_problems(args)
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
     from tqdm import tqdm
 
-    from audioguard.offline import OfflineClassifier
+    from contract.service_logs import native_stderr_to_debug
+    from transformer.analysis.document import result_document
     from transformer.analysis.labels import parse_label_filter
-    from transformer.privacy import parse_privacy_request
 
-    classifier = OfflineClassifier.from_model_dir(args.model_dir, max_audio_seconds=args.max_audio_seconds)
-    if not classifier.asset_report()["official"]:
-        print(
-            "note: these weights are not the official ones; scores are not the published model's",
-            file=sys.stderr,
-        )
-    privacy = parse_privacy_request(args.privacy, {})
     only = parse_label_filter(args.filter)
+    # TensorFlow's native banners (the classifier) are not the command's output
+    with native_stderr_to_debug("tensorflow"):
+        from audioguard.offline import OfflineClassifier
+
+        classifier = OfflineClassifier.from_model_dir(
+            args.model_dir, max_audio_seconds=args.max_audio_seconds
+        )
     failures = 0
     outputs: list[Any] = []
     for path in tqdm(args.files, unit="file", disable=None if len(args.files) > 1 else True, file=sys.stderr):
         try:
             result = classifier.classify(
                 Path(path).read_bytes(),
-                privacy=privacy,
+                privacy=args.privacy,
                 start_time=args.start_time,
                 all_windows=args.all_windows,
                 hop=args.hop,
@@ -79,8 +91,9 @@ def _classify(args: argparse.Namespace) -> int:
             print(f"{path}: error: {message}", file=sys.stderr)
             continue
         if args.plot:
-            _plot(classifier, path, args, privacy, len(args.files))
-        outputs.append(_describe(path, result, args.json))
+            _plot(classifier, path, result, args.plot, len(args.files))
+        document = {"file": path, **result_document(result)}
+        outputs.append(document if args.json else describe(path, document))
     if args.json:
         print(json.dumps(outputs, indent=2))
     elif outputs:  # every file failed: the errors are all there is to say
@@ -88,70 +101,74 @@ def _classify(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _describe(path: str, result: ClipResult, as_json: bool) -> Any:
-    """The JSON object, or the printed table, for one file's result (window keys as in v2/SIFIS)."""
-    windows: list[dict[str, Any]] = [
-        {"start_seconds": w.start_seconds, "end_seconds": w.end_seconds, "top": w.top} for w in result.windows
-    ]
-    if as_json:
-        return {
-            "file": path,
-            "duration_seconds": result.duration_seconds,
-            "privacy": result.privacy_method,
-            "windows": windows,
-        }
-    lines = [f"{path} ({result.duration_seconds:.2f} s, privacy={result.privacy_method})"]
-    for window in windows:
-        if len(windows) > 1:
-            lines.append(f"  [{window['start_seconds']:7.2f} s - {window['end_seconds']:7.2f} s]")
-        for rank, item in enumerate(window["top"], 1):
-            lines.append(f"    {rank}. {item['label']:<40} {item['probability']:.4f}  {item['label_id']}")
-    return "\n".join(lines)
+def classify_problems(args: argparse.Namespace) -> list[str]:
+    """What is wrong with ``classify``'s files, model folder, filter and plot path (nothing loaded)."""
+    from contract.assets import ALL_ASSETS, require_assets
+    from contract.errors import MissingModelAsset
+    from transformer.analysis.labels import parse_label_filter
+
+    problems = [f"{path}: no such file" for path in args.files if not Path(path).is_file()]
+    if not Path(args.model_dir).is_dir():
+        problems.append(f"model folder {args.model_dir} does not exist: {HOW_TO_GET_WEIGHTS}")
+    else:
+        try:
+            require_assets(args.model_dir, ALL_ASSETS)
+        except MissingModelAsset as error:
+            problems.append(error.message)
+    try:
+        parse_label_filter(args.filter)
+    except AudioGuardError as error:
+        problems.append(f"--filter: {error.message}")
+    if args.plot and not Path(args.plot).resolve().parent.is_dir():
+        problems.append(f"--plot: folder {Path(args.plot).parent} does not exist")
+    return problems
 
 
-def _plot(
-    classifier: OfflineClassifier, path: str, args: argparse.Namespace, privacy: PrivacyRequest, count: int
-) -> None:
-    from audioguard.plot import plot_timeline
+def _plot(classifier: OfflineClassifier, path: str, result: AnalysisResult, target: str, count: int) -> None:
+    from audioguard.plot import draw_timeline
+    from audioguard.timeline import timeline_data
 
-    # one-embedding hop gives a 0.96 s resolution timeline
-    timeline = classifier.classify(
-        Path(path).read_bytes(), privacy=privacy, start_time=args.start_time, all_windows=True, hop=1
-    )
-    out = Path(args.plot)
+    out = Path(target)
     if count > 1:
         out = out.with_name(f"{out.stem}-{Path(path).stem}{out.suffix or '.png'}")
-    plot_timeline(timeline, classifier.labels, out, title=Path(path).name)
+    draw_timeline(timeline_data(result, classifier.labels, title=Path(path).name), out)
     print(f"timeline plot: {out}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="audioguard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="audioguard", description=__doc__, formatter_class=HelpFormatter, allow_abbrev=False
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    weights = sub.add_parser("weights", help="get, generate or verify model files").add_subparsers(
-        dest="weights_command", required=True
+    def command(group: Any, name: str, text: str, description: str | None = None) -> argparse.ArgumentParser:
+        return group.add_parser(  # type: ignore[no-any-return]
+            name, help=text, description=description or text[0].upper() + text[1:] + ".",
+            formatter_class=HelpFormatter, allow_abbrev=False,
+        )  # fmt: skip
+
+    weights = command(sub, "weights", "get, generate or verify model files").add_subparsers(
+        dest="weights_command", required=True, metavar="ACTION"
     )
     weights_cli.add_download_arguments(
-        weights.add_parser("download", help="download the official files and verify their sha512")
+        command(weights, "download", "download the official files and verify their sha512")
     )
-    synthetic = weights.add_parser(
+    synthetic = command(
+        weights,
         "synthetic",
-        help="write synthetic weights in the official formats",
-        description="Write random weights in the official file formats (tests, offline demos). "
+        "write synthetic weights in the official formats",
+        "Write random weights in the official file formats (tests, offline demos). "
         "Refuses (exit 2) when a target file already exists in DEST, unless --force; an official "
         "file (its sha512 is the published one) is never replaced, even with --force.",
     )
     synthetic.add_argument("--dest", type=Path, required=True, help="model directory to fill")
-    synthetic.add_argument("--seed", type=int, default=0)
+    synthetic.add_argument("--seed", type=int, default=0, help="random seed of the weights")
     synthetic.add_argument(
         "--only",
         type=_synthetic_parts,
         default=list(SYNTHETIC_PARTS),
         metavar="PARTS",
-        help=f"comma-separated subset of {','.join(SYNTHETIC_PARTS)} (default: all)",
+        help=f"comma-separated subset of {','.join(SYNTHETIC_PARTS)}",
     )
     synthetic.add_argument(
         "--force",
@@ -161,42 +178,74 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synthetic.set_defaults(handler=_weights_synthetic)
     weights_cli.add_verify_arguments(
-        weights.add_parser("verify", help="report whether a model directory holds the official files")
+        command(weights, "verify", "report whether a model directory holds the official files")
     )
 
-    classify = sub.add_parser("classify", help="classify audio files offline (no servers)")
-    classify.add_argument("files", nargs="+")
-    classify.add_argument("--model_dir", "--model-dir", type=Path, default=Path("models"))
-    classify.add_argument("--all-windows", action="store_true", help="score every 10-embedding window")
-    classify.add_argument("--hop", type=int, default=10, help="window hop in embeddings (0.96 s each)")
-    classify.add_argument("--top-k", type=int, default=5)
-    classify.add_argument("--start-time", type=float, default=0.0, help="seconds; MAX's start_time")
+    classify = command(
+        sub,
+        "classify",
+        "classify audio files offline (no servers)",
+        "Classify audio files in this process, as the services would: top labels per window and the "
+        "anomalies found in the whole recording (same groups, thresholds and loudness gate; "
+        "AUDIOGUARD_* variables apply). Every argument is checked before the model loads.",
+    )
+    classify.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, MP3, ...)")
+    classify.add_argument(
+        "--model-dir", type=Path, default=Path("models"), help="folder of the three model files"
+    )
+    classify.add_argument("--all-windows", action="store_true", help="labels for every 10-embedding window")
+    classify.add_argument(
+        "--hop", type=cli_types.hop, default=10, help="window hop in embeddings (0.96 s each), 1-10"
+    )
+    classify.add_argument("--top-k", type=cli_types.top_k, default=5, help="labels per window, 1-527")
+    classify.add_argument(
+        "--start-time", type=cli_types.seconds, default=0.0, help="seconds into the file (MAX's start_time)"
+    )
     classify.add_argument("--filter", help="MAX's filter: comma-separated labels kept among the top k")
-    classify.add_argument("--privacy", default="none", help="none, dp_noise, scramble, speech_mask")
-    classify.add_argument("--max-audio-seconds", type=float, default=3600.0)
-    classify.add_argument("--plot", help="write a PNG timeline of the leading classes")
-    classify.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    classify.add_argument(
+        "--privacy",
+        choices=PRIVACY_METHODS,
+        default=None,
+        help="anonymisation applied before features (unset: the configured minimum, none by default)",
+    )
+    classify.add_argument(
+        "--max-audio-seconds",
+        type=cli_types.positive_seconds,
+        default=3600.0,
+        help="longest recording accepted",
+    )
+    classify.add_argument(
+        "--plot", metavar="OUT.png", help="also draw the windows and anomalies of each file as a PNG timeline"
+    )
+    classify.add_argument("--json", action="store_true", help="print the JSON documents instead of text")
     classify.set_defaults(handler=_classify)
 
-    for name, module, text in (
-        ("serve", "audioguard.local", "run predictor + transformer on this machine (SIFIS port 5000)"),
-        ("client", "audioguard.client", "send audio files to a running service over v2"),
-    ):
-        delegated = sub.add_parser(name, help=text, add_help=False)
-        delegated.set_defaults(delegate=module)
+    for name, text in DELEGATED.items():
+        delegated = command(sub, name, text, f"{text[0].upper()}{text[1:]}: see `audioguard {name} --help`.")
+        delegated.add_argument(
+            "arguments", nargs=argparse.REMAINDER, help=f"the options of audioguard {name}"
+        )
     return parser
+
+
+#: Subcommands whose parser lives in their own module (``audioguard.local``, ``audioguard.client``).
+DELEGATED: Final = {
+    "serve": "run predictor + transformer on this machine (SIFIS port 5000)",
+    "client": "send audio files to a running service over v2",
+}
+_DELEGATE_MODULES: Final = {"serve": "audioguard.local", "client": "audioguard.client"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parser = build_parser()
-    if argv and argv[0] in ("serve", "client"):
+    if argv and argv[0] in DELEGATED:
         import importlib
 
-        module = importlib.import_module(f"audioguard.{'local' if argv[0] == 'serve' else 'client'}")
+        module = importlib.import_module(_DELEGATE_MODULES[argv[0]])
         return int(module.main(argv[1:]))
-    return weights_cli.run(parser.parse_args(argv))
+    parser = build_parser()
+    return weights_cli.run(parser.parse_args(hyphenated(argv, known_flags(parser))))
 
 
 if __name__ == "__main__":

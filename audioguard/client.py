@@ -1,8 +1,9 @@
 """``audioguard client``: send audio files to a running transformer over v2.
 
 REST uses the binary tensor extension (the file travels as raw bytes after the
-JSON header); ``--grpc`` uses KServe's gRPC client. Prints the top labels of
-each window and the anomalies, or the whole result as JSON.
+JSON header); ``--grpc`` uses KServe's gRPC client. Prints, per file, a warning
+when the service's weights are not the official ones, the top labels of each
+window and one line per anomaly; ``--json`` prints the whole record instead.
 """
 
 from __future__ import annotations
@@ -23,7 +24,18 @@ import numpy as np
 import requests
 import urllib3
 
+from audioguard.render import describe
+from contract.cli_style import HelpFormatter, hyphenated, known_flags
+from contract.cli_types import seconds, top_k
 from contract.exception_chain import linked_exceptions, os_error_reason
+from contract.rounding import score_value, seconds_value
+from contract.weights_status import (
+    NOT_OFFICIAL_WARNING,
+    WEIGHTS_OFFICIAL,
+    WEIGHTS_WARNING,
+    weights_official_parameter,
+)
+from transformer.privacy import PRIVACY_METHODS
 
 AUDIO_INPUT = "audio"
 DEFAULT_REST_URL = "http://127.0.0.1:5000"
@@ -93,24 +105,43 @@ def rest_body(audio: bytes, parameters: Mapping[str, Any]) -> tuple[bytes, int]:
 
 
 def result_from_outputs(outputs: Mapping[str, np.ndarray], parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """The printable result from the transformer's named output arrays."""
+    """The analysis document (``transformer.analysis.document``'s shape, numbers written as
+    ``contract.rounding`` says) from the transformer's named outputs and response parameters;
+    ``parameters`` keeps the whole v2 record."""
     label_ids, labels, probabilities = outputs["label_id"], outputs["label"], outputs["probability"]
     windows = [
         {
-            "start_seconds": float(outputs["window_start_seconds"][w]),
-            "end_seconds": float(outputs["window_end_seconds"][w]),
+            "start_seconds": seconds_value(outputs["window_start_seconds"][w]),
+            "end_seconds": seconds_value(outputs["window_end_seconds"][w]),
             "top": [
-                {"label_id": _text(i), "label": _text(n), "probability": float(p)}
+                {"label_id": _text(i), "label": _text(n), "probability": score_value(p)}
                 for i, n, p in zip(label_ids[w], labels[w], probabilities[w], strict=True)
             ],
         }
         for w in range(labels.shape[0])
     ]
+    official = weights_official_parameter(parameters)
+    scan = [parameters.get(f"anomaly_scan_{end}_seconds") for end in ("start", "end")]
+    document: dict[str, Any] = {
+        "duration_seconds": _seconds(parameters.get("duration_seconds")),
+        "privacy_method": parameters.get("privacy_method", "?"),
+        "privacy_requested": parameters.get("privacy_requested"),
+        WEIGHTS_OFFICIAL: bool(official),
+    }
+    if not official:
+        document[WEIGHTS_WARNING] = parameters.get(WEIGHTS_WARNING) or NOT_OFFICIAL_WARNING
     return {
+        **document,
         "windows": windows,
         "anomalies": json.loads(_text(outputs["anomalies"].reshape(-1)[0])),
+        "anomaly_scan_seconds": None if None in scan else [_seconds(value) for value in scan],
+        "analysis_id": parameters.get("analysis_id"),
         "parameters": dict(parameters),
     }
+
+
+def _seconds(value: object) -> float:
+    return seconds_value(float(value)) if isinstance(value, int | float | str) and value != "" else 0.0
 
 
 def _text(value: object) -> str:
@@ -214,32 +245,33 @@ async def _classify_grpc(
     return result_from_outputs(outputs, to_http_parameters(response.parameters or {}))
 
 
-def describe(path: str, result: Mapping[str, Any]) -> str:
-    """Human-readable lines for one file's result."""
-    parameters = result["parameters"]
-    lines = [f"{path}  (privacy applied: {parameters.get('privacy_method', '?')})"]
-    for window in result["windows"]:
-        labels = ", ".join(f"{p['label']} {p['probability']:.3f}" for p in window["top"])
-        lines.append(f"  {window['start_seconds']:7.2f}-{window['end_seconds']:7.2f} s  {labels}")
-    for anomaly in result["anomalies"]:
-        lines.append(f"  ANOMALY {json.dumps(anomaly)}")
-    return "\n".join(lines)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="audioguard client", description=__doc__)
-    parser.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, ...)")
+    parser = argparse.ArgumentParser(
+        prog="audioguard client", description=__doc__, formatter_class=HelpFormatter, allow_abbrev=False
+    )
+    parser.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, MP3, ...)")
     parser.add_argument(
-        "--url", help=f"service address (default {DEFAULT_REST_URL}, with --grpc {DEFAULT_GRPC_URL})"
+        "--url",
+        help=f"service address: host:port or http://host:port, the same forms for REST and gRPC "
+        f"(unset: {DEFAULT_REST_URL}, with --grpc {DEFAULT_GRPC_URL})",
     )
     parser.add_argument("--grpc", action="store_true", help="use v2 gRPC instead of REST")
-    parser.add_argument("--model_name", "--model-name", default="audioguard")
-    parser.add_argument("--privacy", help="none, dp_noise, scramble, speech_mask")
-    parser.add_argument("--all-windows", action="store_true", help="score every window of long files")
-    parser.add_argument("--top-k", type=int, help="labels per window")
-    parser.add_argument("--start-time", type=float, help="seconds into the file")
+    parser.add_argument("--model-name", default="audioguard", help="the v2 model name the service serves")
+    parser.add_argument(
+        "--privacy",
+        choices=PRIVACY_METHODS,
+        help="anonymisation applied before features (unset: the service's minimum)",
+    )
+    parser.add_argument("--all-windows", action="store_true", help="labels for every window of long files")
+    parser.add_argument("--top-k", type=top_k, help="labels per window (unset: the service's default)")
+    parser.add_argument("--start-time", type=seconds, help="seconds into the file (MAX's start_time)")
+    parser.add_argument(
+        "--filter", help="MAX's filter: comma-separated labels kept among the top k (e.g. 'Speech,Music')"
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per request")
-    parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON document per file (the full record)"
+    )
     return parser
 
 
@@ -253,18 +285,29 @@ def request_parameters(args: argparse.Namespace) -> dict[str, Any]:
         parameters["top_k"] = args.top_k
     if args.start_time is not None:
         parameters["start_time"] = str(args.start_time)
+    if args.filter:
+        parameters["filter"] = args.filter
     return parameters
 
 
+def rest_url(url: str) -> str:
+    """``http://host:port`` for REST, also when given as ``host:port`` (or ``grpc://host:port``)."""
+    if "://" not in url:
+        return f"http://{url}"
+    scheme, rest = url.split("://", 1)
+    return f"http://{rest}" if scheme == "grpc" else url
+
+
 def grpc_target(url: str) -> str:
-    """``host:port`` for gRPC, also when given as ``http://host:port``."""
+    """``host:port`` for gRPC, also when given as ``http://host:port`` (or ``grpc://``)."""
     parts = urlsplit(url if "://" in url else f"//{url}")
     return parts.netloc or url
 
 
 def main(argv: Sequence[str]) -> int:
-    """Classify each file; exit 1 if any request failed."""
-    args = build_parser().parse_args(list(argv))
+    """Classify each file; exit 1 if any request failed, 2 for a usage error."""
+    parser = build_parser()
+    args = parser.parse_args(hyphenated(argv, known_flags(parser)))
     parameters = request_parameters(args)
     if args.grpc:
         _quiet_kserve_client_errors()
@@ -273,17 +316,11 @@ def main(argv: Sequence[str]) -> int:
         try:
             audio = Path(path).read_bytes()
             if args.grpc:
-                result = classify_grpc(
-                    grpc_target(args.url or DEFAULT_GRPC_URL),
-                    args.model_name,
-                    audio,
-                    parameters,
-                    args.timeout,
-                )
+                target = grpc_target(args.url or DEFAULT_GRPC_URL)
+                result = classify_grpc(target, args.model_name, audio, parameters, args.timeout)
             else:
-                result = classify_rest(
-                    args.url or DEFAULT_REST_URL, args.model_name, audio, parameters, args.timeout
-                )
+                url = rest_url(args.url or DEFAULT_REST_URL)
+                result = classify_rest(url, args.model_name, audio, parameters, args.timeout)
         except (OSError, TransportError, ServiceError) as error:
             failures += 1
             print(f"{path}: error: {error}", file=sys.stderr)

@@ -14,8 +14,9 @@ network, e.g. for the other devices of a home. Containers keep KServe's every
 interface (``--bind_host`` of each service).
 
 Flags it does not know are passed on to the transformer (e.g.
-``--privacy_minimum scramble``); environment variables ``AUDIOGUARD_*`` reach
-both processes.
+``--privacy-minimum scramble``, given to it as ``--privacy_minimum``; see
+``python -m transformer --help``); environment variables ``AUDIOGUARD_*`` reach
+both processes. Its own flags take hyphens (``--model-dir``) or underscores.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ from pathlib import Path
 from types import FrameType
 
 import requests
+
+from contract.assets import ALL_ASSETS, require_assets
+from contract.cli_style import HelpFormatter, hyphenated, known_flags, underscored
+from contract.errors import MissingModelAsset
 
 LOOPBACK = "127.0.0.1"
 #: hosts that mean "every interface": reached locally through loopback
@@ -72,47 +77,54 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="audioguard serve",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         # unknown flags go to the transformer: never let a prefix match swallow one
         allow_abbrev=False,
     )
     parser.add_argument(
-        "--model_dir",
         "--model-dir",
         type=Path,
         default=Path("models"),
-        help="directory filled by `audioguard weights download` (default: ./models)",
+        help="directory filled by `audioguard weights download`",
     )
-    parser.add_argument("--model_name", default="audioguard", help="v2 model name of both services")
+    parser.add_argument("--model-name", default="audioguard", help="v2 model name of both services")
     parser.add_argument(
         "--host",
         default=LOOPBACK,
-        help="interface both services listen on (default: 127.0.0.1, this machine only; "
+        help="interface both services listen on (127.0.0.1: this machine only; "
         "0.0.0.0: every interface, reachable from the network)",
     )
-    parser.add_argument("--http_port", type=int, default=5000, help="transformer REST port (SIFIS endpoint)")
-    parser.add_argument("--grpc_port", type=int, default=5001, help="transformer gRPC port")
-    parser.add_argument("--predictor_http_port", type=int, default=8080)
-    parser.add_argument("--predictor_grpc_port", type=int, default=8081)
+    parser.add_argument("--http-port", type=int, default=5000, help="transformer REST port (SIFIS endpoint)")
+    parser.add_argument("--grpc-port", type=int, default=5001, help="transformer gRPC port")
+    parser.add_argument("--predictor-http-port", type=int, default=8080, help="predictor REST port")
+    parser.add_argument("--predictor-grpc-port", type=int, default=8081, help="predictor gRPC port")
     parser.add_argument(
-        "--predictor_protocol",
+        "--predictor-protocol",
         choices=("grpc-v2", "v2"),
         default="grpc-v2",
         help="how the transformer calls the predictor",
     )
     parser.add_argument(
-        "--predictor_timeout_seconds",
+        "--predictor-timeout-seconds",
         type=int,
         default=30,
         help="longest the transformer waits for one predictor answer",
     )
     parser.add_argument(
-        "--startup_timeout_seconds",
+        "--startup-timeout-seconds",
         type=float,
         default=600.0,
         help="give up if the services are not ready after this long",
     )
     return parser
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    """(own options, the transformer's flags): either spelling of ours is accepted; flags it does
+    not know go to the transformer in the transformer's own (KServe) underscore spelling."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(hyphenated(argv, known_flags(parser)))
+    return args, underscored(unknown)
 
 
 def service_commands(args: argparse.Namespace, transformer_extra: Sequence[str]) -> list[Service]:
@@ -250,7 +262,12 @@ def banner(args: argparse.Namespace, services: Sequence[Service]) -> str:
 
 def main(argv: Sequence[str]) -> int:
     """Run both services until Ctrl-C / SIGTERM; non-zero if one of them fails."""
-    args, transformer_extra = build_parser().parse_known_args(list(argv))
+    args, transformer_extra = parse_args(argv)
+    try:  # before two processes spend seconds loading: a wrong folder is one line, at once
+        require_assets(args.model_dir, ALL_ASSETS)
+    except MissingModelAsset as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
     ports = (args.http_port, args.grpc_port, args.predictor_http_port, args.predictor_grpc_port)
     if len(set(ports)) != len(ports):
         print(f"error: the four ports must differ, got {ports}", file=sys.stderr)
@@ -286,6 +303,7 @@ def main(argv: Sequence[str]) -> int:
         stop(services)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        print("audioguard stopped", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -1,69 +1,80 @@
 """Classify audio files in one process, without servers: the library API.
 
-The same chain the two services run (transformer pipeline, windows, the
-predictor's classifier, labels, anomaly groups), composed in-process. Used by
-``audioguard classify``, the benchmarks and the privacy report.
+The analysis the transformer runs (``transformer.analysis.analyzer``: privacy,
+windows, top-k labels, the anomaly scan of the whole recording with the same
+groups, thresholds and loudness gate), with the predictor's classifier called
+in-process instead of over v2. The result is the service's own
+``AnalysisResult``; its JSON is the service's (``transformer.analysis.document``).
+Used by ``audioguard classify``, the benchmarks and the privacy report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import asyncio
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from contract.assets import ALL_ASSETS, CLASSIFIER_H5, asset_report, require_assets
+from contract.assets import (
+    ALL_ASSETS,
+    CLASSIFIER_H5,
+    PREDICTOR_ASSETS,
+    TRANSFORMER_ASSETS,
+    asset_report,
+    require_assets,
+)
+from contract.weights_status import WeightsStatus
 from predictor.classifier import AttentionClassifier
+from transformer.analysis.analyzer import Analyzer, EmbedAudio
+from transformer.analysis.anomaly_groups import AnomalyGroup, load_anomaly_groups
 from transformer.analysis.labels import Labels, load_labels
-from transformer.analysis.windows import Windows, select_windows
+from transformer.analysis.types import AnalysisOptions, AnalysisResult, PredictorScores
+from transformer.analysis.windows import Windows
 from transformer.audio.pipeline import EmbeddedAudio, EmbeddingPipeline
-from transformer.privacy import PrivacyRequest, parse_privacy_request
-
-
-@dataclass(frozen=True)
-class WindowResult:
-    """Scores of one 10-embedding window (9.6 s at most) of a recording."""
-
-    start_seconds: float
-    end_seconds: float
-    scores: np.ndarray  # (527,) float32
-    top: list[dict[str, object]]
-
-
-@dataclass(frozen=True)
-class ClipResult:
-    """Everything the offline classifier found in one recording."""
-
-    duration_seconds: float
-    privacy_method: str
-    windows: list[WindowResult] = field(default_factory=list)
-
-    @property
-    def top(self) -> list[dict[str, object]]:
-        """Top labels of the first window (MAX's answer for the clip)."""
-        return self.windows[0].top
+from transformer.privacy import PrivacyRequest
+from transformer.settings import TransformerSettings
 
 
 class OfflineClassifier:
-    """VGGish + PCA + attention classifier loaded from one model directory."""
+    """VGGish + PCA + attention classifier from one model directory, analysed as the service does."""
 
-    def __init__(self, pipeline: EmbeddingPipeline, classifier: AttentionClassifier, model_dir: Path) -> None:
+    def __init__(
+        self,
+        pipeline: EmbeddingPipeline,
+        classifier: AttentionClassifier,
+        settings: TransformerSettings,
+        weights: WeightsStatus,
+    ) -> None:
         self.pipeline = pipeline
         self.classifier = classifier
-        self.model_dir = Path(model_dir)
+        self.settings = settings
+        self.weights = weights
         self.labels: Labels = load_labels()
+        self.groups: tuple[AnomalyGroup, ...] = tuple(load_anomaly_groups(settings.anomaly_groups_file))
+
+    @property
+    def model_dir(self) -> Path:
+        return self.settings.model_dir
 
     @classmethod
     def from_model_dir(
-        cls, model_dir: Path, *, fc2_relu: bool = True, max_audio_seconds: float = 600.0
+        cls, model_dir: Path, *, max_audio_seconds: float = 600.0, **settings: Any
     ) -> OfflineClassifier:
-        """Load all three official-format files (MissingModelAsset names any absent one)."""
-        paths = require_assets(model_dir, ALL_ASSETS)
-        pipeline = EmbeddingPipeline.from_model_dir(
-            model_dir, fc2_relu=fc2_relu, max_audio_seconds=max_audio_seconds
+        """Load all three official-format files (MissingModelAsset names any absent one).
+
+        ``settings`` are further ``TransformerSettings`` fields (anomaly groups file,
+        loudness gate, VGGish runtime ...); ``AUDIOGUARD_*`` variables apply as in the service.
+        """
+        config = TransformerSettings(model_dir=model_dir, max_audio_seconds=max_audio_seconds, **settings)
+        paths = require_assets(config.model_dir, ALL_ASSETS)
+        weights = WeightsStatus(
+            embedding_official=bool(asset_report(config.model_dir, TRANSFORMER_ASSETS)["official"]),
+            classifier_official=bool(asset_report(config.model_dir, PREDICTOR_ASSETS)["official"]),
         )
-        return cls(pipeline, AttentionClassifier.from_file(paths[CLASSIFIER_H5]), model_dir)
+        pipeline = EmbeddingPipeline.from_settings(config)
+        return cls(pipeline, AttentionClassifier.from_file(paths[CLASSIFIER_H5]), config, weights)
 
     def asset_report(self) -> dict[str, object]:
         """Which files are loaded and whether they are the official ones."""
@@ -73,48 +84,76 @@ class OfflineClassifier:
         """(W, 10, 128) uint8 windows -> (W, 527) float32 scores."""
         return self.classifier.predict(windows.embeddings)
 
-    def classify_embedded(
-        self,
-        embedded: EmbeddedAudio,
-        *,
-        start_time: float = 0.0,
-        all_windows: bool = False,
-        hop: int = 10,
-        top_k: int = 5,
-        only: Sequence[str] | None = None,
-    ) -> ClipResult:
-        windows = select_windows(
-            embedded.embeddings, start_time=start_time, all_windows=all_windows, hop=hop
-        )
-        scores = self.score_windows(windows)
-        return ClipResult(
-            duration_seconds=embedded.duration_seconds,
-            privacy_method=embedded.privacy.method,
-            windows=[
-                WindowResult(
-                    start_seconds=float(start),
-                    end_seconds=float(end),
-                    scores=row,
-                    top=self.labels.top_k(row, top_k, only=only),
-                )
-                for start, end, row in zip(windows.start_seconds, windows.end_seconds, scores, strict=True)
-            ],
-        )
-
     def classify(
         self,
         audio: bytes,
         *,
-        privacy: PrivacyRequest | None = None,
+        privacy: str | PrivacyRequest | None = None,
+        privacy_params: Mapping[str, object] | None = None,
         start_time: float = 0.0,
         all_windows: bool = False,
-        hop: int = 10,
+        hop: int | None = None,
         top_k: int = 5,
         only: Sequence[str] | None = None,
-    ) -> ClipResult:
-        """Encoded audio file bytes -> per-window scores and top-k labels."""
-        request = privacy if privacy is not None else parse_privacy_request("none", {})
-        embedded = self.pipeline.embed(audio, request)
-        return self.classify_embedded(
-            embedded, start_time=start_time, all_windows=all_windows, hop=hop, top_k=top_k, only=only
+    ) -> AnalysisResult:
+        """Encoded audio file bytes -> the service's analysis: labels per window and anomalies.
+
+        Args:
+            privacy: a method name (parameters in ``privacy_params``; None = the configured
+                minimum, as a request naming none gets) or a parsed request, applied as given
+                (its test seed kept).
+            hop: window hop in embeddings for the labels and the anomaly scan
+                (None = ``window_hop`` of the settings, 10 by default).
+        """
+        embed: EmbedAudio = self._embed
+        if isinstance(privacy, PrivacyRequest):
+            method: str | None = privacy.method
+            params: Mapping[str, object] = dict(privacy.params)
+            given = privacy
+
+            async def as_given(audio: bytes, _applied: PrivacyRequest) -> EmbeddedAudio:
+                return self.pipeline.embed(audio, given)
+
+            embed = as_given
+
+        else:
+            method, params = privacy, privacy_params or {}
+        options = AnalysisOptions(
+            privacy_method=method,
+            privacy_params=params,
+            start_time=start_time,
+            top_k=top_k,
+            all_windows=all_windows,
+            label_filter=only,
         )
+        return asyncio.run(self._analyzer(hop, embed).analyze(audio, options))
+
+    def classify_embedded(
+        self, embedded: EmbeddedAudio, *, all_windows: bool = False, hop: int | None = None, top_k: int = 5
+    ) -> AnalysisResult:
+        """The analysis of audio already embedded (``pipeline.embed``), e.g. under several privacy methods."""
+
+        async def given(_audio: bytes, _privacy: PrivacyRequest) -> EmbeddedAudio:
+            return embedded
+
+        options = AnalysisOptions(
+            privacy_method=embedded.privacy.method, all_windows=all_windows, top_k=top_k
+        )
+        return asyncio.run(self._analyzer(hop, given).analyze(b"", options))
+
+    def _analyzer(self, hop: int | None, embed: EmbedAudio) -> Analyzer:
+        settings = self.settings if hop is None else self.settings.model_copy(update={"window_hop": hop})
+        return Analyzer(
+            settings,
+            embed=embed,
+            score=self._score,
+            groups=self.groups,
+            labels=self.labels,
+            embedding_official=self.weights.embedding_official,
+        )
+
+    async def _embed(self, audio: bytes, privacy: PrivacyRequest) -> EmbeddedAudio:
+        return self.pipeline.embed(audio, privacy)
+
+    async def _score(self, windows: np.ndarray, _request_id: object, _headers: object) -> PredictorScores:
+        return PredictorScores(self.classifier.predict(windows), self.weights.classifier_official)

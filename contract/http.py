@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import traceback
 import warnings
 from typing import Final
@@ -41,6 +42,7 @@ from kserve.protocol.rest import server as kserve_rest_server
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.errors import AudioGuardError
+from contract.service_logs import RequestLogMiddleware, install_grpc_request_log, quiet_server_records
 
 logger = logging.getLogger(__name__)
 
@@ -240,12 +242,23 @@ async def audioguard_error_handler(_: Request, error: Exception) -> JSONResponse
 
 #: Our packages' loggers, shown next to KServe's with its format.
 SERVICE_LOGGERS: Final = ("contract", "predictor", "transformer")
+#: The services' log level (DEBUG, INFO, WARNING ...).
+LOG_LEVEL_ENV: Final = "AUDIOGUARD_LOG_LEVEL"
 
 
-def configure_service_logging(log_config_file: str | None = None, level: int = logging.INFO) -> None:
-    """Configure KServe's loggers (as ModelServer would) and route ours to KServe's handlers."""
+def configure_service_logging(log_config_file: str | None = None, level: int | None = None) -> None:
+    """Configure KServe's loggers (as ModelServer would) and route ours to KServe's handlers.
+
+    ``level`` (default ``AUDIOGUARD_LOG_LEVEL``, else INFO) is the services' own; at DEBUG the
+    probes' request lines and KServe's and uvicorn's routine records are written too
+    (``contract.service_logs``).
+    """
+    if level is None:
+        name = os.environ.get(LOG_LEVEL_ENV, "INFO").upper()
+        level = logging.getLevelName(name) if isinstance(logging.getLevelName(name), int) else logging.INFO
     kserve_logging.configure_logging(log_config_file)
     handlers = logging.getLogger(kserve_logging.KSERVE_LOGGER_NAME).handlers
+    quiet_server_records(list(handlers))
     for name in SERVICE_LOGGERS:
         service_logger = logging.getLogger(name)
         service_logger.setLevel(level)
@@ -266,7 +279,7 @@ def install_http_fixes(app: FastAPI) -> None:
         "ignore", message="ORJSONResponse is deprecated", category=FastAPIDeprecationWarning
     )
     app.add_middleware(ErrorBoundaryMiddleware)
-    # Added last = outermost: the header is fixed before anything reads the body.
+    # Added after it: the header is fixed before anything reads the body.
     app.add_middleware(InferContentTypeMiddleware)
     app.add_exception_handler(ClientRequestError, client_request_error_handler)
     app.add_exception_handler(ServiceUnavailableError, service_unavailable_handler)
@@ -277,3 +290,6 @@ def install_http_fixes(app: FastAPI) -> None:
     # server starts, after this; it looks the handler up in its module, so replace it there.
     kserve_rest_server.inference_error_handler = inference_error_handler  # type: ignore[assignment]
     app.add_exception_handler(RequestValidationError, request_validation_error_handler)
+    # outermost of all: one line per request, after its answer went out
+    app.add_middleware(RequestLogMiddleware)
+    install_grpc_request_log()

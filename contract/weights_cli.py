@@ -37,7 +37,7 @@ def add_download_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_verify_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``verify`` subcommand's options."""
-    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("model_dir", type=Path, help="the model directory to check")
     parser.set_defaults(handler=verify)
 
 

@@ -34,6 +34,8 @@ from contract.constants import (
 from contract.errors import AudioGuardError, InvalidInput, ServiceNotReady
 from contract.grpc_status import install_grpc_status_codes
 from contract.http import install_http_fixes, to_kserve_error
+from contract.service_logs import native_stderr_to_debug
+from contract.weights_status import WEIGHTS_OFFICIAL
 from predictor.routes import install_model_routes, register_served_model
 from predictor.settings import PredictorSettings
 
@@ -160,10 +162,12 @@ class ClassifierModel(Model):
         paths = require_assets(model_dir, PREDICTOR_ASSETS)
         self.assets = asset_report(model_dir, PREDICTOR_ASSETS)
         log_asset_report(self.assets, "predictor")
-        # Imported here: TensorFlow is only needed once weights are loaded (see __setstate__).
-        from predictor.classifier import AttentionClassifier
+        # TensorFlow's native start-up banners go to the log at DEBUG (nothing of ours logs here)
+        with native_stderr_to_debug("tensorflow"):
+            # Imported here: TensorFlow is only needed once weights are loaded (see __setstate__).
+            from predictor.classifier import AttentionClassifier
 
-        classifier = AttentionClassifier.from_file(paths[CLASSIFIER_H5])
+            classifier = AttentionClassifier.from_file(paths[CLASSIFIER_H5])
         self._batcher = AdaptiveBatcher(
             classifier.predict,
             max_batch_size=self.settings.max_batch_size,
@@ -224,6 +228,8 @@ class ClassifierModel(Model):
             response_id=payload.id or str(uuid.uuid4()),
             model_name=self.name,
             infer_outputs=[output],
+            # every answer says whether its scores come from the official classifier file
+            parameters={WEIGHTS_OFFICIAL: bool(self.assets.get("official", False))},
             use_binary_outputs=payload.use_binary_outputs,
             requested_outputs=payload.request_outputs,
         )
@@ -232,7 +238,7 @@ class ClassifierModel(Model):
 def model_parameters(settings: PredictorSettings, assets: Mapping[str, object]) -> dict[str, object]:
     """The metadata ``parameters`` object: are the weights official, how batching is set."""
     return {
-        "weights_official": bool(assets.get("official", False)),
+        WEIGHTS_OFFICIAL: bool(assets.get("official", False)),
         "assets": dict(assets),
         "accepted_input_datatypes": list(INPUT_DATATYPES),
         "max_request_windows": settings.max_request_windows,

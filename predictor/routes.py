@@ -28,7 +28,9 @@ from kserve.model import InferenceModel
 from contract.constants import EMBEDDING_SIZE, EMBEDDINGS_PER_WINDOW, SCORES_TENSOR
 from contract.errors import RequestTooLarge
 from contract.http import ServiceUnavailableError
+from contract.service_logs import announce_lifecycle
 from contract.v2_rest import INFERENCE_HEADER, decode_rest_body, read_bounded_body, rest_response
+from contract.weights_status import WEIGHTS_OFFICIAL
 
 #: Longest JSON text of one FP32 value with its separator ("2.5500000000000000e+02, ").
 _JSON_CHARS_PER_VALUE: Final = 24
@@ -120,3 +122,13 @@ def install_model_routes(app: FastAPI) -> None:
     )
     app.add_api_route("/v2/models/{model_name}", model_metadata, methods=["GET"], tags=["V2"])
     app.add_api_route("/v2/health/ready", server_ready, methods=["GET"], tags=["V2"])
+    announce_lifecycle(app, "predictor", describe_served_models)
+
+
+def describe_served_models() -> str:
+    """The start line's detail: each model's name and whether its weights are the official ones."""
+    parts = []
+    for name, served in _SERVED_MODELS.items():
+        official = bool(served.parameters().get(WEIGHTS_OFFICIAL, False))
+        parts.append(f"model {name!r} (weights {'official' if official else 'NOT official'})")
+    return ", ".join(parts) or "no model"

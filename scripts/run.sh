@@ -31,4 +31,4 @@ if [ "$status" = 2 ]; then  # files missing
 elif [ "$status" = 1 ]; then
   echo "run: $models holds files that are not the official weights (synthetic?); scores are not the published model's" >&2
 fi
-exec .venv/bin/audioguard serve --model_dir "$models" "$@"
+exec .venv/bin/audioguard serve --model-dir "$models" "$@"

@@ -28,6 +28,7 @@ at module top level, before ``ModelServer.start``. Importing this module:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -42,6 +43,7 @@ from kserve.model_server import app
 
 from contract.grpc_status import install_grpc_status_codes
 from contract.http import install_http_fixes
+from contract.service_logs import announce_lifecycle
 from contract.v2_rest import (
     INFERENCE_HEADER,
     declared_length,
@@ -120,10 +122,22 @@ async def infer(model_name: str, request: Request) -> Response:
     return rest_response(response, response_headers)
 
 
+#: At most one WARNING per this many seconds while the predictor stays unreachable
+#: (readiness is probed every few seconds: a predictor that takes a minute to load
+#: would otherwise write a warning per probe).
+OUTAGE_WARNING_INTERVAL_SECONDS: Final = 60.0
+_outage = {"warned_at": -OUTAGE_WARNING_INTERVAL_SECONDS}
+
+
 async def predictor_unavailable_handler(request: Request, error: Exception) -> JSONResponse:
-    """503 for a predictor transport failure that escaped a handler (readiness probes): one WARNING line."""
-    logger.warning(
-        "predictor unreachable on %s %s: %s", request.method, request.url.path, type(error).__name__
+    """503 for a predictor transport failure that escaped a handler (readiness probes): one WARNING
+    line a minute, DEBUG in between."""
+    now = time.monotonic()
+    level = logging.DEBUG
+    if now - _outage["warned_at"] >= OUTAGE_WARNING_INTERVAL_SECONDS:
+        _outage["warned_at"], level = now, logging.WARNING
+    logger.log(
+        level, "predictor unreachable on %s %s: %s", request.method, request.url.path, type(error).__name__
     )
     return JSONResponse(status_code=503, content={"error": "the predictor is unavailable"})
 
@@ -178,6 +192,20 @@ def install(target: FastAPI) -> None:
     if not any(isinstance(f, PredictorOutageLogFilter) for f in trace_logger.filters):
         trace_logger.addFilter(PredictorOutageLogFilter())
     _chain_lifespan(target)
+    announce_lifecycle(target, "transformer", lambda: describe_model(target))
+
+
+def describe_model(target: FastAPI) -> str:
+    """The start line's detail: model name, VGGish runtime and whether the weights are official."""
+    model: AudioTransformer | None = getattr(target.state, "audio_transformer", None)
+    if model is None:
+        return "no model"
+    settings = model.settings
+    official = "official" if model.assets.get("official", False) else "NOT official"
+    return (
+        f"model {model.name!r}, VGGish on {settings.vggish_runtime} {settings.vggish_precision}, "
+        f"weights {official}, privacy minimum {settings.privacy_minimum}"
+    )
 
 
 install(app)

@@ -114,6 +114,7 @@ class AudioTransformer(Model):
             groups=groups,
             labels=load_labels(),
             record=None if self.delivery is None else self.delivery.record_analysis,
+            embedding_official=bool(self.assets.get("official", False)),
         )
         if settings.listener_enabled:
             self.listener = RequestListener.from_settings(settings, self.process_dht_request)

@@ -19,6 +19,8 @@ import numpy as np
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from contract.errors import ServiceFault, ServiceNotReady
+from contract.weights_status import weights_official_parameter
+from transformer.analysis.types import PredictorScores
 from transformer.protocol.predictor_tensors import embeddings_request, scores_from_response
 
 #: gRPC reconnect backoff towards the predictor: short, so that a restarted
@@ -86,16 +88,18 @@ class PredictorClient:
         return response
 
     @staticmethod
-    def scores(response: InferResponse, num_windows: int) -> np.ndarray:
-        """The (W, 527) float32 scores of a predictor response; ServiceFault if malformed."""
+    def scores(response: InferResponse, num_windows: int) -> PredictorScores:
+        """The (W, 527) float32 scores of a predictor response and its weights verdict;
+        ServiceFault if malformed."""
         try:
-            return scores_from_response(response, num_windows)
+            values = scores_from_response(response, num_windows)
         except ValueError as error:
             raise ServiceFault(f"the predictor answered unexpectedly: {error}") from None
+        return PredictorScores(values, weights_official_parameter(response.parameters))
 
     async def score(
         self, windows: np.ndarray, request_id: str | None, headers: Mapping[str, str] | None
-    ) -> np.ndarray:
+    ) -> PredictorScores:
         """(W, 10, 128) uint8 windows -> (W, 527) float32 scores (the analysis' ``score``)."""
         response = await self.call(self.request(windows, request_id), headers)
         return self.scores(response, windows.shape[0])

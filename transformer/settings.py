@@ -84,8 +84,9 @@ class TransformerSettings(BaseSettings):
     )
     vggish_cache_dir: Path | None = Field(
         None,
-        description="Where the calibrated int8 model is cached; unset = beside the weights (model_dir). "
-        "When it is read-only, int8 is calibrated again at every start.",
+        description="Where the calibrated int8 model is cached and calibrated (about 1 GB of scratch "
+        "files); unset = beside the weights (model_dir). When it is read-only, int8 calibrates in the "
+        "temporary folder at every start, and refuses to start if neither has the room.",
     )
     max_inflight_analyses: int = Field(
         64,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
@@ -16,7 +17,9 @@ import soundfile as sf
 
 from audioguard.cli import main
 from contract import assets
+from tests.support.anomaly_table import shipped_groups
 from tests.support.serverutil import PROJECT_ROOT, free_port
+from transformer.analysis.labels import load_labels
 
 
 def _wav(path: Path, seconds: float, sample_rate: int = 16_000, freq: float = 1000.0) -> Path:
@@ -166,11 +169,82 @@ def test_classify_missing_weights_names_the_command(
 def test_classify_where_every_file_fails_prints_only_the_errors(
     synthetic_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    wav = _wav(tmp_path / "a.wav", 2.0)
-    assert main(["classify", str(wav), "--model_dir", str(synthetic_model_dir), "--top-k", "0"]) == 1
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF" + b"\0" * 40)
+    assert main(["classify", str(bad), "--model-dir", str(synthetic_model_dir)]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""  # no empty line after the error
-    assert captured.err.splitlines()[-1].startswith(f"{wav}: error: ")
+    assert captured.err.splitlines()[-1].startswith(f"{bad}: error: ")
+
+
+#: What loading the model imports: none of it may happen while the arguments are checked.
+MODEL_MODULES = (
+    "onnxruntime",
+    "tensorflow",
+    "keras",
+    "h5py",
+    "predictor.classifier",
+    "transformer.audio.vggish",
+)
+ARGUMENT_PROBE = """
+import contextlib, io, json, sys
+from audioguard.cli import main
+results = []
+for argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as stop:
+            code = stop.code
+    results.append([code, err.getvalue()])
+loaded = [m for m in json.loads(sys.argv[2]) if m in sys.modules]
+print(json.dumps({"results": results, "loaded": loaded}))
+"""
+
+
+def test_classify_checks_every_argument_before_loading_the_model(tmp_path: Path) -> None:
+    """Each mistake is found in the first second, not after the model's tens of seconds: the
+    probe shows the model was never loaded (none of its modules imported)."""
+    wav = _wav(tmp_path / "a.wav", 1.0)
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in assets.ALL_ASSETS:  # present (only their presence is checked before the load)
+        (models / name).write_bytes(b"")
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / assets.PCA_PARAMS).write_bytes(b"")
+    ok = ["classify", str(wav), "--model-dir", str(models)]
+    cases = {
+        "missing.wav: no such file": ["classify", str(tmp_path / "missing.wav"), "--model-dir", str(models)],
+        f"model folder {tmp_path / 'nowhere'} does not exist": [
+            "classify", str(wav), "--model_dir", str(tmp_path / "nowhere"),
+        ],
+        f"vggish_model.ckpt, classifier_model.h5 not found in {partial}": [
+            "classify", str(wav), "--model-dir", str(partial),
+        ],
+        "argument --privacy: invalid choice: 'scrambel'": [*ok, "--privacy", "scrambel"],
+        "argument --top-k: must be between 1 and 527, got 0": [*ok, "--top-k", "0"],
+        "argument --hop: must be between 1 and 10, got 11": [*ok, "--hop", "11"],
+        "argument --start-time: must be a number of seconds >= 0, got '-1'": [*ok, "--start-time=-1"],
+        "--filter: ": [*ok, "--filter", "Speech,Not a label"],
+        f"--plot: folder {tmp_path / 'no' / 'such'} does not exist": [
+            *ok, "--plot", str(tmp_path / "no" / "such" / "t.png"),
+        ],
+    }  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", ARGUMENT_PROBE, json.dumps(list(cases.values())), json.dumps(MODEL_MODULES)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout)
+    assert probe["loaded"] == []
+    for (message, _), (code, stderr) in zip(cases.items(), probe["results"], strict=True):
+        assert code == 2, (message, stderr)
+        assert message in stderr, stderr
 
 
 @pytest.mark.slow
@@ -183,7 +257,7 @@ def test_weights_verify_on_full_synthetic_dir(
 
 
 @pytest.mark.slow
-def test_classify_prints_top5_and_windows(
+def test_classify_prints_top5_windows_and_the_services_anomalies(
     synthetic_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     short = _wav(tmp_path / "short.wav", 3.0)
@@ -212,24 +286,128 @@ def test_classify_prints_top5_and_windows(
     # 25 s -> 26 examples -> windows at 0, 9.6 and one aligned to the end (16 * 0.96)
     windows = results["long.wav"]["windows"]
     assert all(set(window) == {"start_seconds", "end_seconds", "top"} for window in windows)  # as v2
-    assert [window["start_seconds"] for window in windows] == pytest.approx([0.0, 9.6, 15.36])
-    assert [window["end_seconds"] for window in windows] == pytest.approx([9.6, 19.2, 24.96])
+    assert [window["start_seconds"] for window in windows] == [0.0, 9.6, 15.36]
+    assert [window["end_seconds"] for window in windows] == [9.6, 19.2, 24.96]
     top = results["short.wav"]["windows"][0]["top"]
     assert len(top) == 5
     assert [t["probability"] for t in top] == sorted((t["probability"] for t in top), reverse=True)
     assert all(0.0 <= t["probability"] <= 1.0 for t in top)
+    # the service's analysis: weights verdict, the whole recording scanned with the shipped groups
+    document = results["long.wav"]
+    assert document["weights_official"] is False and "official model weights" in document["weights_warning"]
+    assert document["anomaly_scan_seconds"] == [0.0, 24.96]
+    groups = {group["name"]: group for group in shipped_groups()}
+    assert document["anomalies"], "synthetic weights fire groups on any sound (the reason for the warning)"
+    for anomaly in document["anomalies"]:
+        group = groups[anomaly["group"]]
+        assert anomaly["threshold"] == group["threshold"] <= anomaly["score"]
+        assert {cls["index"] for cls in anomaly["triggered_by"]} <= set(group["members"])
+
+    # the same file as text: a warning line, then one line per anomaly with 2-decimal scores
+    assert main(["classify", str(long), "--model-dir", str(synthetic_model_dir), "--all-windows"]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert text[0] == f"{long}  (25.00 s, privacy none)"
+    assert text[1].startswith("  WARNING: these answers do not come from the official model weights")
+    count = len(document["anomalies"])
+    heading = text.index(f"  {count} anomal{'y' if count == 1 else 'ies'} in 0.00-24.96 s:")
+    first = document["anomalies"][0]
+    assert text[heading + 1] == (
+        f"    {first['label']} [{first['group']}] {first['score']:.2f} (threshold {first['threshold']:.2f}) "
+        f"{first['start_seconds']:.2f}-{first['end_seconds']:.2f} s: "
+        + ", ".join(f"{c['label']} {c['score']:.2f}" for c in first["triggered_by"][:3])
+        + (f" (+{len(first['triggered_by']) - 3} more)" if len(first["triggered_by"]) > 3 else "")
+    )
+    assert len(text) == heading + 1 + count
 
 
 @pytest.mark.slow
-def test_classify_plot_writes_a_timeline_png(
+def test_classify_plot_draws_the_texts_windows_over_the_whole_recording(
     synthetic_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import matplotlib.image
 
-    wav = _wav(tmp_path / "clip.wav", 15.0)
+    from audioguard.offline import OfflineClassifier
+    from audioguard.timeline import timeline_data
+
+    wav = _wav(tmp_path / "clip.wav", 16.5)
     out = tmp_path / "timeline.png"
-    assert main(["classify", str(wav), "--model_dir", str(synthetic_model_dir), "--plot", str(out)]) == 0
+    argv = ["classify", str(wav), "--model-dir", str(synthetic_model_dir), "--all-windows", "--json"]
+    assert main([*argv, "--plot", str(out)]) == 0
+    (document,) = json.loads(capsys.readouterr().out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     height, width, _ = matplotlib.image.imread(io.BytesIO(out.read_bytes())).shape
-    assert (width, height) == (1000, 450)
-    assert "timeline plot" in capsys.readouterr().err
+    assert width == 1100 and height >= 520
+
+    # the data behind the picture is the text's own analysis (no second run with another hop)
+    result = OfflineClassifier.from_model_dir(synthetic_model_dir).classify(
+        wav.read_bytes(), all_windows=True
+    )
+    timeline = timeline_data(result, load_labels(), title="clip.wav")
+    assert [list(span) for span in timeline.windows] == [
+        [w["start_seconds"], w["end_seconds"]] for w in document["windows"]
+    ]
+    assert timeline.duration_seconds == document["duration_seconds"] == 16.5  # the axis covers it all
+    table = {item["label"] for window in document["windows"] for item in window["top"]}
+    assert {series.label for series in timeline.classes} <= table
+    assert len(timeline.classes) + timeline.hidden_classes == len(table)
+    for series in timeline.classes:
+        for window, score in zip(document["windows"], series.scores, strict=True):
+            shown = {item["label"]: item["probability"] for item in window["top"]}
+            if series.label in shown:
+                assert score == pytest.approx(shown[series.label], abs=1e-6)
+    fired = {a["group"]: a["threshold"] for a in document["anomalies"]}
+    assert {lane.group: lane.threshold for lane in timeline.lanes} == fired
+    assert sum(len(lane.spans) for lane in timeline.lanes) == len(document["anomalies"])
+    assert timeline.warning == document["weights_warning"]
+
+
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every parser of the ``audioguard`` command, by its program name."""
+    from audioguard import client, local
+    from audioguard.cli import build_parser
+
+    found: dict[str, argparse.ArgumentParser] = {}
+
+    def walk(parser: argparse.ArgumentParser) -> None:
+        found[parser.prog] = parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    walk(sub)
+
+    walk(build_parser())
+    for parser in (client.build_parser(), local.build_parser()):
+        found[parser.prog] = parser
+    return found
+
+
+def test_every_command_has_a_description_and_every_option_help_with_its_default() -> None:
+    parsers = _parsers()
+    assert {
+        "audioguard classify",
+        "audioguard client",
+        "audioguard serve",
+        "audioguard weights synthetic",
+    } <= set(parsers)
+    for prog, parser in parsers.items():
+        assert parser.description, prog
+        shown = " ".join(parser.format_help().split())
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction | argparse._HelpAction):
+                continue
+            assert action.help, (prog, action.dest)
+            if action.option_strings and action.default not in (None, argparse.SUPPRESS):
+                default = action.default
+                text = str(default)
+                assert f"(default: {text})" in shown, (prog, action.dest)
+            # one style: hyphens in every flag of the user-facing command
+            assert all("_" not in flag for flag in action.option_strings), (prog, action.option_strings)
+
+
+def test_underscore_spellings_are_accepted_as_aliases(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --model_dir and --model-dir reach the same option: the missing folder is named either way
+    for flag in ("--model_dir", "--model-dir"):
+        assert main(["classify", str(tmp_path / "a.wav"), flag, str(tmp_path / "m")]) == 2
+        assert f"model folder {tmp_path / 'm'} does not exist" in capsys.readouterr().err

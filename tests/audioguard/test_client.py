@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 from audioguard import client
+from contract.cli_style import hyphenated, known_flags
+from contract.weights_status import NOT_OFFICIAL_WARNING
 from tests.support.serverutil import PROJECT_ROOT, free_port
 
 
@@ -45,44 +47,137 @@ def test_grpc_target_accepts_urls_and_host_port(given: str, expected: str) -> No
 
 
 def test_flags_become_v2_parameters_with_floats_as_text() -> None:
-    args = client.build_parser().parse_args(
-        ["a.wav", "--privacy", "dp_noise", "--all-windows", "--top-k", "3", "--start-time", "1.5"]
-    )
+    flags = ["--privacy", "dp_noise", "--all-windows", "--top-k", "3", "--start-time", "1.5"]
+    args = client.build_parser().parse_args(["a.wav", *flags, "--filter", "Speech,Gunshot, gunfire"])
     assert client.request_parameters(args) == {
         "privacy": "dp_noise",
         "all_windows": True,
         "top_k": 3,
         "start_time": "1.5",  # gRPC parameters have no double
+        "filter": "Speech,Gunshot, gunfire",
     }
     assert client.request_parameters(client.build_parser().parse_args(["a.wav"])) == {}
 
 
-def test_result_and_table_from_output_tensors() -> None:
-    anomaly = {"group": "glass_break", "score": 0.9}
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("http://10.0.0.2:5000/", "http://10.0.0.2:5000/"),
+        ("https://gateway.local", "https://gateway.local"),
+        ("grpc://10.0.0.2:5000", "http://10.0.0.2:5000"),
+    ],
+)
+def test_rest_url_accepts_the_same_forms_as_grpc(given: str, expected: str) -> None:
+    assert client.rest_url(given) == expected
+
+
+def test_underscore_flags_are_aliases_and_bad_values_are_refused_before_any_request(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = client.build_parser().parse_args(
+        hyphenated(["a.wav", "--model_name", "m", "--top_k=2"], known_flags(client.build_parser()))
+    )
+    assert (args.model_name, args.top_k) == ("m", 2)
+    for bad, message in (
+        (["--privacy", "scrambel"], "argument --privacy: invalid choice: 'scrambel'"),
+        (["--top-k", "600"], "argument --top-k: must be between 1 and 527, got 600"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            client.main(["a.wav", *bad])
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+ANOMALY = {
+    "group": "glass_break",
+    "label": "Glass breaking",
+    "score": 0.9199999570846558,
+    "threshold": 0.5,
+    "start_seconds": 0.0,
+    "end_seconds": 9.6,
+    "window_index": 0,
+    "triggered_by": [
+        {"index": 443, "label": "Shatter", "score": 0.92},
+        {"index": 441, "label": "Glass", "score": 0.71},
+        {"index": 440, "label": "Crack", "score": 0.6},
+        {"index": 470, "label": "Breaking", "score": 0.55},
+    ],
+}
+
+
+def test_result_and_text_from_output_tensors() -> None:
     outputs = {
         "label_id": np.array([[b"/m/07qcpgn", b"/m/09d5_"]], dtype=object),
         "label": np.array([[b"Tap", b"Owl"]], dtype=object),
-        "probability": np.array([[0.75, 0.5]], dtype=np.float32),
-        "window_start_seconds": np.array([0.0], dtype=np.float32),
-        "window_end_seconds": np.array([9.6], dtype=np.float32),
-        "anomalies": np.array([json.dumps([anomaly]).encode()], dtype=object),
+        "probability": np.array([[0.75, 0.8402]], dtype=np.float32),
+        "window_start_seconds": np.array([2.88], dtype=np.float32),
+        "window_end_seconds": np.array([12.48], dtype=np.float32),
+        "anomalies": np.array([json.dumps([ANOMALY]).encode()], dtype=object),
     }
-    result = client.result_from_outputs(outputs, {"privacy_method": "none"})
+    parameters = {
+        "privacy_method": "scramble",
+        "privacy_requested": "none",
+        "duration_seconds": "16.500",
+        "anomaly_scan_start_seconds": "0.000",
+        "anomaly_scan_end_seconds": "16.320",
+        "weights_official": False,
+        "weights_warning": NOT_OFFICIAL_WARNING,
+        "analysis_id": "a1",
+    }
+    result = client.result_from_outputs(outputs, parameters)
+    # float32 tensors read back as the numbers the service wrote (not 0.8402000069618225, 2.880000114)
     assert result["windows"] == [
         {
-            "start_seconds": 0.0,
-            "end_seconds": pytest.approx(9.6),
+            "start_seconds": 2.88,
+            "end_seconds": 12.48,
             "top": [
                 {"label_id": "/m/07qcpgn", "label": "Tap", "probability": 0.75},
-                {"label_id": "/m/09d5_", "label": "Owl", "probability": 0.5},
+                {"label_id": "/m/09d5_", "label": "Owl", "probability": 0.8402},
             ],
         }
     ]
-    assert result["anomalies"] == [anomaly]
-    table = client.describe("a.wav", result).splitlines()
-    assert table[0] == "a.wav  (privacy applied: none)"
-    assert table[1] == "     0.00-   9.60 s  Tap 0.750, Owl 0.500"
-    assert table[2].startswith("  ANOMALY ") and json.loads(table[2].removeprefix("  ANOMALY ")) == anomaly
+    assert result["anomalies"] == [ANOMALY]
+    assert (result["duration_seconds"], result["anomaly_scan_seconds"]) == (16.5, [0.0, 16.32])
+    assert result["weights_official"] is False and result["parameters"] == parameters
+    assert client.describe("a.wav", result).splitlines() == [
+        "a.wav  (16.50 s, privacy scramble, asked for none)",
+        f"  WARNING: {NOT_OFFICIAL_WARNING}",
+        "  2.88-12.48 s",
+        "    1. Tap                                      0.75",
+        "    2. Owl                                      0.84",
+        "  1 anomaly in 0.00-16.32 s:",
+        "    Glass breaking [glass_break] 0.92 (threshold 0.50) 0.00-9.60 s: "
+        "Shatter 0.92, Glass 0.71, Crack 0.60 (+1 more)",
+    ]
+
+
+def test_official_weights_print_no_warning_and_no_anomaly_is_said() -> None:
+    document = {
+        "duration_seconds": 3.0,
+        "privacy_method": "none",
+        "privacy_requested": "none",
+        "weights_official": True,
+        "windows": [],
+        "anomalies": [],
+        "anomaly_scan_seconds": [0.0, 2.88],
+    }
+    assert client.describe("b.wav", document).splitlines() == [
+        "b.wav  (3.00 s, privacy none)",
+        "  no anomaly in 0.00-2.88 s",
+    ]
+
+
+def test_an_older_service_that_does_not_state_its_weights_is_not_called_official() -> None:
+    outputs = {
+        "label_id": np.zeros((1, 0), dtype=object),
+        "label": np.zeros((1, 0), dtype=object),
+        "probability": np.zeros((1, 0), dtype=np.float32),
+        "window_start_seconds": np.array([0.0], dtype=np.float32),
+        "window_end_seconds": np.array([0.96], dtype=np.float32),
+        "anomalies": np.array([b"[]"], dtype=object),
+    }
+    result = client.result_from_outputs(outputs, {"privacy_method": "none"})
+    assert result["weights_official"] is False and result["weights_warning"] == NOT_OFFICIAL_WARNING
 
 
 def test_each_failing_file_is_reported_and_the_exit_code_is_1(
@@ -142,12 +237,12 @@ def test_rest_timeout_and_hang_up_are_one_short_line(
     assert "HTTPConnectionPool" not in line and "Max retries" not in line
 
 
-def test_url_without_scheme_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_url_of_another_scheme_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     audio = tmp_path / "a.wav"
     audio.write_bytes(b"RIFF")
-    assert client.main([str(audio), "--url", "127.0.0.1:5000"]) == 1
+    assert client.main([str(audio), "--url", "ftp://127.0.0.1:5000"]) == 1
     assert capsys.readouterr().err.splitlines() == [
-        f"{audio}: error: invalid service URL '127.0.0.1:5000': expected http://host:port"
+        f"{audio}: error: invalid service URL 'ftp://127.0.0.1:5000': expected http://host:port"
     ]
 
 

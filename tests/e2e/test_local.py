@@ -29,6 +29,7 @@ import soundfile as sf
 from audioguard import local
 from audioguard.offline import OfflineClassifier
 from tests.support.serverutil import PROJECT_ROOT, free_port, listening_addresses, service_env
+from transformer.analysis.document import result_document
 
 MODEL = "audioguard"
 START_TIMEOUT_S = 300.0
@@ -141,8 +142,11 @@ def assert_stopped_cleanly(running: Supervisor, code: int) -> None:
         assert not alive(pid), f"child {pid} is still running after Ctrl-C"
     for port in running.ports.values():
         assert not listening(port), f"port {port} still answers after Ctrl-C"
-    # both servers ran their graceful shutdown (not killed by the supervisor's grace timeout)
-    assert running.text().count("Application shutdown complete") == 2
+    # both servers ran their graceful shutdown (not killed by the supervisor's grace timeout),
+    # each said so once, and the command's own last word is that everything stopped
+    text = running.text()
+    assert text.count("transformer stopped") == 1 and text.count("predictor stopped") == 1, text[-4000:]
+    assert text.rstrip().splitlines()[-1] == "audioguard stopped"
 
 
 def run_client(*args: str) -> subprocess.CompletedProcess[str]:
@@ -176,7 +180,7 @@ def flag_values(command: Sequence[str]) -> dict[str, str | None]:
 
 
 def test_defaults_put_the_sifis_endpoint_on_port_5000_and_link_the_services() -> None:
-    args, extra = local.build_parser().parse_known_args(["--privacy_minimum", "scramble"])
+    args, extra = local.parse_args(["--privacy-minimum", "scramble"])
     predictor, transformer = local.service_commands(args, extra)
     assert args.http_port == 5000
     assert transformer.command[1:3] == ["-m", "transformer"] and predictor.command[1:3] == ["-m", "predictor"]
@@ -192,12 +196,12 @@ def test_defaults_put_the_sifis_endpoint_on_port_5000_and_link_the_services() ->
 
 
 def test_both_services_listen_on_loopback_unless_told_otherwise() -> None:
-    args, extra = local.build_parser().parse_known_args([])
+    args, extra = local.parse_args([])
     assert [flag_values(s.command)["--bind_host"] for s in local.service_commands(args, extra)] == [
         "127.0.0.1",
         "127.0.0.1",
     ]
-    opened, extra = local.build_parser().parse_known_args(["--host", "0.0.0.0"])
+    opened, extra = local.parse_args(["--host", "0.0.0.0"])
     predictor, transformer = local.service_commands(opened, extra)
     assert flag_values(predictor.command)["--bind_host"] == flag_values(transformer.command)["--bind_host"]
     assert flag_values(transformer.command)["--bind_host"] == "0.0.0.0"
@@ -206,7 +210,7 @@ def test_both_services_listen_on_loopback_unless_told_otherwise() -> None:
 
 
 def test_rest_forwarding_points_at_the_predictor_http_port() -> None:
-    args, extra = local.build_parser().parse_known_args(["--predictor_protocol", "v2"])
+    args, extra = local.parse_args(["--predictor_protocol", "v2"])
     _, transformer = local.service_commands(args, extra)
     assert flag_values(transformer.command)["--predictor_host"] == f"127.0.0.1:{args.predictor_http_port}"
 
@@ -226,20 +230,48 @@ def test_serve_answers_sifis_and_client_then_stops_both_on_ctrl_c(
         for name, port in running.ports.items():
             assert listening_addresses(port) == {"127.0.0.1"}, name
 
+        # a quiet log: one start line per service, no server banners, probes at DEBUG only
+        started = running.text()
+        assert "transformer serving: model 'audioguard'" in started and "weights NOT official" in started
+        assert "predictor serving: model 'audioguard' (weights NOT official)" in started
+        for noise in (
+            "Press CTRL+C to quit",
+            "kserve.trace",
+            "uvicorn.access",
+            "absl::InitializeLog",
+            "oneDNN",
+        ):
+            assert noise not in started, noise
+        before = len(running.text().splitlines())
+        for _ in range(5):
+            assert requests.get(f"{running.url}/v2/health/ready", timeout=10).status_code == 200
+            assert requests.get(f"{running.url}/v2/health/live", timeout=10).status_code == 200
         # the Analytics-API's request on the configured SIFIS port
         first = wav_file(tmp_path / "first.wav", seed=1)
         response = requests.post(
             f"{running.url}/model/predict/anonymized_audio/nothing/nssd/NSSD/r1",
             files={"audio": ("sample1.wav", first, "audio/wav")},
+            headers={"x-request-id": "sifis-7"},
             timeout=120,
         )
         assert response.status_code == 200, response.text
+        # the probes wrote nothing; the request wrote one line in the transformer (method, path,
+        # status, latency, id) and one in the predictor for the embeddings it scored
+        new = running.text().splitlines()[before:]
+        assert not any("health" in line for line in new), new
+        (sifis_line,) = [line for line in new if "/model/predict/" in line]
+        assert re.search(
+            r"POST /model/predict/anonymized_audio/nothing/nssd/NSSD/r1 200 [\d.]+ ms id=sifis-7$", sifis_line
+        )
+        assert len([line for line in new if "ModelInfer OK" in line]) == 1, new
+        assert len(new) == 2, new
         expected_first = reference.classify(first, top_k=5)
         assert [p["label"] for p in response.json()["predictions"]] == [
-            p["label"] for p in expected_first.top
+            p["label"] for p in expected_first.windows[0].top
         ]
 
-        # audioguard client over REST: one JSON line per file, each its own answer
+        # audioguard client over REST: one JSON document per file, each its own answer, with the
+        # offline classifier's labels, anomalies and weights verdict (one result type for both)
         second = wav_file(tmp_path / "second.wav", seed=2, seconds=4.0)
         finished = run_client(
             "--url", running.url, "--json", str(tmp_path / "first.wav"), str(tmp_path / "second.wav")
@@ -248,22 +280,44 @@ def test_serve_answers_sifis_and_client_then_stops_both_on_ctrl_c(
         lines = [json.loads(line) for line in finished.stdout.splitlines()]
         assert [line["file"] for line in lines] == [str(tmp_path / "first.wav"), str(tmp_path / "second.wav")]
         for line, audio in zip(lines, (first, second), strict=True):
-            expected = reference.classify(audio, top_k=5)
-            assert [p["label"] for p in line["windows"][0]["top"]] == [p["label"] for p in expected.top]
+            expected = result_document(reference.classify(audio, top_k=5))
+            top = line["windows"][0]["top"]
+            assert [p["label"] for p in top] == [p["label"] for p in expected["windows"][0]["top"]]
             np.testing.assert_allclose(
-                [p["probability"] for p in line["windows"][0]["top"]],
-                [p["probability"] for p in expected.top],
+                [p["probability"] for p in top],
+                [p["probability"] for p in expected["windows"][0]["top"]],
                 atol=ATOL,
             )
+            assert [(a["group"], a["window_index"]) for a in line["anomalies"]] == [
+                (a["group"], a["window_index"]) for a in expected["anomalies"]
+            ]
+            # synthetic weights: said in every answer, offline and served alike
+            assert line["weights_official"] is expected["weights_official"] is False
+            assert line["weights_warning"] == expected["weights_warning"]
+            assert set(expected) - {"analysis_id"} <= set(line)
+            # numbers written alike: float32 scores at their shortest, times to the millisecond
+            assert all(len(repr(p["probability"])) <= 12 for p in top)
+            assert line["windows"][0]["end_seconds"] == expected["windows"][0]["end_seconds"]
 
-        # audioguard client over gRPC, table output
+        # audioguard client over gRPC, text output: the same --url form works for both transports
         grpc_address = f"127.0.0.1:{running.ports['grpc_port']}"
+        for url in (grpc_address, f"http://{grpc_address}"):
+            finished = run_client(
+                "--grpc", "--url", url, "--privacy", "scramble", str(tmp_path / "second.wav")
+            )
+            assert finished.returncode == 0, finished.stderr
+            text = finished.stdout.splitlines()
+            assert text[0] == f"{tmp_path / 'second.wav'}  (4.00 s, privacy scramble)"
+            assert text[1].startswith("  WARNING: these answers do not come from the official model weights")
+            assert text[2] == "  0.00-3.84 s" and re.fullmatch(r"    1\. .+ \d\.\d\d", text[3])
+        # REST given as host:port, --filter keeps only the named labels
+        kept = expected["windows"][0]["top"][1]["label"]
         finished = run_client(
-            "--grpc", "--url", grpc_address, "--privacy", "scramble", str(tmp_path / "second.wav")
+            "--url", running.url.removeprefix("http://"), "--filter", kept, str(tmp_path / "second.wav")
         )
         assert finished.returncode == 0, finished.stderr
-        assert "(privacy applied: scramble)" in finished.stdout
-        assert re.search(r"0\.00-\s+[\d.]+ s  \S", finished.stdout)
+        shown = re.findall(r"^ +\d+\. (.+?) +\d\.\d\d$", finished.stdout, flags=re.MULTILINE)
+        assert shown == [kept]
 
         # a file that is not audio: the error is printed, the exit code says so
         (tmp_path / "notes.txt").write_text("not audio")
@@ -295,14 +349,16 @@ def test_run_script_serves_and_stops_on_ctrl_c(synthetic_model_dir: Path, tmp_pa
 
 
 @pytest.mark.slow
-def test_serve_without_weights_fails_and_leaves_nothing_running(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "audioguard.cli", "serve", "--model_dir", str(tmp_path / "empty")]
+def test_serve_without_weights_fails_at_once_and_starts_nothing(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "audioguard.cli", "serve", "--model-dir", str(tmp_path / "empty")]
     with supervisor(command, tmp_path / "serve.log") as running:
         code = running.process.wait(START_TIMEOUT_S)
-        assert code == 1
-        assert re.search(
-            r"error: the (predictor|transformer) exited with code \d+ while starting", running.text()
+        assert code == 2
+        (line,) = running.text().strip().splitlines()
+        assert line.startswith(
+            "error: model file(s) vggish_model.ckpt, vggish_pca_params.npz, classifier_model.h5"
         )
-        assert "audioguard weights" in running.text()  # the child's message says how to get weights
+        assert "audioguard weights download" in line
+        assert "predictor" not in running.text() and "transformer" not in running.text()  # none started
         for port in running.ports.values():
             assert not listening(port)

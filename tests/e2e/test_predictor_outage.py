@@ -99,7 +99,11 @@ def test_outage_answers_503_with_one_warning_line_per_event(orphan_transformer: 
     log = "\n".join(lines)
     assert "Traceback" not in log, log
     assert not [line for line in lines if " ERROR " in line], log
-    assert sum(" WARNING " in line for line in lines) == events, log
+    # each failed request is one WARNING; readiness probes during the outage at most one a minute
+    # (a predictor that takes a minute to load must not write a warning per probe)
+    probe_warnings = sum(" WARNING " in line and "/v2/health/ready" in line for line in lines)
+    assert probe_warnings <= 1, log
+    assert sum(" WARNING " in line for line in lines) - probe_warnings == 3, log
     assert len(lines) <= MAX_LINES_PER_EVENT * events, log
 
 

@@ -30,9 +30,10 @@ import tritonclient.http as triton_http
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
-from audioguard.offline import ClipResult, OfflineClassifier
+from audioguard.offline import OfflineClassifier
 from contract import errors
 from contract.assets import TRANSFORMER_ASSETS, asset_report, sha512_of
+from tests.support.anomaly_table import shipped_groups
 from tests.support.dht_broker import DhtBroker
 from tests.support.serverutil import (
     PROJECT_ROOT,
@@ -56,6 +57,7 @@ from tests.support.service_clients import (
     windows_from_arrays,
 )
 from transformer.analysis.labels import load_labels
+from transformer.analysis.types import AnalysisResult
 from transformer.dht.topics import RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID
 
 pytestmark = pytest.mark.slow
@@ -77,12 +79,6 @@ def silent_flac(seconds: float, sample_rate: int) -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, np.zeros(round(seconds * sample_rate)), sample_rate, format="FLAC", subtype="PCM_16")
     return buffer.getvalue()
-
-
-def shipped_groups() -> list[dict[str, Any]]:
-    """The shipped anomaly groups, read from the JSON file as a person would."""
-    text = (PROJECT_ROOT / "transformer" / "data" / "anomaly_groups.json").read_text("utf-8")
-    return list(json.loads(text)["groups"])
 
 
 # --- servers --------------------------------------------------------------------------------
@@ -205,7 +201,7 @@ def reference(synthetic_model_dir: Path) -> OfflineClassifier:
     return OfflineClassifier.from_model_dir(synthetic_model_dir, max_audio_seconds=MAX_AUDIO_SECONDS)
 
 
-def assert_matches(windows: list[dict[str, Any]], expected: ClipResult) -> None:
+def assert_matches(windows: list[dict[str, Any]], expected: AnalysisResult) -> None:
     """Server windows (all 527 labels each) equal the in-process scores."""
     assert len(windows) == len(expected.windows)
     for got, want in zip(windows, expected.windows, strict=True):
@@ -384,12 +380,20 @@ def test_sifis_endpoint_analytics_api_request(
     assert again != body["analysis_id"] and len(again) == len(body["analysis_id"])
     # what the Analytics-API reads: predictions[0..4] label/probability, best first
     expected = reference.classify(audio, top_k=5)
-    assert [p["label"] for p in body["predictions"]] == [p["label"] for p in expected.top]
+    assert [p["label"] for p in body["predictions"]] == [p["label"] for p in expected.windows[0].top]
     np.testing.assert_allclose(
-        [p["probability"] for p in body["predictions"]], [p["probability"] for p in expected.top], atol=ATOL
+        [p["probability"] for p in body["predictions"]],
+        [p["probability"] for p in expected.windows[0].top],
+        atol=ATOL,
     )
     probabilities = [p["probability"] for p in body["predictions"]]
     assert probabilities == sorted(probabilities, reverse=True)
+    # each probability written as its float32's shortest decimal, as every interface writes it
+    # (at most 9 significant digits, where a float64 rendering of a float32 has up to 17)
+    assert all(len(repr(p).split("e")[0].replace(".", "").lstrip("0")) <= 9 for p in probabilities)
+    # synthetic weights in both services: the answer says so, not only the log
+    assert body["weights_official"] is False
+    assert body["weights_warning"].startswith("these answers do not come from the official model weights")
     # anomalies over every window of the recording: what the shipped group table says of the
     # in-process scores, worked out here from the JSON file itself (not the detection code)
     every = reference.classify(audio, all_windows=True)
@@ -408,7 +412,7 @@ def test_sifis_file_field_start_time_and_filter(
 ) -> None:
     audio = clip(16, seconds=6.0)
     expected = reference.classify(audio, top_k=5, start_time=2.0)
-    kept = [expected.top[0]["label"], expected.top[2]["label"]]
+    kept = [expected.windows[0].top[0]["label"], expected.windows[0].top[2]["label"]]
     response = requests.post(
         sifis_url(transformers.grpc, "none", "kitchen.flac"),
         files={"file": ("kitchen.flac", audio, "audio/flac")},

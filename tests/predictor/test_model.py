@@ -163,6 +163,9 @@ async def test_scores_match_the_direct_classifier(
     scores = output.as_numpy()
     assert scores.dtype == np.float32
     np.testing.assert_allclose(scores, reference.predict(windows), rtol=1e-5, atol=1e-6)
+    # synthetic weights: every answer says so, over REST and gRPC alike
+    assert response.parameters == {"weights_official": False}
+    assert response.to_grpc().parameters["weights_official"].bool_param is False
 
 
 @module_loop

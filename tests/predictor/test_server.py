@@ -104,7 +104,7 @@ def batch_metrics(server: RunningServer) -> tuple[float, float]:
 def test_ready_only_after_the_weights_loaded(predictor: RunningServer) -> None:
     log = predictor.log_text()
     loaded = log.index(f"model '{MODEL}' ready")
-    listening = log.index("Uvicorn running on")
+    listening = log.index("predictor serving: model '" + MODEL + "'")  # once the server listens
     assert loaded < listening
     assert "do NOT match the official sha512 sums" in log  # synthetic weights are flagged at start-up
     assert requests.get(f"{predictor.http_url}/v2/health/live", timeout=5).json() == {"live": True}

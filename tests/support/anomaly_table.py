@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,3 +56,11 @@ def csv_display_names() -> dict[int, str]:
     """AudioSet index -> display name, read straight from the shipped label CSV."""
     with CSV.open(newline="", encoding="utf-8") as handle:
         return {int(row["index"]): row["display_name"] for row in csv.DictReader(handle)}
+
+
+def shipped_groups() -> list[dict[str, Any]]:
+    """The shipped anomaly groups, read from the JSON file as a person would."""
+    text = (Path(__file__).resolve().parents[2] / "transformer" / "data" / "anomaly_groups.json").read_text(
+        "utf-8"
+    )
+    return list(json.loads(text)["groups"])

@@ -103,6 +103,11 @@ class Container:
             time.sleep(POLL_INTERVAL_S)
         raise AssertionError(f"{self.name}: {path} not ready in {timeout} s ({last}):\n{self.logs()[-4000:]}")
 
+    def wait_exit(self, timeout: float = 120) -> int:
+        """Block until the container's process ends (``podman wait``); its exit code."""
+        result = podman("wait", self.name, check=False, timeout=timeout)
+        return int(result.stdout.strip().splitlines()[-1])
+
     def remove(self) -> None:
         podman("rm", "--force", "--time", "10", self.name, check=False)
 

@@ -5,7 +5,8 @@ DHT listener all run this, and its tests run it without TensorFlow. What it
 needs from outside is injected:
 
 - ``embed(audio, privacy)``: the audio stage (``transformer.audio.worker``);
-- ``score(windows, request_id, headers)``: the predictor (``transformer.predictor_client``);
+- ``score(windows, request_id, headers)``: the predictor (``transformer.predictor_client``),
+  scores plus its verdict on the classifier's weights;
 - ``record(result, anomalies)``: the durable outbox (``transformer.dht.delivery``),
   called in a worker thread before the result is returned, so an anomaly the
   caller hears about is already on disk.
@@ -25,10 +26,12 @@ from datetime import UTC, datetime
 import numpy as np
 
 from contract.errors import AudioTooLarge
+from contract.rounding import seconds_value
+from contract.weights_status import WeightsStatus
 from transformer.analysis.anomalies import Anomaly, detect_anomalies
 from transformer.analysis.anomaly_groups import AnomalyGroup
 from transformer.analysis.labels import Labels
-from transformer.analysis.types import AnalysisOptions, AnalysisResult, WindowPrediction
+from transformer.analysis.types import AnalysisOptions, AnalysisResult, PredictorScores, WindowPrediction
 from transformer.analysis.windows import Windows, select_windows
 from transformer.audio.embedded import EmbeddedAudio
 from transformer.audio.loudness import window_dbfs
@@ -37,7 +40,7 @@ from transformer.privacy import PrivacyRequest, enforce_minimum, parse_privacy_r
 from transformer.settings import TransformerSettings
 
 EmbedAudio = Callable[[bytes, PrivacyRequest], Awaitable[EmbeddedAudio]]
-ScoreWindows = Callable[[np.ndarray, str | None, Mapping[str, str] | None], Awaitable[np.ndarray]]
+ScoreWindows = Callable[[np.ndarray, str | None, Mapping[str, str] | None], Awaitable[PredictorScores]]
 RecordAnalysis = Callable[[AnalysisResult, Sequence[Anomaly]], None]
 
 
@@ -119,8 +122,12 @@ class Analyzer:
         groups: Sequence[AnomalyGroup],
         labels: Labels,
         record: RecordAnalysis | None = None,
+        embedding_official: bool = False,
     ) -> None:
+        """``embedding_official``: the VGGish and PCA files are the official ones (sha512);
+        the classifier's verdict comes with each predictor answer."""
         self.settings = settings
+        self.embedding_official = embedding_official
         self._embed = embed
         self._score = score
         self.groups = tuple(groups)
@@ -163,10 +170,10 @@ class Analyzer:
             analysis_id=new_analysis_id(self.settings.analyzer_id),
         )
 
-    async def finish(self, prepared: PreparedAnalysis, predictor_scores: np.ndarray) -> AnalysisResult:
+    async def finish(self, prepared: PreparedAnalysis, predictor_scores: PredictorScores) -> AnalysisResult:
         """Scores of ``prepared.predictor_windows`` -> top-k, anomalies, the durable record."""
         windows, scan = prepared.windows, prepared.scan
-        scores, scan_scores = prepared.split_scores(predictor_scores)
+        scores, scan_scores = prepared.split_scores(predictor_scores.values)
         options = prepared.options
         top_k = options.top_k or self.settings.top_k
         anomalies = detect_anomalies(
@@ -181,7 +188,10 @@ class Analyzer:
         result = AnalysisResult(
             windows=[
                 WindowPrediction(
-                    float(start), float(end), self.labels.top_k(row, top_k, only=options.label_filter)
+                    seconds_value(start),
+                    seconds_value(end),
+                    self.labels.top_k(row, top_k, only=options.label_filter),
+                    scores=row,
                 )
                 for start, end, row in zip(windows.start_seconds, windows.end_seconds, scores, strict=True)
             ],
@@ -192,7 +202,8 @@ class Analyzer:
             analysis_id=prepared.analysis_id,
             duration_seconds=prepared.embedded.duration_seconds,
             options=options,
-            scanned_seconds=(float(scan.start_seconds[0]), float(scan.end_seconds.max())),
+            scanned_seconds=(seconds_value(scan.start_seconds[0]), seconds_value(scan.end_seconds.max())),
+            weights=WeightsStatus(self.embedding_official, predictor_scores.weights_official),
         )
         count_anomalies(anomalies)
         if self._record is not None:

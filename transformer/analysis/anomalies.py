@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from contract.rounding import score_value, seconds_value
 from transformer.analysis.anomaly_groups import AnomalyGroup
 from transformer.analysis.labels import Labels, load_labels
 
@@ -53,17 +54,19 @@ class Anomaly:
     triggered_by: tuple[TriggeringClass, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready record (the shape used in responses and DHT messages)."""
+        """A JSON-ready record (the shape used in responses and DHT messages; numbers written
+        as ``contract.rounding`` says)."""
         return {
             "group": self.group,
             "label": self.label,
-            "score": self.score,
+            "score": score_value(self.score),
             "threshold": self.threshold,
-            "start_seconds": self.start_seconds,
-            "end_seconds": self.end_seconds,
+            "start_seconds": seconds_value(self.start_seconds),
+            "end_seconds": seconds_value(self.end_seconds),
             "window_index": self.window_index,
             "triggered_by": [
-                {"index": cls.index, "label": cls.label, "score": cls.score} for cls in self.triggered_by
+                {"index": cls.index, "label": cls.label, "score": score_value(cls.score)}
+                for cls in self.triggered_by
             ],
         }
 

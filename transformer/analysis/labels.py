@@ -16,6 +16,7 @@ import numpy as np
 
 from contract.constants import NUM_CLASSES
 from contract.errors import InvalidParameter
+from contract.rounding import score_value
 
 LABELS_FILE = "class_labels_indices.csv"
 
@@ -59,7 +60,8 @@ class Labels(Sequence[Label]):
             only: MAX's ``filter``: keep only these display names among the top k.
 
         Returns:
-            ``[{"label_id": mid, "label": display_name, "probability": float}, ...]``.
+            ``[{"label_id": mid, "label": display_name, "probability": float}, ...]``, probabilities
+            written as ``contract.rounding.score_value`` says.
         """
         scores = np.asarray(scores)
         if scores.shape != (len(self),):
@@ -73,7 +75,7 @@ class Labels(Sequence[Label]):
             {
                 "label_id": self._labels[i].mid,
                 "label": self._labels[i].display_name,
-                "probability": float(scores[i]),
+                "probability": score_value(scores[i]),
             }
             for i in order
             if wanted is None or self._labels[i].display_name.casefold() in wanted

@@ -11,6 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from contract.weights_status import WeightsStatus
+
 
 @dataclass(frozen=True)
 class AnalysisOptions:
@@ -43,12 +47,30 @@ class AnalysisOptions:
 
 
 @dataclass(frozen=True)
+class PredictorScores:
+    """The predictor's answer for a batch of windows.
+
+    Attributes:
+        values: (W, 527) float32 scores, one row per window sent.
+        weights_official: the predictor's verdict on its classifier file (None: it did not say).
+    """
+
+    values: np.ndarray
+    weights_official: bool | None
+
+
+@dataclass(frozen=True)
 class WindowPrediction:
-    """Top labels of one classifier window: ``top`` = [{label_id, label, probability}]."""
+    """Top labels of one classifier window: ``top`` = [{label_id, label, probability}].
+
+    ``scores`` is the window's whole (527,) float32 score row, kept for in-process
+    callers (the timeline plot, benchmarks); no transport encodes it.
+    """
 
     start_seconds: float
     end_seconds: float
     top: list[dict[str, Any]]
+    scores: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -67,6 +89,7 @@ class AnalysisResult:
         options: the request options (ids echoed in responses).
         scanned_seconds: (start, end) of the audio scanned for anomalies: the whole
             recording, whatever windows the labels were asked for.
+        weights: whether the files behind the scores are the official ones.
     """
 
     windows: list[WindowPrediction]
@@ -78,3 +101,4 @@ class AnalysisResult:
     duration_seconds: float
     options: AnalysisOptions
     scanned_seconds: tuple[float, float]
+    weights: WeightsStatus

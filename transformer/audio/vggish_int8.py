@@ -9,12 +9,17 @@ instructions can overflow with 8-bit weights.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import onnx
 
+from contract.errors import InvalidConfiguration
 from transformer.audio.vggish_onnx import INPUT_NAME
 
 #: Examples per calibration run (all batches the same size).
@@ -46,11 +51,47 @@ class _Batches:
         return next(self._batches, None)
 
 
-def quantize_vggish(fp32: onnx.ModelProto, examples: np.ndarray, *, reduce_range: bool) -> onnx.ModelProto:
+#: Copies of the fp32 model on disk at the quantiser's peak (ours, the pre-processed one,
+#: the calibrator's augmented one), plus room for the int8 result.
+SCRATCH_MODEL_COPIES = 3.5
+
+
+def scratch_folder(candidates: Sequence[Path], needed_bytes: int) -> Path:
+    """The first writable folder of ``candidates`` with ``needed_bytes`` free.
+
+    Raises:
+        InvalidConfiguration: none has the room; the message names each folder, its free
+            space and the way out (a writable ``--vggish_cache_dir``, or a larger /tmp).
+    """
+    seen = []
+    for folder in candidates:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            seen.append(f"{folder} (not writable)")
+            continue
+        if not os.access(folder, os.W_OK):
+            seen.append(f"{folder} (read-only)")
+        elif free < needed_bytes:
+            seen.append(f"{folder} ({free / 2**20:.0f} MiB free)")
+        else:
+            return folder
+    raise InvalidConfiguration(
+        f"int8 calibration needs about {needed_bytes / 2**20:.0f} MiB of scratch space and found none: "
+        f"{', '.join(seen)}. Give --vggish_cache_dir (AUDIOGUARD_VGGISH_CACHE_DIR) a writable volume with "
+        "room, where the calibrated model is also cached for later starts, or a larger /tmp"
+    )
+
+
+def quantize_vggish(
+    fp32: onnx.ModelProto, examples: np.ndarray, *, reduce_range: bool, scratch: Path | None = None
+) -> onnx.ModelProto:
     """fp32 VGGish + (N, 96, 64) float32 calibration examples -> the int8 (QDQ) model.
 
     The quantiser works on files, so the models pass through a private temporary
-    folder (weights only: calibration examples are generated, never a request's).
+    folder in ``scratch`` (default: the system's temporary folder); only weights go
+    there: calibration examples are generated, never a request's.
     """
     from onnxruntime.quantization import (  # heavy; only conversion needs it
         CalibrationDataReader,
@@ -67,7 +108,7 @@ def quantize_vggish(fp32: onnx.ModelProto, examples: np.ndarray, *, reduce_range
     class Reader(_Batches, CalibrationDataReader):
         pass
 
-    with tempfile.TemporaryDirectory(prefix="audioguard-int8-") as folder:
+    with tempfile.TemporaryDirectory(prefix="audioguard-int8-", dir=scratch) as folder, _temp_root(folder):
         source, prepared, target = (
             Path(folder) / name for name in ("fp32.onnx", "prepared.onnx", "int8.onnx")
         )
@@ -87,3 +128,16 @@ def quantize_vggish(fp32: onnx.ModelProto, examples: np.ndarray, *, reduce_range
             extra_options={"CalibTensorRangeSymmetric": False},
         )
         return onnx.load(target)
+
+
+@contextlib.contextmanager
+def _temp_root(folder: str) -> Iterator[None]:
+    """Point ``tempfile`` at ``folder`` while the quantiser runs: its calibrator writes the
+    augmented model (as large as the fp32 one) to a temporary folder of its own choosing.
+    Start-up only, before any request is served."""
+    saved = tempfile.tempdir
+    tempfile.tempdir = folder
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved

@@ -131,7 +131,11 @@ def build_session(
 ) -> ort.InferenceSession:
     """An ONNX Runtime session of VGGish from ``vggish_model.ckpt`` (typed asset errors).
 
-    ``cache_dir`` (int8 only; default the checkpoint's folder) holds the calibrated model.
+    ``cache_dir`` (int8 only; default the checkpoint's folder) holds the calibrated model
+    and, when writable, the calibration's scratch files (else the system's temporary folder).
+
+    Raises:
+        InvalidConfiguration: int8 must be calibrated and no folder has the scratch space.
     """
     checkpoint_path = Path(checkpoint_path)
     if not checkpoint_path.is_file():
@@ -145,7 +149,12 @@ def build_session(
         raise ValueError(f"unknown VGGish precision {precision!r} (fp32 or int8)")
 
     from transformer.audio.calibration import calibration_examples
-    from transformer.audio.vggish_int8 import cpu_has_vnni, quantize_vggish
+    from transformer.audio.vggish_int8 import (
+        SCRATCH_MODEL_COPIES,
+        cpu_has_vnni,
+        quantize_vggish,
+        scratch_folder,
+    )
 
     reduce_range = not cpu_has_vnni()
     key = int8_cache_key(sha512_of(checkpoint_path), fc2_relu=fc2_relu, reduce_range=reduce_range)
@@ -154,9 +163,12 @@ def build_session(
     if session is not None:
         logger.info("int8 VGGish loaded from %s", cache)
         return session
+    # checked before the weights are read: no room is one clear message, not ENOSPC halfway
+    needed = int(SCRATCH_MODEL_COPIES * checkpoint_path.stat().st_size)
+    scratch = scratch_folder([cache.parent, Path(tempfile.gettempdir())], needed)
     started = time.perf_counter()
     fp32 = build_vggish_onnx(read_vggish_weights(checkpoint_path), fc2_relu=fc2_relu, consume=True)
-    int8 = quantize_vggish(fp32, calibration_examples(), reduce_range=reduce_range)
+    int8 = quantize_vggish(fp32, calibration_examples(), reduce_range=reduce_range, scratch=scratch)
     del fp32
     int8.metadata_props.add(key=_CACHE_KEY_FIELD, value=key)
     model_bytes = int8.SerializeToString()

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+from contract.weights_status import WEIGHTS_OFFICIAL, WEIGHTS_WARNING
 from transformer.analysis.anomalies import Anomaly
 from transformer.analysis.types import AnalysisResult
 from transformer.dht.outbox import OutboxMessage
@@ -46,6 +47,8 @@ _CONTEXT_FIELDS: Final = (
     "request_id",
     "audio_file",
     "method",
+    WEIGHTS_OFFICIAL,
+    WEIGHTS_WARNING,
 )
 #: fixed namespace: the same (analysis, group, window) always gives the same event uuid
 EVENT_NAMESPACE: Final = uuid.UUID("6f1d3c2a-8e4b-5a7c-9d0e-a1b2c3d4e5f6")
@@ -57,9 +60,10 @@ def result_value(result: AnalysisResult) -> dict[str, Any]:
     """The SIFIS result value of one analysis: the DHT record and the body of a SIFIS 200.
 
     The fields the old service's consumers read, plus ``privacy_method``
-    (applied), ``anomalies`` and ``anomaly_scan_seconds`` ([start, end] of the
-    audio scanned: the whole recording); ``predictions`` are the first window's
-    top labels, as before.
+    (applied), ``anomalies``, ``anomaly_scan_seconds`` ([start, end] of the
+    audio scanned: the whole recording) and ``weights_official`` (with
+    ``weights_warning`` when the weights are not the official ones);
+    ``predictions`` are the first window's top labels, as before.
     """
     options = result.options
     return {
@@ -75,6 +79,7 @@ def result_value(result: AnalysisResult) -> dict[str, Any]:
         "predictions": result.windows[0].top,
         "anomalies": result.anomalies,
         "anomaly_scan_seconds": list(result.scanned_seconds),
+        **result.weights.fields(),
     }
 
 

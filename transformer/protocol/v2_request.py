@@ -7,8 +7,9 @@
   ``content_encoding: "base64"``.
 - optional request parameters: ``privacy`` (method) and ``privacy_<name>`` (its
   parameters, e.g. ``privacy_epsilon``), ``start_time`` (seconds), ``top_k``,
-  ``all_windows``, and the SIFIS ids ``requestor_id``, ``requestor_type``,
-  ``request_id``. Numbers may be sent as strings (gRPC parameters carry no floats).
+  ``all_windows``, ``filter`` (MAX's comma-separated labels), and the SIFIS ids
+  ``requestor_id``, ``requestor_type``, ``request_id``. Numbers may be sent as strings
+  (gRPC parameters carry no floats).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from kserve.protocol.infer_type import InferInput, InferRequest, to_http_parameters
 
 from contract.errors import InvalidInput, InvalidParameter
+from transformer.analysis.labels import parse_label_filter
 from transformer.analysis.types import AnalysisOptions
 from transformer.protocol.params import (
     describe_value,
@@ -43,8 +45,18 @@ SIFIS_ID_PARAMETERS = ("requestor_id", "requestor_type", "request_id")
 PASSTHROUGH_PARAMETERS = frozenset(
     {"binary_data_output", "priority", "timeout", "sequence_id", "sequence_start", "sequence_end"}
 )
+#: MAX's ``filter``: comma-separated display names kept among the top k (as in the SIFIS form).
+FILTER_PARAMETER = "filter"
 KNOWN_PARAMETERS = frozenset(
-    {PRIVACY_PARAMETER, "start_time", "top_k", "all_windows", CONTENT_ENCODING, *SIFIS_ID_PARAMETERS}
+    {
+        PRIVACY_PARAMETER,
+        "start_time",
+        "top_k",
+        "all_windows",
+        FILTER_PARAMETER,
+        CONTENT_ENCODING,
+        *SIFIS_ID_PARAMETERS,
+    }
 )
 
 _LENGTH_PREFIX = struct.Struct("<I")
@@ -87,12 +99,16 @@ def parse_options(parameters: Mapping[str, object] | None) -> AnalysisOptions:
     if method is not None and not isinstance(method, str):
         raise InvalidParameter(f"privacy must be a method name, got {describe_value(method)}")
     ids = {name: parse_identifier(name, params[name]) for name in SIFIS_ID_PARAMETERS if name in params}
+    label_filter = params.get(FILTER_PARAMETER)
+    if label_filter is not None and not isinstance(label_filter, str):
+        raise InvalidParameter(f"filter must be comma-separated labels, got {describe_value(label_filter)}")
     return AnalysisOptions(
         privacy_method=method,
         privacy_params=privacy_params,
         start_time=parse_start_time(params["start_time"]) if "start_time" in params else 0.0,
         top_k=parse_top_k(params["top_k"]) if "top_k" in params else None,
         all_windows=parse_bool("all_windows", params["all_windows"]) if "all_windows" in params else False,
+        label_filter=parse_label_filter(label_filter),
         **ids,
     )
 

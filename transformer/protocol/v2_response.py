@@ -71,16 +71,17 @@ def encode_result(result: AnalysisResult, request: InferRequest) -> InferRespons
     )
 
 
-def response_parameters(result: AnalysisResult) -> dict[str, str | int]:
+def response_parameters(result: AnalysisResult) -> dict[str, str | int | bool]:
     """Response parameters: the privacy applied, the analysis ids, the span scanned for
-    anomalies (the whole recording, even when the labels cover MAX's one window), the
-    echoed SIFIS ids.
+    anomalies (the whole recording, even when the labels cover MAX's one window), whether
+    the weights are the official ones (``weights_official``, and ``weights_warning`` when
+    not), the echoed SIFIS ids.
 
     ``privacy_requested`` is the method the request named; a request that named
     none asked for the service default, the operator minimum, which is then
-    also ``privacy_method``. Strings and integers only, so they cross gRPC too.
+    also ``privacy_method``. Strings, integers and booleans only, so they cross gRPC too.
     """
-    parameters: dict[str, str | int] = {
+    parameters: dict[str, str | int | bool] = {
         "privacy_method": result.privacy_applied,
         "privacy_requested": result.privacy_requested,
         "analyzer_id": result.analyzer_id,
@@ -89,6 +90,7 @@ def response_parameters(result: AnalysisResult) -> dict[str, str | int]:
         "duration_seconds": f"{result.duration_seconds:.3f}",
         "anomaly_scan_start_seconds": f"{result.scanned_seconds[0]:.3f}",
         "anomaly_scan_end_seconds": f"{result.scanned_seconds[1]:.3f}",
+        **result.weights.fields(),
     }
     for name in SIFIS_ID_PARAMETERS:
         value = getattr(result.options, name)

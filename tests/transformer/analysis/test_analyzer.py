@@ -25,7 +25,7 @@ from transformer.analysis.analyzer import Analyzer
 from transformer.analysis.anomalies import Anomaly
 from transformer.analysis.anomaly_groups import load_anomaly_groups
 from transformer.analysis.labels import load_labels
-from transformer.analysis.types import AnalysisOptions, AnalysisResult
+from transformer.analysis.types import AnalysisOptions, AnalysisResult, PredictorScores
 from transformer.audio.embedded import EmbeddedAudio
 from transformer.privacy import PrivacyRequest
 from transformer.settings import TransformerSettings
@@ -49,6 +49,8 @@ class Rig:
         self.embedded_with: list[PrivacyRequest] = []
         self.scored: list[tuple[np.ndarray, str | None, Mapping[str, str] | None]] = []
         self.recorded: list[tuple[AnalysisResult, list[Anomaly]]] = []
+        self.classifier_official: bool | None = True
+        self.embedding_official = True
 
     async def embed(self, audio: bytes, privacy: PrivacyRequest) -> EmbeddedAudio:
         assert audio == AUDIO
@@ -58,10 +60,11 @@ class Rig:
 
     async def score(
         self, windows: np.ndarray, request_id: str | None, headers: Mapping[str, str] | None
-    ) -> np.ndarray:
+    ) -> PredictorScores:
         self.scored.append((windows, request_id, headers))
         # a window's first row holds its first example's index (see ``embed``)
-        return np.stack([self.scores[int(window[0, 0]) // 10] for window in windows])
+        values = np.stack([self.scores[int(window[0, 0]) // 10] for window in windows])
+        return PredictorScores(values, self.classifier_official)
 
     def record(self, result: AnalysisResult, anomalies: Sequence[Anomaly]) -> None:
         self.recorded.append((result, list(anomalies)))
@@ -74,6 +77,7 @@ class Rig:
             groups=load_anomaly_groups(),
             labels=load_labels(),
             record=self.record,
+            embedding_official=self.embedding_official,
         )
 
 
@@ -199,10 +203,45 @@ async def test_prepare_then_finish_is_the_same_analysis_as_analyze() -> None:
 
     prepared = await analyzer.prepare(AUDIO, AnalysisOptions(all_windows=True))
     assert prepared.shared  # every window is both shown and scanned: scored once
-    split = await analyzer.finish(prepared, scores)
+    split = await analyzer.finish(prepared, PredictorScores(scores, True))
     whole = await analyzer.analyze(AUDIO, AnalysisOptions(all_windows=True))
 
     assert split.anomalies == whole.anomalies == [split.anomalies[0]]
     assert split.anomalies[0]["group"] == "siren"
     assert [w.top for w in split.windows] == [w.top for w in whole.windows]
     assert len(rig.recorded) == 2
+
+
+@pytest.mark.parametrize(
+    ("embedding", "classifier", "official"),
+    [(True, True, True), (False, True, False), (True, False, False), (True, None, False)],
+)
+async def test_every_result_says_whether_both_halves_of_the_model_are_official(
+    embedding: bool, classifier: bool | None, official: bool
+) -> None:
+    rig = Rig(quiet_scores())
+    rig.embedding_official, rig.classifier_official = embedding, classifier
+
+    result = await rig.analyzer().analyze(AUDIO, AnalysisOptions())
+
+    assert result.weights.official is official
+    fields = result.weights.fields()
+    assert fields["weights_official"] is official
+    # the warning is there exactly when the answer must not be trusted
+    assert ("weights_warning" in fields) is (not official)
+    if not official:
+        assert "not come from the official model weights" in fields["weights_warning"]
+
+
+async def test_numbers_are_written_as_float32_scores_and_millisecond_times() -> None:
+    glass = shipped_group("glass_break")
+    scores = quiet_scores()
+    scores[1, glass["members"][0]] = np.float32(0.92)  # 0.9200000166893005 as a float64
+    rig = Rig(scores)
+
+    result = await rig.analyzer(window_hop=3).analyze(AUDIO, AnalysisOptions(all_windows=True, top_k=1))
+
+    # a hop of 3 examples puts window bounds at 2.88 s (2.8800000000000003 in float64 arithmetic)
+    assert [w.start_seconds for w in result.windows] == [0.0, 2.88, 5.76, 8.64, 10.0 * 0.96]
+    assert result.anomalies[-1]["score"] == 0.92 and result.windows[-1].top[0]["probability"] == 0.92
+    assert result.anomalies[-1]["triggered_by"][0]["score"] == 0.92

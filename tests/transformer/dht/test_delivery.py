@@ -42,6 +42,8 @@ def result_value(**changes: Any) -> dict[str, Any]:
         "privacy_method": "scramble",
         "predictions": [{"label_id": "/m/07q0yl5", "label": "Shatter", "probability": 0.8}],
         "anomalies": [],
+        "weights_official": False,
+        "weights_warning": "not the official weights",
         **changes,
     }
 
@@ -94,6 +96,8 @@ def test_each_anomaly_gets_its_own_event_then_the_result_carries_them_all() -> N
     assert event["triggered_by"] == [{"index": 443, "label": "Shatter", "score": 0.8}]
     for name in ("analyzer_id", "analysis_id", "requestor_id", "requestor_type", "request_id", "audio_file"):
         assert event[name] == result_value()[name]
+    # an event raised by synthetic weights says so on its own, as the result does
+    assert (event["weights_official"], event["weights_warning"]) == (False, "not the official weights")
     assert event["detected_at"].endswith("+00:00")
 
     result = messages[3].value

@@ -17,6 +17,7 @@ from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
 from contract.errors import InvalidInput, InvalidParameter
 from contract.v2_rest import decode_rest_body
+from contract.weights_status import NOT_OFFICIAL_WARNING, WeightsStatus, weights_official_parameter
 from transformer.analysis.types import AnalysisOptions, AnalysisResult, WindowPrediction
 from transformer.protocol import v2_response
 from transformer.protocol.predictor_tensors import embeddings_request, scores_from_response
@@ -337,6 +338,7 @@ def _result() -> AnalysisResult:
         duration_seconds=12.5,
         options=AnalysisOptions(requestor_id="r1", request_id="q1"),
         scanned_seconds=(0.0, 12.48),
+        weights=WeightsStatus(embedding_official=True, classifier_official=True),
     )
 
 
@@ -361,6 +363,21 @@ def test_encode_result_json_outputs_and_parameters() -> None:
     scanned = (parameters["anomaly_scan_start_seconds"], parameters["anomaly_scan_end_seconds"])
     assert scanned == ("0.000", "12.480")
     assert "requestor_type" not in document["parameters"]
+    assert parameters["weights_official"] is True and "weights_warning" not in parameters
+
+
+def test_non_official_weights_are_stated_in_the_response_over_rest_and_grpc() -> None:
+    synthetic = dataclasses.replace(_result(), weights=WeightsStatus(False, True))
+    request = InferRequest("audioguard", [], request_id="abc")
+    response = encode_result(synthetic, request)
+
+    document, _ = response.to_rest()
+    assert document["parameters"]["weights_official"] is False
+    assert document["parameters"]["weights_warning"] == NOT_OFFICIAL_WARNING
+    grpc_parameters = response.to_grpc().parameters
+    assert grpc_parameters["weights_official"].bool_param is False
+    assert weights_official_parameter(grpc_parameters) is False
+    assert grpc_parameters["weights_warning"].string_param == NOT_OFFICIAL_WARNING
 
 
 def test_privacy_requested_is_the_named_method_when_one_was_named() -> None:
@@ -422,3 +439,14 @@ def test_encode_result_for_a_grpc_caller_with_raw_inputs(wav_bytes: bytes) -> No
     assert labels[4 : 4 + first] == b"Vehicle"
     window_start = message.raw_output_contents[names.index("window_start_seconds")]
     assert struct.unpack("<2f", window_start) == pytest.approx((0.0, 9.6))
+
+
+def test_filter_keeps_maxs_labels_including_names_with_commas() -> None:
+    options = parse_options({"filter": "Speech,Gunshot, gunfire"})
+    assert options.label_filter == ["Speech", "Gunshot, gunfire"]
+
+
+@pytest.mark.parametrize("value", ["Speech,Not a label", 3])
+def test_a_bad_filter_is_a_400_naming_the_problem(value: object) -> None:
+    with pytest.raises(InvalidParameter, match=r"filter|label"):
+        parse_options({"filter": value})

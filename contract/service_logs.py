@@ -1,0 +1,208 @@
+"""What a service writes to its log: a start and a stop line, one line per request, probes quiet.
+
+KServe and uvicorn log three lines per request (uvicorn's access line and two
+``kserve.trace`` timings), three per health probe, a dozen at start-up and
+"(Press CTRL+C to quit)" from each server; TensorFlow prints native banners on
+import. Here instead:
+
+- one INFO line per REST or gRPC request: method, path, status, latency and the
+  caller's request id (never the payload, never the query string); health and
+  readiness probes get the same line at DEBUG;
+- KServe's and uvicorn's own per-request and start-up lines are dropped unless
+  the service logs at DEBUG (warnings and errors always pass);
+- ``announce_lifecycle`` adds "<service> serving ..." once it listens and
+  "<service> stopped" when it has shut down;
+- ``native_stderr_to_debug`` turns what a native library prints while it is
+  imported into DEBUG records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import grpc
+from grpc.aio import ServerInterceptor
+
+logger = logging.getLogger("contract.requests")
+
+#: Liveness / readiness probes (KServe's v1 and v2 paths and its root): DEBUG, not INFO.
+PROBE_PATH: Final = re.compile(r"^/(?:|v2/health/(?:live|ready)|v2/models/[^/]+/ready|v1/models/[^/]+)$")
+PROBE_GRPC_METHODS: Final = frozenset({"ServerLive", "ServerReady", "ModelReady"})
+#: (logger, message pattern) of KServe's and uvicorn's INFO records replaced by the lines above.
+_REPLACED: Final = (
+    ("uvicorn.access", re.compile("")),
+    ("kserve.trace", re.compile("")),
+    ("kserve", re.compile(r"^grpc method: ")),
+    (
+        "kserve",
+        re.compile(
+            r"^(Registering model|Setting max asyncio worker threads|OpenAI endpoints not registered"
+            r"|Time series endpoints not registered|Starting uvicorn with|Starting gRPC server"
+            r"|Stopping the grpc server|Stopping the rest server|Shutting down|Stopping the model server"
+            r"|Waiting for gRPC server shutdown|gRPC server shutdown complete)"
+        ),
+    ),
+    (
+        "uvicorn.error",
+        re.compile(
+            r"^(Started server process|Waiting for application (startup|shutdown)"
+            r"|Application (startup|shutdown) complete|Uvicorn running on|Shutting down"
+            r"|Finished server process)"
+        ),
+    ),
+)
+
+
+def is_probe(path: str) -> bool:
+    return PROBE_PATH.match(path) is not None
+
+
+class ReplacedRecords(logging.Filter):
+    """Drop KServe's and uvicorn's routine INFO records (kept when the service logs at DEBUG)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO or logger.isEnabledFor(logging.DEBUG):
+            return True
+        message = record.getMessage()
+        return not any(
+            (record.name == name or record.name.startswith(f"{name}.")) and pattern.search(message)
+            for name, pattern in _REPLACED
+        )
+
+
+def quiet_server_records(handlers: list[logging.Handler]) -> None:
+    """Install ``ReplacedRecords`` on the loggers it governs and on the service's handlers."""
+    replaced = ReplacedRecords()
+    for name in {name for name, _ in _REPLACED}:
+        target = logging.getLogger(name)
+        if not any(isinstance(f, ReplacedRecords) for f in target.filters):
+            target.addFilter(replaced)
+    for handler in handlers:  # records of child loggers skip their parents' filters
+        if not any(isinstance(f, ReplacedRecords) for f in handler.filters):
+            handler.addFilter(replaced)
+
+
+def log_request(method: str, path: str, status: int | str, seconds: float, request_id: str | None) -> None:
+    """The request line; ``path`` is the URL path, or the gRPC method's full name."""
+    probe = is_probe(path) or path.rsplit("/", 1)[-1] in PROBE_GRPC_METHODS
+    level = logging.DEBUG if probe else logging.INFO
+    logger.log(level, "%s %s %s %.1f ms id=%s", method, path, status, seconds * 1000, request_id or "-")
+
+
+class RequestLogMiddleware:
+    """ASGI middleware: the one line per HTTP request (after the response has been sent)."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status: list[int] = []
+
+        async def recording_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            headers = dict(scope.get("headers") or [])
+            request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:128] or None
+            log_request(
+                scope["method"],
+                scope["path"],
+                status[0] if status else 500,
+                time.perf_counter() - started,
+                request_id,
+            )
+
+
+class GrpcRequestLogInterceptor(ServerInterceptor):  # type: ignore[misc]
+    """The one line per gRPC call (method, status code, latency, the request's id); replaces
+    KServe's "grpc method: ..." line, written before the call and without its outcome."""
+
+    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+        method = details.method
+
+        async def logged(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            failed = True
+            try:
+                answer = await inner(request, context)
+                failed = False
+                return answer
+            finally:
+                code = context.code() if hasattr(context, "code") else None
+                name = code.name if isinstance(code, grpc.StatusCode) else ("UNKNOWN" if failed else "OK")
+                log_request("gRPC", method, name, time.perf_counter() - started, getattr(request, "id", None))
+
+        return grpc.unary_unary_rpc_method_handler(
+            logged,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def install_grpc_request_log() -> None:
+    """Make KServe's gRPC server use ``GrpcRequestLogInterceptor`` in place of its own."""
+    from kserve.protocol.grpc import server as grpc_server
+
+    grpc_server.LoggingInterceptor = GrpcRequestLogInterceptor  # type: ignore[misc]
+
+
+def announce_lifecycle(app: Any, service: str, describe: Callable[[], str]) -> None:
+    """Log "<service> serving: <describe()>" once the app has started, "<service> stopped" at the end."""
+    if getattr(app.state, "audioguard_lifecycle_announced", False):
+        return
+    app.state.audioguard_lifecycle_announced = True
+    previous = app.router.lifespan_context
+    service_logger = logging.getLogger(service)
+
+    @asynccontextmanager
+    async def lifespan(app_: Any) -> AsyncIterator[Any]:
+        async with previous(app_) as state:
+            service_logger.info("%s serving: %s", service, describe())
+            try:
+                yield state
+            finally:
+                service_logger.info("%s stopped", service)
+
+    app.router.lifespan_context = lifespan
+
+
+@contextlib.contextmanager
+def native_stderr_to_debug(library: str) -> Iterator[None]:
+    """Capture what native code writes to fd 2 while importing ``library``; re-log it at DEBUG.
+
+    (TensorFlow's C++ start-up banners ignore ``TF_CPP_MIN_LOG_LEVEL`` before absl is
+    initialised.) Python exceptions still propagate; their text is Python's, not fd 2's.
+    """
+    with tempfile.TemporaryFile() as captured:
+        saved = os.dup(2)
+        try:
+            os.dup2(captured.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            native = logging.getLogger(library)
+            for line in captured.read().decode("utf-8", "replace").splitlines():
+                if line.strip():
+                    native.debug("%s", line)
