@@ -6,6 +6,7 @@ audioguard weights verify DIR               are these the official files?
 audioguard classify FILE... --model-dir DIR [--all-windows] [--plot OUT.png]
 audioguard serve --model-dir DIR            predictor + transformer on this machine
 audioguard client FILE... --url URL         send files to a running service (v2)
+audioguard monitor --sources FILE           listen to live sources, print anomaly events
 
 Flags are written with hyphens (--model-dir); the underscore spelling (--model_dir) is accepted too.
 """
@@ -232,8 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
 DELEGATED: Final = {
     "serve": "run predictor + transformer on this machine (SIFIS port 5000)",
     "client": "send audio files to a running service over v2",
+    "monitor": "listen to live sources (cameras, streams, sound cards) and print anomaly events",
 }
-_DELEGATE_MODULES: Final = {"serve": "audioguard.local", "client": "audioguard.client"}
+_DELEGATE_MODULES: Final = {
+    "serve": "audioguard.local",
+    "client": "audioguard.client",
+    "monitor": "audioguard.monitor",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

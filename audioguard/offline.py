@@ -11,7 +11,8 @@ Used by ``audioguard classify``, the benchmarks and the privacy report.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,7 @@ class OfflineClassifier:
             all_windows=all_windows,
             label_filter=only,
         )
-        return asyncio.run(self._analyzer(hop, embed).analyze(audio, options))
+        return _run(self._analyzer(hop, embed).analyze(audio, options))
 
     def classify_embedded(
         self, embedded: EmbeddedAudio, *, all_windows: bool = False, hop: int | None = None, top_k: int = 5
@@ -139,7 +140,7 @@ class OfflineClassifier:
         options = AnalysisOptions(
             privacy_method=embedded.privacy.method, all_windows=all_windows, top_k=top_k
         )
-        return asyncio.run(self._analyzer(hop, given).analyze(b"", options))
+        return _run(self._analyzer(hop, given).analyze(b"", options))
 
     def _analyzer(self, hop: int | None, embed: EmbedAudio) -> Analyzer:
         settings = self.settings if hop is None else self.settings.model_copy(update={"window_hop": hop})
@@ -157,3 +158,14 @@ class OfflineClassifier:
 
     async def _score(self, windows: np.ndarray, _request_id: object, _headers: object) -> PredictorScores:
         return PredictorScores(self.classifier.predict(windows), self.weights.classifier_official)
+
+
+def _run(analysis: Coroutine[Any, Any, AnalysisResult]) -> AnalysisResult:
+    """Run the analysis to its end, also from code that already runs an event loop (a notebook,
+    an async test): then in a thread of its own, with a loop of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(analysis)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, analysis).result()

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
 bash scripts/install-deploy-tools.sh
-bash scripts/install-speech-tools.sh
+bash scripts/install-system-tools.sh
 bash scripts/install-dht-broker.sh >/dev/null
 export PATH="$PWD/.cache/bin:$HOME/go/bin:$PATH"
 export AUDIOGUARD_REQUIRE_DEPLOY_TOOLS=1

@@ -363,7 +363,7 @@ def test_classify_plot_draws_the_texts_windows_over_the_whole_recording(
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
     """Every parser of the ``audioguard`` command, by its program name."""
-    from audioguard import client, local
+    from audioguard import client, local, monitor
     from audioguard.cli import build_parser
 
     found: dict[str, argparse.ArgumentParser] = {}
@@ -376,7 +376,7 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
                     walk(sub)
 
     walk(build_parser())
-    for parser in (client.build_parser(), local.build_parser()):
+    for parser in (client.build_parser(), local.build_parser(), monitor.build_parser()):
         found[parser.prog] = parser
     return found
 

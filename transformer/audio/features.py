@@ -88,8 +88,9 @@ def example_count(num_samples: int) -> int:
     return frame_count(num_samples) // EXAMPLE_FRAMES
 
 
-def _log_mel_frames(samples: np.ndarray, first_frame: int, num_frames: int) -> np.ndarray:
-    """(num_frames, 64) float64 log-mel rows for frames ``first_frame ...``."""
+def log_mel_frames(samples: np.ndarray, first_frame: int, num_frames: int) -> np.ndarray:
+    """(num_frames, 64) float64 log-mel rows for frames ``first_frame ...`` (the streaming front end
+    computes each example with it too)."""
     start = first_frame * STFT_HOP_SAMPLES
     stop = start + (num_frames - 1) * STFT_HOP_SAMPLES + STFT_WINDOW_SAMPLES
     frames = np.lib.stride_tricks.sliding_window_view(samples[start:stop], STFT_WINDOW_SAMPLES)[
@@ -117,6 +118,6 @@ def waveform_to_examples(samples: np.ndarray) -> np.ndarray:
     examples = np.empty((num_examples, EXAMPLE_FRAMES, NUM_MEL_BANDS), dtype=np.float64)
     for first in range(0, num_examples, _EXAMPLES_PER_CHUNK):
         last = min(first + _EXAMPLES_PER_CHUNK, num_examples)
-        rows = _log_mel_frames(waveform, first * EXAMPLE_FRAMES, (last - first) * EXAMPLE_FRAMES)
+        rows = log_mel_frames(waveform, first * EXAMPLE_FRAMES, (last - first) * EXAMPLE_FRAMES)
         examples[first:last] = rows.reshape(last - first, EXAMPLE_FRAMES, NUM_MEL_BANDS)
     return examples

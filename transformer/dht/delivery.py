@@ -3,7 +3,9 @@
 What is posted (``transformer.dht.records``): per analysis, one anomaly event
 per anomaly, always, and the result value for every analysis
 (``post_mode="all"``) or only when an anomaly was found (``"anomalies"``, the
-default). ``record`` returns once the messages are on disk.
+default). ``record`` returns once the messages are on disk. A listening source's
+event starts and ends (``transformer.dht.live_records``) go the same way
+(``record_events``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from typing import Any
 
 from contract.errors import InvalidConfiguration, ServiceNotReady
 from transformer.analysis.anomalies import Anomaly
+from transformer.analysis.events import EventChange
 from transformer.analysis.types import AnalysisResult
 from transformer.dht.clients import make_dht_client
+from transformer.dht.live_records import live_event_messages
 from transformer.dht.outbox import Outbox
 from transformer.dht.records import PostMode, build_messages, result_value
 from transformer.dht.sender import OutboxSender
@@ -95,6 +99,21 @@ class DeliveryService:
             raise ServiceNotReady(
                 f"the anomaly outbox could not be written ({error}); the result was not recorded"
             ) from None
+
+    def record_events(self, changes: Sequence[EventChange], context: Mapping[str, Any]) -> None:
+        """Store the starts and ends of a listening source's events, durably, in one transaction.
+
+        Raises:
+            ServiceNotReady: the outbox could not be written (nothing was stored).
+        """
+        messages = live_event_messages(changes, context, anomaly_topic=self.anomaly_topic)
+        if not messages:
+            return
+        try:
+            self.outbox.enqueue_many(messages)
+        except sqlite3.Error as error:
+            logger.error("cannot write the DHT outbox %s: %s", self.outbox.path, error)
+            raise ServiceNotReady(f"the anomaly outbox could not be written ({error})") from None
 
     def record_analysis(self, result: AnalysisResult, anomalies: Sequence[Anomaly]) -> None:
         """``record`` for one finished analysis (its SIFIS result value and its anomalies)."""

@@ -1,0 +1,154 @@
+"""``audioguard monitor``: listen to live sources on this machine and print anomaly events.
+
+Every source of the sources file (cameras over RTSP, HTTP streams, sound cards,
+files, stdin; format in ``transformer.monitor.sources``) gets an ffmpeg capture
+under its own supervisor; their audio goes through the service's front end,
+VGGish and classifier in this process, and each anomaly event prints one line
+when it starts and one when it ends (``--json``: one JSON record per line).
+Ctrl-C ends the open events and stops. The audio stays in memory.
+
+    audioguard monitor --sources sources.yaml --model-dir models
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from contract import cli_types
+from contract.cli_style import HelpFormatter, hyphenated, known_flags
+from contract.errors import AudioGuardError
+
+#: Chunks handed to the monitor at once (all that is waiting, up to this many).
+MAX_CHUNKS_PER_STEP = 64
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="audioguard monitor", description=__doc__, formatter_class=HelpFormatter, allow_abbrev=False
+    )
+    parser.add_argument("--sources", type=Path, required=True, help="the sources file (YAML or JSON)")
+    parser.add_argument(
+        "--model-dir", type=Path, default=Path("models"), help="folder of the three model files"
+    )
+    parser.add_argument(
+        "--hop", type=cli_types.hop, default=1, help="examples (0.96 s each) between two windows, 1-10"
+    )
+    parser.add_argument("--min-hits", type=int, default=2, help="hits that start an event")
+    parser.add_argument("--within-hops", type=int, default=3, help="... within this many hops")
+    parser.add_argument(
+        "--max-not-heard", type=float, default=5.0, help="seconds without a hit that end an event"
+    )
+    parser.add_argument("--queue-chunks", type=int, default=600, help="audio chunks (0.1 s) buffered at most")
+    parser.add_argument("--ffmpeg", default="ffmpeg", help="the ffmpeg program")
+    parser.add_argument("--json", action="store_true", help="print each start and end as a JSON record")
+    return parser
+
+
+def describe_change(record: dict[str, object]) -> str:
+    """``START kitchen: Glass breaking [glass_break] at 12.48 s, peak 0.92: Shatter 0.92``."""
+    classes = ", ".join(f"{c['label']} {c['score']:.2f}" for c in record["triggered_by"][:3])  # type: ignore[index]
+    when = (
+        f"at {record['start_seconds']:.2f} s"
+        if record["change"] == "start"
+        else f"{record['start_seconds']:.2f}-{record['end_seconds']:.2f} s"
+    )
+    reason = f" ({record['reason']})" if record.get("reason") else ""
+    return (
+        f"{str(record['change']).upper():<5} {record['source']}: {record['label']} [{record['group']}] "
+        f"{when}, peak {record['peak_score']:.2f}: {classes}{reason}"
+    )
+
+
+async def listen(args: argparse.Namespace) -> int:
+    from contract.service_logs import native_stderr_to_debug
+    from transformer.analysis.types import PredictorScores
+    from transformer.monitor.loop import Monitor
+    from transformer.monitor.sources import load_sources
+    from transformer.monitor.supervisor import Chunk, SourceSupervisor
+
+    sources = load_sources(args.sources)
+    with native_stderr_to_debug("tensorflow"):  # the classifier's native banners are not output
+        from audioguard.offline import OfflineClassifier
+
+        classifier = OfflineClassifier.from_model_dir(args.model_dir)
+
+    async def score(windows: np.ndarray) -> PredictorScores:
+        values = await asyncio.to_thread(classifier.classifier.predict, windows)
+        return PredictorScores(values, classifier.weights.classifier_official)
+
+    def show(changes: Sequence[object], context: object) -> None:
+        for change in changes:
+            record = change.to_dict()  # type: ignore[attr-defined]
+            print(json.dumps(record) if args.json else describe_change(record), flush=True)
+
+    monitor = Monitor(
+        sources,
+        embed=classifier.pipeline.embedder.embed_quantized,
+        score=score,
+        record=show,
+        groups=classifier.groups,
+        labels=classifier.labels,
+        lifecycle=args.lifecycle,
+        hop=args.hop,
+        gate_dbfs=classifier.settings.loudness_gate_dbfs,
+    )
+    if not classifier.weights.official:
+        print(f"WARNING: {classifier.weights.warning}", file=sys.stderr, flush=True)
+    queue: asyncio.Queue[Chunk] = asyncio.Queue(args.queue_chunks)
+    supervisors = [SourceSupervisor(spec, queue, binary=args.ffmpeg) for spec in sources]
+    tasks = [asyncio.create_task(supervisor.run()) for supervisor in supervisors]
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        while not (stopping.is_set() or (all(task.done() for task in tasks) and queue.empty())):
+            with contextlib.suppress(TimeoutError):
+                first = await asyncio.wait_for(queue.get(), 0.5)
+                chunks = [first]
+                while not queue.empty() and len(chunks) < MAX_CHUNKS_PER_STEP:
+                    chunks.append(queue.get_nowait())
+                await monitor.process(chunks)
+    finally:
+        for supervisor in supervisors:
+            await supervisor.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await monitor.close()
+    failed = [s.status for s in supervisors if s.status.state == "failed"]
+    for status in failed:
+        print(f"error: source {status.name}: {status.last_error}", file=sys.stderr)
+    return 1 if failed and len(failed) == len(supervisors) else 0
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(hyphenated(argv, known_flags(parser)))
+    # the settings, the sources file and the model folder are checked before the model loads
+    from contract.assets import ALL_ASSETS, require_assets
+    from transformer.analysis.events import LifecycleSettings
+    from transformer.monitor.sources import load_sources
+
+    try:
+        args.lifecycle = LifecycleSettings(args.min_hits, args.within_hops, args.max_not_heard)
+    except ValueError as error:
+        parser.error(str(error))
+    try:
+        load_sources(args.sources)
+        require_assets(args.model_dir, ALL_ASSETS)
+        return asyncio.run(listen(args))
+    except AudioGuardError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

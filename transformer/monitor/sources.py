@@ -1,0 +1,162 @@
+"""The sources a monitor listens to: one YAML (or JSON) file, validated as a whole.
+
+```yaml
+sources:
+  - name: kitchen-camera
+    url: rtsps://viewer:${KITCHEN_PASSWORD}@10.0.0.7:7441/stream   # ${VAR}: from the environment
+    privacy: scramble
+  - name: hall-mic
+    url: pulse:default
+  - name: replay
+    url: file:/recordings/night.wav
+    realtime: false
+```
+
+Kinds by URL: ``rtsp://``/``rtsps://`` (camera audio), ``http://``/``https://`` (audio
+streams), ``file:PATH`` or a bare path, ``alsa:DEVICE`` and ``pulse:DEVICE`` (sound cards),
+``stdin:`` (16-bit PCM on the monitor's standard input). Credentials come from the
+environment (a Kubernetes Secret), never from the file, and are never logged (``redacted``).
+A bad file raises ``InvalidConfiguration`` naming every problem, before anything starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from contract.errors import InvalidConfiguration
+
+SourceKind = Literal["rtsp", "http", "file", "alsa", "pulse", "stdin"]
+_SCHEMES: Final[Mapping[str, SourceKind]] = {
+    "rtsp": "rtsp",
+    "rtsps": "rtsp",
+    "http": "http",
+    "https": "http",
+    "file": "file",
+    "alsa": "alsa",
+    "pulse": "pulse",
+    "stdin": "stdin",
+}
+_VARIABLE: Final = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+NAME_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class SourceSpec(BaseModel):
+    """One named source and how to listen to it.
+
+    Attributes:
+        name: identifier in metrics, events and the status endpoint (``[A-Za-z0-9_-]``).
+        url: where the audio comes from (see the module); ``${VAR}`` is read from the environment.
+        realtime: files only: play at real time (a replay) or as fast as possible (tests).
+        privacy: anonymisation applied to the stream before features (None = the minimum).
+        thresholds: per anomaly group, a threshold replacing the configured one for this source.
+        loudness_gate_dbfs: skip detection when the window is quieter (None = the service's).
+        no_data_seconds: restart the capture after this long without a byte of audio.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    url: str = Field(min_length=1)
+    realtime: bool = True
+    privacy: str | None = None
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    loudness_gate_dbfs: float | None = Field(None, le=0)
+    no_data_seconds: float = Field(10.0, gt=0, le=600)
+
+    @field_validator("url")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        source_kind(value)  # raises ValueError naming the accepted forms
+        return value
+
+    @field_validator("thresholds")
+    @classmethod
+    def _probabilities(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [f"{group}={threshold}" for group, threshold in value.items() if not 0 < threshold <= 1]
+        if bad:
+            raise ValueError(f"thresholds must be in (0, 1]: {', '.join(bad)}")
+        return value
+
+    @property
+    def kind(self) -> SourceKind:
+        return source_kind(self.url)
+
+    def resolved_url(self, environ: Mapping[str, str] | None = None) -> str:
+        """The URL with ``${VAR}`` replaced from the environment (KeyError names a missing one)."""
+        variables = os.environ if environ is None else environ
+        return _VARIABLE.sub(lambda match: variables[match.group(1)], self.url)
+
+
+def source_kind(url: str) -> SourceKind:
+    """The kind of source a URL names; ValueError for anything else."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url and not url.startswith("/") else ""
+    if scheme in _SCHEMES:
+        return _SCHEMES[scheme]
+    if not scheme or len(scheme) == 1:  # a bare path (or a Windows drive letter)
+        return "file"
+    raise ValueError(
+        f"unknown source {redacted(url)!r}: use rtsp://, rtsps://, http://, https://, file:PATH (or a path), "
+        "alsa:DEVICE, pulse:DEVICE or stdin:"
+    )
+
+
+def redacted(url: str) -> str:
+    """The URL without its password (for logs, metrics and the status endpoint)."""
+    parts = urlsplit(url)
+    if parts.password is None and "${" not in (parts.netloc or ""):
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ""
+    return urlunsplit((parts.scheme, f"{user}{host}", parts.path, parts.query, parts.fragment))
+
+
+class _SourcesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[SourceSpec] = Field(min_length=1)
+
+
+def parse_sources(document: Any, origin: str = "sources") -> list[SourceSpec]:
+    """Validate a parsed sources document; InvalidConfiguration lists every problem."""
+    try:
+        sources = _SourcesFile.model_validate(document).sources
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise InvalidConfiguration(f"{origin}: {problems}") from None
+    names = [source.name for source in sources]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InvalidConfiguration(f"{origin}: source names must be unique, repeated: {', '.join(repeated)}")
+    if sum(source.kind == "stdin" for source in sources) > 1:
+        raise InvalidConfiguration(f"{origin}: only one source can read standard input")
+    return sources
+
+
+def load_sources(path: Path) -> list[SourceSpec]:
+    """Read and validate a sources file (YAML, of which JSON is a subset)."""
+    import yaml  # KServe's dependency: in every image
+
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as error:
+        raise InvalidConfiguration(
+            f"cannot read the sources file {path}: {error.strerror or error}"
+        ) from None
+    try:
+        document = yaml.safe_load(text) if path.suffix.lower() != ".json" else json.loads(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as error:
+        raise InvalidConfiguration(f"{path} is not valid YAML/JSON: {error}") from None
+    return parse_sources(document, str(path))

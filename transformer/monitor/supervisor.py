@@ -1,0 +1,260 @@
+"""One supervisor per source: ffmpeg started, watched, restarted; its PCM into a bounded queue.
+
+- **Restart with backoff and jitter** when ffmpeg exits (camera rebooting, network
+  gone): 1, 2, 4 ... 30 s, each +-20 %, back to 1 s once a capture has run for
+  ``healthy_after_seconds``. A file that ends is finished, not restarted.
+- **No-data watchdog**: a source that stays connected but sends nothing for
+  ``no_data_seconds`` (a frozen camera) is killed and restarted like a dead one.
+- **Back-pressure**: chunks go to a bounded queue; when the consumer falls
+  behind, the oldest chunk is dropped and counted (never an unbounded buffer).
+- **Status** per source (state, seconds since the last audio, level, restarts,
+  drops, last error with the URL's password removed) for metrics and the
+  status endpoint. A missing ffmpeg or an unreachable source is one clear
+  message in that source's status, never a crash of the others.
+
+Audio only travels from ffmpeg's pipe to the queue, in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import numpy as np
+
+from transformer.monitor.ffmpeg import BYTES_PER_SAMPLE, ffmpeg_command
+from transformer.monitor.sources import SourceSpec, redacted
+
+logger = logging.getLogger(__name__)
+
+State = Literal["starting", "online", "reconnecting", "finished", "failed", "stopped"]
+FFMPEG_MISSING: Final = "ffmpeg not found: install it (e.g. apt-get install ffmpeg) or give its path"
+#: How long ffmpeg may take to exit after closing its output before it is killed.
+EXIT_GRACE_SECONDS: Final = 5.0
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays between restarts: ``initial * factor**attempt`` up to ``maximum``, +-``jitter``."""
+
+    initial: float = 1.0
+    maximum: float = 30.0
+    factor: float = 2.0
+    jitter: float = 0.2
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        base = min(self.maximum, self.initial * self.factor ** max(0, attempt))
+        return float(base * (1 + rng.uniform(-self.jitter, self.jitter)))
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of one source's audio: int16 mono samples and where they start in its stream.
+
+    ``segment`` counts the captures of the source: a new segment after a restart
+    means the audio is not continuous with the previous chunk.
+    """
+
+    source: str
+    samples: np.ndarray
+    start_seconds: float
+    segment: int
+
+
+@dataclass
+class SourceStatus:
+    """What the status endpoint and the metrics say of one source."""
+
+    name: str
+    url: str
+    state: State = "starting"
+    last_audio: float | None = None  # time.monotonic() of the last chunk
+    level_dbfs: float | None = None
+    restarts: int = 0
+    dropped_chunks: int = 0
+    seconds_captured: float = 0.0
+    last_error: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def to_dict(self, now: float | None = None) -> dict[str, Any]:
+        now = time.monotonic() if now is None else now
+        return {
+            "name": self.name,
+            "url": self.url,
+            "state": self.state,
+            "seconds_since_audio": None if self.last_audio is None else round(now - self.last_audio, 3),
+            "level_dbfs": None if self.level_dbfs is None else round(self.level_dbfs, 1),
+            "restarts": self.restarts,
+            "dropped_chunks": self.dropped_chunks,
+            "seconds_captured": round(self.seconds_captured, 3),
+            "last_error": self.last_error,
+        }
+
+
+def level_dbfs(samples: np.ndarray) -> float:
+    """RMS level of int16 samples in dBFS (-inf for digital silence, floored at -120)."""
+    if samples.size == 0:
+        return -120.0
+    rms = float(np.sqrt(np.mean(np.square(samples.astype(np.float64) / 32768.0))))
+    return max(-120.0, 20 * math.log10(rms)) if rms > 0 else -120.0
+
+
+class SourceSupervisor:
+    """Keeps one source's ffmpeg running and its audio flowing into ``queue``."""
+
+    def __init__(
+        self,
+        source: SourceSpec,
+        queue: asyncio.Queue[Chunk],
+        *,
+        sample_rate: int = 16_000,
+        chunk_seconds: float = 0.1,
+        binary: str = "ffmpeg",
+        backoff: Backoff | None = None,
+        healthy_after_seconds: float = 30.0,
+        environ: dict[str, str] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.source = source
+        self.queue = queue
+        self.sample_rate = sample_rate
+        self.chunk_bytes = max(BYTES_PER_SAMPLE, int(chunk_seconds * sample_rate) * BYTES_PER_SAMPLE)
+        self.binary = binary
+        self.backoff = backoff or Backoff()
+        self.healthy_after_seconds = healthy_after_seconds
+        self._environ = environ
+        self._rng = rng or random.Random()
+        self.status = SourceStatus(source.name, redacted(source.url))
+        self._stopping = asyncio.Event()
+        self._samples = 0
+        self._segment = 0
+
+    async def run(self) -> None:
+        """Capture until stopped, finished (a file's end) or failed (no ffmpeg, bad URL)."""
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                url = self.source.resolved_url(self._environ)
+            except KeyError as missing:
+                self._fail(f"environment variable {missing.args[0]} of the source URL is not set")
+                return
+            started = time.monotonic()
+            outcome = await self._capture(url)
+            if outcome in ("finished", "failed", "stopped"):
+                return
+            if time.monotonic() - started >= self.healthy_after_seconds:
+                attempt = 0
+            self.status.state, self.status.restarts = "reconnecting", self.status.restarts + 1
+            delay = self.backoff.delay(attempt, self._rng)
+            attempt += 1
+            logger.warning(
+                "source %s: %s; restarting in %.1f s", self.source.name, self.status.last_error, delay
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+        self.status.state = "stopped"
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def _capture(self, url: str) -> str:
+        """One ffmpeg run; returns why it ended ("finished", "failed", "stopped", "retry")."""
+        command = ffmpeg_command(self.source, sample_rate=self.sample_rate, url=url, binary=self.binary)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=None if self.source.kind == "stdin" else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except FileNotFoundError:
+            self._fail(FFMPEG_MISSING)
+            return "failed"
+        self._segment += 1
+        self.status.state = "starting"
+        errors = asyncio.create_task(_last_line(process.stderr))
+        stopping = asyncio.create_task(self._stopping.wait())
+        reason = "retry"
+        try:
+            reason = await self._pump(process, stopping)
+        finally:
+            stopping.cancel()
+            if reason == "eof":  # the output ended: let ffmpeg exit on its own, with its own code
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), EXIT_GRACE_SECONDS)
+            if process.returncode is None:
+                process.kill()
+            code = await process.wait()
+            last = (await errors).replace(url, redacted(url))
+        if reason == "eof":
+            if code == 0 and self.source.kind == "file":
+                self.status.state = "finished"
+                return "finished"
+            ended = "the stream ended" if code == 0 else f"ffmpeg exited with code {code}"
+            self.status.last_error = last or ended
+            return "retry"
+        return reason
+
+    async def _pump(self, process: asyncio.subprocess.Process, stopping: asyncio.Task[Any]) -> str:
+        """Move PCM from the pipe to the queue until EOF, a stall or a stop."""
+        assert process.stdout is not None
+        leftover = b""
+        while True:
+            read = asyncio.create_task(process.stdout.read(self.chunk_bytes))
+            done, _ = await asyncio.wait(
+                {read, stopping}, timeout=self.source.no_data_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            if stopping in done:
+                read.cancel()
+                self.status.state = "stopped"
+                return "stopped"
+            if read not in done:
+                read.cancel()
+                self.status.last_error = f"no audio for {self.source.no_data_seconds:g} s"
+                return "stalled"
+            data = read.result()
+            if not data:
+                return "eof"
+            data, leftover = _whole_samples(leftover + data)
+            if data:
+                self._deliver(np.frombuffer(data, dtype="<i2").copy())
+
+    def _deliver(self, samples: np.ndarray) -> None:
+        chunk = Chunk(self.source.name, samples, self._samples / self.sample_rate, self._segment)
+        self._samples += samples.shape[0]
+        status = self.status
+        status.state, status.last_audio = "online", time.monotonic()
+        status.level_dbfs = level_dbfs(samples)
+        status.seconds_captured = self._samples / self.sample_rate
+        if self.queue.full():  # the consumer is behind: the oldest audio goes, counted
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+                status.dropped_chunks += 1
+        self.queue.put_nowait(chunk)
+
+    def _fail(self, message: str) -> None:
+        self.status.state, self.status.last_error = "failed", message
+        logger.error("source %s: %s", self.source.name, message)
+
+
+def _whole_samples(data: bytes) -> tuple[bytes, bytes]:
+    cut = len(data) - len(data) % BYTES_PER_SAMPLE
+    return data[:cut], data[cut:]
+
+
+async def _last_line(stream: asyncio.StreamReader | None) -> str:
+    """The last non-empty line ffmpeg wrote to stderr (its error), at most 300 characters."""
+    last = ""
+    if stream is None:
+        return last
+    async for raw in stream:
+        line = raw.decode("utf-8", "replace").strip()
+        if line:
+            last = line[:300]
+    return last
