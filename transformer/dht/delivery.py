@@ -21,7 +21,7 @@ from transformer.analysis.events import EventChange
 from transformer.analysis.types import AnalysisResult
 from transformer.dht.clients import make_dht_client
 from transformer.dht.live_records import live_event_messages
-from transformer.dht.outbox import Outbox
+from transformer.dht.outbox import Outbox, OutboxMessage
 from transformer.dht.records import PostMode, build_messages, result_value
 from transformer.dht.sender import OutboxSender
 from transformer.dht.topics import ANOMALY_TOPIC_NAME, RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID
@@ -90,15 +90,7 @@ class DeliveryService:
             results_topic=self.results_topic,
             anomaly_topic=self.anomaly_topic,
         )
-        if not messages:
-            return
-        try:
-            self.outbox.enqueue_many(messages)
-        except sqlite3.Error as error:
-            logger.error("cannot write the DHT outbox %s: %s", self.outbox.path, error)
-            raise ServiceNotReady(
-                f"the anomaly outbox could not be written ({error}); the result was not recorded"
-            ) from None
+        self._store(messages, "the result was not recorded")
 
     def record_events(self, changes: Sequence[EventChange], context: Mapping[str, Any]) -> None:
         """Store the starts and ends of a listening source's events, durably, in one transaction.
@@ -107,13 +99,17 @@ class DeliveryService:
             ServiceNotReady: the outbox could not be written (nothing was stored).
         """
         messages = live_event_messages(changes, context, anomaly_topic=self.anomaly_topic)
+        self._store(messages, "the events were not recorded")
+
+    def _store(self, messages: Sequence[OutboxMessage], lost: str) -> None:
+        """All of ``messages`` in one transaction, or ServiceNotReady saying what was lost."""
         if not messages:
             return
         try:
             self.outbox.enqueue_many(messages)
         except sqlite3.Error as error:
             logger.error("cannot write the DHT outbox %s: %s", self.outbox.path, error)
-            raise ServiceNotReady(f"the anomaly outbox could not be written ({error})") from None
+            raise ServiceNotReady(f"the anomaly outbox could not be written ({error}); {lost}") from None
 
     def record_analysis(self, result: AnalysisResult, anomalies: Sequence[Anomaly]) -> None:
         """``record`` for one finished analysis (its SIFIS result value and its anomalies)."""
