@@ -78,9 +78,11 @@ class Container:
 
     def changed_paths(self) -> list[str]:
         """What ``podman diff`` lists: paths of the container's own filesystem added or changed,
-        less the mount points podman itself makes (/etc/hosts, /etc/resolv.conf, ... and their folders)."""
+        less the mount points podman itself makes (/etc/hosts, /etc/resolv.conf, ... and their
+        folders, and the folders it creates where a volume is mounted)."""
+        mounts = {mount["Destination"] for mount in self.inspect().get("Mounts") or []}
         lines = [line.strip() for line in podman("diff", self.name).stdout.splitlines() if line.strip()]
-        return [line for line in lines if line.split(maxsplit=1)[-1] not in PODMAN_MOUNT_POINTS]
+        return [line for line in lines if line.split(maxsplit=1)[-1] not in PODMAN_MOUNT_POINTS | mounts]
 
     def running(self) -> bool:
         return bool(self.inspect()["State"]["Running"])
