@@ -257,7 +257,14 @@ def test_serve_answers_sifis_and_client_then_stops_both_on_ctrl_c(
         assert response.status_code == 200, response.text
         # the probes wrote nothing; the request wrote one line in the transformer (method, path,
         # status, latency, id) and one in the predictor for the embeddings it scored
+        # (each line is written once the answer has gone out: read the log until both are there)
+        deadline = time.monotonic() + 10
         new = running.text().splitlines()[before:]
+        while time.monotonic() < deadline and not (
+            any("/model/predict/" in line for line in new) and any("ModelInfer OK" in line for line in new)
+        ):
+            time.sleep(0.05)
+            new = running.text().splitlines()[before:]
         assert not any("health" in line for line in new), new
         (sifis_line,) = [line for line in new if "/model/predict/" in line]
         assert re.search(
