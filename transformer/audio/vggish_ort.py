@@ -48,6 +48,19 @@ def _fp32_bytes(checkpoint_path: Path, fc2_relu: bool) -> bytes:
     return model.SerializeToString()
 
 
+def session_from_bytes(model_bytes: bytes, options: ort.SessionOptions) -> ort.InferenceSession:
+    """A CPU session from a serialised model, without the Python wrapper's copy of the bytes.
+
+    ``onnxruntime.InferenceSession`` keeps the bytes it was given for good (to rebuild the session
+    when a GPU provider falls back to the CPU), which for VGGish is a second 275 MB copy of the
+    weights beside the session's own. The CPU provider never falls back, so the copy is dropped.
+    """
+    session = ort.InferenceSession(model_bytes, options, providers=_PROVIDERS)
+    if getattr(session, "_model_bytes", None) is not None:
+        session._model_bytes = None
+    return session
+
+
 def release_freed_memory() -> None:
     """Give the building's freed heap back to the system (glibc keeps it otherwise); elsewhere a no-op."""
     with contextlib.suppress(OSError, AttributeError):
@@ -142,7 +155,7 @@ def build_session(
         raise missing_checkpoint(checkpoint_path)
     options = session_options(threads)
     if precision == "fp32":
-        session = ort.InferenceSession(_fp32_bytes(checkpoint_path, fc2_relu), options, providers=_PROVIDERS)
+        session = session_from_bytes(_fp32_bytes(checkpoint_path, fc2_relu), options)
         release_freed_memory()
         return session
     if precision != "int8":
@@ -176,7 +189,7 @@ def build_session(
         "int8 VGGish calibrated in %.1f s (reduce_range=%s)", time.perf_counter() - started, reduce_range
     )
     _write_cache(cache, model_bytes)
-    session = ort.InferenceSession(model_bytes, options, providers=_PROVIDERS)
+    session = session_from_bytes(model_bytes, options)
     del model_bytes, int8
     release_freed_memory()
     return session
