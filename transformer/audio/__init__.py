@@ -3,7 +3,7 @@
 decode.py     libsndfile decoding, limits, mono (decoding budget)
 resample.py   16 kHz with the pre-0.3 resampy kaiser_best filter (the reference), path by rate
 resample_blocks.py   resampy's interpolation as block matrix products (short periods)
-resample_kernels.py  the same phase by phase, and tap by tap (exact for any times)
+resample_kernels.py  the same phase by phase, grouped by table offsets, and tap by tap (any times)
 features.py   log-mel examples (the VGGish front end)
 loudness.py   per-example and per-window RMS level (the anomaly loudness gate)
 vggish.py     the VGGish network from the official checkpoint (TensorFlow)

@@ -12,7 +12,7 @@ Two things changed in resampy after 0.2.2 that move VGGish embeddings
 
 So the times are accumulated as 0.2.2 did and, with the rebuilt table, go through
 resampy's interpolation written in numpy (``resample_kernels``): polyphase with BLAS for rate
-ratios with a short period (every common rate), tap by tap otherwise. Either agrees with
+ratios with a short period (every common rate), outputs grouped by their table offsets otherwise. Either agrees with
 resampy's own compiled kernel to float64 rounding, and neither needs numba.
 """
 
@@ -31,7 +31,12 @@ from transformer.audio.constants import (
     SAMPLE_RATE,
 )
 from transformer.audio.resample_blocks import block_interpolation, block_plan, block_plan_fits
-from transformer.audio.resample_kernels import Filter, exact_interpolation, polyphase_interpolation, positions
+from transformer.audio.resample_kernels import (
+    Filter,
+    gathered_interpolation,
+    polyphase_interpolation,
+    positions,
+)
 
 #: Longest period (outputs per filter-phase cycle) resampled phase by phase; beyond it (odd rates
 #: such as 44.056 kHz has 2000, 44.1001 kHz would have 160000) the per-phase overhead outweighs BLAS.
@@ -95,18 +100,19 @@ def resample_to_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     # 0.2.2's time register: t[0] = 0, t[k] = t[k-1] + step, summed in order
     # (ufunc.accumulate is sequential), in units of input samples.
     step = 1.0 / (SAMPLE_RATE / sample_rate)
-    increments = np.full(output_length, step)
-    increments[:1] = 0.0
-    output_times = np.add.accumulate(increments)
+    output_times = np.empty(output_length)
+    output_times[0] = 0.0
+    np.add.accumulate(np.broadcast_to(step, output_length - 1), out=output_times[1:])
 
-    at = positions(output_times, filt, signal.shape[0])
     common = math.gcd(sample_rate, SAMPLE_RATE)
     period_outputs, period_inputs = SAMPLE_RATE // common, sample_rate // common
     if block_plan_fits(filt, period_outputs, period_inputs):
-        return block_interpolation(signal, at, filt, block_plan(filt, period_outputs, period_inputs))
+        plan = block_plan(filt, period_outputs, period_inputs)
+        return block_interpolation(signal, output_times, filt, plan)
+    at = positions(output_times, filt, signal.shape[0])
     if period_outputs <= MAX_POLYPHASE_PERIOD:
         return polyphase_interpolation(signal, at, filt, period_outputs, period_inputs)
-    return exact_interpolation(signal, at, np.arange(output_length), filt)
+    return gathered_interpolation(signal, at, np.arange(output_length), filt)
 
 
 @functools.lru_cache(maxsize=16)

@@ -229,3 +229,90 @@ def test_a_rates_filter_and_block_plan_are_built_once():
     assert sum(group.matrix.shape[1] for group in plan.groups) == 2 * 160
     assert all(not group.matrix.flags.writeable for group in plan.groups)
     assert max(group.stop_row - group.start_row for group in plan.groups) < plan.span * 0.6
+
+
+def _accumulated_times(rate: int, count: int) -> np.ndarray:
+    increments = np.full(count, 1.0 / (16_000 / rate))
+    increments[:1] = 0.0
+    return np.add.accumulate(increments)
+
+
+@pytest.mark.parametrize("rate", [8_000, 11_025, 22_050, 24_000, 44_100, 48_000, 96_000])
+def test_only_outputs_planned_next_to_a_boundary_can_drift_onto_other_taps(rate):
+    """The block path locates exactly only the phases next to a boundary; every other output must
+    read the sample and table offsets its plan says, whatever the drift of 60 s of times."""
+    import math
+    from fractions import Fraction
+
+    from transformer.audio.resample import rate_filter
+    from transformer.audio.resample_blocks import block_plan, drift_bound
+    from transformer.audio.resample_kernels import positions
+
+    common = math.gcd(rate, 16_000)
+    period_outputs, period_inputs = 16_000 // common, rate // common
+    filt = rate_filter(rate)
+    plan = block_plan(filt, period_outputs, period_inputs)
+    count = 60 * 16_000
+    times = _accumulated_times(rate, count)
+    bound = drift_bound(times, period_outputs, period_inputs)
+    k = np.arange(count)
+    exact = [Fraction(int(i) * period_inputs, period_outputs) for i in k[:: count // 997]]
+    drift = max(abs(Fraction(float(t)) - e) for t, e in zip(times[:: count // 997], exact, strict=True))
+    assert float(drift) <= bound
+    if rate in (8_000, 24_000, 48_000, 96_000):  # steps 0.5, 1.5, 3 and 6 input samples
+        assert bound == 0.0  # the step and all its multiples are float64 numbers: nothing drifts
+
+    at = positions(times, filt, count * period_inputs // period_outputs + 1)
+    phase = k % plan.outputs
+    planned = (
+        (at.sample == k // plan.outputs * plan.inputs + plan.sample[phase])
+        & (at.left_offset == plan.left_offset[phase])
+        & (at.right_offset == plan.right_offset[phase])
+    )
+    boundary = np.zeros(plan.outputs, dtype=bool)
+    boundary[plan.boundary_phases(bound, filt)] = True
+    assert planned[~boundary[phase]].all()
+    if rate in (11_025, 44_100):
+        assert not planned.all()  # there are drifted outputs, and all of them sit in those phases
+
+
+@pytest.mark.parametrize("rate", [11_025, 22_050, 32_000, 44_100, 48_000, 96_000])
+def test_block_groups_never_overlap_so_blas_reads_the_signal_in_place(rate):
+    import math
+
+    from transformer.audio.resample import rate_filter
+    from transformer.audio.resample_blocks import block_plan
+
+    common = math.gcd(rate, 16_000)
+    plan = block_plan(rate_filter(rate), 16_000 // common, rate // common)
+    assert plan.outputs >= 128
+    assert max(group.stop_row - group.start_row for group in plan.groups) <= plan.inputs
+
+
+def test_splitting_the_blocks_across_threads_changes_no_bit(monkeypatch):
+    from transformer.audio import resample_blocks
+
+    signal = white_noise(12.0, 44_100, amplitude=0.3, seed=12) + chirp(50, 7_000, 12.0, 44_100)
+    threaded = resample_to_16k(signal, 44_100)
+    monkeypatch.setattr(resample_blocks, "RESAMPLE_THREADS", 1)
+    alone = resample_to_16k(signal, 44_100)
+    np.testing.assert_array_equal(threaded, alone)
+
+
+@pytest.mark.parametrize("rate", [11_025, 44_056, 44_100])
+def test_gathered_outputs_equal_the_tap_by_tap_ones_including_the_ends(rate):
+    from transformer.audio.resample import rate_filter
+    from transformer.audio.resample_kernels import exact_interpolation, gathered_interpolation, positions
+
+    signal = white_noise(2.0, rate, amplitude=0.5, seed=rate)
+    count = signal.shape[0] * 16_000 // rate
+    at = positions(_accumulated_times(rate, count), rate_filter(rate), signal.shape[0])
+    rng = np.random.default_rng(rate)
+    middle = rng.choice(count, 500, replace=False)
+    outputs = np.concatenate([np.arange(40), middle, np.arange(count - 40, count)])
+    np.testing.assert_allclose(
+        gathered_interpolation(signal, at, outputs, rate_filter(rate)),
+        exact_interpolation(signal, at, outputs, rate_filter(rate)),
+        rtol=0,
+        atol=1e-14,
+    )
