@@ -2,6 +2,7 @@
 
 decode.py     libsndfile decoding, limits, mono (decoding budget)
 resample.py   16 kHz with the pre-0.3 resampy kaiser_best filter (the reference), path by rate
+resample_plan.py     a rate's block layout and matrices, built once (short periods)
 resample_blocks.py   resampy's interpolation as block matrix products (short periods)
 resample_kernels.py  the same phase by phase, grouped by table offsets, and tap by tap (any times)
 features.py   log-mel examples (the VGGish front end)

@@ -11,9 +11,10 @@ Two things changed in resampy after 0.2.2 that move VGGish embeddings
   phase (up to ~1e-3 on real recordings, ~0.02 in log-mel of a quiet one).
 
 So the times are accumulated as 0.2.2 did and, with the rebuilt table, go through
-resampy's interpolation written in numpy (``resample_kernels``): polyphase with BLAS for rate
-ratios with a short period (every common rate), outputs grouped by their table offsets otherwise. Either agrees with
-resampy's own compiled kernel to float64 rounding, and neither needs numba.
+resampy's interpolation written in numpy: block matrix products with BLAS for rate ratios with
+a short period (every common rate: ``resample_blocks``), outputs grouped by their table offsets
+otherwise (``resample_kernels``). Either agrees with resampy's own compiled kernel to float64
+rounding, and neither needs numba.
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ from transformer.audio.constants import (
     KAISER_BEST_ZERO_CROSSINGS,
     SAMPLE_RATE,
 )
-from transformer.audio.resample_blocks import block_interpolation, block_plan, block_plan_fits
+from transformer.audio.resample_blocks import block_interpolation
 from transformer.audio.resample_kernels import (
     Filter,
     gathered_interpolation,
     polyphase_interpolation,
     positions,
 )
+from transformer.audio.resample_plan import block_plan, block_plan_fits
 
 #: Longest period (outputs per filter-phase cycle) resampled phase by phase; beyond it (odd rates
 #: such as 44.056 kHz has 2000, 44.1001 kHz would have 160000) the per-phase overhead outweighs BLAS.

@@ -218,7 +218,7 @@ def test_phase_exceptions_are_computed_tap_by_tap():
 
 def test_a_rates_filter_and_block_plan_are_built_once():
     from transformer.audio.resample import rate_filter
-    from transformer.audio.resample_blocks import block_plan
+    from transformer.audio.resample_plan import block_plan
 
     assert rate_filter(44_100) is rate_filter(44_100)
     plan = block_plan(rate_filter(44_100), 160, 441)
@@ -245,8 +245,8 @@ def test_only_outputs_planned_next_to_a_boundary_can_drift_onto_other_taps(rate)
     from fractions import Fraction
 
     from transformer.audio.resample import rate_filter
-    from transformer.audio.resample_blocks import block_plan, drift_bound
     from transformer.audio.resample_kernels import positions
+    from transformer.audio.resample_plan import block_plan, drift_bound
 
     common = math.gcd(rate, 16_000)
     period_outputs, period_inputs = 16_000 // common, rate // common
@@ -281,7 +281,7 @@ def test_block_groups_never_overlap_so_blas_reads_the_signal_in_place(rate):
     import math
 
     from transformer.audio.resample import rate_filter
-    from transformer.audio.resample_blocks import block_plan
+    from transformer.audio.resample_plan import block_plan
 
     common = math.gcd(rate, 16_000)
     plan = block_plan(rate_filter(rate), 16_000 // common, rate // common)
