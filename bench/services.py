@@ -23,11 +23,11 @@ class Services:
     def __init__(self, model_dir: Path) -> None:
         ports = [free_port() for _ in range(4)]
         parser = local.build_parser()
-        self.args, _ = parser.parse_known_args(
+        self.args = parser.parse_args(
             [
-                "--model_dir", str(model_dir),
-                "--http_port", str(ports[0]), "--grpc_port", str(ports[1]),
-                "--predictor_http_port", str(ports[2]), "--predictor_grpc_port", str(ports[3]),
+                "--model-dir", str(model_dir),
+                "--http-port", str(ports[0]), "--grpc-port", str(ports[1]),
+                "--predictor-http-port", str(ports[2]), "--predictor-grpc-port", str(ports[3]),
             ]
         )  # fmt: skip
         self.predictor, self.transformer = local.service_commands(self.args, [])
