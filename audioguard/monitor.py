@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import signal
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,9 +26,6 @@ import numpy as np
 from contract import cli_types
 from contract.cli_style import HelpFormatter, hyphenated, known_flags
 from contract.errors import AudioGuardError
-
-#: Chunks handed to the monitor at once (all that is waiting, up to this many).
-MAX_CHUNKS_PER_STEP = 64
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,8 +69,8 @@ async def listen(args: argparse.Namespace) -> int:
     from contract.service_logs import native_stderr_to_debug
     from transformer.analysis.types import PredictorScores
     from transformer.monitor.loop import Monitor
+    from transformer.monitor.service import MonitorService
     from transformer.monitor.sources import load_sources
-    from transformer.monitor.supervisor import Chunk, SourceSupervisor
 
     sources = load_sources(args.sources)
     with native_stderr_to_debug("tensorflow"):  # the classifier's native banners are not output
@@ -90,6 +87,7 @@ async def listen(args: argparse.Namespace) -> int:
             record = change.to_dict()  # type: ignore[attr-defined]
             print(json.dumps(record) if args.json else describe_change(record), flush=True)
 
+    session = str(uuid.uuid4())
     monitor = Monitor(
         sources,
         embed=classifier.pipeline.embedder.embed_quantized,
@@ -100,33 +98,31 @@ async def listen(args: argparse.Namespace) -> int:
         lifecycle=args.lifecycle,
         hop=args.hop,
         gate_dbfs=classifier.settings.loudness_gate_dbfs,
+        session=session,
+        embedding_official=classifier.weights.embedding_official,
     )
     if not classifier.weights.official:
         print(f"WARNING: {classifier.weights.warning}", file=sys.stderr, flush=True)
-    queue: asyncio.Queue[Chunk] = asyncio.Queue(args.queue_chunks)
-    supervisors = [SourceSupervisor(spec, queue, binary=args.ffmpeg) for spec in sources]
-    tasks = [asyncio.create_task(supervisor.run()) for supervisor in supervisors]
+    service = MonitorService(
+        sources, monitor, queue_chunks=args.queue_chunks, ffmpeg=args.ffmpeg, session=session
+    )
+    await service.start(register_metrics=False)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    played_out = asyncio.create_task(service.wait_sources_done())
+    interrupted = asyncio.create_task(stopping.wait())
     try:
-        while not (stopping.is_set() or (all(task.done() for task in tasks) and queue.empty())):
-            with contextlib.suppress(TimeoutError):
-                first = await asyncio.wait_for(queue.get(), 0.5)
-                chunks = [first]
-                while not queue.empty() and len(chunks) < MAX_CHUNKS_PER_STEP:
-                    chunks.append(queue.get_nowait())
-                await monitor.process(chunks)
+        await asyncio.wait({played_out, interrupted}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for supervisor in supervisors:
-            await supervisor.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await monitor.close()
-    failed = [s.status for s in supervisors if s.status.state == "failed"]
+        interrupted.cancel()
+        await service.stop()
+        played_out.cancel()
+    failed = [s.status for s in service.supervisors if s.status.state == "failed"]
     for status in failed:
         print(f"error: source {status.name}: {status.last_error}", file=sys.stderr)
-    return 1 if failed and len(failed) == len(supervisors) else 0
+    return 1 if failed and len(failed) == len(service.supervisors) else 0
 
 
 def main(argv: Sequence[str]) -> int:

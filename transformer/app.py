@@ -19,8 +19,9 @@ at module top level, before ``ModelServer.start``. Importing this module:
   KServe's gRPC client logs each failed call at ERROR with a traceback on
   ``kserve.trace``; ``PredictorOutageLogFilter`` drops those records for the
   outage codes only (our handlers log the event), other failures keep theirs;
+- answers ``GET /v1/monitor`` with the live sources' status (``--sources_file``);
 - adds a lifespan hook that connects to the predictor and runs the DHT
-  outbox sender for as long as the server runs.
+  outbox sender (and the live sources) for as long as the server runs.
 
 ``bind_model(model)`` tells the routes which model they serve.
 """
@@ -61,6 +62,7 @@ from transformer.protocol.v2_response import OUTPUT_NAMES
 logger = logging.getLogger(__name__)
 
 INFER_PATH: Final = "/v2/models/{model_name}/infer"
+MONITOR_PATH: Final = "/v1/monitor"
 METADATA_PATH: Final = "/v2/models/{model_name}"
 #: Room for the JSON around the tensor; base64 makes the audio 4/3 larger.
 JSON_OVERHEAD_BYTES: Final = 64 * 1024
@@ -96,6 +98,18 @@ async def model_metadata(model_name: str, request: Request) -> dict[str, object]
         "outputs": model.get_output_types(),
         "parameters": model.metadata_parameters(),
     }
+
+
+async def monitor_status(request: Request) -> Response:
+    """GET /v1/monitor: each live source's state, last audio, level, restarts, drops, open events
+    (404 when the service listens to no source)."""
+    model: AudioTransformer | None = getattr(request.app.state, "audio_transformer", None)
+    if model is None or model.monitor is None:
+        return JSONResponse(
+            {"error": "this transformer listens to no live source (start it with --sources_file)"},
+            status_code=404,
+        )
+    return JSONResponse(model.monitor.status())
 
 
 def rest_body_limit(model: AudioTransformer) -> int:
@@ -185,6 +199,7 @@ def install(target: FastAPI) -> None:
     install_grpc_status_codes()
     target.add_api_route(INFER_PATH, infer, methods=["POST"], response_model=None, tags=["V2"])
     target.add_api_route(METADATA_PATH, model_metadata, methods=["GET"], tags=["V2"])
+    target.add_api_route(MONITOR_PATH, monitor_status, methods=["GET"], response_model=None, tags=["monitor"])
     target.include_router(sifis.router)
     target.add_exception_handler(grpc.RpcError, predictor_unavailable_handler)
     target.add_exception_handler(httpx.TransportError, predictor_unavailable_handler)
@@ -202,9 +217,10 @@ def describe_model(target: FastAPI) -> str:
         return "no model"
     settings = model.settings
     official = "official" if model.assets.get("official", False) else "NOT official"
+    listening = "" if model.monitor is None else f", listening to {len(model.monitor.sources)} source(s)"
     return (
         f"model {model.name!r}, VGGish on {settings.vggish_runtime} {settings.vggish_precision}, "
-        f"weights {official}, privacy minimum {settings.privacy_minimum}"
+        f"weights {official}, privacy minimum {settings.privacy_minimum}{listening}"
     )
 
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from kserve import Model
 from kserve.inference_client import InferenceGRPCClient
 from kserve.model import InferenceVerb, InferReturnType
@@ -32,12 +33,14 @@ from contract.v2_rest import off_the_loop_if_large
 from transformer.admission import Admission, Ticket, memory_budget_mb
 from transformer.analysis.analyzer import Analyzer, PreparedAnalysis
 from transformer.analysis.anomaly_groups import load_anomaly_groups
+from transformer.analysis.events import EventChange
 from transformer.analysis.labels import load_labels
-from transformer.analysis.types import AnalysisOptions, AnalysisResult
+from transformer.analysis.types import AnalysisOptions, AnalysisResult, PredictorScores
 from transformer.audio.pipeline import EmbeddingPipeline
 from transformer.audio.worker import EmbeddingWorker
 from transformer.dht.delivery import DeliveryService
 from transformer.dht.listener import RequestListener, options_from_request
+from transformer.monitor.service import MonitorService, monitor_service
 from transformer.predictor_client import PREDICTOR_CHANNEL_ARGS, PredictorClient
 from transformer.privacy import PRIVACY_METHODS
 from transformer.protocol import v2_request, v2_response
@@ -75,6 +78,7 @@ class AudioTransformer(Model):
         self.predictor: PredictorClient | None = None
         self.delivery: DeliveryService | None = None
         self.listener: RequestListener | None = None
+        self.monitor: MonitorService | None = None
         self.admission: Admission | None = None
         self.assets: dict[str, object] = {}
 
@@ -118,6 +122,16 @@ class AudioTransformer(Model):
         )
         if settings.listener_enabled:
             self.listener = RequestListener.from_settings(settings, self.process_dht_request)
+        if settings.sources_file is not None:
+            self.monitor = monitor_service(
+                settings,
+                embed=self.worker.pipeline.embedder.embed_quantized,
+                score=self._score_live,
+                record=self._record_live,
+                groups=groups,
+                labels=load_labels(),
+                embedding_official=bool(self.assets.get("official", False)),
+            )
         self.admission = Admission(
             max_analyses=settings.max_inflight_analyses,
             max_memory_mb=settings.max_inflight_mb or memory_budget_mb(settings.memory_limit_mb),
@@ -137,13 +151,38 @@ class AudioTransformer(Model):
             await self.delivery.start()
         if self.listener is not None:
             await self.listener.start()
+        if self.monitor is not None:
+            await self.monitor.start()
 
     async def stop_background(self) -> None:
-        """Stop them; undelivered messages stay in the outbox for the next start."""
+        """Stop them (the live sources first: their open events end through the outbox);
+        undelivered messages stay in the outbox for the next start."""
+        if self.monitor is not None:
+            await self.monitor.stop()
         if self.listener is not None:
             await self.listener.stop()
         if self.delivery is not None:
             await self.delivery.stop()
+
+    async def _score_live(self, windows: np.ndarray) -> PredictorScores:
+        """The live sources' windows through the same predictor call as a file's."""
+        assert self.predictor is not None
+        return await self.predictor.score(windows, None, None)
+
+    def _record_live(self, changes: Sequence[EventChange], context: Mapping[str, Any]) -> None:
+        """A live event's start or end: one log line (never audio), and the outbox when the DHT is set."""
+        for change in changes:
+            logger.info(
+                "live event %s on %s: %s [%s] at %.2f s, peak %.2f",
+                change.change,
+                change.source,
+                change.label,
+                change.group,
+                change.start_seconds if change.end_seconds is None else change.end_seconds,
+                change.peak_score,
+            )
+        if self.delivery is not None:
+            self.delivery.record_events(changes, context)
 
     def vggish_batch_stats(self) -> BatchStats | None:
         """Counters of the VGGish batcher (``windows`` = examples); None when batching is off."""

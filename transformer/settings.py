@@ -249,3 +249,35 @@ class TransformerSettings(BaseSettings):
         description="Longest a request's VGGish examples wait for other requests to join their "
         "call (0 still merges what queued while VGGish was busy).",
     )
+
+    # --- continuous listening (issue 16) ---------------------------------------------
+    sources_file: Path | None = Field(
+        None,
+        description="YAML/JSON file of live sources (camera RTSP audio, HTTP streams, sound cards, "
+        "files) to listen to continuously besides serving requests; events go to the DHT outbox "
+        "(unset = no listening). Credentials as ${VAR} from the environment.",
+    )
+    monitor_hop: int = Field(
+        1, ge=1, le=10, description="Examples (0.96 s each) between two scored windows of a live source."
+    )
+    event_min_hits: int = Field(2, ge=1, description="Windows with a hit that start a live event ...")
+    event_within_hops: int = Field(3, ge=1, description="... among this many latest windows.")
+    event_max_not_heard_seconds: float = Field(
+        5.0, gt=0, description="A live event ends after this long without a hit."
+    )
+    monitor_queue_chunks: int = Field(
+        600,
+        ge=10,
+        description="Audio chunks (0.1 s, all sources together) waiting for detection at most; when "
+        "the host falls behind the oldest are dropped and counted.",
+    )
+    ffmpeg_path: str = Field("ffmpeg", min_length=1, description="The ffmpeg program capturing live sources.")
+
+    @model_validator(mode="after")
+    def _event_lifecycle(self) -> TransformerSettings:
+        if self.event_within_hops < self.event_min_hits:
+            raise ValueError(
+                f"event_within_hops ({self.event_within_hops}) must be >= "
+                f"event_min_hits ({self.event_min_hits})"
+            )
+        return self

@@ -71,7 +71,7 @@ def test_two_file_sources_each_raise_events_that_start_once_and_end_once(
         assert len({r["group"] for r in starts.values()}) == len(starts)  # one event per group: no duplicates
         for event_id, end in ends.items():
             assert (
-                end["reason"] == "source stopped"
+                end["reason"] == "source finished"
                 and 0 <= starts[event_id]["start_seconds"] < end["end_seconds"]
             )
             assert end["end_seconds"] <= seconds

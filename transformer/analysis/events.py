@@ -118,9 +118,11 @@ class _GroupState:
 class EventTracker:
     """The lifecycle of every anomaly group of one source."""
 
-    def __init__(self, source: str, settings: LifecycleSettings | None = None) -> None:
+    def __init__(self, source: str, settings: LifecycleSettings | None = None, session: str = "") -> None:
+        """``session`` tells runs apart in the event ids (stream times start at 0 in every run)."""
         self.source = source
         self.settings = settings or LifecycleSettings()
+        self.session = session
         self._groups: dict[str, _GroupState] = {}
 
     @property
@@ -167,7 +169,9 @@ class EventTracker:
         first = min(hits, key=lambda anomaly: anomaly.start_seconds)
         peak = max(hits, key=lambda anomaly: anomaly.score)
         event_id = str(
-            uuid.uuid5(EVENT_NAMESPACE, f"{self.source}\n{first.group}\n{first.start_seconds:.3f}")
+            uuid.uuid5(
+                EVENT_NAMESPACE, f"{self.session}{self.source}\n{first.group}\n{first.start_seconds:.3f}"
+            )
         )
         state.open = _Open(event_id, first.start_seconds, max(h.end_seconds for h in hits), peak)
         return self._change("start", state.open, None, "")

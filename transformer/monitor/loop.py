@@ -27,6 +27,7 @@ import numpy as np
 
 from contract.constants import EMBEDDINGS_PER_WINDOW, EXAMPLE_SECONDS
 from contract.errors import InvalidConfiguration
+from contract.weights_status import WeightsStatus
 from transformer.analysis.anomalies import detect_anomalies
 from transformer.analysis.anomaly_groups import AnomalyGroup
 from transformer.analysis.events import EventChange, EventTracker, LifecycleSettings
@@ -97,7 +98,12 @@ class Monitor:
         hop: int = 1,
         gate_dbfs: float | None = None,
         context: Mapping[str, Any] | None = None,
+        session: str = "",
+        embedding_official: bool = False,
     ) -> None:
+        """``context`` adds fields to every record; ``session`` (e.g. a uuid per run) keeps the
+        event ids of two runs apart; ``embedding_official``: VGGish and the PCA are the published
+        files (each record then carries the weights verdict with the predictor's)."""
         if not 1 <= hop <= EMBEDDINGS_PER_WINDOW:
             raise InvalidConfiguration(
                 f"hop must be between 1 and {EMBEDDINGS_PER_WINDOW} examples, got {hop}"
@@ -109,19 +115,29 @@ class Monitor:
                     "(only 'none'); its anonymisation must be seamless across chunks first"
                 )
         self._sources = {
-            spec.name: _Source(spec, source_groups(groups, spec), EventTracker(spec.name, lifecycle))
+            spec.name: _Source(spec, source_groups(groups, spec), EventTracker(spec.name, lifecycle, session))
             for spec in sources
         }
         self._embed, self._score, self._record = embed, score, record
         self.labels, self.hop, self.gate_dbfs = labels, hop, gate_dbfs
         self.context = dict(context or {})
+        self.embedding_official = embedding_official
+        self._weights = WeightsStatus(embedding_official, None).fields()
+
+    def open_groups(self, source: str) -> list[str]:
+        """The anomaly groups with an event in progress on ``source``."""
+        return self._sources[source].tracker.open_groups
 
     async def process(self, chunks: Iterable[Chunk]) -> list[EventChange]:
         """Take chunks (any sources, in arrival order); return the event changes they caused."""
         changes: list[EventChange] = []
         completed: list[tuple[_Source, np.ndarray, np.ndarray]] = []
+        ended: list[_Source] = []
         for chunk in chunks:
             source = self._sources[chunk.source]
+            if chunk.final:  # its audio before this point is detected first, then its events end
+                ended.append(source)
+                continue
             if chunk.segment != source.segment:
                 changes += self._restart(source, chunk)
             examples, levels = source.front.push(chunk.samples)
@@ -133,15 +149,17 @@ class Monitor:
             windows = self._windows(completed, embeddings)
             if windows:
                 changes += await self._detect(windows)
+        for source in ended:
+            changes += source.tracker.close("source finished")
         if changes:
-            await asyncio.to_thread(self._record, changes, self.context)
+            await asyncio.to_thread(self._record, changes, {**self.context, **self._weights})
         return changes
 
     async def close(self) -> list[EventChange]:
         """End every open event (the monitor stops); they are recorded too."""
         changes = [change for source in self._sources.values() for change in source.tracker.close()]
         if changes:
-            await asyncio.to_thread(self._record, changes, self.context)
+            await asyncio.to_thread(self._record, changes, {**self.context, **self._weights})
         return changes
 
     def _restart(self, source: _Source, chunk: Chunk) -> list[EventChange]:
@@ -181,6 +199,7 @@ class Monitor:
 
     async def _detect(self, windows: Sequence[_Window]) -> list[EventChange]:
         scored = await self._score(np.stack([window.embeddings for window in windows]))
+        self._weights = WeightsStatus(self.embedding_official, scored.weights_official).fields()
         changes = []
         for window, scores in zip(windows, scored.values, strict=True):
             gate = window.source.spec.loudness_gate_dbfs

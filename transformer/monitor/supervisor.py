@@ -58,13 +58,15 @@ class Chunk:
     """A piece of one source's audio: int16 mono samples and where they start in its stream.
 
     ``segment`` counts the captures of the source: a new segment after a restart
-    means the audio is not continuous with the previous chunk.
+    means the audio is not continuous with the previous chunk. ``final`` (no samples)
+    says the source has ended for good (a file played out, a failure): its events end.
     """
 
     source: str
     samples: np.ndarray
     start_seconds: float
     segment: int
+    final: bool = False
 
 
 @dataclass

@@ -1,0 +1,179 @@
+"""The transformer listening to live sources (``--sources_file``): real predictor and transformer
+processes, real ffmpeg captures, the real SIFIS DHT broker.
+
+One source is a recording played out as fast as ffmpeg reads it; another is an HTTP address where
+nothing listens (a camera that is off). With synthetic weights the default groups fire on any
+sound, so the recording raises events: each must reach the DHT as a start and an end record
+(the end when the recording is over), with the source, the session and the weights verdict, and
+nothing of the audio may appear in the log, the outbox or what went to the DHT. The dead source
+must stay one line of status (reconnecting, its error, its restarts) and never stop the other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+
+from tests.e2e.test_anomaly_delivery import poll, transformer_args
+from tests.support.dht_broker import DhtBroker
+from tests.support.leakscan import AudioFingerprints, files_under, read_bounded, scan_files
+from tests.support.serverutil import RunningServer, free_port, start_server
+from tests.support.service_clients import metric_value, predictor_args, wav_bytes
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ffmpeg_installed")]
+
+ANOMALY_TOPIC = "SIFIS:Audio_Anomaly"
+SECONDS = 14.0
+
+
+@pytest.fixture(scope="module")
+def ffmpeg_installed() -> None:
+    import shutil
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed (bash scripts/install-system-tools.sh)")
+
+
+@pytest.fixture(scope="module")
+def predictor(synthetic_model_dir: Path) -> Iterator[RunningServer]:
+    server = start_server("predictor", predictor_args(synthetic_model_dir))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    rng = np.random.default_rng(16)
+    envelope = 0.1 + 0.25 * np.abs(np.sin(np.linspace(0, 9 * np.pi, int(SECONDS * 16_000))))
+    stereo = envelope[:, None] * rng.standard_normal((envelope.shape[0], 2))  # the leak scan wants two
+    return wav_bytes(stereo.clip(-1, 1), 16_000)
+
+
+@pytest.fixture(scope="module")
+def listening(
+    predictor: RunningServer,
+    synthetic_model_dir: Path,
+    recording: bytes,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RunningServer, DhtBroker, Path]]:
+    work = tmp_path_factory.mktemp("monitor")
+    (work / "night.wav").write_bytes(recording)
+    dead_port = free_port()  # nothing listens there
+    (work / "sources.yaml").write_text(
+        "sources:\n"
+        f"  - {{name: replay, url: 'file:{work / 'night.wav'}', realtime: false}}\n"
+        f"  - {{name: garden-cam, url: 'http://127.0.0.1:{dead_port}/audio', no_data_seconds: 2}}\n"
+    )
+    broker = DhtBroker(work / "dht").start()
+    server = start_server(
+        "transformer",
+        [
+            *transformer_args(synthetic_model_dir, predictor),
+            "--sources_file", str(work / "sources.yaml"),
+            "--dht_url", broker.url,
+            "--outbox_path", str(work / "state" / "outbox.sqlite3"),
+            "--analyzer_id", "e2e-listener",
+        ],
+    )  # fmt: skip
+    try:
+        yield server, broker, work
+    finally:
+        server.stop()
+        broker.stop()
+
+
+def _status(server: RunningServer) -> dict[str, Any]:
+    answer = requests.get(server.http_url + "/v1/monitor", timeout=10)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def _source(status: dict[str, Any], name: str) -> dict[str, Any]:
+    (source,) = [s for s in status["sources"] if s["name"] == name]
+    return dict(source)
+
+
+def test_a_played_recording_raises_events_that_start_and_end_at_the_dht(
+    listening: tuple[RunningServer, DhtBroker, Path],
+) -> None:
+    server, broker, _ = listening
+    poll(lambda: _source(_status(server), "replay")["state"] == "finished", "the recording to play out")
+    records = poll(lambda: broker.entries(ANOMALY_TOPIC) or None, "live event records at the DHT")
+
+    def complete() -> list[dict[str, Any]] | None:
+        values = list(broker.entries(ANOMALY_TOPIC).values())
+        starts = {v["event_id"] for v in values if v["change"] == "start"}
+        ends = {v["event_id"] for v in values if v["change"] == "end"}
+        return values if starts and starts == ends else None
+
+    records = poll(complete, "an end record for every started event")
+    status = _status(server)
+    replay = _source(status, "replay")
+    assert replay["open_events"] == [] and replay["seconds_captured"] == pytest.approx(SECONDS, abs=0.05)
+    for record in records:
+        assert record["source"] == "replay"
+        assert record["session"] == status["session"]
+        assert record["privacy"] == "none" and record["analyzer_id"] == "e2e-listener"
+        assert record["weights_official"] is False and "official" in record["weights_warning"]
+        assert 0 <= record["start_seconds"] <= SECONDS
+        if record["change"] == "end":
+            assert record["reason"] in ("source finished", "not heard")
+            assert record["start_seconds"] < record["end_seconds"] <= SECONDS
+    # one event per group at a time: no two open events of a group overlap
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for record in records:
+        if record["change"] == "end":
+            spans.setdefault(record["group"], []).append((record["start_seconds"], record["end_seconds"]))
+    for group, group_spans in spans.items():
+        ordered = sorted(group_spans)
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(ordered)), group
+    assert metric_value(server, "audioguard_monitor_source_up", source="replay") == 0.0
+    assert metric_value(server, "audioguard_monitor_open_events", source="replay") == 0.0
+
+
+def test_a_dead_source_is_one_line_of_status_and_never_stops_the_other(
+    listening: tuple[RunningServer, DhtBroker, Path],
+) -> None:
+    server, _, _ = listening
+    cam = poll(
+        lambda: (s := _source(_status(server), "garden-cam"))["restarts"] >= 2 and s,
+        "the camera to be retried",
+    )
+    assert cam["state"] in ("reconnecting", "starting")
+    assert cam["url"].startswith("http://127.0.0.1:") and cam["seconds_since_audio"] is None
+    assert cam["last_error"]
+    assert (metric_value(server, "audioguard_monitor_source_restarts_total", source="garden-cam") or 0) >= 2
+    assert metric_value(server, "audioguard_monitor_source_up", source="garden-cam") == 0.0
+    # the transformer still answers file requests meanwhile
+    assert requests.get(server.http_url + "/v2/health/ready", timeout=10).status_code == 200
+
+
+def test_nothing_of_the_live_audio_in_the_log_the_outbox_or_the_dht(
+    listening: tuple[RunningServer, DhtBroker, Path], recording: bytes
+) -> None:
+    server, broker, work = listening
+    poll(lambda: _source(_status(server), "replay")["state"] == "finished", "the recording to play out")
+    fingerprints = AudioFingerprints.of_wav(recording, [0.5, 3.0, 7.5, 12.0])
+    findings = fingerprints.find(read_bounded(server.logs), "transformer log")
+    findings += scan_files(list(files_under([work / "state"])), fingerprints)
+    findings += fingerprints.find(json.dumps(broker.entries(ANOMALY_TOPIC)).encode(), "DHT entries")
+    assert not findings, "audio found:\n" + "\n".join(map(str, findings))
+    assert "live event start on replay" in server.log_text()
+
+
+def test_the_status_endpoint_says_when_nothing_is_listened_to(
+    predictor: RunningServer, synthetic_model_dir: Path
+) -> None:
+    server = start_server("transformer", transformer_args(synthetic_model_dir, predictor))
+    try:
+        answer = requests.get(server.http_url + "/v1/monitor", timeout=10)
+        assert answer.status_code == 404 and "--sources_file" in answer.json()["error"]
+    finally:
+        server.stop()

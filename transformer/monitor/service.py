@@ -1,0 +1,268 @@
+"""The monitor as a running service: one supervisor per source, one consuming loop, status, metrics.
+
+``python -m transformer --sources_file FILE`` runs it beside the request routes
+(events through the DHT outbox) and ``audioguard monitor`` runs it alone (events
+printed). The loop takes every chunk waiting (up to ``MAX_CHUNKS_PER_STEP``, all
+sources together) and hands them to ``Monitor.process``: one VGGish call and one
+predictor call per step. A step that fails (the predictor is down, the outbox
+cannot be written) is counted and logged at most once a minute; the loop goes on
+with the next audio, and the supervisors keep capturing meanwhile (the bounded
+queue drops the oldest audio if the outage outlasts it).
+
+``status()`` is what ``GET /v1/monitor`` answers; ``MonitorCollector`` exposes
+the same per-source figures on ``/metrics`` at each scrape. Neither says
+anything of the audio beyond its level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import numpy as np
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import REGISTRY, Collector
+
+from contract.errors import AudioGuardError, InvalidConfiguration
+from transformer.analysis.anomaly_groups import AnomalyGroup
+from transformer.analysis.events import LifecycleSettings
+from transformer.analysis.labels import Labels
+from transformer.monitor.loop import EmbedExamples, Monitor, RecordEvents, ScoreWindows
+from transformer.monitor.sources import SourceSpec, load_sources
+from transformer.monitor.supervisor import Chunk, SourceSupervisor
+from transformer.settings import TransformerSettings
+
+logger = logging.getLogger(__name__)
+
+#: Chunks handed to the monitor at once (all that is waiting, up to this many: 6.4 s of audio).
+MAX_CHUNKS_PER_STEP: Final = 64
+#: Shortest time between two log lines about failing steps.
+FAILURE_LOG_SECONDS: Final = 60.0
+
+
+class MonitorService:
+    """Every source captured and listened to until ``stop``."""
+
+    def __init__(
+        self,
+        sources: Sequence[SourceSpec],
+        monitor: Monitor,
+        *,
+        queue_chunks: int = 600,
+        ffmpeg: str = "ffmpeg",
+        session: str | None = None,
+    ) -> None:
+        """
+        Args:
+            sources: the validated sources (``load_sources``).
+            monitor: the detection over those sources (its embed/score/record injected).
+            queue_chunks: chunks (0.1 s each, all sources) waiting at most; the oldest go first.
+            ffmpeg: the ffmpeg program.
+            session: this run's id (in the status; the monitor's event ids use it too).
+        """
+        self.sources = list(sources)
+        self.monitor = monitor
+        self.session = session or str(uuid.uuid4())
+        self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.queue: asyncio.Queue[Chunk] | None = None
+        self.queue_chunks, self.ffmpeg = queue_chunks, ffmpeg
+        self.supervisors: list[SourceSupervisor] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._consumer: asyncio.Task[None] | None = None
+        self._collector: MonitorCollector | None = None
+        self.steps = self.failed_steps = 0
+        self._last_failure_log = -FAILURE_LOG_SECONDS
+
+    async def start(self, *, register_metrics: bool = True) -> None:
+        """Start the captures and the consuming loop on the running event loop."""
+        self.queue = asyncio.Queue(self.queue_chunks)
+        self.supervisors = [SourceSupervisor(spec, self.queue, binary=self.ffmpeg) for spec in self.sources]
+        self._tasks = [
+            asyncio.create_task(
+                self._supervise(supervisor), name=f"audioguard-source-{supervisor.source.name}"
+            )
+            for supervisor in self.supervisors
+        ]
+        self._consumer = asyncio.create_task(self._consume(), name="audioguard-monitor")
+        if register_metrics:
+            self._collector = MonitorCollector(self)
+            REGISTRY.register(self._collector)
+        names = ", ".join(f"{s.name} ({s.kind})" for s in self.sources)
+        logger.info("listening to %d source(s): %s", len(self.sources), names)
+
+    async def _supervise(self, supervisor: SourceSupervisor) -> None:
+        """Run one capture; when it ends for good, tell the monitor after the source's last audio."""
+        await supervisor.run()
+        if supervisor.status.state in ("finished", "failed") and self.queue is not None:
+            name = supervisor.source.name
+            await self.queue.put(Chunk(name, np.zeros(0, dtype=np.int16), 0.0, 0, final=True))
+
+    async def wait_sources_done(self) -> None:
+        """Return once every capture has ended (files played out, sources failed) and its audio is
+        processed; a live stream never ends, so this waits for ``stop`` there."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.queue is not None and self._consumer is not None and not self._consumer.done():
+            await self.queue.join()
+
+    async def stop(self) -> None:
+        """Stop the captures, process what they delivered, end the open events (recorded)."""
+        for supervisor in self.supervisors:
+            await supervisor.stop()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.queue is not None and self._consumer is not None and not self._consumer.done():
+            await self.queue.join()
+        if self._consumer is not None:
+            self._consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._consumer
+        try:
+            await self.monitor.close()
+        except Exception as error:  # the ends could not be recorded: say so, the stop goes on
+            logger.error("the open events could not be ended: %s", _describe(error))
+        if self._collector is not None:
+            REGISTRY.unregister(self._collector)
+            self._collector = None
+
+    async def _consume(self) -> None:
+        assert self.queue is not None
+        while True:
+            chunks = [await self.queue.get()]
+            while not self.queue.empty() and len(chunks) < MAX_CHUNKS_PER_STEP:
+                chunks.append(self.queue.get_nowait())
+            try:
+                await self.monitor.process(chunks)
+                self.steps += 1
+            except Exception as error:  # one failing step never stops the listening
+                self.failed_steps += 1
+                now = time.monotonic()
+                if now - self._last_failure_log >= FAILURE_LOG_SECONDS:
+                    self._last_failure_log = now
+                    logger.warning(
+                        "listening: %.1f s of audio not analysed (%d step(s) failed so far): %s",
+                        sum(chunk.samples.shape[0] for chunk in chunks) / 16_000,
+                        self.failed_steps,
+                        _describe(error),
+                    )
+            finally:
+                for _ in chunks:
+                    self.queue.task_done()
+
+    def status(self) -> dict[str, Any]:
+        """Per source: state, seconds since its last audio, level, restarts, drops, open events."""
+        now = time.monotonic()
+        return {
+            "session": self.session,
+            "started_at": self.started_at,
+            "steps": self.steps,
+            "failed_steps": self.failed_steps,
+            "sources": [
+                {
+                    **supervisor.status.to_dict(now),
+                    "open_events": self.monitor.open_groups(supervisor.source.name),
+                }
+                for supervisor in self.supervisors
+            ],
+        }
+
+
+def _describe(error: BaseException) -> str:
+    return error.message if isinstance(error, AudioGuardError) else f"{type(error).__name__}: {error}"
+
+
+class MonitorCollector(Collector):
+    """The sources' figures on ``/metrics``, read from the live statuses at each scrape."""
+
+    def __init__(self, service: MonitorService) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        now = time.monotonic()
+        up = GaugeMetricFamily(
+            "audioguard_monitor_source_up", "1 while the source delivers audio, else 0.", labels=["source"]
+        )
+        age = GaugeMetricFamily(
+            "audioguard_monitor_source_seconds_since_audio",
+            "Seconds since the source's last audio (absent before the first).",
+            labels=["source"],
+        )
+        level = GaugeMetricFamily(
+            "audioguard_monitor_source_level_dbfs", "RMS level of the source's last chunk.", labels=["source"]
+        )
+        open_events = GaugeMetricFamily(
+            "audioguard_monitor_open_events", "Events in progress on the source.", labels=["source"]
+        )
+        restarts = CounterMetricFamily(
+            "audioguard_monitor_source_restarts", "Captures restarted (ended or stalled).", labels=["source"]
+        )
+        dropped = CounterMetricFamily(
+            "audioguard_monitor_dropped_chunks",
+            "Audio chunks (0.1 s) dropped because detection fell behind.",
+            labels=["source"],
+        )
+        for supervisor in self.service.supervisors:
+            status, name = supervisor.status, supervisor.source.name
+            up.add_metric([name], 1.0 if status.state == "online" else 0.0)
+            if status.last_audio is not None:
+                age.add_metric([name], now - status.last_audio)
+            if status.level_dbfs is not None:
+                level.add_metric([name], status.level_dbfs)
+            open_events.add_metric([name], len(self.service.monitor.open_groups(name)))
+            restarts.add_metric([name], status.restarts)
+            dropped.add_metric([name], status.dropped_chunks)
+        failed = CounterMetricFamily(
+            "audioguard_monitor_failed_steps", "Detection steps that failed (their audio not analysed)."
+        )
+        failed.add_metric([], self.service.failed_steps)
+        yield from (up, age, level, open_events, restarts, dropped, failed)
+
+
+def monitor_service(
+    settings: TransformerSettings,
+    *,
+    embed: EmbedExamples,
+    score: ScoreWindows,
+    record: RecordEvents,
+    groups: Sequence[AnomalyGroup],
+    labels: Labels,
+    embedding_official: bool,
+) -> MonitorService:
+    """The service's monitor from its settings (``sources_file`` set); InvalidConfiguration names
+    a bad sources file, lifecycle or privacy before anything starts."""
+    assert settings.sources_file is not None
+    sources = load_sources(settings.sources_file)
+    if settings.privacy_minimum != "none":
+        raise InvalidConfiguration(
+            f"privacy_minimum {settings.privacy_minimum!r}: live sources cannot be anonymised yet (only "
+            "'none'), so the service refuses to listen rather than go below its minimum; unset "
+            "sources_file or lower privacy_minimum"
+        )
+    session = str(uuid.uuid4())
+    monitor = Monitor(
+        sources,
+        embed=embed,
+        score=score,
+        record=record,
+        groups=groups,
+        labels=labels,
+        lifecycle=LifecycleSettings(
+            settings.event_min_hits, settings.event_within_hops, settings.event_max_not_heard_seconds
+        ),
+        hop=settings.monitor_hop,
+        gate_dbfs=settings.loudness_gate_dbfs,
+        context={"analyzer_id": settings.analyzer_id, "privacy": "none", "session": session},
+        session=session,
+        embedding_official=embedding_official,
+    )
+    return MonitorService(
+        sources,
+        monitor,
+        queue_chunks=settings.monitor_queue_chunks,
+        ffmpeg=settings.ffmpeg_path,
+        session=session,
+    )
