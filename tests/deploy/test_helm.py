@@ -93,6 +93,62 @@ def test_edge_transformer_calls_the_remote_predictor_over_tls() -> None:
     assert docs["Secret", "audioguard-dht"]["stringData"]["AUDIOGUARD_DHT_URL"] == values["dht"]["url"]
 
 
+def test_edge_listening_mounts_a_sources_file_the_service_accepts_and_keeps_passwords_out() -> None:
+    from transformer.monitor.sources import parse_sources
+
+    values = yaml.safe_load((CHART_VARIANTS_DIR / "edge-listening-values.yaml").read_text("utf-8"))
+    docs = by_kind_and_name(render_variant("edge-listening"))
+    deployment = docs["Deployment", "audioguard-transformer"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    flags = flag_values(container["args"])
+    sources_file = Path(flags["--sources_file"])
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "sources"]
+    assert sources_file.parent == Path(mount["mountPath"]) and mount["readOnly"] is True
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "sources"]
+    config = docs["ConfigMap", volume["configMap"]["name"]]
+    # the file the pod reads is one the service's own validation accepts, source for source
+    sources = parse_sources(yaml.safe_load(config["data"][sources_file.name]), "the chart's sources")
+    assert [s.name for s in sources] == [s["name"] for s in values["edge"]["listen"]["sources"]]
+    assert sources[0].thresholds == {"glass_break": 0.4} and sources[1].no_data_seconds == 20
+    # credentials: ${VAR}s in the ConfigMap, their values from the named Secret, never rendered
+    assert "${KITCHEN_PASSWORD}" in config["data"][sources_file.name]
+    credentials = {
+        item["name"]: item["valueFrom"]["secretKeyRef"] for item in container["env"] if "valueFrom" in item
+    }
+    assert credentials == {  # exactly the urls' variables, each from its key: nothing else of the Secret
+        name: {"name": "audioguard-camera-credentials", "key": name}
+        for name in ("GO2RTC_PASSWORD", "KITCHEN_PASSWORD")
+    }
+    assert {"name": "PULSE_SERVER", "value": "tcp:10.0.0.2:4713"} in container["env"]
+    assert flags["--monitor_hop"] == "1"
+    assert "audioguard/sources-checksum" in deployment["spec"]["template"]["metadata"]["annotations"]
+
+
+def test_listening_needs_the_edge_topology_and_no_privacy_minimum() -> None:
+    source = {"name": "cam", "url": "rtsp://cam/stream"}
+    message = helm_template_error({"edge": {"listen": {"sources": [source]}}})
+    assert "set topology=transformer-only" in message
+    message = helm_template_error(
+        {
+            "topology": "transformer-only",
+            "edge": {"predictorHost": "p:443", "listen": {"sources": [source]}},
+            "settings": {"privacyMinimum": "scramble"},
+        }
+    )
+    assert "cannot be anonymised yet" in message
+    message = helm_template_error({"edge": {"listen": {"sources": [{"name": "bad name", "url": "x"}]}}})
+    assert "values don't meet the specifications of the schema" in message
+    edge = {"topology": "transformer-only", "edge": {"predictorHost": "p:443"}}
+    secret_url = {"name": "cam", "url": "rtsp://u:${CAM_PASSWORD}@cam/stream"}
+    message = helm_template_error({**edge, "edge": {**edge["edge"], "listen": {"sources": [secret_url]}}})
+    assert "name CAM_PASSWORD: set edge.listen.credentialsSecret" in message
+    sneaky = {"name": "cam", "url": "rtsp://cam/${AUDIOGUARD_PRIVACY_MINIMUM}"}
+    listen = {"sources": [sneaky], "credentialsSecret": "creds"}
+    message = helm_template_error({**edge, "edge": {**edge["edge"], "listen": listen}})
+    assert "AUDIOGUARD_PRIVACY_MINIMUM is a setting of the service" in message
+
+
 def test_predictor_only_renders_no_transformer() -> None:
     docs = render_variant("predictor-only")
     isvc = by_kind_and_name(docs)["InferenceService", "audioguard"]

@@ -29,6 +29,14 @@ CHART_VARIANTS = {
         "Secret",
         "Service",
     },
+    "edge-listening": {
+        "ConfigMap",
+        "Deployment",
+        "PersistentVolumeClaim",
+        "PodDisruptionBudget",
+        "Secret",
+        "Service",
+    },
     "weights-download": _FULL | {"Job"},
     "ephemeral-outbox": _SERVICE,
 }

@@ -69,6 +69,11 @@ def resolved_env(container: Mapping[str, Any], docs: Iterable[Mapping[str, Any]]
         assert key in sources, f"envFrom {ref_kind} {ref['name']} is not rendered"
         env.update(sources[key])
     for item in container.get("env", []):
+        secret = item.get("valueFrom", {}).get("secretKeyRef")
+        if secret is not None:  # an operator's Secret (camera credentials): never a setting
+            assert not item["name"].startswith("AUDIOGUARD_"), f"setting {item['name']} from a Secret"
+            env[item["name"]] = f"<secret {secret['name']}/{secret['key']}>"
+            continue
         assert "value" in item, f"env {item['name']} has no literal value"
         env[item["name"]] = str(item["value"])
     return env

@@ -212,7 +212,35 @@ livenessProbe:
 {{- fail (printf "%s.maxReplicas (%d) must be at least %s.minReplicas (%d)" $component (int $spec.maxReplicas) $component (int $spec.minReplicas)) }}
 {{- end }}
 {{- end }}
+{{- with .Values.edge.listen.sources }}
+{{- if ne $.Values.topology "transformer-only" }}
+{{- fail "edge.listen.sources: live sources are listened to by the edge transformer: set topology=transformer-only" }}
+{{- end }}
+{{- $variables := include "audioguard.sourceVariables" $ | fromJsonArray }}
+{{- if and $variables (not $.Values.edge.listen.credentialsSecret) }}
+{{- fail (printf "edge.listen.sources name %s: set edge.listen.credentialsSecret to the Secret holding them" (join ", " $variables)) }}
+{{- end }}
+{{- range $variables }}
+{{- if hasPrefix "AUDIOGUARD_" . }}
+{{- fail (printf "edge.listen.sources: %s is a setting of the service, not a credential" .) }}
+{{- end }}
+{{- end }}
+{{- if ne $.Values.settings.privacyMinimum "none" }}
+{{- fail (printf "edge.listen.sources: live sources cannot be anonymised yet, so the transformer refuses to listen under settings.privacyMinimum %s (set it to none or drop the sources)" $.Values.settings.privacyMinimum) }}
+{{- end }}
+{{- end }}
 {{- if and .Values.models.download.enabled (ne (printf "pvc://%s/" .Values.models.download.claimName) .Values.models.storageUri) }}
 {{- fail (printf "models.download fills the claim %s: set models.storageUri to pvc://%s/" .Values.models.download.claimName .Values.models.download.claimName) }}
 {{- end }}
+{{- end -}}
+
+{{/* The ${VAR} names the live sources' urls use, sorted and unique (a JSON list). */}}
+{{- define "audioguard.sourceVariables" -}}
+{{- $names := list -}}
+{{- range .Values.edge.listen.sources -}}
+{{- range regexFindAll "\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}" .url -1 -}}
+{{- $names = append $names (trimSuffix "}" (trimPrefix "${" .)) -}}
+{{- end -}}
+{{- end -}}
+{{- $names | uniq | sortAlpha | toJson -}}
 {{- end -}}
