@@ -85,6 +85,7 @@ build() {  # build <tag> <dockerfile> [build args...]
 build localhost/audioguard-predictor:test Dockerfile.predictor
 build localhost/audioguard-predictor:test-ray Dockerfile.predictor --build-arg RAY=true
 build localhost/audioguard-transformer:test Dockerfile.transformer
+build localhost/audioguard-transformer:test-listen Dockerfile.transformer --build-arg LISTEN=true
 # The broker image: its binary comes from scripts/install-dht-broker.sh (the vendored source).
 broker=$(bash scripts/install-dht-broker.sh)
 mkdir -p "$CACHE/dht-broker-context"

@@ -108,12 +108,17 @@ def test_installs_exactly_the_locked_requirements(service: str) -> None:
     # The project itself adds no dependency and fetches nothing (build backend from the lock).
     for flag in ("--no-deps", "--no-build-isolation", "--no-index"):
         assert flag in project, f"{flag} missing from {project!r}"
-    # Debian packages: binutils (strip) in the build stage only.
+    # Debian packages: binutils (strip) in the build stage; in the transformer's runtime only
+    # ffmpeg, and only in the LISTEN=true image (live sources).
     for stage in parsed.stages:
         for cmd in run_commands(stage):
             if "apt-get install" in cmd:
-                assert stage.name == "build", cmd
-                assert cmd.split("apt-get install", 1)[1].split("&&", 1)[0].split()[-1] == "binutils", cmd
+                package = cmd.split("apt-get install", 1)[1].split("&&", 1)[0].split()[-1]
+                if stage.name == "build":
+                    assert package == "binutils", cmd
+                else:
+                    assert (service, stage.name, package) == ("transformer", "runtime", "ffmpeg"), cmd
+                    assert cmd.startswith('if [ "$LISTEN" = "true" ]; then'), cmd
 
 
 def _locked_versions(lock: str = "requirements.lock") -> dict[str, str]:

@@ -46,9 +46,16 @@ class Deployment:
 
 
 def run_transformer(
-    name: str, predictor_grpc: str, *, volumes: list[str], env: dict[str, str], extra: tuple[str, ...] = ()
+    name: str,
+    predictor_grpc: str,
+    *,
+    volumes: list[str],
+    env: dict[str, str],
+    extra: tuple[str, ...] = (),
+    image: str | None = None,
 ) -> Container:
-    """The transformer image as the manifests run it (hardened, host network), pointed at a predictor."""
+    """The transformer image (``image``: a variant) as the manifests run it (hardened, host
+    network), pointed at a predictor."""
     http_port, grpc_port = free_port(), free_port()
     command = [
         "--model_name", MODEL, "--model_dir", "/mnt/models", "--http_port", str(http_port),
@@ -57,7 +64,7 @@ def run_transformer(
     ]  # fmt: skip
     return run_hardened(
         name,
-        image_name("transformer"),
+        image or image_name("transformer"),
         command,
         http_port=http_port,
         grpc_port=grpc_port,

@@ -22,7 +22,8 @@ def main(argv: list[str]) -> int:
     print(f"{'image':44} {'size':>9} {'build s':>8} {'ready s':>8} {'RSS MiB':>8}")
     for tag, seconds in builds.items():
         name, _, version = tag.split("/")[-1].partition(":")
-        service = name.removeprefix("audioguard-") + ("-ray" if version.endswith("-ray") else "")
+        variant = version.rpartition("-")[2] if version.endswith(("-ray", "-listen")) else ""
+        service = name.removeprefix("audioguard-") + (f"-{variant}" if variant else "")
         row = figures.get(service, {})
         size = f"{row['image_bytes'] / 1e9:.2f} GB" if "image_bytes" in row else "-"
         ready = f"{row['ready_seconds']:.1f}" if "ready_seconds" in row else "-"

@@ -63,7 +63,6 @@ def test_image_holds_only_what_its_process_imports(service: str) -> None:
         assert headers.stdout.strip().splitlines()[-1] == "False"
 
 
-
 @pytest.mark.parametrize("service", ["transformer", "predictor"])
 def test_runs_unprivileged_on_a_read_only_root(deployment: Deployment, service: str) -> None:
     container = _containers(deployment)[service]
@@ -273,6 +272,73 @@ def test_int8_transformer_calibrates_into_its_cache_volume_and_starts_from_it_ne
             assert transformer.changed_paths() == []
         finally:
             transformer.remove()
+
+
+def test_the_listen_variant_captures_a_live_source_and_delivers_its_events(
+    deployment: Deployment, report: dict[str, dict[str, float]], tmp_path: Path
+) -> None:
+    """The LISTEN=true build (ffmpeg inside) with --sources_file, hardened as the chart runs it: a
+    recording played out by ffmpeg in the container, its events at the real DHT broker, nothing
+    written outside the volumes. The default image has no ffmpeg."""
+    assert "None" in deployment.transformer.exec(
+        "python", "-c", "import shutil; print(shutil.which('ffmpeg'))"
+    )
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    rng = np.random.default_rng(16)
+    (sources / "night.wav").write_bytes(wav_bytes(0.3 * rng.standard_normal(12 * 16_000), 16_000))
+    (sources / "sources.yaml").write_text(
+        "sources:\n  - {name: replay, url: 'file:/sources/night.wav', realtime: false}\n"
+    )
+    for path in (sources, *sources.iterdir()):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    outbox.chmod(0o777)  # the service runs as uid 1000
+    transformer = run_transformer(
+        f"audioguard-test-transformer-listen-{uuid.uuid4().hex[:8]}",
+        deployment.predictor.grpc_address,
+        volumes=[
+            f"{deployment.models}:/mnt/models:ro",
+            f"{sources}:/sources:ro",
+            f"{outbox}:/var/lib/audioguard",
+        ],
+        env={"AUDIOGUARD_DHT_URL": deployment.broker.url},
+        extra=("--sources_file", "/sources/sources.yaml"),
+        image=image_name("transformer") + "-listen",
+    )
+    try:
+        transformer.wait_ready()
+        url = transformer.http_url + "/v1/monitor"
+        found: dict[str, object] = {}
+
+        def finished() -> bool:
+            (found["source"],) = requests.get(url, timeout=10).json()["sources"]
+            return found["source"]["state"] == "finished"  # type: ignore[index]
+
+        def delivered() -> bool:
+            entries = deployment.broker.entries("SIFIS:Audio_Anomaly").values()
+            values = [v for v in entries if v.get("source") == "replay"]
+            starts = {v["event_id"] for v in values if v["change"] == "start"}
+            found["records"] = values
+            return bool(starts) and starts == {v["event_id"] for v in values if v["change"] == "end"}
+
+        wait_until(lambda: time.sleep(0.2) or finished(), 120, "the recording to play out in the container")
+        source = found["source"]
+        assert isinstance(source, dict)
+        assert source["seconds_captured"] == pytest.approx(12.0, abs=0.05) and source["open_events"] == []
+        wait_until(lambda: time.sleep(0.2) or delivered(), 60, "the live events at the DHT")
+        records = found["records"]
+        assert isinstance(records, list)
+        assert all(r["privacy"] == "none" and r["weights_official"] is False for r in records)
+        report["transformer-listen"] = {
+            "image_bytes": image_size_bytes(image_name("transformer") + "-listen"),
+            "ready_seconds": round(transformer.ready_seconds or 0.0, 1),
+            "rss_mib": round(resident_mib(transformer)),
+        }
+        assert transformer.changed_paths() == []
+    finally:
+        transformer.remove()
 
 
 def test_the_transformer_image_explains_that_tensorflow_is_not_in_it(image_models: object) -> None:
