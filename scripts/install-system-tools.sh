@@ -2,6 +2,8 @@
 # Best effort: install the Debian packages some tests use for real instead of skipping:
 #   espeak-ng  synthesised words for the privacy tests (tests/transformer/privacy)
 #   ffmpeg     real capture processes and HTTP streams for the monitor (tests/transformer/monitor)
+#   GStreamer's RTSP server (gir1.2-gst-rtsp-server-1.0, with its Opus/WAV plugins and python3-gi)
+#              a real RTSP camera on loopback (tests/support/rtsp_server.py)
 # Those tests skip cleanly, naming the missing program, so nothing here may fail the caller:
 # without root (or password-less sudo) or apt, or when the Debian mirror is unreachable, it
 # says so and returns 0.
@@ -13,6 +15,11 @@ missing=()
 for program in espeak-ng ffmpeg; do
   command -v "$program" >/dev/null 2>&1 || missing+=("$program")
 done
+rtsp_check="import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import Gst, GstRtspServer
+Gst.init(None); assert all(Gst.ElementFactory.find(n) for n in ('wavparse', 'opusenc', 'rtpopuspay'))"
+if ! /usr/bin/python3 -c "$rtsp_check" >/dev/null 2>&1; then
+  missing+=(gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good python3-gi)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
