@@ -1,0 +1,228 @@
+"""Listening to live sources, measured: event latency, capacity, CPU per source.
+
+    python -m bench.monitor_benchmark --model_dir DIR [--latency_runs 5] [--sources 1,8,16,32,48]
+
+Real services as ``audioguard serve`` starts them (``python -m predictor`` and ``python -m
+transformer --sources_file``), real ffmpeg captures, the real SIFIS DHT broker
+(``scripts/install-dht-broker.sh``). Synthetic weights fire the default groups on any sound, so
+the loudness gate (-45 dBFS) decides when there is an event: quiet noise (-70 dBFS) is never one,
+loud noise (-15 dBFS) always is.
+
+1. **Latency** (onset to DHT): an HTTP audio stream (ffmpeg ``-re -listen 1``, as a camera
+   restream) is quiet for ``ONSET_SECONDS`` and then loud. The onset's wall time is the moment
+   the transformer reports the source online (its first 0.1 s chunk, polled every 20 ms) plus
+   the onset offset; the latency runs until the event's start record is stored in the broker
+   (polled every 20 ms). Each run restarts the transformer on a new stream.
+2. **Capacity and CPU**: N file sources played at real time by N ffmpeg captures (each source
+   its own recording), for ``MEASURE_SECONDS``, loud (every window scored and detected) and quiet
+   (gated); the transformer's process tree's CPU (its ffmpeg children included) per second of
+   wall time, the audio chunks dropped because detection fell behind, and the failed steps. A
+   host keeps up with N sources when nothing was dropped.
+
+The CPU's model and flags are printed with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import requests
+import soundfile as sf
+
+from bench.load_benchmark import cpu_flags
+from bench.services import Services, free_port
+from tests.support.dht_broker import DhtBroker
+
+ANOMALY_TOPIC = "SIFIS:Audio_Anomaly"
+ONSET_SECONDS = 12.0
+LOUD_SECONDS = 8.0
+MEASURE_SECONDS = 30.0
+GATE_DBFS = -45.0
+POLL_SECONDS = 0.02
+
+
+def recording(path: Path, quiet_seconds: float, loud_seconds: float, seed: int) -> Path:
+    """Noise at -70 dBFS then at -15 dBFS (RMS), 16 kHz mono PCM16."""
+    rng = np.random.default_rng(seed)
+    quiet = 10 ** (-70 / 20) * rng.standard_normal(int(quiet_seconds * 16_000))
+    loud = 10 ** (-15 / 20) * rng.standard_normal(int(loud_seconds * 16_000))
+    sf.write(path, np.concatenate([quiet, loud]).clip(-1, 1), 16_000, subtype="PCM_16")
+    return path
+
+
+def poll(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(POLL_SECONDS)
+    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def monitor_status(services: Services) -> dict[str, Any]:
+    answer = requests.get(f"http://127.0.0.1:{services.args.http_port}/v1/monitor", timeout=10)
+    answer.raise_for_status()
+    return dict(answer.json())
+
+
+def listen(services: Services, sources_file: Path, broker: DhtBroker) -> float:
+    return services.restart_transformer(
+        [
+            "--sources_file", str(sources_file),
+            "--loudness_gate_dbfs", str(GATE_DBFS),
+            "--dht_url", broker.url,
+            "--outbox_path", str(sources_file.parent / f"outbox-{time.monotonic_ns()}.sqlite3"),
+        ]
+    )  # fmt: skip
+
+
+def latency_run(services: Services, broker: DhtBroker, work: Path, run: int) -> float:
+    """Seconds from the stream's onset to its event's start record stored at the DHT."""
+    wav = recording(work / f"latency-{run}.wav", ONSET_SECONDS, LOUD_SECONDS, seed=run)
+    port = free_port()
+    server = subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-i", str(wav), "-f", "wav",
+         "-listen", "1", f"http://127.0.0.1:{port}/live"],
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    sources = work / f"latency-{run}.yaml"
+    sources.write_text(f"sources:\n  - {{name: stream-{run}, url: 'http://127.0.0.1:{port}/live'}}\n")
+    try:
+        time.sleep(0.3)  # ffmpeg binds its port; the transformer's capture retries until it does
+        before = set(broker.entries(ANOMALY_TOPIC))
+        listen(services, sources, broker)
+
+        def online() -> bool:
+            (source,) = monitor_status(services)["sources"]
+            return bool(source["state"] == "online")
+
+        poll(online, 60, "the stream online")
+        onset = time.monotonic() - 0.1 + ONSET_SECONDS  # the first chunk is 0.1 s of audio
+
+        def started() -> bool:
+            return any(
+                key not in before
+                and value.get("change") == "start"
+                and value.get("source") == f"stream-{run}"
+                for key, value in broker.entries(ANOMALY_TOPIC).items()
+            )
+
+        poll(started, ONSET_SECONDS + 30, "the event's start record at the DHT")
+        return time.monotonic() - onset
+    finally:
+        server.kill()
+        server.wait()
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its living descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = fields
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        if current in stats:
+            total += (int(stats[current][11]) + int(stats[current][12])) / ticks
+        stack.extend(children.get(current, []))
+    return total
+
+
+def capacity_run(services: Services, broker: DhtBroker, work: Path, count: int, loud: bool) -> dict[str, Any]:
+    seconds = MEASURE_SECONDS + 15
+    lines = ["sources:"]
+    for index in range(count):
+        quiet, noisy = (0.0, seconds) if loud else (seconds, 0.0)
+        wav = recording(work / f"capacity-{count}-{loud}-{index}.wav", quiet, noisy, seed=1000 + index)
+        lines.append(f"  - {{name: source-{index}, url: 'file:{wav}', realtime: true}}")
+    sources = work / f"capacity-{count}-{loud}.yaml"
+    sources.write_text("\n".join(lines) + "\n")
+    listen(services, sources, broker)
+    assert services.transformer.process is not None
+    pid = services.transformer.process.pid
+    poll(lambda: all(s["state"] == "online" for s in monitor_status(services)["sources"]), 60, "all online")
+    time.sleep(5)  # the first windows fill (10 examples) before the steady state is measured
+    first, cpu_first = monitor_status(services), tree_cpu_seconds(pid)
+    started = time.monotonic()
+    time.sleep(MEASURE_SECONDS)
+    last, cpu_last = monitor_status(services), tree_cpu_seconds(pid)
+    wall = time.monotonic() - started
+    captured = [
+        b["seconds_captured"] - a["seconds_captured"]
+        for a, b in zip(first["sources"], last["sources"], strict=True)
+    ]
+    return {
+        "sources": count,
+        "loud": loud,
+        "cpu_cores": (cpu_last - cpu_first) / wall,
+        "dropped_chunks": sum(s["dropped_chunks"] for s in last["sources"]),
+        "failed_steps": last["failed_steps"],
+        "captured_per_wall_second": min(captured) / wall,
+        "steps_per_second": (last["steps"] - first["steps"]) / wall,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model_dir", type=Path, default=Path("models"), help="the three model files")
+    parser.add_argument("--latency_runs", type=int, default=5, help="streams timed for the latency")
+    parser.add_argument("--sources", default="1,8,16,32,48", help="source counts for the capacity runs")
+    args = parser.parse_args(argv)
+    counts = [int(n) for n in args.sources.split(",") if n.strip()]
+    print(f"CPU: {cpu_flags()}, {os.cpu_count()} cores")
+    work = Path(tempfile.mkdtemp(prefix="monitor-benchmark-"))
+    services = Services(args.model_dir)
+    broker = DhtBroker(work / "dht")
+    try:
+        broker.start()
+        services.start()
+        latencies = [latency_run(services, broker, work, run) for run in range(args.latency_runs)]
+        ordered = sorted(latencies)
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        print(
+            f"\nlatency, onset -> start record at the DHT ({len(latencies)} streams, hop 1, "
+            "2 hits in 3 hops): "
+            f"p50 {statistics.median(latencies):.2f} s, p95 {p95:.2f} s, "
+            f"all {', '.join(f'{x:.2f}' for x in latencies)}"
+        )
+        print(
+            "\n| sources | audio | CPU (cores) | CPU per source (% of a core) | dropped chunks "
+            "| failed steps | captured s per wall s (slowest) |\n|---:|---|---:|---:|---:|---:|---:|"
+        )
+        for count in counts:
+            for loud in (True, False):
+                row = capacity_run(services, broker, work, count, loud)
+                print(
+                    f"| {count} | {'loud' if loud else 'quiet (gated)'} | {row['cpu_cores']:.2f} "
+                    f"| {100 * row['cpu_cores'] / count:.1f} | {row['dropped_chunks']} "
+                    f"| {row['failed_steps']} | {row['captured_per_wall_second']:.2f} |",
+                    flush=True,
+                )
+    finally:
+        services.stop()
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()
