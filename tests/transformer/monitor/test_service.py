@@ -1,0 +1,88 @@
+"""The running monitor (``MonitorService``): real ffmpeg captures, the real VGGish and classifier
+in process, the real outbox. The predictor's outage is the one thing made to happen: its first
+calls raise as a gRPC call to a stopped predictor would, and the listening must go on."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from prometheus_client import REGISTRY, generate_latest
+
+from audioguard.offline import OfflineClassifier
+from contract.errors import ServiceNotReady
+from tests.transformer.monitor.test_loop import recording
+from transformer.analysis.anomaly_groups import load_anomaly_groups
+from transformer.analysis.labels import load_labels
+from transformer.analysis.types import PredictorScores
+from transformer.dht.delivery import DeliveryService
+from transformer.dht.outbox import Outbox
+from transformer.monitor.loop import Monitor
+from transformer.monitor.service import MonitorService
+from transformer.monitor.sources import SourceSpec
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed"),
+]
+
+
+async def test_a_predictor_outage_costs_its_steps_not_the_listening(
+    synthetic_model_dir: Path, tmp_path: Path
+) -> None:
+    recording(tmp_path / "a.wav", 30.0)
+    recording(tmp_path / "b.wav", 30.0)
+    offline = OfflineClassifier.from_model_dir(synthetic_model_dir)
+    outbox = Outbox(tmp_path / "outbox.sqlite3", 10_000)
+    calls = {"score": 0}
+
+    async def score(windows: np.ndarray) -> PredictorScores:
+        calls["score"] += 1
+        if calls["score"] == 1:
+            raise ServiceNotReady("the predictor is unavailable")
+        return PredictorScores(offline.classifier.predict(windows), False)
+
+    sources = [
+        SourceSpec(name="kitchen", url=f"file:{tmp_path / 'a.wav'}", realtime=False),
+        SourceSpec(name="hall", url=f"file:{tmp_path / 'b.wav'}", realtime=False),
+    ]
+    monitor = Monitor(
+        sources,
+        embed=offline.pipeline.embedder.embed_quantized,
+        score=score,
+        record=DeliveryService(outbox).record_events,
+        groups=load_anomaly_groups(),
+        labels=load_labels(),
+        session="run-1",
+    )
+    service = MonitorService(sources, monitor, queue_chunks=2000)
+    await service.start()
+    try:
+        await service.wait_sources_done()
+        status = service.status()
+        metrics = generate_latest(REGISTRY).decode()
+    finally:
+        await service.stop()
+
+    assert service.failed_steps == 1 and status["failed_steps"] == 1 and status["steps"] >= 2
+    states = {source["name"]: source for source in status["sources"]}
+    assert states["kitchen"]["state"] == states["hall"]["state"] == "finished"
+    assert states["kitchen"]["seconds_captured"] == pytest.approx(30.0, abs=0.01)
+    assert all(source["open_events"] == [] for source in status["sources"])
+    # the sources that played out ended their events themselves, each start with its end
+    values = [message.value for message in outbox.pending()]
+    assert values, "synthetic weights fire groups on any sound"
+    for name in ("kitchen", "hall"):
+        mine = [v for v in values if v["source"] == name]
+        starts = {v["event_id"] for v in mine if v["change"] == "start"}
+        ends = {v["event_id"]: v for v in mine if v["change"] == "end"}
+        assert starts and starts == set(ends), name
+        assert {v["reason"] for v in ends.values()} <= {"source finished", "not heard"}
+    assert all(v["weights_official"] is False and "weights_warning" in v for v in values)
+    # the figures on /metrics while it ran, and none once it stopped
+    assert "audioguard_monitor_failed_steps_total 1.0" in metrics
+    assert 'audioguard_monitor_source_up{source="kitchen"} 0.0' in metrics
+    assert "audioguard_monitor_source_restarts_total" in metrics
+    assert "audioguard_monitor_" not in generate_latest(REGISTRY).decode()
