@@ -15,28 +15,16 @@ CHART_VARIANTS_DIR = CHART / "ci"
 #: and the kinds it must render.
 _SERVICE = {"ConfigMap", "InferenceService", "NetworkPolicy", "PodDisruptionBudget"}
 _FULL = _SERVICE | {"PersistentVolumeClaim"}  # + the outbox claim
+#: The gateway half: the transformer as a Deployment + Service, its settings, DHT Secret, outbox.
+_EDGE = {"ConfigMap", "Deployment", "PersistentVolumeClaim", "PodDisruptionBudget", "Secret", "Service"}
 CHART_VARIANTS = {
     "default": _FULL,
     "standard": _FULL,
     "site": _FULL | {"Secret"},
     "payload-logger": _FULL,
     "predictor-only": _SERVICE,
-    "edge-transformer": {
-        "ConfigMap",
-        "Deployment",
-        "PersistentVolumeClaim",
-        "PodDisruptionBudget",
-        "Secret",
-        "Service",
-    },
-    "edge-listening": {
-        "ConfigMap",
-        "Deployment",
-        "PersistentVolumeClaim",
-        "PodDisruptionBudget",
-        "Secret",
-        "Service",
-    },
+    "edge-transformer": _EDGE,
+    "edge-listening": _EDGE,
     "weights-download": _FULL | {"Job"},
     "ephemeral-outbox": _SERVICE,
 }
