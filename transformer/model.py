@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,14 +33,13 @@ from contract.v2_rest import off_the_loop_if_large
 from transformer.admission import Admission, Ticket, memory_budget_mb
 from transformer.analysis.analyzer import Analyzer, PreparedAnalysis
 from transformer.analysis.anomaly_groups import load_anomaly_groups
-from transformer.analysis.events import EventChange
 from transformer.analysis.labels import load_labels
 from transformer.analysis.types import AnalysisOptions, AnalysisResult, PredictorScores
 from transformer.audio.pipeline import EmbeddingPipeline
 from transformer.audio.worker import EmbeddingWorker
 from transformer.dht.delivery import DeliveryService
 from transformer.dht.listener import RequestListener, options_from_request
-from transformer.monitor.service import MonitorService, monitor_service
+from transformer.monitor.service import MonitorService, logged_events, monitor_service
 from transformer.predictor_client import PREDICTOR_CHANNEL_ARGS, PredictorClient
 from transformer.privacy import PRIVACY_METHODS
 from transformer.protocol import v2_request, v2_response
@@ -127,7 +126,7 @@ class AudioTransformer(Model):
                 settings,
                 embed=self.worker.pipeline.embedder.embed_quantized,
                 score=self._score_live,
-                record=self._record_live,
+                record=logged_events(None if self.delivery is None else self.delivery.record_events),
                 groups=groups,
                 labels=load_labels(),
                 embedding_official=bool(self.assets.get("official", False)),
@@ -168,21 +167,6 @@ class AudioTransformer(Model):
         """The live sources' windows through the same predictor call as a file's."""
         assert self.predictor is not None
         return await self.predictor.score(windows, None, None)
-
-    def _record_live(self, changes: Sequence[EventChange], context: Mapping[str, Any]) -> None:
-        """A live event's start or end: one log line (never audio), and the outbox when the DHT is set."""
-        for change in changes:
-            logger.info(
-                "live event %s on %s: %s [%s] at %.2f s, peak %.2f",
-                change.change,
-                change.source,
-                change.label,
-                change.group,
-                change.start_seconds if change.end_seconds is None else change.end_seconds,
-                change.peak_score,
-            )
-        if self.delivery is not None:
-            self.delivery.record_events(changes, context)
 
     def vggish_batch_stats(self) -> BatchStats | None:
         """Counters of the VGGish batcher (``windows`` = examples); None when batching is off."""

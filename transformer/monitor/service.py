@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -31,7 +31,7 @@ from prometheus_client.registry import REGISTRY, Collector
 
 from contract.errors import AudioGuardError, InvalidConfiguration
 from transformer.analysis.anomaly_groups import AnomalyGroup
-from transformer.analysis.events import LifecycleSettings
+from transformer.analysis.events import EventChange, LifecycleSettings
 from transformer.analysis.labels import Labels
 from transformer.monitor.loop import EmbedExamples, Monitor, RecordEvents, ScoreWindows
 from transformer.monitor.sources import SourceSpec, load_sources
@@ -266,3 +266,23 @@ def monitor_service(
         ffmpeg=settings.ffmpeg_path,
         session=session,
     )
+
+
+def logged_events(record: RecordEvents | None) -> RecordEvents:
+    """``record`` (the outbox; None without a DHT) after one INFO line per start or end (never audio)."""
+
+    def log_then_record(changes: Sequence[EventChange], context: Mapping[str, Any]) -> None:
+        for change in changes:
+            logger.info(
+                "live event %s on %s: %s [%s] at %.2f s, peak %.2f",
+                change.change,
+                change.source,
+                change.label,
+                change.group,
+                change.start_seconds if change.end_seconds is None else change.end_seconds,
+                change.peak_score,
+            )
+        if record is not None:
+            record(changes, context)
+
+    return log_then_record
