@@ -40,7 +40,10 @@ ENVELOPE_BANDWIDTH_HZ = 400.0
 EDGE_SECONDS = 0.05
 
 
-def _weights(grid: FrameGrid, padded_samples: np.ndarray, sample_rate: int, margin_ms: float) -> np.ndarray:
+def frame_weights(
+    grid: FrameGrid, padded_samples: np.ndarray, sample_rate: int, margin_ms: float
+) -> np.ndarray:
+    """(num_frames,) float64 in [0, 1]: how much of each frame of ``grid`` is replaced."""
     frames_per_second = sample_rate / grid.hop
     speech = speech_frames(frame_cues(grid, padded_samples, sample_rate), frames_per_second)
     if not speech.any():
@@ -56,7 +59,7 @@ def speech_weights(samples: np.ndarray, sample_rate: int, margin_ms: float) -> n
         samples: (n,) float64 waveform; frames as ``frame_grid(n, sample_rate)``.
     """
     grid = frame_grid(samples.shape[0], sample_rate)
-    return _weights(grid, grid.pad(samples), sample_rate, margin_ms)
+    return frame_weights(grid, grid.pad(samples), sample_rate, margin_ms)
 
 
 def _shuffled_block_order(count: int, block: int, rng: PrivacyRandom) -> np.ndarray:
@@ -94,11 +97,34 @@ def mask_speech(
     """
     grid = frame_grid(samples.shape[0], sample_rate)
     padded_samples = grid.pad(samples)
-    weight = _weights(grid, padded_samples, sample_rate, params["margin_ms"])
+    weight = frame_weights(grid, padded_samples, sample_rate, params["margin_ms"])
     replaced = np.flatnonzero(weight > 0.0)
     if replaced.size == 0:
         return samples.copy()
+    out = padded_samples.copy()
+    replace_frames(grid, padded_samples, weight, replaced, params, rng, sample_rate, out)
+    return grid.unpad(out)
 
+
+def replace_frames(
+    grid: FrameGrid,
+    padded_samples: np.ndarray,
+    weight: np.ndarray,
+    replaced: np.ndarray,
+    params: Mapping[str, float],
+    rng: PrivacyRandom,
+    sample_rate: int,
+    out: np.ndarray,
+) -> None:
+    """Swap the spectra of frames ``replaced`` for block-shuffled envelope noise, in ``out``.
+
+    Args:
+        grid, padded_samples: the frames' grid and the ``grid.pad``-ed original samples.
+        weight: (num_frames,) how much of each frame is replaced (``speech_weights``).
+        replaced: (k,) sorted frame indices with a positive weight.
+        out: (padded_length,) float64, the signal being anonymised; each replaced frame's
+            weighted difference is overlap-added to it in place.
+    """
     smoothing = round(ENVELOPE_BANDWIDTH_HZ * grid.frame / sample_rate)
     envelopes = np.empty((replaced.size, grid.frame // 2 + 1), dtype=np.float32)
     for start in range(0, replaced.size, FRAME_BATCH):
@@ -108,7 +134,6 @@ def mask_speech(
 
     block = max(1, round(params["block_ms"] / 1000.0 * sample_rate / grid.hop))
     source = _shuffled_block_order(replaced.size, block, rng)
-    out = padded_samples.copy()
     for start in range(0, replaced.size, FRAME_BATCH):
         rows = replaced[start : start + FRAME_BATCH]
         # Circular complex Gaussian noise with E|N|^2 = 1 per bin, scaled to the
@@ -119,4 +144,3 @@ def mask_speech(
         # Only the replaced frames change: add their difference to an exact copy.
         difference = (replacement - _spectra(grid, padded_samples, rows)) * weight[rows, None]
         grid.overlap_add_into(out, difference, rows)
-    return grid.unpad(out)
