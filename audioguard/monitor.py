@@ -98,6 +98,7 @@ async def listen(args: argparse.Namespace) -> int:
         lifecycle=args.lifecycle,
         hop=args.hop,
         gate_dbfs=classifier.settings.loudness_gate_dbfs,
+        privacy=args.privacy,
         session=session,
         embedding_official=classifier.weights.embedding_official,
     )
@@ -137,8 +138,13 @@ def main(argv: Sequence[str]) -> int:
         args.lifecycle = LifecycleSettings(args.min_hits, args.within_hops, args.max_not_heard)
     except ValueError as error:
         parser.error(str(error))
+    from transformer.monitor.service import source_privacy
+    from transformer.settings import TransformerSettings
+
     try:
-        load_sources(args.sources)
+        # each source's anonymisation, the operator minimum (AUDIOGUARD_PRIVACY_MINIMUM) applied
+        settings = TransformerSettings(**{"model_dir": args.model_dir})  # and AUDIOGUARD_* variables
+        args.privacy = source_privacy(load_sources(args.sources), settings)
         require_assets(args.model_dir, ALL_ASSETS)
         return asyncio.run(listen(args))
     except AudioGuardError as error:

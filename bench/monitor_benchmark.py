@@ -1,6 +1,8 @@
 """Listening to live sources, measured: event latency, capacity, CPU per source.
 
     python -m bench.monitor_benchmark --model_dir DIR [--latency_runs 5] [--sources 1,8,16,32,48]
+        [--precision fp32|int8] [--rate 16000] [--privacy none|dp_noise|scramble|speech_mask]
+        [--audio both|loud|quiet]
 
 Real services as ``audioguard serve`` starts them (``python -m predictor`` and ``python -m
 transformer --sources_file``), real ffmpeg captures, the real SIFIS DHT broker
@@ -19,6 +21,9 @@ loud noise (-15 dBFS) always is.
    wall time, the audio chunks dropped because detection fell behind, and the failed steps. A
    host keeps up with N sources when nothing was dropped.
 
+Options: ``--precision int8`` runs VGGish quantised; ``--rate`` records the sources at another rate
+(the monitor resamples them as the file path does); ``--privacy`` anonymises every source (the
+latency then includes the method's window, ``privacy_window_seconds``).
 The CPU's model and flags are printed with the figures.
 """
 
@@ -50,12 +55,12 @@ GATE_DBFS = -45.0
 POLL_SECONDS = 0.02
 
 
-def recording(path: Path, quiet_seconds: float, loud_seconds: float, seed: int) -> Path:
+def recording(path: Path, quiet_seconds: float, loud_seconds: float, seed: int, rate: int = 16_000) -> Path:
     """Noise at -70 dBFS then at -15 dBFS (RMS), 16 kHz mono PCM16."""
     rng = np.random.default_rng(seed)
-    quiet = 10 ** (-70 / 20) * rng.standard_normal(int(quiet_seconds * 16_000))
-    loud = 10 ** (-15 / 20) * rng.standard_normal(int(loud_seconds * 16_000))
-    sf.write(path, np.concatenate([quiet, loud]).clip(-1, 1), 16_000, subtype="PCM_16")
+    quiet = 10 ** (-70 / 20) * rng.standard_normal(int(quiet_seconds * rate))
+    loud = 10 ** (-15 / 20) * rng.standard_normal(int(loud_seconds * rate))
+    sf.write(path, np.concatenate([quiet, loud]).clip(-1, 1), rate, subtype="PCM_16")
     return path
 
 
@@ -75,6 +80,22 @@ def monitor_status(services: Services) -> dict[str, Any]:
     return dict(answer.json())
 
 
+#: What every run varies: VGGish precision, the recordings' rate, the sources' privacy method.
+OPTIONS: dict[str, Any] = {"precision": "fp32", "rate": 16_000, "privacy": "none"}
+
+
+def source_line(name: str, url: str, **fields: object) -> str:
+    values = {"name": name, "url": url, **fields, "privacy": OPTIONS["privacy"]}
+    return (
+        "  - {"
+        + ", ".join(
+            f"{key}: {value!r}" if isinstance(value, str) else f"{key}: {str(value).lower()}"
+            for key, value in values.items()
+        )
+        + "}"
+    )
+
+
 def listen(services: Services, sources_file: Path, broker: DhtBroker) -> float:
     return services.restart_transformer(
         [
@@ -82,13 +103,14 @@ def listen(services: Services, sources_file: Path, broker: DhtBroker) -> float:
             "--loudness_gate_dbfs", str(GATE_DBFS),
             "--dht_url", broker.url,
             "--outbox_path", str(sources_file.parent / f"outbox-{time.monotonic_ns()}.sqlite3"),
+            "--vggish_precision", OPTIONS["precision"],
         ]
     )  # fmt: skip
 
 
 def latency_run(services: Services, broker: DhtBroker, work: Path, run: int) -> float:
     """Seconds from the stream's onset to its event's start record stored at the DHT."""
-    wav = recording(work / f"latency-{run}.wav", ONSET_SECONDS, LOUD_SECONDS, seed=run)
+    wav = recording(work / f"latency-{run}.wav", ONSET_SECONDS, LOUD_SECONDS, seed=run, rate=OPTIONS["rate"])
     port = free_port()
     server = subprocess.Popen(
         ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-i", str(wav), "-f", "wav",
@@ -96,7 +118,7 @@ def latency_run(services: Services, broker: DhtBroker, work: Path, run: int) -> 
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
     sources = work / f"latency-{run}.yaml"
-    sources.write_text(f"sources:\n  - {{name: stream-{run}, url: 'http://127.0.0.1:{port}/live'}}\n")
+    sources.write_text(f"sources:\n{source_line(f'stream-{run}', f'http://127.0.0.1:{port}/live')}\n")
     try:
         time.sleep(0.3)  # ffmpeg binds its port; the transformer's capture retries until it does
         before = set(broker.entries(ANOMALY_TOPIC))
@@ -161,8 +183,14 @@ def capacity_run(services: Services, broker: DhtBroker, work: Path, count: int, 
     lines = ["sources:"]
     for index in range(count):
         quiet, noisy = (0.0, seconds) if loud else (seconds, 0.0)
-        wav = recording(work / f"capacity-{count}-{loud}-{index}.wav", quiet, noisy, seed=1000 + index)
-        lines.append(f"  - {{name: source-{index}, url: 'file:{wav}', realtime: true}}")
+        wav = recording(
+            work / f"capacity-{count}-{loud}-{index}.wav",
+            quiet,
+            noisy,
+            seed=1000 + index,
+            rate=OPTIONS["rate"],
+        )
+        lines.append(source_line(f"source-{index}", f"file:{wav}", realtime=True))
     sources = work / f"capacity-{count}-{loud}.yaml"
     sources.write_text("\n".join(lines) + "\n")
     listen(services, sources, broker)
@@ -197,9 +225,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--model_dir", type=Path, default=Path("models"), help="the three model files")
     parser.add_argument("--latency_runs", type=int, default=5, help="streams timed for the latency")
     parser.add_argument("--sources", default="1,8,16,32,48", help="source counts for the capacity runs")
+    parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="VGGish precision")
+    parser.add_argument("--rate", type=int, default=16_000, help="sample rate of the sources' audio (Hz)")
+    parser.add_argument(
+        "--privacy", choices=("none", "dp_noise", "scramble", "speech_mask"), default="none",
+        help="anonymisation of every source",
+    )  # fmt: skip
+    parser.add_argument("--audio", choices=("both", "loud", "quiet"), default="both", help="capacity runs")
     args = parser.parse_args(argv)
+    OPTIONS.update(precision=args.precision, rate=args.rate, privacy=args.privacy)
     counts = [int(n) for n in args.sources.split(",") if n.strip()]
     print(f"CPU: {cpu_flags()}, {os.cpu_count()} cores")
+    print(f"VGGish {args.precision}, sources at {args.rate} Hz, privacy {args.privacy}")
     work = Path(tempfile.mkdtemp(prefix="monitor-benchmark-"))
     services = Services(args.model_dir)
     broker = DhtBroker(work / "dht")
@@ -220,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "| failed steps | captured s per wall s (slowest) |\n|---:|---|---:|---:|---:|---:|---:|"
         )
         for count in counts:
-            for loud in (True, False):
+            for loud in {"both": (True, False), "loud": (True,), "quiet": (False,)}[args.audio]:
                 row = capacity_run(services, broker, work, count, loud)
                 print(
                     f"| {count} | {'loud' if loud else 'quiet (gated)'} | {row['cpu_cores']:.2f} "

@@ -125,18 +125,14 @@ def test_edge_listening_mounts_a_sources_file_the_service_accepts_and_keeps_pass
     assert "audioguard/sources-checksum" in deployment["spec"]["template"]["metadata"]["annotations"]
 
 
-def test_listening_needs_the_edge_topology_and_no_privacy_minimum() -> None:
+def test_listening_needs_the_edge_topology_and_valid_sources() -> None:
     source = {"name": "cam", "url": "rtsp://cam/stream"}
     message = helm_template_error({"edge": {"listen": {"sources": [source]}}})
     assert "set topology=transformer-only" in message
-    message = helm_template_error(
-        {
-            "topology": "transformer-only",
-            "edge": {"predictorHost": "p:443", "listen": {"sources": [source]}},
-            "settings": {"privacyMinimum": "scramble"},
-        }
-    )
-    assert "cannot be anonymised yet" in message
+    whispered = {**source, "privacy": "whisper"}
+    edge = {"predictorHost": "p:443", "listen": {"sources": [whispered]}}
+    message = helm_template_error({"topology": "transformer-only", "edge": edge})
+    assert "values don't meet the specifications of the schema" in message
     message = helm_template_error({"edge": {"listen": {"sources": [{"name": "bad name", "url": "x"}]}}})
     assert "values don't meet the specifications of the schema" in message
     edge = {"topology": "transformer-only", "edge": {"predictorHost": "p:443"}}

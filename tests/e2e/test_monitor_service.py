@@ -1,11 +1,13 @@
 """The transformer listening to live sources (``--sources_file``): real predictor and transformer
 processes, real ffmpeg captures, the real SIFIS DHT broker.
 
-One source is a recording played out as fast as ffmpeg reads it; another is an HTTP address where
-nothing listens (a camera that is off). With synthetic weights the default groups fire on any
-sound, so the recording raises events: each must reach the DHT as a start and an end record
-(the end when the recording is over), with the source, the session and the weights verdict, and
-nothing of the audio may appear in the log, the outbox or what went to the DHT. The dead source
+One source is a recording played out as fast as ffmpeg reads it, under the operator's minimum
+privacy (``dp_noise``, as it names no method); another plays it anonymised by ``speech_mask``; a
+third is an HTTP address where nothing listens (a camera that is off). With synthetic weights
+the default groups fire on any sound, so the recordings raise events: each must reach the DHT
+as a start and an end record (the end when the recording is over), with the source, the session,
+the privacy method applied and the weights verdict, and nothing of the audio may appear in the
+log, the outbox or what went to the DHT. The dead source
 must stay one line of status (reconnecting, its error, its restarts) and never stop the other.
 """
 
@@ -69,6 +71,7 @@ def listening(
     (work / "sources.yaml").write_text(
         "sources:\n"
         f"  - {{name: replay, url: 'file:{work / 'night.wav'}', realtime: false}}\n"
+        f"  - {{name: kitchen, url: 'file:{work / 'night.wav'}', realtime: false, privacy: speech_mask}}\n"
         f"  - {{name: garden-cam, url: 'http://127.0.0.1:{dead_port}/audio', no_data_seconds: 2}}\n"
     )
     broker = DhtBroker(work / "dht").start()
@@ -80,6 +83,7 @@ def listening(
             "--dht_url", broker.url,
             "--outbox_path", str(work / "state" / "outbox.sqlite3"),
             "--analyzer_id", "e2e-listener",
+            "--privacy_minimum", "dp_noise",
         ],
     )  # fmt: skip
     try:
@@ -104,7 +108,8 @@ def test_a_played_recording_raises_events_that_start_and_end_at_the_dht(
     listening: tuple[RunningServer, DhtBroker, Path],
 ) -> None:
     server, broker, _ = listening
-    poll(lambda: _source(_status(server), "replay")["state"] == "finished", "the recording to play out")
+    for name in ("replay", "kitchen"):
+        poll(lambda n=name: _source(_status(server), n)["state"] == "finished", f"{name} to play out")
     records = poll(lambda: broker.entries(ANOMALY_TOPIC) or None, "live event records at the DHT")
 
     def complete() -> list[dict[str, Any]] | None:
@@ -115,22 +120,25 @@ def test_a_played_recording_raises_events_that_start_and_end_at_the_dht(
 
     records = poll(complete, "an end record for every started event")
     status = _status(server)
-    replay = _source(status, "replay")
-    assert replay["open_events"] == [] and replay["seconds_captured"] == pytest.approx(SECONDS, abs=0.05)
+    for name in ("replay", "kitchen"):
+        source = _source(status, name)
+        assert source["open_events"] == [] and source["seconds_captured"] == pytest.approx(SECONDS, abs=0.05)
+    assert {record["source"] for record in records} == {"replay", "kitchen"}
+    privacy = {"replay": "dp_noise", "kitchen": "speech_mask"}  # the minimum, and what the source asks
     for record in records:
-        assert record["source"] == "replay"
         assert record["session"] == status["session"]
-        assert record["privacy"] == "none" and record["analyzer_id"] == "e2e-listener"
+        assert record["privacy"] == privacy[record["source"]] and record["analyzer_id"] == "e2e-listener"
         assert record["weights_official"] is False and "official" in record["weights_warning"]
         assert 0 <= record["start_seconds"] <= SECONDS
         if record["change"] == "end":
             assert record["reason"] in ("source finished", "not heard")
             assert record["start_seconds"] < record["end_seconds"] <= SECONDS
     # one event per group at a time: no two open events of a group overlap
-    spans: dict[str, list[tuple[float, float]]] = {}
+    spans: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for record in records:
         if record["change"] == "end":
-            spans.setdefault(record["group"], []).append((record["start_seconds"], record["end_seconds"]))
+            key = (record["source"], record["group"])
+            spans.setdefault(key, []).append((record["start_seconds"], record["end_seconds"]))
     for group, group_spans in spans.items():
         ordered = sorted(group_spans)
         assert all(a[1] <= b[0] for a, b in itertools.pairwise(ordered)), group
@@ -159,7 +167,8 @@ def test_nothing_of_the_live_audio_in_the_log_the_outbox_or_the_dht(
     listening: tuple[RunningServer, DhtBroker, Path], recording: bytes
 ) -> None:
     server, broker, work = listening
-    poll(lambda: _source(_status(server), "replay")["state"] == "finished", "the recording to play out")
+    for name in ("replay", "kitchen"):
+        poll(lambda n=name: _source(_status(server), n)["state"] == "finished", f"{name} to play out")
     fingerprints = AudioFingerprints.of_wav(recording, [0.5, 3.0, 7.5, 12.0])
     findings = fingerprints.find(read_bounded(server.logs), "transformer log")
     findings += scan_files(list(files_under([work / "state"])), fingerprints)

@@ -1,11 +1,15 @@
-"""Continuous listening (issue 16, in progress): live sources captured, supervised and analysed.
+"""Continuous listening: live sources captured, supervised, anonymised and analysed.
 
 sources.py          the sources file: named URLs (RTSP, HTTP, files, sound cards, stdin), validated
-ffmpeg.py           the ffmpeg command turning one source into 16-bit mono PCM on a pipe
+ffmpeg.py           the ffmpeg command turning one source into float WAV on a pipe (its own rate)
+wav_header.py       that stream's header: the rate and channels of the samples that follow
 supervisor.py       one supervisor per source: restart with backoff, no-data watchdog, bounded queue
+front.py            one source's audio -> exact resampling -> seamless anonymisation -> examples
 stream_features.py  a stream's log-mel examples as its audio arrives (equal to the file path's)
 loop.py             chunks of all sources -> one VGGish call, due windows -> one predictor call, events
 service.py          the running monitor: supervisors, the consuming loop, status and metrics
 
-The event lifecycle of a listening source is ``transformer.analysis.events``.
+The event lifecycle of a listening source is ``transformer.analysis.events``; the streaming
+anonymisers are ``transformer.privacy.stream``, the streaming resampler
+``transformer.audio.resample_stream``.
 """

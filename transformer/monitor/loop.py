@@ -1,14 +1,15 @@
 """The monitor: every source's audio to events, with the file path's numbers.
 
-Per chunk of a source: its streaming front end (``stream_features``) completes
-examples; the new examples of all sources are embedded in one VGGish call
+Per chunk of a source: its front end (``front``: resampled, anonymised as the source
+asks, framed) completes examples; the new examples of all sources are embedded in one VGGish call
 (each example once); each source keeps a ring of its last 10 embeddings and,
 every ``hop`` examples, its newest window is due; the due windows of all sources
 are scored in one predictor call; each window's anomalies (the source's own
 thresholds and loudness gate) go through its event tracker, and the starts and
-ends through the durable outbox. A new capture segment (the source reconnected)
-is not continuous audio: the source's front end and ring start again and its
-open events end ("stream interrupted").
+ends through the durable outbox, each carrying its source's privacy method. A new capture
+segment (the source reconnected) is not continuous audio: the old segment's held-back audio
+is flushed and detected, its open events end ("stream interrupted"), and the source's
+front end and ring start again; a source that has ended (``final``) is flushed the same way.
 
 The heavy calls are injected (the embedder and the outbox run in worker
 threads, the predictor is awaited), as in ``transformer.analysis.analyzer``.
@@ -33,9 +34,11 @@ from transformer.analysis.anomaly_groups import AnomalyGroup
 from transformer.analysis.events import EventChange, EventTracker, LifecycleSettings
 from transformer.analysis.labels import Labels
 from transformer.analysis.types import PredictorScores
+from transformer.monitor.front import Examples, SourceFront
 from transformer.monitor.sources import SourceSpec
-from transformer.monitor.stream_features import StreamingExamples
 from transformer.monitor.supervisor import Chunk
+from transformer.privacy import PrivacyRequest, parse_privacy_request
+from transformer.privacy.stream import stream_anonymiser
 
 EmbedExamples = Callable[[np.ndarray], np.ndarray]
 ScoreWindows = Callable[[np.ndarray], Awaitable[PredictorScores]]
@@ -64,7 +67,8 @@ class _Source:
     spec: SourceSpec
     groups: tuple[AnomalyGroup, ...]
     tracker: EventTracker
-    front: StreamingExamples = field(default_factory=StreamingExamples)
+    privacy: PrivacyRequest
+    front: SourceFront | None = None  # None between segments
     ring: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=EMBEDDINGS_PER_WINDOW))
     levels: deque[float] = field(default_factory=lambda: deque(maxlen=EMBEDDINGS_PER_WINDOW))
     examples: int = 0  # examples embedded in this segment
@@ -98,24 +102,28 @@ class Monitor:
         hop: int = 1,
         gate_dbfs: float | None = None,
         context: Mapping[str, Any] | None = None,
+        privacy: Mapping[str, PrivacyRequest] | None = None,
         session: str = "",
         embedding_official: bool = False,
     ) -> None:
-        """``context`` adds fields to every record; ``session`` (e.g. a uuid per run) keeps the
-        event ids of two runs apart; ``embedding_official``: VGGish and the PCA are the published
-        files (each record then carries the weights verdict with the predictor's)."""
+        """``context`` adds fields to every record; ``privacy`` is each source's anonymisation
+        (validated, the operator's minimum applied; a source not named gets none); ``session``
+        (e.g. a uuid per run) keeps the event ids of two runs apart; ``embedding_official``:
+        VGGish and the PCA are the published files (each record then carries the weights
+        verdict with the predictor's)."""
         if not 1 <= hop <= EMBEDDINGS_PER_WINDOW:
             raise InvalidConfiguration(
                 f"hop must be between 1 and {EMBEDDINGS_PER_WINDOW} examples, got {hop}"
             )
-        for spec in sources:
-            if spec.privacy not in (None, "none"):
-                raise InvalidConfiguration(
-                    f"source {spec.name}: privacy {spec.privacy!r} on a live stream is not available yet "
-                    "(only 'none'); its anonymisation must be seamless across chunks first"
-                )
+        chosen = dict(privacy or {})
+        none = parse_privacy_request("none", {})
         self._sources = {
-            spec.name: _Source(spec, source_groups(groups, spec), EventTracker(spec.name, lifecycle, session))
+            spec.name: _Source(
+                spec,
+                source_groups(groups, spec),
+                EventTracker(spec.name, lifecycle, session),
+                chosen.get(spec.name, none),
+            )
             for spec in sources
         }
         self._embed, self._score, self._record = embed, score, record
@@ -123,6 +131,7 @@ class Monitor:
         self.context = dict(context or {})
         self.embedding_official = embedding_official
         self._weights = WeightsStatus(embedding_official, None).fields()
+        self.ended: set[str] = set()  # sources whose end (``final``) has been processed
 
     def open_groups(self, source: str) -> list[str]:
         """The anomaly groups with an event in progress on ``source``."""
@@ -131,51 +140,98 @@ class Monitor:
     async def process(self, chunks: Iterable[Chunk]) -> list[EventChange]:
         """Take chunks (any sources, in arrival order); return the event changes they caused."""
         changes: list[EventChange] = []
-        completed: list[tuple[_Source, np.ndarray, np.ndarray]] = []
-        ended: list[_Source] = []
+        run: list[Chunk] = []
+        in_run: dict[str, tuple[int, int]] = {}  # (segment, rate) of each source's chunks in ``run``
         for chunk in chunks:
             source = self._sources[chunk.source]
-            if chunk.final:  # its audio before this point is detected first, then its events end
-                ended.append(source)
-                continue
-            if chunk.segment != source.segment:
-                changes += self._restart(source, chunk)
-            examples, levels = source.front.push(chunk.samples)
-            if examples.shape[0]:
-                completed.append((source, examples, levels))
-        if completed:
-            stacked = np.concatenate([examples for _, examples, _ in completed])
-            embeddings = await asyncio.to_thread(self._embed, stacked)  # one VGGish call for all sources
-            windows = self._windows(completed, embeddings)
-            if windows:
-                changes += await self._detect(windows)
-        for source in ended:
-            changes += source.tracker.close("source finished")
-        if changes:
-            await asyncio.to_thread(self._record, changes, {**self.context, **self._weights})
+            front = source.front
+            current = in_run.get(chunk.source, (source.segment, front.sample_rate) if front else None)
+            if chunk.final or current not in (None, (chunk.segment, chunk.sample_rate)):
+                # what came before is detected first, then the segment's held-back tail; then it ends
+                changes += await self._run(run)
+                run, in_run = [], {}
+                reason = "source finished" if chunk.final else "stream interrupted"
+                changes += await self._end_segment(source, reason)
+                if chunk.final:
+                    self.ended.add(chunk.source)
+            if not chunk.final:
+                run.append(chunk)
+                in_run[chunk.source] = (chunk.segment, chunk.sample_rate)
+        changes += await self._run(run)
+        await self._record_changes(changes)
         return changes
 
     async def close(self) -> list[EventChange]:
         """End every open event (the monitor stops); they are recorded too."""
         changes = [change for source in self._sources.values() for change in source.tracker.close()]
-        if changes:
-            await asyncio.to_thread(self._record, changes, {**self.context, **self._weights})
+        await self._record_changes(changes)
         return changes
 
-    def _restart(self, source: _Source, chunk: Chunk) -> list[EventChange]:
-        ended = source.tracker.close("stream interrupted") if source.segment else []
-        source.front, source.segment = StreamingExamples(), chunk.segment
+    async def _run(self, chunks: Sequence[Chunk]) -> list[EventChange]:
+        """Chunks without a segment change: fronts (a worker thread), one VGGish call, detection."""
+        if not chunks:
+            return []
+        return await self._detect_completed(await asyncio.to_thread(self._push, chunks))
+
+    def _push(self, chunks: Sequence[Chunk]) -> list[tuple[_Source, Examples]]:
+        completed = []
+        for chunk in chunks:
+            source = self._sources[chunk.source]
+            if source.front is None:
+                self._start_segment(source, chunk)
+            assert source.front is not None
+            examples = source.front.push(chunk.samples)
+            if examples[0].shape[0]:
+                completed.append((source, examples))
+        return completed
+
+    async def _end_segment(self, source: _Source, reason: str) -> list[EventChange]:
+        """Flush a segment's held-back audio through detection, then end its events."""
+        changes: list[EventChange] = []
+        if source.front is not None:
+            tail = await asyncio.to_thread(source.front.finish)
+            source.front = None
+            if tail[0].shape[0]:
+                changes += await self._detect_completed([(source, tail)])
+        return changes + source.tracker.close(reason)
+
+    def _start_segment(self, source: _Source, chunk: Chunk) -> None:
+        window = source.spec.privacy_window_seconds
+        anonymiser = stream_anonymiser(source.privacy, window_seconds=window)
+        source.front, source.segment = SourceFront(chunk.sample_rate, anonymiser), chunk.segment
         source.ring.clear()
         source.levels.clear()
         source.examples, source.since_window = 0, 0
         source.offset_seconds = chunk.start_seconds
-        return ended
+
+    async def _detect_completed(self, completed: Sequence[tuple[_Source, Examples]]) -> list[EventChange]:
+        if not completed:
+            return []
+        stacked = np.concatenate([examples for _, (examples, _) in completed])
+        embeddings = await asyncio.to_thread(self._embed, stacked)  # one VGGish call for all sources
+        windows = self._windows(completed, embeddings)
+        return await self._detect(windows) if windows else []
+
+    async def _record_changes(self, changes: Sequence[EventChange]) -> None:
+        """Record the changes, each source's with its privacy method."""
+        if not changes:
+            return
+        by_source: dict[str, list[EventChange]] = {}
+        for change in changes:
+            by_source.setdefault(change.source, []).append(change)
+        await asyncio.to_thread(self._record_each, by_source)
+
+    def _record_each(self, by_source: Mapping[str, Sequence[EventChange]]) -> None:
+        for name, changes in by_source.items():
+            privacy = self._sources[name].privacy
+            fields = {"privacy": privacy.method, "privacy_params": dict(privacy.params)}
+            self._record(changes, {**self.context, **self._weights, **fields})
 
     def _windows(
-        self, completed: Sequence[tuple[_Source, np.ndarray, np.ndarray]], embeddings: np.ndarray
+        self, completed: Sequence[tuple[_Source, Examples]], embeddings: np.ndarray
     ) -> list[_Window]:
         windows, row = [], 0
-        for source, examples, levels in completed:
+        for source, (examples, levels) in completed:
             for level in levels:
                 source.ring.append(embeddings[row])
                 source.levels.append(float(level))

@@ -36,6 +36,7 @@ from transformer.analysis.labels import Labels
 from transformer.monitor.loop import EmbedExamples, Monitor, RecordEvents, ScoreWindows
 from transformer.monitor.sources import SourceSpec, load_sources
 from transformer.monitor.supervisor import Chunk, SourceSupervisor
+from transformer.privacy import PrivacyRequest, enforce_minimum
 from transformer.settings import TransformerSettings
 
 logger = logging.getLogger(__name__)
@@ -161,14 +162,15 @@ class MonitorService:
             "started_at": self.started_at,
             "steps": self.steps,
             "failed_steps": self.failed_steps,
-            "sources": [
-                {
-                    **supervisor.status.to_dict(now),
-                    "open_events": self.monitor.open_groups(supervisor.source.name),
-                }
-                for supervisor in self.supervisors
-            ],
+            "sources": [self._source_status(supervisor, now) for supervisor in self.supervisors],
         }
+
+    def _source_status(self, supervisor: SourceSupervisor, now: float) -> dict[str, Any]:
+        status = supervisor.status.to_dict(now)
+        name = supervisor.source.name
+        if status["state"] == "finished" and name not in self.monitor.ended:
+            status["state"] = "finishing"  # played out; its held-back audio is still being analysed
+        return {**status, "open_events": self.monitor.open_groups(name)}
 
 
 def _describe(error: BaseException) -> str:
@@ -236,12 +238,7 @@ def monitor_service(
     a bad sources file, lifecycle or privacy before anything starts."""
     assert settings.sources_file is not None
     sources = load_sources(settings.sources_file)
-    if settings.privacy_minimum != "none":
-        raise InvalidConfiguration(
-            f"privacy_minimum {settings.privacy_minimum!r}: live sources cannot be anonymised yet (only "
-            "'none'), so the service refuses to listen rather than go below its minimum; unset "
-            "sources_file or lower privacy_minimum"
-        )
+    privacy = source_privacy(sources, settings)
     session = str(uuid.uuid4())
     monitor = Monitor(
         sources,
@@ -255,7 +252,8 @@ def monitor_service(
         ),
         hop=settings.monitor_hop,
         gate_dbfs=settings.loudness_gate_dbfs,
-        context={"analyzer_id": settings.analyzer_id, "privacy": "none", "session": session},
+        context={"analyzer_id": settings.analyzer_id, "session": session},
+        privacy=privacy,
         session=session,
         embedding_official=embedding_official,
     )
@@ -266,6 +264,25 @@ def monitor_service(
         ffmpeg=settings.ffmpeg_path,
         session=session,
     )
+
+
+def source_privacy(sources: Sequence[SourceSpec], settings: TransformerSettings) -> dict[str, PrivacyRequest]:
+    """Each source's anonymisation with the operator's minimum applied, as to a request: a source
+    naming no method gets the minimum; one naming a weaker method is upgraded, or refused
+    (InvalidConfiguration, before anything starts) when ``privacy_enforcement`` is reject."""
+    defaults = {"scramble": {"segment_seconds": settings.scramble_segment_seconds}}
+    chosen = {}
+    for source in sources:
+        try:
+            chosen[source.name] = enforce_minimum(
+                source.privacy_request(defaults),
+                settings.privacy_minimum,
+                settings.privacy_enforcement,
+                defaults=defaults,
+            )
+        except AudioGuardError as error:
+            raise InvalidConfiguration(f"source {source.name}: {error.message}") from None
+    return chosen
 
 
 def logged_events(record: RecordEvents | None) -> RecordEvents:

@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from contract.errors import InvalidConfiguration
+from contract.errors import InvalidConfiguration, InvalidParameter
+from transformer.privacy import PrivacyRequest, parse_privacy_request
 
 SourceKind = Literal["rtsp", "http", "file", "alsa", "pulse", "stdin"]
 _SCHEMES: Final[Mapping[str, SourceKind]] = {
@@ -55,7 +56,12 @@ class SourceSpec(BaseModel):
         name: identifier in metrics, events and the status endpoint (``[A-Za-z0-9_-]``).
         url: where the audio comes from (see the module); ``${VAR}`` is read from the environment.
         realtime: files only: play at real time (a replay) or as fast as possible (tests).
-        privacy: anonymisation applied to the stream before features (None = the minimum).
+        privacy: anonymisation applied to the stream before features (None = the service's
+            minimum), seamless across chunks (``transformer.privacy.stream``).
+        privacy_params: the method's parameters, as a request names them (defaults filled in).
+        privacy_window_seconds: audio each anonymisation window spans (the dp_noise peak, the
+            scramble shuffle group, the speech_mask analysis block): longer hides more and
+            holds the audio back that much longer before detection.
         thresholds: per anomaly group, a threshold replacing the configured one for this source.
         loudness_gate_dbfs: skip detection when the window is quieter (None = the service's).
         no_data_seconds: restart the capture after this long without a byte of audio.
@@ -67,6 +73,8 @@ class SourceSpec(BaseModel):
     url: str = Field(min_length=1)
     realtime: bool = True
     privacy: str | None = None
+    privacy_params: dict[str, float] = Field(default_factory=dict)
+    privacy_window_seconds: float = Field(4.0, ge=0.5, le=30)
     thresholds: dict[str, float] = Field(default_factory=dict)
     loudness_gate_dbfs: float | None = Field(None, le=0)
     no_data_seconds: float = Field(10.0, gt=0, le=600)
@@ -77,6 +85,14 @@ class SourceSpec(BaseModel):
         source_kind(value)  # raises ValueError naming the accepted forms
         return value
 
+    @model_validator(mode="after")
+    def _privacy_request(self) -> SourceSpec:
+        try:
+            self.privacy_request()
+        except InvalidParameter as error:  # names the method or parameter, and what is allowed
+            raise ValueError(error.message) from None
+        return self
+
     @field_validator("thresholds")
     @classmethod
     def _probabilities(cls, value: dict[str, float]) -> dict[str, float]:
@@ -84,6 +100,10 @@ class SourceSpec(BaseModel):
         if bad:
             raise ValueError(f"thresholds must be in (0, 1]: {', '.join(bad)}")
         return value
+
+    def privacy_request(self, defaults: Mapping[str, Mapping[str, object]] | None = None) -> PrivacyRequest:
+        """The source's validated privacy request (``named`` False when it names no method)."""
+        return parse_privacy_request(self.privacy, self.privacy_params, defaults=defaults)
 
     @property
     def kind(self) -> SourceKind:

@@ -8,8 +8,7 @@ are there, and forgets what no later example reads: bounded memory, every exampl
 computed once, and the same numbers as the whole recording sent as one file
 (tested with random chunk sizes).
 
-Input: 16 kHz mono int16 PCM (what the capture delivers), scaled to [-1, 1) as
-libsndfile scales a 16-bit file.
+Input: 16 kHz mono float64 samples (resampled and anonymised by ``front``).
 """
 
 from __future__ import annotations
@@ -19,8 +18,6 @@ import numpy as np
 from transformer.audio.constants import EXAMPLE_FRAMES, NUM_MEL_BANDS, STFT_HOP_SAMPLES
 from transformer.audio.features import log_mel_frames
 from transformer.audio.loudness import EXAMPLE_HOP_SAMPLES, EXAMPLE_SPAN_SAMPLES, example_dbfs
-
-PCM_SCALE = 32768.0
 
 
 class StreamingExamples:
@@ -34,13 +31,12 @@ class StreamingExamples:
     def buffered_samples(self) -> int:
         return int(self._pending.shape[0])
 
-    def push(self, pcm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Add int16 samples; return the examples they complete and their levels.
+    def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Add (n,) float64 samples; return the examples they complete and their levels.
 
         Returns:
             ((k, 96, 64) float64 log-mel examples, (k,) float64 dBFS), k >= 0.
         """
-        samples = np.asarray(pcm, dtype=np.float64) / PCM_SCALE if pcm.dtype == np.int16 else pcm
         self._pending = np.concatenate([self._pending, np.asarray(samples, dtype=np.float64)])
         ready = 0
         if self._pending.shape[0] >= EXAMPLE_SPAN_SAMPLES:

@@ -7,12 +7,13 @@
   ``no_data_seconds`` (a frozen camera) is killed and restarted like a dead one.
 - **Back-pressure**: chunks go to a bounded queue; when the consumer falls
   behind, the oldest chunk is dropped and counted (never an unbounded buffer).
-- **Status** per source (state, seconds since the last audio, level, restarts,
-  drops, last error with the URL's password removed) for metrics and the
+- **Status** per source (state, seconds since the last audio, level, its rate and
+  channels, restarts, drops, last error with the URL's password removed) for metrics and the
   status endpoint. A missing ffmpeg or an unreachable source is one clear
   message in that source's status, never a crash of the others.
 
-Audio only travels from ffmpeg's pipe to the queue, in memory.
+Audio only travels from ffmpeg's pipe to the queue, in memory: float frames at the source's
+rate, mixed to mono as the file path mixes (the mean over channels).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-from transformer.monitor.ffmpeg import BYTES_PER_SAMPLE, ffmpeg_command
+from transformer.monitor.ffmpeg import ffmpeg_command
 from transformer.monitor.sources import SourceSpec, redacted
+from transformer.monitor.wav_header import NotFloatWav, PcmFormat, read_wav_header
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ class Backoff:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A piece of one source's audio: int16 mono samples and where they start in its stream.
+    """A piece of one source's audio: mono samples at its rate and where they start in its stream.
 
     ``segment`` counts the captures of the source: a new segment after a restart
     means the audio is not continuous with the previous chunk. ``final`` (no samples)
@@ -63,10 +65,11 @@ class Chunk:
     """
 
     source: str
-    samples: np.ndarray
+    samples: np.ndarray  # (n,) float64
     start_seconds: float
     segment: int
     final: bool = False
+    sample_rate: int = 16_000
 
 
 @dataclass
@@ -81,6 +84,8 @@ class SourceStatus:
     restarts: int = 0
     dropped_chunks: int = 0
     seconds_captured: float = 0.0
+    sample_rate: int | None = None
+    channels: int | None = None
     last_error: str | None = None
     started: float = field(default_factory=time.monotonic)
 
@@ -95,15 +100,17 @@ class SourceStatus:
             "restarts": self.restarts,
             "dropped_chunks": self.dropped_chunks,
             "seconds_captured": round(self.seconds_captured, 3),
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
             "last_error": self.last_error,
         }
 
 
 def level_dbfs(samples: np.ndarray) -> float:
-    """RMS level of int16 samples in dBFS (-inf for digital silence, floored at -120)."""
+    """RMS level of samples in [-1, 1] in dBFS (digital silence and below: -120)."""
     if samples.size == 0:
         return -120.0
-    rms = float(np.sqrt(np.mean(np.square(samples.astype(np.float64) / 32768.0))))
+    rms = float(np.sqrt(np.mean(np.square(samples))))
     return max(-120.0, 20 * math.log10(rms)) if rms > 0 else -120.0
 
 
@@ -115,7 +122,6 @@ class SourceSupervisor:
         source: SourceSpec,
         queue: asyncio.Queue[Chunk],
         *,
-        sample_rate: int = 16_000,
         chunk_seconds: float = 0.1,
         binary: str = "ffmpeg",
         backoff: Backoff | None = None,
@@ -125,8 +131,7 @@ class SourceSupervisor:
     ) -> None:
         self.source = source
         self.queue = queue
-        self.sample_rate = sample_rate
-        self.chunk_bytes = max(BYTES_PER_SAMPLE, int(chunk_seconds * sample_rate) * BYTES_PER_SAMPLE)
+        self.chunk_seconds = chunk_seconds
         self.binary = binary
         self.backoff = backoff or Backoff()
         self.healthy_after_seconds = healthy_after_seconds
@@ -134,7 +139,8 @@ class SourceSupervisor:
         self._rng = rng or random.Random()
         self.status = SourceStatus(source.name, redacted(source.url))
         self._stopping = asyncio.Event()
-        self._samples = 0
+        self._seconds = 0.0  # stream time captured before this segment
+        self._segment_samples = 0
         self._segment = 0
 
     async def run(self) -> None:
@@ -167,7 +173,7 @@ class SourceSupervisor:
 
     async def _capture(self, url: str) -> str:
         """One ffmpeg run; returns why it ended ("finished", "failed", "stopped", "retry")."""
-        command = ffmpeg_command(self.source, sample_rate=self.sample_rate, url=url, binary=self.binary)
+        command = ffmpeg_command(self.source, url=url, binary=self.binary)
         try:
             process = await asyncio.create_subprocess_exec(
                 *command,
@@ -192,8 +198,13 @@ class SourceSupervisor:
                     await asyncio.wait_for(process.wait(), EXIT_GRACE_SECONDS)
             if process.returncode is None:
                 process.kill()
-            code = await process.wait()
-            last = (await errors).replace(url, redacted(url))
+            code = await _reaped(process)
+            with contextlib.suppress(TimeoutError):  # its stderr closes with it
+                await asyncio.wait_for(asyncio.shield(errors), EXIT_GRACE_SECONDS)
+            if not errors.done():
+                errors.cancel()
+            last = (errors.result() if errors.done() and not errors.cancelled() else "")
+            last = last.replace(url, redacted(url))
         if reason == "eof":
             if code == 0 and self.source.kind == "file":
                 self.status.state = "finished"
@@ -204,36 +215,60 @@ class SourceSupervisor:
         return reason
 
     async def _pump(self, process: asyncio.subprocess.Process, stopping: asyncio.Task[Any]) -> str:
-        """Move PCM from the pipe to the queue until EOF, a stall or a stop."""
+        """Move audio from the pipe to the queue until EOF, a stall or a stop."""
         assert process.stdout is not None
+        header = await self._next(asyncio.create_task(read_wav_header(process.stdout)), stopping)
+        if isinstance(header, str):
+            return header
+        if isinstance(header, BaseException):
+            if isinstance(header, NotFloatWav):
+                self.status.last_error = str(header)
+            return "eof"  # ended before its first sample: the exit code says why
+        pcm: PcmFormat = header
+        self._seconds, self._segment_samples = self.status.seconds_captured, 0
+        self.status.sample_rate, self.status.channels = pcm.sample_rate, pcm.channels
+        chunk_bytes = max(1, round(self.chunk_seconds * pcm.sample_rate)) * pcm.frame_bytes
         leftover = b""
         while True:
-            read = asyncio.create_task(process.stdout.read(self.chunk_bytes))
-            done, _ = await asyncio.wait(
-                {read, stopping}, timeout=self.source.no_data_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-            if stopping in done:
-                read.cancel()
-                self.status.state = "stopped"
-                return "stopped"
-            if read not in done:
-                read.cancel()
-                self.status.last_error = f"no audio for {self.source.no_data_seconds:g} s"
-                return "stalled"
-            data = read.result()
+            data = await self._next(asyncio.create_task(process.stdout.read(chunk_bytes)), stopping)
+            if isinstance(data, str):
+                return data
+            if isinstance(data, BaseException):
+                raise data
             if not data:
                 return "eof"
-            data, leftover = _whole_samples(leftover + data)
+            data = leftover + data
+            cut = len(data) - len(data) % pcm.frame_bytes
+            data, leftover = data[:cut], data[cut:]
             if data:
-                self._deliver(np.frombuffer(data, dtype="<i2").copy())
+                frames = np.frombuffer(data, dtype="<f4").reshape(-1, pcm.channels).astype(np.float64)
+                # the file path's mix: np.mean over the channels, in float64
+                self._deliver(frames[:, 0] if pcm.channels == 1 else np.mean(frames, axis=1), pcm.sample_rate)
 
-    def _deliver(self, samples: np.ndarray) -> None:
-        chunk = Chunk(self.source.name, samples, self._samples / self.sample_rate, self._segment)
-        self._samples += samples.shape[0]
+    async def _next(self, read: asyncio.Task[Any], stopping: asyncio.Task[Any]) -> Any:
+        """What ``read`` gives, its exception, or why it was given up ("stopped", "stalled")."""
+        done, _ = await asyncio.wait(
+            {read, stopping}, timeout=self.source.no_data_seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+        if stopping in done:
+            read.cancel()
+            self.status.state = "stopped"
+            return "stopped"
+        if read not in done:
+            read.cancel()
+            self.status.last_error = f"no audio for {self.source.no_data_seconds:g} s"
+            return "stalled"
+        error = read.exception()
+        return error if error is not None else read.result()
+
+    def _deliver(self, samples: np.ndarray, sample_rate: int) -> None:
+        start = self._seconds + self._segment_samples / sample_rate  # counted, not summed: exact
+        chunk = Chunk(self.source.name, samples, start, self._segment, sample_rate=sample_rate)
+        self._segment_samples += samples.shape[0]
         status = self.status
         status.state, status.last_audio = "online", time.monotonic()
         status.level_dbfs = level_dbfs(samples)
-        status.seconds_captured = self._samples / self.sample_rate
+        status.seconds_captured = self._seconds + self._segment_samples / sample_rate
         if self.queue.full():  # the consumer is behind: the oldest audio goes, counted
             with contextlib.suppress(asyncio.QueueEmpty):
                 self.queue.get_nowait()
@@ -245,9 +280,14 @@ class SourceSupervisor:
         logger.error("source %s: %s", self.source.name, message)
 
 
-def _whole_samples(data: bytes) -> tuple[bytes, bytes]:
-    cut = len(data) - len(data) % BYTES_PER_SAMPLE
-    return data[:cut], data[cut:]
+async def _reaped(process: asyncio.subprocess.Process) -> int:
+    """The exit code of a process just killed; -9 if its exit is not reported in time (a lost
+    child-watcher notification must not hold the source, or a stop, for ever)."""
+    try:
+        return await asyncio.wait_for(process.wait(), EXIT_GRACE_SECONDS)
+    except TimeoutError:
+        logger.warning("ffmpeg (pid %d) did not report its exit after SIGKILL", process.pid)
+        return -9
 
 
 async def _last_line(stream: asyncio.StreamReader | None) -> str:

@@ -3,7 +3,8 @@
 Methods, weakest first: ``none``, ``dp_noise`` (Laplace noise), ``scramble``
 (segment shuffle) and ``speech_mask`` (speech replaced by envelope-matched noise,
 other sounds kept). docs/privacy.md says what each protects and shows the
-measurements (bench/privacy_report.py).
+measurements (bench/privacy_report.py). ``stream`` applies the same methods to live
+streams, without seams at chunk borders.
 """
 
 from transformer.privacy.apply import apply_privacy

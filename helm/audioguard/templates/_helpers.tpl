@@ -225,9 +225,6 @@ livenessProbe:
 {{- fail (printf "edge.listen.sources: %s is a setting of the service, not a credential" .) }}
 {{- end }}
 {{- end }}
-{{- if ne $.Values.settings.privacyMinimum "none" }}
-{{- fail (printf "edge.listen.sources: live sources cannot be anonymised yet, so the transformer refuses to listen under settings.privacyMinimum %s (set it to none or drop the sources)" $.Values.settings.privacyMinimum) }}
-{{- end }}
 {{- end }}
 {{- if and .Values.models.download.enabled (ne (printf "pvc://%s/" .Values.models.download.claimName) .Values.models.storageUri) }}
 {{- fail (printf "models.download fills the claim %s: set models.storageUri to pvc://%s/" .Values.models.download.claimName .Values.models.download.claimName) }}

@@ -102,7 +102,7 @@ async def test_a_file_source_raises_one_event_per_firing_group_as_the_file_path_
         assert value["change"] in ("start", "end") and value["analyzer_id"] == "home-1"
 
 
-def test_unknown_groups_and_not_yet_seamless_privacy_are_refused(synthetic_model_dir: Path) -> None:
+def test_unknown_groups_and_a_bad_hop_are_refused(synthetic_model_dir: Path) -> None:
     common = {
         "embed": None,
         "score": None,
@@ -112,7 +112,5 @@ def test_unknown_groups_and_not_yet_seamless_privacy_are_refused(synthetic_model
     }
     with pytest.raises(InvalidConfiguration, match=r"unknown anomaly group.*glas_break"):
         Monitor([SourceSpec(name="a", url="pulse:x", thresholds={"glas_break": 0.3})], **common)  # type: ignore[arg-type]
-    with pytest.raises(InvalidConfiguration, match="privacy 'scramble' on a live stream"):
-        Monitor([SourceSpec(name="a", url="pulse:x", privacy="scramble")], **common)  # type: ignore[arg-type]
     with pytest.raises(InvalidConfiguration, match="hop"):
         Monitor([], hop=11, **common)  # type: ignore[arg-type]

@@ -8,7 +8,9 @@ import pytest
 
 from contract.errors import InvalidConfiguration
 from transformer.monitor.ffmpeg import ffmpeg_command
+from transformer.monitor.service import source_privacy
 from transformer.monitor.sources import SourceSpec, load_sources, parse_sources, redacted, source_kind
+from transformer.settings import TransformerSettings
 
 
 @pytest.mark.parametrize(
@@ -80,13 +82,58 @@ def test_passwords_never_appear_in_what_is_shown() -> None:
 
 def test_the_ffmpeg_command_of_each_kind() -> None:
     def command(url: str, **values: object) -> list[str]:
-        return ffmpeg_command(SourceSpec(name="s", url=url, **values), sample_rate=16000, url=url)
+        return ffmpeg_command(SourceSpec(name="s", url=url, **values), url=url)
 
-    pcm = ["-vn", "-ac", "1", "-ar", "16000", "-f", "s16le", "-acodec", "pcm_s16le", "pipe:1"]
+    # float WAV at the source's own rate and channels: mixed and resampled as the file path does
+    wav = ["-vn", "-c:a", "pcm_f32le", "-f", "wav", "-fflags", "+bitexact", "-map_metadata", "-1", "pipe:1"]
     rtsp = command("rtsp://cam/s")
-    assert rtsp[rtsp.index("-rtsp_transport") + 1] == "tcp" and "-timeout" in rtsp and rtsp[-10:] == pcm
+    assert rtsp[rtsp.index("-rtsp_transport") + 1] == "tcp" and "-timeout" in rtsp and rtsp[-10:] == wav
+    assert "-ar" not in rtsp and "-ac" not in rtsp
     assert "-rw_timeout" in command("http://radio/live")
     assert command("file:/a.wav")[-13:-10] == ["-re", "-i", "/a.wav"]
     assert "-re" not in command("/a.wav", realtime=False)
     assert command("alsa:hw:1,0")[-14:-10] == ["-f", "alsa", "-i", "hw:1,0"]
     assert command("stdin:")[-12:-10] == ["-i", "pipe:0"]
+
+
+def test_a_sources_privacy_is_validated_as_a_request_is() -> None:
+    with pytest.raises(InvalidConfiguration, match=r"sources.0: .*unknown privacy method 'whisper'"):
+        parse_sources({"sources": [{"name": "a", "url": "pulse:x", "privacy": "whisper"}]})
+    bad = {"name": "a", "url": "pulse:x", "privacy": "scramble", "privacy_params": {"segment_seconds": 0.01}}
+    with pytest.raises(InvalidConfiguration, match="'segment_seconds' of method 'scramble' must be"):
+        parse_sources({"sources": [bad]})
+    with pytest.raises(InvalidConfiguration, match="privacy_window_seconds"):
+        parse_sources({"sources": [{"name": "a", "url": "pulse:x", "privacy_window_seconds": 0.1}]})
+    (source,) = parse_sources({"sources": [{"name": "a", "url": "pulse:x", "privacy": "scrample"}]})
+    assert source.privacy_request().method == "scramble"  # the old service's alias
+    assert source.privacy_request().params["segment_seconds"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("minimum", "enforcement", "named", "applied"),
+    [
+        ("none", "upgrade", None, "none"),
+        ("scramble", "upgrade", None, "scramble"),  # naming none gets the minimum
+        ("scramble", "upgrade", "dp_noise", "scramble"),  # a weaker one is upgraded
+        ("scramble", "reject", None, "scramble"),
+        ("scramble", "upgrade", "speech_mask", "speech_mask"),
+    ],
+)
+def test_the_operators_minimum_applies_to_every_source(
+    minimum: str, enforcement: str, named: str | None, applied: str
+) -> None:
+    settings = TransformerSettings(
+        privacy_minimum=minimum, privacy_enforcement=enforcement, scramble_segment_seconds=2.0
+    )
+    (source,) = parse_sources({"sources": [{"name": "cam", "url": "pulse:x", "privacy": named}]})
+    request = source_privacy([source], settings)["cam"]
+    assert request.method == applied
+    if applied == "scramble":
+        assert request.params["segment_seconds"] == 2.0  # the operator's default for the method
+
+
+def test_a_weaker_source_is_refused_before_anything_starts_when_the_minimum_rejects() -> None:
+    settings = TransformerSettings(privacy_minimum="speech_mask", privacy_enforcement="reject")
+    sources = parse_sources({"sources": [{"name": "cam", "url": "pulse:x", "privacy": "scramble"}]})
+    with pytest.raises(InvalidConfiguration, match="source cam: privacy method 'scramble' is below"):
+        source_privacy(sources, settings)

@@ -47,7 +47,7 @@ def stream(samples: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, list
 def test_streamed_examples_equal_the_whole_recordings(seed: int) -> None:
     samples = pcm(21.3, seed)
     whole = samples.astype(np.float64) / 32768.0  # how libsndfile scales a 16-bit file
-    examples, levels, _ = stream(samples, seed)
+    examples, levels, _ = stream(whole, seed)
     expected = waveform_to_examples(whole)
     assert examples.shape == expected.shape == (22, 96, 64)
     np.testing.assert_array_equal(examples, expected)  # bit for bit, not approximately
@@ -75,7 +75,7 @@ def test_a_streamed_recording_gives_the_files_uint8_embeddings(synthetic_model_d
     embedded, position = [], 0
     while position < samples.shape[0]:
         size = int(rng.integers(1, 20_000))
-        examples, _ = front.push(samples[position : position + size])
+        examples, _ = front.push(samples[position : position + size] / 32768.0)
         position += size
         if examples.shape[0]:  # each example embedded once, as soon as it is complete
             embedded.append(pipeline.embedder.embed_quantized(examples))

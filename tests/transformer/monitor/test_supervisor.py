@@ -78,13 +78,32 @@ async def test_a_file_arrives_sample_for_sample_then_the_source_is_finished(tmp_
         await eventually(lambda: supervisor.status.state == "finished", 20, "the end of the file")
         chunks = drain(queue)
     received = np.concatenate([chunk.samples for chunk in chunks])
-    np.testing.assert_array_equal(received, samples)  # 16 kHz mono s16: ffmpeg passes it through
+    # float at the file's rate, scaled as libsndfile scales 16-bit PCM: the samples, bit for bit
+    np.testing.assert_array_equal(received, samples / 32768.0)
+    assert {chunk.sample_rate for chunk in chunks} == {16_000}
     assert [chunk.start_seconds for chunk in chunks] == pytest.approx(
         np.cumsum([0] + [c.samples.shape[0] for c in chunks[:-1]]) / 16000
     )
     status = supervisor.status.to_dict()
     assert (status["restarts"], status["dropped_chunks"], status["seconds_captured"]) == (0, 0, 3.0)
     assert status["level_dbfs"] == pytest.approx(level_dbfs(chunks[-1].samples), abs=0.05)
+    assert (status["sample_rate"], status["channels"]) == (16_000, 1)
+
+
+async def test_a_stereo_file_keeps_its_rate_and_is_mixed_as_the_file_path_mixes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    frames = (rng.uniform(-0.4, 0.4, (44_100 * 2 + 17, 2)) * 32767).astype(np.int16)
+    sf.write(tmp_path / "stereo.wav", frames, 44_100, subtype="PCM_16")
+    source = SourceSpec(name="stereo", url=str(tmp_path / "stereo.wav"), realtime=False)
+    async with supervised(source) as (supervisor, queue):
+        await eventually(lambda: supervisor.status.state == "finished", 20, "the end of the file")
+        chunks = drain(queue)
+    received = np.concatenate([chunk.samples for chunk in chunks])
+    decoded, rate = sf.read(tmp_path / "stereo.wav", dtype="float64", always_2d=True)
+    np.testing.assert_array_equal(received, np.mean(decoded, axis=1))  # what decode.py computes
+    assert {chunk.sample_rate for chunk in chunks} == {rate}
+    assert (supervisor.status.sample_rate, supervisor.status.channels) == (44_100, 2)
+    assert chunks[-1].start_seconds == pytest.approx((received.size - chunks[-1].samples.size) / 44_100)
 
 
 async def test_an_http_stream_that_dies_and_comes_back_is_reconnected(tmp_path: Path) -> None:
