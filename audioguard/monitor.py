@@ -18,8 +18,9 @@ import json
 import signal
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -82,9 +83,9 @@ async def listen(args: argparse.Namespace) -> int:
         values = await asyncio.to_thread(classifier.classifier.predict, windows)
         return PredictorScores(values, classifier.weights.classifier_official)
 
-    def show(changes: Sequence[object], context: object) -> None:
+    def show(changes: Sequence[object], context: Mapping[str, Any]) -> None:
         for change in changes:
-            record = change.to_dict()  # type: ignore[attr-defined]
+            record = {**change.to_dict(), "privacy": context.get("privacy")}  # type: ignore[attr-defined]
             print(json.dumps(record) if args.json else describe_change(record), flush=True)
 
     session = str(uuid.uuid4())

@@ -54,7 +54,7 @@ def test_two_file_sources_each_raise_events_that_start_once_and_end_once(
     sources.write_text(
         "sources:\n"
         f"  - {{name: kitchen, url: 'file:{tmp_path / 'a.wav'}', realtime: false}}\n"
-        f"  - {{name: hall, url: '{tmp_path / 'b.wav'}', realtime: false}}\n"
+        f"  - {{name: hall, url: '{tmp_path / 'b.wav'}', realtime: false, privacy: scramble}}\n"
     )
     done = run_monitor("--sources", str(sources), "--model-dir", str(synthetic_model_dir), "--json")
     assert done.returncode == 0, done.stderr
@@ -63,8 +63,9 @@ def test_two_file_sources_each_raise_events_that_start_once_and_end_once(
     # the non-official weights are said once, on stderr, and no native banner is
     assert done.stderr.count("WARNING: these answers do not come from the official model weights") == 1
     assert "absl" not in done.stderr and "oneDNN" not in done.stderr
-    for source, seconds in (("kitchen", 13.0), ("hall", 12.0)):
+    for source, seconds, privacy in (("kitchen", 13.0, "none"), ("hall", 12.0, "scramble")):
         mine = [r for r in records if r["source"] == source]
+        assert {r["privacy"] for r in mine} == {privacy}
         starts = {r["event_id"]: r for r in mine if r["change"] == "start"}
         ends = {r["event_id"]: r for r in mine if r["change"] == "end"}
         assert starts and set(starts) == set(ends), source  # each event starts once and ends once

@@ -25,9 +25,11 @@ the file path too (an output there changes in its last bit with the file's lengt
 with the file path to ~3e-15.
 
 The buffer holds the filter's reach on both sides plus about a block, whatever the stream's length.
-The cost per push is a few small products and ~0.1 ms of numpy calls (0.5 % of a core at 44.1 kHz
-in 0.1 s chunks), until the register has drifted by whole table entries (after ~10 minutes at
-44.1 kHz): then nearly every output is located and computed from its taps, as in the file path.
+A push costs a few small products and numpy calls: ~0.35 ms per 0.1 s at 44.1 kHz, ~4x the file
+path's cost per second (~1.3x in 1 s chunks). Once the register has drifted by table entries (from
+~5 minutes at 44.1 kHz) more and more outputs are located and computed from their taps, as in the
+file path; so every ``ANCHOR_OUTPUTS`` (600 s, the longest upload by default) the register restarts
+at that output's exact time, which bounds the drift, and the cost, to their 10-minute level.
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ from transformer.audio.resample import rate_filter, resampled_length
 from transformer.audio.resample_blocks import _drifted, _zero_padded
 from transformer.audio.resample_kernels import exact_interpolation, gathered_interpolation, positions
 from transformer.audio.resample_plan import BlockPlan, block_plan, block_plan_fits
+
+#: Outputs between restarts of the time register at an output's exact time (600 s: the longest
+#: upload the service takes by default, so a stream equals any file up to it). resampy's register
+#: drifts without bound (0.2 input samples after an hour at 44.1 kHz), and so would the cost of
+#: the outputs it moves onto other taps; restarting at an exact time, with the history kept,
+#: changes no sample's reach, so there is no seam.
+ANCHOR_OUTPUTS = 600 * SAMPLE_RATE
 
 #: Input samples kept beyond the first pending output's reach to the left (a block's lead, or the
 #: widest wing): an output whose time drifted across a sample reads one sample further, with one
@@ -128,17 +137,26 @@ class StreamingResampler:
         return output
 
     def _extend_times(self, total: int) -> None:
-        """Time outputs up to ``total`` (exclusive), continuing the register sequentially."""
-        new = total - (self._first + self._times.shape[0])
-        if new <= 0:
-            return
-        head = 0 if self._last_time is None else 1  # t[0] = 0; later pushes continue from the last
-        register = np.full(new + head, self._step)
-        register[0] = 0.0 if self._last_time is None else self._last_time
-        np.add.accumulate(register, out=register)
-        register = register[head:]
-        self._last_time = float(register[-1])
-        self._times = np.concatenate([self._times, register])
+        """Time outputs up to ``total`` (exclusive), continuing the register sequentially; at
+        every ``ANCHOR_OUTPUTS``-th output it restarts from that output's exact time."""
+        pieces = [self._times]
+        output = self._first + self._times.shape[0]
+        while output < total:
+            stop = min(total, (output // ANCHOR_OUTPUTS + 1) * ANCHOR_OUTPUTS)
+            if output % ANCHOR_OUTPUTS == 0:  # t[0] = 0, and each anchor's exact (integer) time
+                register = np.full(stop - output, self._step)
+                register[0] = float(output * self.sample_rate // SAMPLE_RATE)
+                np.add.accumulate(register, out=register)
+            else:  # later pushes continue from the last time
+                register = np.full(stop - output + 1, self._step)
+                register[0] = self._last_time
+                np.add.accumulate(register, out=register)
+                register = register[1:]
+            self._last_time = float(register[-1])
+            pieces.append(register)
+            output = stop
+        if len(pieces) > 1:
+            self._times = np.concatenate(pieces)
 
     def _blocks(self, plan: BlockPlan, stop: int) -> np.ndarray:
         """Outputs ``_emitted`` to ``stop``: ``block_interpolation``'s operations, with the times in
@@ -190,10 +208,13 @@ class StreamingResampler:
     def _near_phases(self, plan: BlockPlan, count: int) -> np.ndarray:
         """``plan.boundary_phases`` for ``drift_bound`` of the stream's first ``count`` times (not a
         push's shifted ones), rounded up to a power of two: a superset, built once per power."""
-        if count < 2 or (self._step_error == 0 and (count - 1) * self._step_numerator < 2**53):
+        # the most steps any pending output is past its anchor (the register's exact start)
+        crosses = (count - 1) // ANCHOR_OUTPUTS != self._emitted // ANCHOR_OUTPUTS
+        since = ANCHOR_OUTPUTS if crosses else (count - 1) % ANCHOR_OUTPUTS + 1
+        if since < 2 or (self._step_error == 0 and (since - 1) * self._step_numerator < 2**53):
             return np.zeros(0, dtype=np.int64)  # every time exact: no drift
         last = self._times[count - 1 - self._first]
-        drift = count * (float(np.spacing(last)) / 2 + self._step_error)
+        drift = since * (float(np.spacing(last)) / 2 + self._step_error)
         bound = math.ldexp(1.0, math.frexp(drift)[1])
         if bound not in self._phases:
             self._phases[bound] = plan.boundary_phases(bound, self._filter)

@@ -46,19 +46,22 @@ RecordEvents = Callable[[Sequence[EventChange], Mapping[str, Any]], None]
 
 
 def source_groups(groups: Sequence[AnomalyGroup], source: SourceSpec) -> tuple[AnomalyGroup, ...]:
-    """The groups with the source's own thresholds; InvalidConfiguration names unknown groups."""
+    """The groups the source watches, with its own thresholds; InvalidConfiguration names unknown
+    groups."""
     names = {group.name for group in groups}
-    unknown = sorted(set(source.thresholds) - names)
+    unknown = sorted((set(source.thresholds) | set(source.groups or ())) - names)
     if unknown:
         raise InvalidConfiguration(
-            f"source {source.name}: unknown anomaly group(s) {', '.join(unknown)} in thresholds "
+            f"source {source.name}: unknown anomaly group(s) {', '.join(unknown)} "
             f"(known: {', '.join(sorted(names))})"
         )
+    watched = set(source.groups or names)
     return tuple(
         dataclasses.replace(group, threshold=source.thresholds[group.name])
         if group.name in source.thresholds
         else group
         for group in groups
+        if group.name in watched
     )
 
 
@@ -174,13 +177,19 @@ class Monitor:
         return await self._detect_completed(await asyncio.to_thread(self._push, chunks))
 
     def _push(self, chunks: Sequence[Chunk]) -> list[tuple[_Source, Examples]]:
-        completed = []
+        """Each source's chunks of the run pushed as one piece (a run holds one segment per
+        source): a few large resampler and anonymiser calls cost far less than many small ones."""
+        pieces: dict[str, list[np.ndarray]] = {}
         for chunk in chunks:
             source = self._sources[chunk.source]
             if source.front is None:
                 self._start_segment(source, chunk)
+            pieces.setdefault(chunk.source, []).append(chunk.samples)
+        completed = []
+        for name, samples in pieces.items():
+            source = self._sources[name]
             assert source.front is not None
-            examples = source.front.push(chunk.samples)
+            examples = source.front.push(samples[0] if len(samples) == 1 else np.concatenate(samples))
             if examples[0].shape[0]:
                 completed.append((source, examples))
         return completed
@@ -238,7 +247,8 @@ class Monitor:
                 row += 1
                 source.examples += 1
                 source.since_window += 1
-                if len(source.ring) == EMBEDDINGS_PER_WINDOW and source.since_window >= self.hop:
+                hop = source.spec.hop or self.hop
+                if len(source.ring) == EMBEDDINGS_PER_WINDOW and source.since_window >= hop:
                     source.since_window = 0
                     end = source.offset_seconds + source.examples * EXAMPLE_SECONDS
                     windows.append(

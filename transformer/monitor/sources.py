@@ -62,7 +62,9 @@ class SourceSpec(BaseModel):
         privacy_window_seconds: audio each anonymisation window spans (the dp_noise peak, the
             scramble shuffle group, the speech_mask analysis block): longer hides more and
             holds the audio back that much longer before detection.
+        groups: the anomaly groups this source watches (None = all configured groups).
         thresholds: per anomaly group, a threshold replacing the configured one for this source.
+        hop: examples (0.96 s) between the source's detections (None = the service's ``monitor_hop``).
         loudness_gate_dbfs: skip detection when the window is quieter (None = the service's).
         no_data_seconds: restart the capture after this long without a byte of audio.
     """
@@ -75,7 +77,9 @@ class SourceSpec(BaseModel):
     privacy: str | None = None
     privacy_params: dict[str, float] = Field(default_factory=dict)
     privacy_window_seconds: float = Field(4.0, ge=0.5, le=30)
+    groups: list[str] | None = Field(None, min_length=1)
     thresholds: dict[str, float] = Field(default_factory=dict)
+    hop: int | None = Field(None, ge=1, le=10)
     loudness_gate_dbfs: float | None = Field(None, le=0)
     no_data_seconds: float = Field(10.0, gt=0, le=600)
 

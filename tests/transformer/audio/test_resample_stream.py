@@ -167,3 +167,36 @@ def test_finish_without_input_gives_nothing():
     resampler = StreamingResampler(44_100)
     assert resampler.push(np.zeros(0)).shape == (0,)
     assert resampler.finish().shape == (0,)
+
+
+@pytest.mark.parametrize("rate", [44_100, 22_050, 44_056, 48_000])
+def test_the_register_restarts_at_an_exact_time_without_a_seam(rate, monkeypatch):
+    """After ``ANCHOR_OUTPUTS`` the register starts again from that output's exact time (bounding its
+    drift on a stream of days); before it, the file's outputs; after it, the band-limited
+    interpolation at the restarted times, computed tap by tap over the whole signal."""
+    from transformer.audio import resample_stream
+    from transformer.audio.resample_kernels import exact_interpolation, positions
+
+    anchor = 32_000  # outputs: 2 s, a whole number of periods at every rate here
+    monkeypatch.setattr(resample_stream, "ANCHOR_OUTPUTS", anchor)
+    signal = noise_and_chirp(rate, 5.0)
+    out = streamed(signal, rate, random_chunks(signal.shape[0], 5))
+    whole = resample_to_16k(signal, rate)
+    assert out.shape == whole.shape
+    np.testing.assert_allclose(out[:anchor], whole[:anchor], rtol=0, atol=1e-12)
+    step = 1.0 / (16_000 / rate)
+    times = np.empty(whole.shape[0])
+    for start in range(0, whole.shape[0], anchor):
+        register = np.full(min(anchor, whole.shape[0] - start), step)
+        register[0] = start * rate // 16_000  # the exact time of a restart: an integer
+        times[start : start + register.shape[0]] = np.add.accumulate(register)
+    filt = rate_filter(rate)
+    expected = exact_interpolation(
+        signal, positions(times, filt, signal.shape[0]), np.arange(times.shape[0]), filt
+    )
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12)
+    # no seam: after the restart the outputs differ from the never-restarted register's by its
+    # drift (~1e-8 through the interpolation), by up to resampy's own ~1e-3 where that moved an
+    # output onto another tap
+    assert np.median(np.abs(out[anchor:] - whole[anchor:])) < 1e-6
+    np.testing.assert_allclose(out[anchor:], whole[anchor:], rtol=0, atol=5e-3)

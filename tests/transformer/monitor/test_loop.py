@@ -114,3 +114,37 @@ def test_unknown_groups_and_a_bad_hop_are_refused(synthetic_model_dir: Path) -> 
         Monitor([SourceSpec(name="a", url="pulse:x", thresholds={"glas_break": 0.3})], **common)  # type: ignore[arg-type]
     with pytest.raises(InvalidConfiguration, match="hop"):
         Monitor([], hop=11, **common)  # type: ignore[arg-type]
+
+
+async def test_a_source_watches_its_own_groups_at_its_own_hop(
+    synthetic_model_dir: Path, tmp_path: Path
+) -> None:
+    recording(tmp_path / "night.wav", 14.5)  # 15 examples: windows end at examples 10..15
+    offline = OfflineClassifier.from_model_dir(synthetic_model_dir)
+    scored: list[int] = []
+
+    async def score(windows: np.ndarray) -> PredictorScores:
+        scored.append(windows.shape[0])
+        return PredictorScores(offline.classifier.predict(windows), False)
+
+    url = f"file:{tmp_path / 'night.wav'}"
+    every = SourceSpec(name="every", url=url, realtime=False)
+    sparse = SourceSpec(name="sparse", url=url, realtime=False, hop=5, groups=["glass_break"])
+    monitor = Monitor(
+        [every, sparse],
+        embed=offline.pipeline.embedder.embed_quantized,
+        score=score,
+        record=lambda changes, context: None,
+        groups=load_anomaly_groups(),
+        labels=load_labels(),
+        lifecycle=LifecycleSettings(min_hits=1, within_hops=1, max_not_heard_seconds=5.0),
+    )
+    changes = []
+    for spec in (every, sparse):
+        queue: asyncio.Queue[Chunk] = asyncio.Queue(1000)
+        await asyncio.wait_for(SourceSupervisor(spec, queue).run(), 30)
+        changes += await monitor.process([queue.get_nowait() for _ in range(queue.qsize())])
+    changes += await monitor.close()
+    assert sum(scored) == 6 + 2  # hop 1: windows at examples 10..15; hop 5: at 10 and 15
+    assert {c.group for c in changes if c.source == "sparse"} == {"glass_break"}
+    assert len({c.group for c in changes if c.source == "every"}) > 1

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from contract.errors import InvalidConfiguration
+from transformer.analysis.anomaly_groups import load_anomaly_groups
 from transformer.monitor.ffmpeg import ffmpeg_command
+from transformer.monitor.loop import source_groups
 from transformer.monitor.service import source_privacy
 from transformer.monitor.sources import SourceSpec, load_sources, parse_sources, redacted, source_kind
 from transformer.settings import TransformerSettings
@@ -137,3 +139,24 @@ def test_a_weaker_source_is_refused_before_anything_starts_when_the_minimum_reje
     sources = parse_sources({"sources": [{"name": "cam", "url": "pulse:x", "privacy": "scramble"}]})
     with pytest.raises(InvalidConfiguration, match="source cam: privacy method 'scramble' is below"):
         source_privacy(sources, settings)
+
+
+def test_a_source_can_watch_some_groups_with_its_own_thresholds() -> None:
+    groups = load_anomaly_groups()
+    spec = SourceSpec(
+        name="a",
+        url="pulse:x",
+        groups=["glass_break", "smoke_fire_alarm"],
+        thresholds={"smoke_fire_alarm": 0.2},
+    )
+    watched = {group.name: group for group in source_groups(groups, spec)}
+    assert (
+        set(watched) == {"glass_break", "smoke_fire_alarm"} and watched["smoke_fire_alarm"].threshold == 0.2
+    )
+    default = {group.name: group for group in groups}["glass_break"].threshold
+    assert watched["glass_break"].threshold == default
+    assert len(source_groups(groups, SourceSpec(name="b", url="pulse:x"))) == len(groups)
+    with pytest.raises(InvalidConfiguration, match=r"source c: unknown anomaly group\(s\) gunshots"):
+        source_groups(groups, SourceSpec(name="c", url="pulse:x", groups=["gunshots"]))
+    with pytest.raises(InvalidConfiguration, match="hop"):
+        parse_sources({"sources": [{"name": "d", "url": "pulse:x", "hop": 11}]})
