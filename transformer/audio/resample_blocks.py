@@ -83,7 +83,7 @@ def block_interpolation(x: np.ndarray, times: np.ndarray, filt: Filter, plan: Bl
     if phases.shape[0]:
         near = (np.arange(blocks)[:, None] * plan.outputs + phases[None, :]).reshape(-1)
         near = near[near < count]
-        outliers = near[_drifted(times, near, filt, plan, x.shape[0])]
+        outliers = near[drifted_outputs(times, near, filt, plan, x.shape[0])]
         if outliers.shape[0]:
             at = positions(times[outliers], filt, x.shape[0])
             y[outliers] = gathered_interpolation(x, at, np.arange(outliers.shape[0]), filt)
@@ -100,14 +100,14 @@ def _block_sources(x: np.ndarray, blocks: int, plan: BlockPlan) -> list[tuple[np
     inside_first = -(-plan.lead // plan.inputs)
     inside_stop = min(blocks, (x.shape[0] + plan.lead - plan.span) // plan.inputs + 1)
     if inside_stop <= inside_first:
-        return [(_zero_padded(x, -plan.lead, blocks * plan.inputs + plan.span), 0, 0, blocks)]
+        return [(zero_padded(x, -plan.lead, blocks * plan.inputs + plan.span), 0, 0, blocks)]
     sources = [(x, inside_first * plan.inputs - plan.lead, inside_first, inside_stop)]
     if inside_first > 0:
-        head = _zero_padded(x, -plan.lead, inside_first * plan.inputs + plan.span)
+        head = zero_padded(x, -plan.lead, inside_first * plan.inputs + plan.span)
         sources.append((head, 0, 0, inside_first))
     if inside_stop < blocks:
         start = inside_stop * plan.inputs - plan.lead
-        tail = _zero_padded(x, start, (blocks - inside_stop) * plan.inputs + plan.span)
+        tail = zero_padded(x, start, (blocks - inside_stop) * plan.inputs + plan.span)
         sources.append((tail, 0, inside_stop, blocks))
     return sources
 
@@ -132,7 +132,7 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=RESAMPLE_THREADS, thread_name_prefix="audioguard-resample")
 
 
-def _zero_padded(x: np.ndarray, start: int, length: int) -> np.ndarray:
+def zero_padded(x: np.ndarray, start: int, length: int) -> np.ndarray:
     """``x[start : start + length]`` with zeros wherever that range leaves the signal."""
     out = np.zeros(length)
     low, high = max(start, 0), min(start + length, x.shape[0])
@@ -164,7 +164,9 @@ def _apply_products(
             target += product[:, :size]
 
 
-def _drifted(times: np.ndarray, near: np.ndarray, filt: Filter, plan: BlockPlan, length: int) -> np.ndarray:
+def drifted_outputs(
+    times: np.ndarray, near: np.ndarray, filt: Filter, plan: BlockPlan, length: int
+) -> np.ndarray:
     """Which outputs ``near`` boundaries do not read their block's weights (mask over ``near``)."""
     at = positions(times[near], filt, length)
     phase = near % plan.outputs

@@ -15,7 +15,7 @@ the filter's reach of it, nothing else. A stream gives the same numbers if it ke
   a block's lead before it (the products and the drifted outputs' wings never reach its start; at
   the stream's start zeros stand in, as the file path pads), and a partial last block is computed
   again, whole, at the next push. The outputs that the register's drift moved onto other taps are
-  located as the file path does (``_drifted``, with the whole stream's drift bound, not a push's)
+  located as the file path does (``drifted_outputs``, with the whole stream's drift bound, not a push's)
   and computed from their taps. Other rates compute every output from its taps
   (``gathered_interpolation``; the file path's polyphase products sum in another order).
 
@@ -41,7 +41,7 @@ import numpy as np
 
 from transformer.audio.constants import SAMPLE_RATE
 from transformer.audio.resample import rate_filter, resampled_length
-from transformer.audio.resample_blocks import _drifted, _zero_padded
+from transformer.audio.resample_blocks import drifted_outputs, zero_padded
 from transformer.audio.resample_kernels import exact_interpolation, gathered_interpolation, positions
 from transformer.audio.resample_plan import BlockPlan, block_plan, block_plan_fits
 
@@ -181,7 +181,7 @@ class StreamingResampler:
         # one copy of the blocks' spans, zeros before the stream's start and after its end (the
         # file path's edge padding), so each column group is one product over a strided view
         start = origin + first_block * plan.inputs - plan.lead - self._base
-        source = _zero_padded(self._buffer, start, (blocks - 1) * plan.inputs + plan.span)
+        source = zero_padded(self._buffer, start, (blocks - 1) * plan.inputs + plan.span)
         for group in plan.groups:
             width, size = group.stop_row - group.start_row, group.matrix.shape[1] // 2
             view = np.ndarray(
@@ -196,7 +196,9 @@ class StreamingResampler:
         # the outputs near a boundary that the drift moved across it, from their taps
         near = (skipped + np.arange(blocks) * plan.outputs)[:, None] + self._near_phases(plan, stop)
         near = near[(near >= self._emitted - self._first) & (near < times.shape[0])]
-        outliers = near[_drifted(times, near, filt, plan, self._received - origin)] if near.shape[0] else near
+        if near.shape[0]:
+            near = near[drifted_outputs(times, near, filt, plan, self._received - origin)]
+        outliers = near
         if outliers.shape[0]:
             at = positions(self._times[outliers] - float(self._base), filt, self._buffer.shape[0])
             # a push's few drifted outputs cost least tap by tap; once the register has drifted by
