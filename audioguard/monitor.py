@@ -45,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-not-heard", type=float, default=5.0, help="seconds without a hit that end an event"
     )
-    parser.add_argument("--queue-chunks", type=int, default=600, help="audio chunks (0.1 s) buffered at most")
+    parser.add_argument(
+        "--queue-chunks",
+        type=int,
+        default=None,
+        help="audio chunks (0.1 s, all sources) held at most (default: 5 s a source + its privacy window)",
+    )
     parser.add_argument("--ffmpeg", default="ffmpeg", help="the ffmpeg program")
     parser.add_argument("--json", action="store_true", help="print each start and end as a JSON record")
     return parser

@@ -265,11 +265,12 @@ class TransformerSettings(BaseSettings):
     event_max_not_heard_seconds: float = Field(
         5.0, gt=0, description="A live event ends after this long without a hit."
     )
-    monitor_queue_chunks: int = Field(
-        600,
+    monitor_queue_chunks: int | None = Field(
+        None,
         ge=10,
         description="Audio chunks (0.1 s, all sources together) waiting for detection at most; when "
-        "the host falls behind the oldest are dropped and counted.",
+        "the host falls behind the oldest are dropped and counted. Unset: 5 s per source plus its "
+        "privacy window (a window's audio is released at once).",
     )
     ffmpeg_path: str = Field("ffmpeg", min_length=1, description="The ffmpeg program capturing live sources.")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,8 +42,15 @@ from transformer.settings import TransformerSettings
 
 logger = logging.getLogger(__name__)
 
-#: Chunks handed to the monitor at once (all that is waiting, up to this many: 6.4 s of audio).
-MAX_CHUNKS_PER_STEP: Final = 64
+#: Chunks handed to the monitor at once: all that is waiting, up to this many (0.1 s each, all
+#: sources together). A host that falls behind then works in larger batches (one VGGish and one
+#: predictor call per step, each source's chunks resampled and anonymised as one piece), which
+#: costs less per second of audio: it catches up instead of dropping.
+MAX_CHUNKS_PER_STEP: Final = 1024
+#: Seconds of each source's audio the queue holds by default, beyond its privacy window.
+QUEUE_SECONDS: Final = 5.0
+#: Seconds of audio per chunk (the supervisors' reads).
+CHUNK_SECONDS: Final = 0.1
 #: Shortest time between two log lines about failing steps.
 FAILURE_LOG_SECONDS: Final = 60.0
 
@@ -55,7 +63,7 @@ class MonitorService:
         sources: Sequence[SourceSpec],
         monitor: Monitor,
         *,
-        queue_chunks: int = 600,
+        queue_chunks: int | None = None,
         ffmpeg: str = "ffmpeg",
         session: str | None = None,
     ) -> None:
@@ -64,6 +72,7 @@ class MonitorService:
             sources: the validated sources (``load_sources``).
             monitor: the detection over those sources (its embed/score/record injected).
             queue_chunks: chunks (0.1 s each, all sources) waiting at most; the oldest go first.
+                None: ``default_queue_chunks(sources)``.
             ffmpeg: the ffmpeg program.
             session: this run's id (in the status; the monitor's event ids use it too).
         """
@@ -72,7 +81,8 @@ class MonitorService:
         self.session = session or str(uuid.uuid4())
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.queue: asyncio.Queue[Chunk] | None = None
-        self.queue_chunks, self.ffmpeg = queue_chunks, ffmpeg
+        self.queue_chunks = default_queue_chunks(sources) if queue_chunks is None else queue_chunks
+        self.ffmpeg = ffmpeg
         self.supervisors: list[SourceSupervisor] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._consumer: asyncio.Task[None] | None = None
@@ -171,6 +181,13 @@ class MonitorService:
         if status["state"] == "finished" and name not in self.monitor.ended:
             status["state"] = "finishing"  # played out; its held-back audio is still being analysed
         return {**status, "open_events": self.monitor.open_groups(name)}
+
+
+def default_queue_chunks(sources: Sequence[SourceSpec]) -> int:
+    """Room for ``QUEUE_SECONDS`` of every source's audio plus its privacy window: an anonymised
+    source releases a window's audio at once, and sources started together release together."""
+    seconds = sum(QUEUE_SECONDS + source.privacy_window_seconds for source in sources)
+    return max(10, math.ceil(seconds / CHUNK_SECONDS))
 
 
 def _describe(error: BaseException) -> str:

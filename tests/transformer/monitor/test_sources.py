@@ -160,3 +160,14 @@ def test_a_source_can_watch_some_groups_with_its_own_thresholds() -> None:
         source_groups(groups, SourceSpec(name="c", url="pulse:x", groups=["gunshots"]))
     with pytest.raises(InvalidConfiguration, match="hop"):
         parse_sources({"sources": [{"name": "d", "url": "pulse:x", "hop": 11}]})
+
+
+def test_the_default_queue_holds_each_sources_privacy_window_and_five_seconds() -> None:
+    from transformer.monitor.service import MonitorService, default_queue_chunks
+
+    plain = SourceSpec(name="a", url="pulse:x")  # the 4-s window of the minimum's method too
+    private = SourceSpec(name="b", url="pulse:y", privacy="speech_mask", privacy_window_seconds=10)
+    assert default_queue_chunks([plain]) == 90  # (5 + 4) s of 0.1-s chunks
+    assert default_queue_chunks([plain, private]) == 90 + 150
+    assert MonitorService([plain], None, queue_chunks=None).queue_chunks == 90  # type: ignore[arg-type]
+    assert MonitorService([plain], None, queue_chunks=25).queue_chunks == 25  # type: ignore[arg-type]
