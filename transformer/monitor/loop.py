@@ -141,8 +141,13 @@ class Monitor:
         return self._sources[source].tracker.open_groups
 
     async def process(self, chunks: Iterable[Chunk]) -> list[EventChange]:
-        """Take chunks (any sources, in arrival order); return the event changes they caused."""
+        """Take chunks (any sources, in arrival order); return the event changes they caused.
+
+        A failing part (the predictor down) loses its audio but not the rest of the step: the
+        sources that ended or reconnected in it still end their events, the changes are still
+        recorded, and then the first error is raised (the caller counts the failed step)."""
         changes: list[EventChange] = []
+        errors: list[Exception] = []
         run: list[Chunk] = []
         in_run: dict[str, tuple[int, int]] = {}  # (segment, rate) of each source's chunks in ``run``
         for chunk in chunks:
@@ -151,17 +156,19 @@ class Monitor:
             current = in_run.get(chunk.source, (source.segment, front.sample_rate) if front else None)
             if chunk.final or current not in (None, (chunk.segment, chunk.sample_rate)):
                 # what came before is detected first, then the segment's held-back tail; then it ends
-                changes += await self._run(run)
+                changes += await self._run(run, errors)
                 run, in_run = [], {}
                 reason = "source finished" if chunk.final else "stream interrupted"
-                changes += await self._end_segment(source, reason)
+                changes += await self._end_segment(source, reason, errors)
                 if chunk.final:
                     self.ended.add(chunk.source)
             if not chunk.final:
                 run.append(chunk)
                 in_run[chunk.source] = (chunk.segment, chunk.sample_rate)
-        changes += await self._run(run)
+        changes += await self._run(run, errors)
         await self._record_changes(changes)
+        if errors:
+            raise errors[0]
         return changes
 
     async def close(self) -> list[EventChange]:
@@ -170,11 +177,16 @@ class Monitor:
         await self._record_changes(changes)
         return changes
 
-    async def _run(self, chunks: Sequence[Chunk]) -> list[EventChange]:
-        """Chunks without a segment change: fronts (a worker thread), one VGGish call, detection."""
+    async def _run(self, chunks: Sequence[Chunk], errors: list[Exception]) -> list[EventChange]:
+        """Chunks without a segment change: fronts (a worker thread), one VGGish call, detection.
+        An error is kept in ``errors`` (its audio is lost) and the step goes on."""
         if not chunks:
             return []
-        return await self._detect_completed(await asyncio.to_thread(self._push, chunks))
+        try:
+            return await self._detect_completed(await asyncio.to_thread(self._push, chunks))
+        except Exception as error:
+            errors.append(error)
+            return []
 
     def _push(self, chunks: Sequence[Chunk]) -> list[tuple[_Source, Examples]]:
         """Each source's chunks of the run pushed as one piece (a run holds one segment per
@@ -194,14 +206,18 @@ class Monitor:
                 completed.append((source, examples))
         return completed
 
-    async def _end_segment(self, source: _Source, reason: str) -> list[EventChange]:
-        """Flush a segment's held-back audio through detection, then end its events."""
+    async def _end_segment(self, source: _Source, reason: str, errors: list[Exception]) -> list[EventChange]:
+        """Flush a segment's held-back audio through detection, then end its events (also when
+        the flush fails: the error is kept in ``errors``)."""
         changes: list[EventChange] = []
-        if source.front is not None:
-            tail = await asyncio.to_thread(source.front.finish)
-            source.front = None
-            if tail[0].shape[0]:
-                changes += await self._detect_completed([(source, tail)])
+        front, source.front = source.front, None
+        if front is not None:
+            try:
+                tail = await asyncio.to_thread(front.finish)
+                if tail[0].shape[0]:
+                    changes += await self._detect_completed([(source, tail)])
+            except Exception as error:
+                errors.append(error)
         return changes + source.tracker.close(reason)
 
     def _start_segment(self, source: _Source, chunk: Chunk) -> None:

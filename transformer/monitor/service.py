@@ -155,8 +155,8 @@ class MonitorService:
                 if now - self._last_failure_log >= FAILURE_LOG_SECONDS:
                     self._last_failure_log = now
                     logger.warning(
-                        "listening: %.1f s of audio not analysed (%d step(s) failed so far): %s",
-                        sum(chunk.samples.shape[0] for chunk in chunks) / 16_000,
+                        "listening: up to %.1f s of audio not analysed (%d step(s) failed so far): %s",
+                        sum(chunk.samples.shape[0] / chunk.sample_rate for chunk in chunks),
                         self.failed_steps,
                         _describe(error),
                     )

@@ -55,7 +55,9 @@ class SourceSpec(BaseModel):
     Attributes:
         name: identifier in metrics, events and the status endpoint (``[A-Za-z0-9_-]``).
         url: where the audio comes from (see the module); ``${VAR}`` is read from the environment.
-        realtime: files only: play at real time (a replay) or as fast as possible (tests).
+        realtime: files only: play at real time (as a live source: audio the detection cannot
+            keep up with is dropped) or as fast as possible (every second analysed: the capture
+            waits for the detection).
         privacy: anonymisation applied to the stream before features (None = the service's
             minimum), seamless across chunks (``transformer.privacy.stream``).
         privacy_params: the method's parameters, as a request names them (defaults filled in).

@@ -5,8 +5,10 @@
   ``healthy_after_seconds``. A file that ends is finished, not restarted.
 - **No-data watchdog**: a source that stays connected but sends nothing for
   ``no_data_seconds`` (a frozen camera) is killed and restarted like a dead one.
-- **Back-pressure**: chunks go to a bounded queue; when the consumer falls
-  behind, the oldest chunk is dropped and counted (never an unbounded buffer).
+- **Back-pressure**: chunks go to a bounded queue. When the consumer falls behind a
+  live source, the oldest chunk is dropped and counted (never an unbounded buffer);
+  a file replayed as fast as possible waits for room instead (ffmpeg then waits on
+  its pipe), so a replay analyses every second of the file, however slow the host.
 - **Status** per source (state, seconds since the last audio, level, its rate and
   channels, restarts, drops, last error with the URL's password removed) for metrics and the
   status endpoint. A missing ffmpeg or an unreachable source is one clear
@@ -198,12 +200,15 @@ class SourceSupervisor:
                     await asyncio.wait_for(process.wait(), EXIT_GRACE_SECONDS)
             if process.returncode is None:
                 process.kill()
+            if process.stdout is not None:  # what is left in the pipe (a stopped replay) is let go:
+                with contextlib.suppress(TimeoutError):  # Python 3.11 reports the exit only once
+                    await asyncio.wait_for(_discard(process.stdout), EXIT_GRACE_SECONDS)  # it closes
             code = await _reaped(process)
             with contextlib.suppress(TimeoutError):  # its stderr closes with it
                 await asyncio.wait_for(asyncio.shield(errors), EXIT_GRACE_SECONDS)
             if not errors.done():
                 errors.cancel()
-            last = (errors.result() if errors.done() and not errors.cancelled() else "")
+            last = errors.result() if errors.done() and not errors.cancelled() else ""
             last = last.replace(url, redacted(url))
         if reason == "eof":
             if code == 0 and self.source.kind == "file":
@@ -243,7 +248,9 @@ class SourceSupervisor:
             if data:
                 frames = np.frombuffer(data, dtype="<f4").reshape(-1, pcm.channels).astype(np.float64)
                 # the file path's mix: np.mean over the channels, in float64
-                self._deliver(frames[:, 0] if pcm.channels == 1 else np.mean(frames, axis=1), pcm.sample_rate)
+                mono = frames[:, 0] if pcm.channels == 1 else np.mean(frames, axis=1)
+                if not await self._deliver(mono, pcm.sample_rate, stopping):
+                    return "stopped"
 
     async def _next(self, read: asyncio.Task[Any], stopping: asyncio.Task[Any]) -> Any:
         """What ``read`` gives, its exception, or why it was given up ("stopped", "stalled")."""
@@ -261,7 +268,8 @@ class SourceSupervisor:
         error = read.exception()
         return error if error is not None else read.result()
 
-    def _deliver(self, samples: np.ndarray, sample_rate: int) -> None:
+    async def _deliver(self, samples: np.ndarray, sample_rate: int, stopping: asyncio.Task[Any]) -> bool:
+        """Queue one chunk; False when a stop came while a replay waited for room."""
         start = self._seconds + self._segment_samples / sample_rate  # counted, not summed: exact
         chunk = Chunk(self.source.name, samples, start, self._segment, sample_rate=sample_rate)
         self._segment_samples += samples.shape[0]
@@ -269,11 +277,21 @@ class SourceSupervisor:
         status.state, status.last_audio = "online", time.monotonic()
         status.level_dbfs = level_dbfs(samples)
         status.seconds_captured = self._seconds + self._segment_samples / sample_rate
-        if self.queue.full():  # the consumer is behind: the oldest audio goes, counted
+        if self.source.kind == "file" and not self.source.realtime:
+            put = asyncio.create_task(self.queue.put(chunk))
+            await asyncio.wait({put, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not put.done():
+                put.cancel()
+                self.status.state = "stopped"
+                return False
+            return True
+        if self.queue.full():  # the consumer is behind a live source: the oldest audio goes, counted
             with contextlib.suppress(asyncio.QueueEmpty):
                 self.queue.get_nowait()
+                self.queue.task_done()  # dropped is done with: queue.join() must not wait for it
                 status.dropped_chunks += 1
         self.queue.put_nowait(chunk)
+        return True
 
     def _fail(self, message: str) -> None:
         self.status.state, self.status.last_error = "failed", message
@@ -288,6 +306,12 @@ async def _reaped(process: asyncio.subprocess.Process) -> int:
     except TimeoutError:
         logger.warning("ffmpeg (pid %d) did not report its exit after SIGKILL", process.pid)
         return -9
+
+
+async def _discard(stream: asyncio.StreamReader) -> None:
+    """Read ``stream`` to its end, keeping nothing."""
+    while await stream.read(1 << 16):
+        pass
 
 
 async def _last_line(stream: asyncio.StreamReader | None) -> str:

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from audioguard.offline import OfflineClassifier
-from contract.errors import InvalidConfiguration
+from contract.errors import InvalidConfiguration, ServiceNotReady
 from transformer.analysis.anomaly_groups import load_anomaly_groups
 from transformer.analysis.events import LifecycleSettings
 from transformer.analysis.labels import load_labels
@@ -148,3 +148,36 @@ async def test_a_source_watches_its_own_groups_at_its_own_hop(
     assert sum(scored) == 6 + 2  # hop 1: windows at examples 10..15; hop 5: at 10 and 15
     assert {c.group for c in changes if c.source == "sparse"} == {"glass_break"}
     assert len({c.group for c in changes if c.source == "every"}) > 1
+
+
+async def test_a_step_whose_scoring_fails_still_ends_the_sources_that_finished_in_it(
+    synthetic_model_dir: Path,
+) -> None:
+    offline = OfflineClassifier.from_model_dir(synthetic_model_dir)
+    down = {"now": False}
+    recorded: list[str] = []
+
+    async def score(windows: np.ndarray) -> PredictorScores:
+        if down["now"]:
+            raise ServiceNotReady("the predictor is unavailable")
+        return PredictorScores(offline.classifier.predict(windows), False)
+
+    monitor = Monitor(
+        [SourceSpec(name="hall", url="pulse:hall")],
+        embed=offline.pipeline.embedder.embed_quantized,
+        score=score,
+        record=lambda changes, context: recorded.extend(f"{c.change} {c.reason}" for c in changes),
+        groups=load_anomaly_groups(),
+        labels=load_labels(),
+        lifecycle=LifecycleSettings(min_hits=1, within_hops=1, max_not_heard_seconds=60.0),
+    )
+    noise = 0.3 * np.random.default_rng(7).standard_normal(16_000 * 14)
+    chunks = [Chunk("hall", part, i * 0.1, 1) for i, part in enumerate(np.split(noise, 140))]
+    started = await monitor.process(chunks[:110])  # 11 s: windows scored, events start
+    assert started and {c.change for c in started} == {"start"}
+    down["now"] = True  # the rest of the audio and the source's end arrive in a step that fails
+    with pytest.raises(ServiceNotReady):
+        await monitor.process([*chunks[110:], Chunk("hall", np.zeros(0), 14.0, 1, final=True)])
+    # the audio of the failed step is lost, but its end is not: every event ends and is recorded
+    assert "hall" in monitor.ended and monitor.open_groups("hall") == []
+    assert recorded.count("end source finished") == len(started)

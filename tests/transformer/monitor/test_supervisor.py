@@ -57,11 +57,12 @@ def drain(queue: asyncio.Queue[Chunk]) -> list[Chunk]:
 
 
 @contextlib.contextmanager
-def http_wav_server(path: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """ffmpeg serving ``path`` as a WAV stream at real time on http://127.0.0.1:port/live."""
+def http_wav_server(path: Path, port: int, *, realtime: bool = True) -> Iterator[subprocess.Popen[bytes]]:
+    """ffmpeg serving ``path`` looped as a WAV stream on http://127.0.0.1:port/live, at real time
+    or (``realtime=False``) as fast as the reader takes it."""
     server = subprocess.Popen(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(path),
-         "-f", "wav", "-listen", "1", f"http://127.0.0.1:{port}/live"],
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", *(["-re"] if realtime else []),
+         "-stream_loop", "-1", "-i", str(path), "-f", "wav", "-listen", "1", f"http://127.0.0.1:{port}/live"],
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -196,13 +197,53 @@ async def test_missing_ffmpeg_and_an_unreachable_source_are_clear_and_harm_no_ot
     assert fine.status.seconds_captured == 1.0
 
 
-async def test_when_the_consumer_falls_behind_the_oldest_audio_is_dropped_and_counted(tmp_path: Path) -> None:
-    wav(tmp_path / "long.wav", 5.0)
-    source = SourceSpec(name="fast", url=f"file:{tmp_path / 'long.wav'}", realtime=False)
+async def test_when_the_consumer_falls_behind_a_live_source_the_oldest_audio_is_dropped_and_counted(
+    tmp_path: Path,
+) -> None:
+    wav(tmp_path / "loop.wav", 2.0, seed=2)
+    port = free_port()
+    source = SourceSpec(name="fast", url=f"http://127.0.0.1:{port}/live")
+    with http_wav_server(tmp_path / "loop.wav", port, realtime=False):  # faster than anyone reads
+        async with supervised(source, queue_size=3) as (supervisor, queue):
+            await eventually(lambda: supervisor.status.dropped_chunks >= 20, 30, "drops")
+            await supervisor.stop()
+            await eventually(lambda: supervisor.status.state == "stopped", 10, "the stop")
+            kept = drain(queue)
+            for _ in kept:
+                queue.task_done()
+            # a dropped chunk counts as done: whoever waits for the queue to be worked off returns
+            await asyncio.wait_for(queue.join(), 5)
+    assert len(kept) == 3
+    ends = [chunk.start_seconds + chunk.samples.shape[0] / 16000 for chunk in kept]
+    assert [chunk.start_seconds for chunk in kept[1:]] == pytest.approx(ends[:-1])  # the newest, in order
+    assert ends[-1] == pytest.approx(supervisor.status.seconds_captured)
+    assert kept[0].start_seconds > 0  # the oldest went
+
+
+async def test_a_file_replayed_as_fast_as_possible_waits_for_the_consumer_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    samples = wav(tmp_path / "long.wav", 5.0, seed=5)
+    source = SourceSpec(name="replay", url=f"file:{tmp_path / 'long.wav'}", realtime=False)
     async with supervised(source, queue_size=3) as (supervisor, queue):
+        await eventually(lambda: queue.full(), 20, "a full queue")
+        received: list[np.ndarray] = []
+        while sum(part.shape[0] for part in received) < samples.shape[0]:
+            # the capture waits for room: nothing is dropped, however slowly the queue is read
+            received.append((await asyncio.wait_for(queue.get(), 20)).samples)
+            assert supervisor.status.dropped_chunks == 0
         await eventually(lambda: supervisor.status.state == "finished", 20, "the end of the file")
-        kept = drain(queue)
-    assert len(kept) == 3 and supervisor.status.dropped_chunks > 0
-    delivered = sum(chunk.samples.shape[0] for chunk in kept)
-    assert kept[-1].start_seconds + kept[-1].samples.shape[0] / 16000 == pytest.approx(5.0)  # the newest kept
-    assert delivered < 5 * 16000
+    np.testing.assert_array_equal(np.concatenate(received), samples / 32768.0)
+    assert supervisor.status.seconds_captured == 5.0
+
+
+async def test_a_stop_ends_a_replay_that_waits_for_room(tmp_path: Path) -> None:
+    wav(tmp_path / "long.wav", 5.0)
+    source = SourceSpec(name="replay", url=f"file:{tmp_path / 'long.wav'}", realtime=False)
+    queue: asyncio.Queue[Chunk] = asyncio.Queue(2)
+    supervisor = SourceSupervisor(source, queue, backoff=FAST)
+    task = asyncio.create_task(supervisor.run())
+    await eventually(lambda: queue.full(), 20, "a full queue")
+    await supervisor.stop()
+    await asyncio.wait_for(task, 10)  # no consumer: the waiting put is given up, not held
+    assert supervisor.status.state == "stopped" and queue.qsize() == 2
