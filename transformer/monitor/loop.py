@@ -10,6 +10,9 @@ ends through the durable outbox, each carrying its source's privacy method. A ne
 segment (the source reconnected) is not continuous audio: the old segment's held-back audio
 is flushed and detected, its open events end ("stream interrupted"), and the source's
 front end and ring start again; a source that has ended (``final``) is flushed the same way.
+A gap inside a segment (the host fell behind and the queue dropped the source's oldest audio)
+flushes the front end and starts a new one at the true stream time, keeping the source's ring
+and open events: what is heard after the gap is timed right and goes on the events it continues.
 
 The heavy calls are injected (the embedder and the outbox run in worker
 threads, the predictor is awaited), as in ``transformer.analysis.analyzer``.
@@ -78,6 +81,7 @@ class _Source:
     offset_seconds: float = 0.0  # stream time where this segment's audio starts
     since_window: int = 0
     segment: int = 0
+    next_start: float | None = None  # stream time the source's next chunk should start at
 
 
 @dataclass(frozen=True)
@@ -154,17 +158,23 @@ class Monitor:
             source = self._sources[chunk.source]
             front = source.front
             current = in_run.get(chunk.source, (source.segment, front.sample_rate) if front else None)
-            if chunk.final or current not in (None, (chunk.segment, chunk.sample_rate)):
+            continued = current == (chunk.segment, chunk.sample_rate)
+            if chunk.final or (current is not None and not continued):
                 # what came before is detected first, then the segment's held-back tail; then it ends
                 changes += await self._run(run, errors)
                 run, in_run = [], {}
                 reason = "source finished" if chunk.final else "stream interrupted"
-                changes += await self._end_segment(source, reason, errors)
+                changes += await self._flush(source, errors) + source.tracker.close(reason)
                 if chunk.final:
                     self.ended.add(chunk.source)
+            elif continued and _after_gap(chunk, source.next_start):
+                changes += await self._run(run, errors)
+                run, in_run = [], {}
+                changes += await self._flush(source, errors)  # its events stay open
             if not chunk.final:
                 run.append(chunk)
                 in_run[chunk.source] = (chunk.segment, chunk.sample_rate)
+                source.next_start = chunk.start_seconds + chunk.samples.shape[0] / chunk.sample_rate
         changes += await self._run(run, errors)
         await self._record_changes(changes)
         if errors:
@@ -206,27 +216,30 @@ class Monitor:
                 completed.append((source, examples))
         return completed
 
-    async def _end_segment(self, source: _Source, reason: str, errors: list[Exception]) -> list[EventChange]:
-        """Flush a segment's held-back audio through detection, then end its events (also when
-        the flush fails: the error is kept in ``errors``)."""
-        changes: list[EventChange] = []
+    async def _flush(self, source: _Source, errors: list[Exception]) -> list[EventChange]:
+        """Detect what a segment's front end holds back and let the front go (a failure is kept
+        in ``errors``: the tail is lost, the caller goes on)."""
         front, source.front = source.front, None
-        if front is not None:
-            try:
-                tail = await asyncio.to_thread(front.finish)
-                if tail[0].shape[0]:
-                    changes += await self._detect_completed([(source, tail)])
-            except Exception as error:
-                errors.append(error)
-        return changes + source.tracker.close(reason)
+        if front is None:
+            return []
+        try:
+            tail = await asyncio.to_thread(front.finish)
+            return await self._detect_completed([(source, tail)]) if tail[0].shape[0] else []
+        except Exception as error:
+            errors.append(error)
+            return []
 
     def _start_segment(self, source: _Source, chunk: Chunk) -> None:
+        """A new front end from ``chunk`` on; after a gap in the same capture the ring (the
+        audio last heard) is kept, after a reconnect it starts again."""
         window = source.spec.privacy_window_seconds
         anonymiser = stream_anonymiser(source.privacy, window_seconds=window)
+        if chunk.segment != source.segment:
+            source.ring.clear()
+            source.levels.clear()
         source.front, source.segment = SourceFront(chunk.sample_rate, anonymiser), chunk.segment
-        source.ring.clear()
-        source.levels.clear()
-        source.examples, source.since_window = 0, 0
+        source.examples = 0
+        source.since_window = 0 if len(source.ring) < EMBEDDINGS_PER_WINDOW else source.since_window
         source.offset_seconds = chunk.start_seconds
 
     async def _detect_completed(self, completed: Sequence[tuple[_Source, Examples]]) -> list[EventChange]:
@@ -297,3 +310,9 @@ class Monitor:
             )
             changes += window.source.tracker.update(window.end_seconds, fired)
         return changes
+
+
+def _after_gap(chunk: Chunk, expected: float | None) -> bool:
+    """Whether audio is missing before ``chunk`` (more than half a sample from where the source's
+    last chunk ended: the supervisors count samples, so a continuous stream matches exactly)."""
+    return expected is not None and abs(chunk.start_seconds - expected) > 0.5 / chunk.sample_rate

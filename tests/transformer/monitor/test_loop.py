@@ -181,3 +181,36 @@ async def test_a_step_whose_scoring_fails_still_ends_the_sources_that_finished_i
     # the audio of the failed step is lost, but its end is not: every event ends and is recorded
     assert "hall" in monitor.ended and monitor.open_groups("hall") == []
     assert recorded.count("end source finished") == len(started)
+
+
+async def test_audio_dropped_from_a_live_source_leaves_a_gap_in_time_not_a_splice(
+    synthetic_model_dir: Path,
+) -> None:
+    offline = OfflineClassifier.from_model_dir(synthetic_model_dir)
+    windows: list[int] = []
+
+    async def score(stacked: np.ndarray) -> PredictorScores:
+        windows.append(stacked.shape[0])
+        return PredictorScores(offline.classifier.predict(stacked), False)
+
+    monitor = Monitor(
+        [SourceSpec(name="hall", url="pulse:hall")],
+        embed=offline.pipeline.embedder.embed_quantized,
+        score=score,
+        record=lambda changes, context: None,
+        groups=load_anomaly_groups(),
+        labels=load_labels(),
+        lifecycle=LifecycleSettings(min_hits=1, within_hops=1, max_not_heard_seconds=60.0),
+    )
+    noise = 0.3 * np.random.default_rng(8).standard_normal(16_000 * 14)
+    chunks = [Chunk("hall", part, i * 0.1, 1) for i, part in enumerate(np.split(noise, 140))]
+    kept = chunks[:50] + chunks[60:]  # the queue dropped 5.0-6.0 s
+    changes = [change for chunk in kept for change in await monitor.process([chunk])]
+    changes += await monitor.close()
+    starts = [c for c in changes if c.change == "start"]
+    ends = [c for c in changes if c.change == "end"]
+    assert starts and len(ends) == len(starts)  # the events go on across the gap: no second start
+    # 0-5 s: 5 examples; 6-14 s: 8 examples from 6.0 s; the ring keeps what was heard before the
+    # gap, so windows come at the 10th to 13th example, the last ending at 6 + 8 x 0.96 s
+    assert sum(windows) == 4
+    assert [end.end_seconds for end in ends] == pytest.approx([6.0 + 8 * 0.96] * len(ends))
