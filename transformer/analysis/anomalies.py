@@ -74,6 +74,12 @@ class Anomaly:
 # --- detection ---------------------------------------------------------------------------
 
 
+def is_audible(levels_dbfs: np.ndarray, gate_dbfs: float | None) -> np.ndarray:
+    """(W,) bool: the windows the loudness gate lets through (at or above it; no gate: all)."""
+    levels = np.asarray(levels_dbfs, dtype=np.float64)
+    return np.ones(levels.shape, dtype=bool) if gate_dbfs is None else levels >= gate_dbfs
+
+
 def detect_anomalies(
     scores: np.ndarray,
     window_starts: np.ndarray,
@@ -121,7 +127,7 @@ def detect_anomalies(
         levels = np.asarray(window_dbfs, dtype=np.float64)
         if levels.shape != (num_windows,):
             raise ValueError(f"window_dbfs has shape {levels.shape}, expected ({num_windows},)")
-        audible = levels >= gate_dbfs
+        audible = is_audible(levels, gate_dbfs)
 
     active = [group for group in groups if group.enabled]
     for group in active:

@@ -1,12 +1,12 @@
 """The monitor: every source's audio to events, with the file path's numbers.
 
 Per chunk of a source: its front end (``front``: resampled, anonymised as the source
-asks, framed) completes examples; the new examples of all sources are embedded in one VGGish call
-(each example once); each source keeps a ring of its last 10 embeddings and,
-every ``hop`` examples, its newest window is due; the due windows of all sources
-are scored in one predictor call; each window's anomalies (the source's own
-thresholds and loudness gate) go through its event tracker, and the starts and
-ends through the durable outbox, each carrying its source's privacy method. A new capture
+asks, framed) completes examples; each source keeps a ring of its last 10 examples (``ring``)
+and, every ``hop`` examples, its newest window is due. The due windows that reach their
+source's loudness gate are embedded (one VGGish call for all sources, each example once, only
+when a scored window needs it) and scored (one predictor call); each window's anomalies (the
+source's own thresholds) go through its event tracker, a gated window with none, and the starts
+and ends through the durable outbox, each carrying its source's privacy method. A new capture
 segment (the source reconnected) is not continuous audio: the old segment's held-back audio
 is flushed and detected, its open events end ("stream interrupted"), and the source's
 front end and ring start again; a source that has ended (``final``) is flushed the same way.
@@ -22,22 +22,22 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from contract.constants import EMBEDDINGS_PER_WINDOW, EXAMPLE_SECONDS
+from contract.constants import EMBEDDINGS_PER_WINDOW
 from contract.errors import InvalidConfiguration
 from contract.weights_status import WeightsStatus
-from transformer.analysis.anomalies import detect_anomalies
+from transformer.analysis.anomalies import detect_anomalies, is_audible
 from transformer.analysis.anomaly_groups import AnomalyGroup
 from transformer.analysis.events import EventChange, EventTracker, LifecycleSettings
 from transformer.analysis.labels import Labels
 from transformer.analysis.types import PredictorScores
 from transformer.monitor.front import Examples, SourceFront
+from transformer.monitor.ring import Ring, Window, embed_entries, unembedded
 from transformer.monitor.sources import SourceSpec
 from transformer.monitor.supervisor import Chunk
 from transformer.privacy import PrivacyRequest, parse_privacy_request
@@ -75,22 +75,9 @@ class _Source:
     tracker: EventTracker
     privacy: PrivacyRequest
     front: SourceFront | None = None  # None between segments
-    ring: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=EMBEDDINGS_PER_WINDOW))
-    levels: deque[float] = field(default_factory=lambda: deque(maxlen=EMBEDDINGS_PER_WINDOW))
-    examples: int = 0  # examples embedded in this segment
-    offset_seconds: float = 0.0  # stream time where this segment's audio starts
-    since_window: int = 0
+    ring: Ring = field(default_factory=Ring)
     segment: int = 0
     next_start: float | None = None  # stream time the source's next chunk should start at
-
-
-@dataclass(frozen=True)
-class _Window:
-    source: _Source
-    embeddings: np.ndarray  # (10, 128) uint8
-    level_dbfs: float
-    start_seconds: float
-    end_seconds: float
 
 
 class Monitor:
@@ -234,21 +221,24 @@ class Monitor:
         audio last heard) is kept, after a reconnect it starts again."""
         window = source.spec.privacy_window_seconds
         anonymiser = stream_anonymiser(source.privacy, window_seconds=window)
-        if chunk.segment != source.segment:
-            source.ring.clear()
-            source.levels.clear()
+        source.ring.restart(chunk.start_seconds, keep=chunk.segment == source.segment)
         source.front, source.segment = SourceFront(chunk.sample_rate, anonymiser), chunk.segment
-        source.examples = 0
-        source.since_window = 0 if len(source.ring) < EMBEDDINGS_PER_WINDOW else source.since_window
-        source.offset_seconds = chunk.start_seconds
 
     async def _detect_completed(self, completed: Sequence[tuple[_Source, Examples]]) -> list[EventChange]:
-        if not completed:
-            return []
-        stacked = np.concatenate([examples for _, (examples, _) in completed])
-        embeddings = await asyncio.to_thread(self._embed, stacked)  # one VGGish call for all sources
-        windows = self._windows(completed, embeddings)
-        return await self._detect(windows) if windows else []
+        """New examples into the rings; the due windows the gate lets through are embedded (one
+        VGGish call for all sources, each example once) and scored (one predictor call)."""
+        due = [
+            (source, window)
+            for source, (features, levels) in completed
+            for window in source.ring.push(features, levels, source.spec.hop or self.hop)
+        ]
+        audible = [window for source, window in due if self._audible(source, window)]
+        await asyncio.to_thread(embed_entries, unembedded(audible), self._embed)
+        return await self._detect(due, audible) if due else []
+
+    def _audible(self, source: _Source, window: Window) -> bool:
+        gate = source.spec.loudness_gate_dbfs
+        return bool(is_audible(np.array([window.level_dbfs]), self.gate_dbfs if gate is None else gate)[0])
 
     async def _record_changes(self, changes: Sequence[EventChange]) -> None:
         """Record the changes, each source's with its privacy method."""
@@ -265,50 +255,31 @@ class Monitor:
             fields = {"privacy": privacy.method, "privacy_params": dict(privacy.params)}
             self._record(changes, {**self.context, **self._weights, **fields})
 
-    def _windows(
-        self, completed: Sequence[tuple[_Source, Examples]], embeddings: np.ndarray
-    ) -> list[_Window]:
-        windows, row = [], 0
-        for source, (examples, levels) in completed:
-            for level in levels:
-                source.ring.append(embeddings[row])
-                source.levels.append(float(level))
-                row += 1
-                source.examples += 1
-                source.since_window += 1
-                hop = source.spec.hop or self.hop
-                if len(source.ring) == EMBEDDINGS_PER_WINDOW and source.since_window >= hop:
-                    source.since_window = 0
-                    end = source.offset_seconds + source.examples * EXAMPLE_SECONDS
-                    windows.append(
-                        _Window(
-                            source,
-                            np.stack(source.ring),
-                            max(source.levels),
-                            end - EMBEDDINGS_PER_WINDOW * EXAMPLE_SECONDS,
-                            end,
-                        )
-                    )
-            assert examples.shape[0] == levels.shape[0]
-        return windows
-
-    async def _detect(self, windows: Sequence[_Window]) -> list[EventChange]:
-        scored = await self._score(np.stack([window.embeddings for window in windows]))
-        self._weights = WeightsStatus(self.embedding_official, scored.weights_official).fields()
+    async def _detect(
+        self, due: Sequence[tuple[_Source, Window]], audible: Sequence[Window]
+    ) -> list[EventChange]:
+        """Each due window through its source's tracker, in order: the audible ones with the
+        anomalies their scores fire, the gated ones with none (their time still passes)."""
+        scores: Iterator[np.ndarray] = iter(())
+        if audible:
+            scored = await self._score(np.stack([window.embeddings() for window in audible]))
+            self._weights = WeightsStatus(self.embedding_official, scored.weights_official).fields()
+            scores = iter(scored.values)
+        heard = {id(window) for window in audible}
         changes = []
-        for window, scores in zip(windows, scored.values, strict=True):
-            gate = window.source.spec.loudness_gate_dbfs
-            gate = self.gate_dbfs if gate is None else gate
-            fired = detect_anomalies(
-                scores[None, :],
-                np.array([window.start_seconds]),
-                np.array([window.end_seconds]),
-                window.source.groups,
-                window_dbfs=np.array([window.level_dbfs]),
-                gate_dbfs=gate,
-                labels=self.labels,
+        for source, window in due:
+            fired = (
+                detect_anomalies(
+                    next(scores)[None, :],
+                    np.array([window.start_seconds]),
+                    np.array([window.end_seconds]),
+                    source.groups,
+                    labels=self.labels,
+                )
+                if id(window) in heard
+                else []
             )
-            changes += window.source.tracker.update(window.end_seconds, fired)
+            changes += source.tracker.update(window.end_seconds, fired)
         return changes
 
 

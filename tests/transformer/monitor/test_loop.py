@@ -214,3 +214,58 @@ async def test_audio_dropped_from_a_live_source_leaves_a_gap_in_time_not_a_splic
     # gap, so windows come at the 10th to 13th example, the last ending at 6 + 8 x 0.96 s
     assert sum(windows) == 4
     assert [end.end_seconds for end in ends] == pytest.approx([6.0 + 8 * 0.96] * len(ends))
+
+
+def quiet_loud_quiet(seconds: tuple[float, float, float]) -> list[Chunk]:
+    """-70 dBFS noise, then noise at -10 dBFS, then -70 dBFS again, as 0.1-s chunks."""
+    rng = np.random.default_rng(9)
+    levels = zip(seconds, (-70, -10, -70), strict=True)
+    parts = [10 ** (db / 20) * rng.standard_normal(int(s * 16_000)) for s, db in levels]
+    audio = np.concatenate(parts)
+    return [Chunk("door", part, i * 0.1, 1) for i, part in enumerate(np.split(audio, audio.size // 1600))]
+
+
+@pytest.mark.parametrize("gate", [None, -45.0])
+async def test_windows_below_the_gate_cost_no_vggish_and_no_predictor(
+    synthetic_model_dir: Path, gate: float | None
+) -> None:
+    offline = OfflineClassifier.from_model_dir(synthetic_model_dir)
+    embedded: list[bytes] = []
+    scored: list[int] = []
+    changes: list[str] = []
+
+    def embed(features: np.ndarray) -> np.ndarray:
+        embedded.extend(patch.tobytes() for patch in features)
+        return offline.pipeline.embedder.embed_quantized(features)
+
+    async def score(windows: np.ndarray) -> PredictorScores:
+        scored.append(windows.shape[0])
+        return PredictorScores(offline.classifier.predict(windows), False)
+
+    monitor = Monitor(
+        [SourceSpec(name="door", url="pulse:door", loudness_gate_dbfs=gate)],
+        embed=embed,
+        score=score,
+        record=lambda done, context: changes.extend(f"{c.change} {c.reason}" for c in done),
+        groups=load_anomaly_groups(),
+        labels=load_labels(),
+        lifecycle=LifecycleSettings(min_hits=1, within_hops=1, max_not_heard_seconds=3.0),
+    )
+    chunks = quiet_loud_quiet((11.5, 12.0, 20.0))  # 43.5 s: 45 examples, 36 windows due at hop 1
+    await monitor.process(chunks[:115])  # the quiet start: 11 examples, 2 windows due
+    if gate is not None:
+        assert embedded == [] and scored == []  # nothing of it went to VGGish or the predictor
+    for chunk in chunks[115:]:
+        await monitor.process([chunk])
+    assert len(embedded) == len(set(embedded))  # no example embedded twice
+    if gate is None:
+        assert (len(embedded), sum(scored)) == (45, 36)  # every example and every window
+        assert changes and all(change == "start " for change in changes)  # noise fires them all
+    else:
+        # examples 11-24 hold loud audio (example i spans 0.96 i to 0.96 i + 0.975 s); the 23
+        # windows ending at examples 11-33 hold one of them and are scored; they span examples
+        # 2-33, embedded once each; examples 0-1 and 34-44 never reach VGGish
+        assert (len(embedded), sum(scored)) == (32, 23)
+        # the events end in the quiet that follows, timed by the windows the gate held back
+        starts = changes.count("start ")
+        assert starts and changes.count("end not heard") == starts and len(changes) == 2 * starts

@@ -1,0 +1,96 @@
+"""A source's last ten examples and the windows due over them, embedded only when scored.
+
+An example enters the ring as its log-mel patch. VGGish embeds it only when a window that is
+scored holds it, once; the embedding then stays with it for the later windows. A window is
+scored when its loudest example reaches the source's loudness gate (no gate: every window):
+a quieter one cannot fire, so a quiet source costs its front end and nothing of VGGish or the
+predictor, and an example that leaves the ring unembedded was never needed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from contract.constants import EMBEDDINGS_PER_WINDOW, EXAMPLE_SECONDS
+
+
+@dataclass(eq=False)
+class RingEntry:
+    """One 0.96-s example: its level, its log-mel until embedded, then its embedding."""
+
+    level_dbfs: float
+    features: np.ndarray | None  # (96, 64) float log-mel; None once embedded
+    embedding: np.ndarray | None = None  # (128,) uint8
+
+
+@dataclass(frozen=True)
+class Window:
+    """Ten consecutive examples of one source, due for detection."""
+
+    entries: tuple[RingEntry, ...]
+    level_dbfs: float  # the loudest example's
+    start_seconds: float
+    end_seconds: float
+
+    def embeddings(self) -> np.ndarray:
+        """(10, 128) uint8 (every entry embedded first: ``embed_entries``)."""
+        assert all(entry.embedding is not None for entry in self.entries)
+        return np.stack([entry.embedding for entry in self.entries])  # type: ignore[misc]
+
+
+class Ring:
+    """The examples of one source's current stretch of audio and the windows they make due."""
+
+    def __init__(self) -> None:
+        self.entries: deque[RingEntry] = deque(maxlen=EMBEDDINGS_PER_WINDOW)
+        self.examples = 0  # examples since ``offset_seconds``
+        self.offset_seconds = 0.0  # stream time where the current stretch starts
+        self.since_window = 0
+
+    def restart(self, offset_seconds: float, *, keep: bool) -> None:
+        """A new stretch from ``offset_seconds``: after a gap (``keep``) the examples heard last
+        still fill the next windows; after a reconnect the ring starts empty."""
+        if not keep:
+            self.entries.clear()
+        self.examples, self.offset_seconds = 0, offset_seconds
+        if len(self.entries) < EMBEDDINGS_PER_WINDOW:
+            self.since_window = 0
+
+    def push(self, features: np.ndarray, levels: np.ndarray, hop: int) -> list[Window]:
+        """(k, 96, 64) log-mel and (k,) dBFS in; the windows they make due (every ``hop``)."""
+        assert features.shape[0] == levels.shape[0]
+        due = []
+        for patch, level in zip(features, levels, strict=True):
+            self.entries.append(RingEntry(float(level), np.array(patch)))
+            self.examples += 1
+            self.since_window += 1
+            if len(self.entries) == EMBEDDINGS_PER_WINDOW and self.since_window >= hop:
+                self.since_window = 0
+                end = self.offset_seconds + self.examples * EXAMPLE_SECONDS
+                entries = tuple(self.entries)
+                level_dbfs = max(entry.level_dbfs for entry in entries)
+                due.append(Window(entries, level_dbfs, end - EMBEDDINGS_PER_WINDOW * EXAMPLE_SECONDS, end))
+        return due
+
+
+def unembedded(windows: Iterable[Window]) -> list[RingEntry]:
+    """The entries of ``windows`` still without an embedding, each once, in order."""
+    seen: dict[int, RingEntry] = {}
+    for window in windows:
+        for entry in window.entries:
+            if entry.embedding is None:
+                seen.setdefault(id(entry), entry)
+    return list(seen.values())
+
+
+def embed_entries(entries: Sequence[RingEntry], embed: Callable[[np.ndarray], np.ndarray]) -> None:
+    """Embed ``entries`` in one VGGish call (CPU-bound: run in a worker thread)."""
+    if not entries:
+        return
+    embeddings = embed(np.stack([entry.features for entry in entries]))  # type: ignore[misc]
+    for entry, embedding in zip(entries, embeddings, strict=True):
+        entry.embedding, entry.features = embedding, None
