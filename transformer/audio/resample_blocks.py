@@ -41,8 +41,11 @@ BOUNDARY_SLACK = 1e-6
 RESAMPLE_THREADS = max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
 #: Fewest outputs worth a thread of their own (about a second of audio, ~0.6 ms of products).
 MIN_SPLIT_OUTPUTS = 16_000
-#: Blocks per matrix product, so each product's result stays small.
-_BLOCKS_PER_PRODUCT = 1024
+#: Blocks per matrix product, so each product's result stays small. Products cover fixed ranges
+#: of block indices (multiples of this), and threads split only there: BLAS may round a row
+#: differently in a product of another height, so the same products make the same bits.
+_BLOCKS_PER_PRODUCT = 512
+
 
 def block_interpolation(x: np.ndarray, times: np.ndarray, filt: Filter, plan: BlockPlan) -> np.ndarray:
     """All outputs at the accumulated ``times``: block products, each corrected by its own
@@ -121,7 +124,12 @@ def _split(
     parts = min(RESAMPLE_THREADS, (stop - first) * outputs // MIN_SPLIT_OUTPUTS)
     if parts <= 1:
         return sources
-    bounds = [first + (stop - first) * i // parts for i in range(parts + 1)]
+    step = _BLOCKS_PER_PRODUCT  # split on the products' grid only
+    cuts = {
+        min(stop, max(first, round((first + (stop - first) * i / parts) / step) * step))
+        for i in range(1, parts)
+    }
+    bounds = sorted({first, stop} | cuts)
     ranges = itertools.pairwise(bounds)
     return [(source, offset + (a - first) * inputs, a, b) for a, b in ranges] + sources[1:]
 
@@ -150,8 +158,11 @@ def _apply_products(
     stride = source.strides[0]
     widest = max(group.matrix.shape[1] for group in plan.groups)
     buffer = np.empty((min(_BLOCKS_PER_PRODUCT, stop - first), widest))
-    for chunk in range(first, stop, _BLOCKS_PER_PRODUCT):
-        rows = min(_BLOCKS_PER_PRODUCT, stop - chunk)
+    grid = itertools.chain(
+        [first], range((first // _BLOCKS_PER_PRODUCT + 1) * _BLOCKS_PER_PRODUCT, stop, _BLOCKS_PER_PRODUCT)
+    )
+    for chunk in grid:
+        rows = min(_BLOCKS_PER_PRODUCT - chunk % _BLOCKS_PER_PRODUCT, stop - chunk)
         base = offset + (chunk - first) * plan.inputs
         for group in plan.groups:
             width, size = group.stop_row - group.start_row, group.matrix.shape[1] // 2

@@ -57,7 +57,7 @@ async def test_a_predictor_outage_costs_its_steps_not_the_listening(
         labels=load_labels(),
         session="run-1",
     )
-    service = MonitorService(sources, monitor, queue_chunks=2000)
+    service = MonitorService(sources, monitor, queue_chunks=20)  # a replay waits: steps of 2 s at most
     await service.start()
     try:
         await service.wait_sources_done()
