@@ -1,10 +1,12 @@
 """The opt-in int8 VGGish: ONNX Runtime's static post-training quantisation of the fp32 graph.
 
-Weights int8 per output channel, activations uint8 with ranges calibrated
+Weights 8-bit per output channel, activations uint8 with ranges calibrated
 (min/max) on the generated sounds of ``calibration.py``; QDQ format, which ONNX
-Runtime fuses into integer convolutions and matrix products. On CPUs without
-AVX-512 VNNI (or AVX-VNNI) the weights use 7 bits (``reduce_range``): their u8 x s8
-instructions can overflow with 8-bit weights.
+Runtime fuses into integer convolutions and matrix products. With AVX-512 VNNI (or
+AVX-VNNI) the weights are int8 (u8 x s8 dot products). Without it, u8 x s8 products
+can saturate, and 7-bit weights (``reduce_range``) cost fidelity: on an AVX2-only EPYC
+only 80 % of uint8 embedding values stayed within +-2 of the reference, against 94 % with
+uint8 weights (u8 x u8, no saturation), which run about 25 % slower there and are used.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import onnx
@@ -84,8 +87,16 @@ def scratch_folder(candidates: Sequence[Path], needed_bytes: int) -> Path:
     )
 
 
+WeightType = Literal["int8", "uint8"]
+
+
+def int8_weight_type(vnni: bool) -> WeightType:
+    """The weights' type: "int8" where the CPU has VNNI, else "uint8" (see the module)."""
+    return "int8" if vnni else "uint8"
+
+
 def quantize_vggish(
-    fp32: onnx.ModelProto, examples: np.ndarray, *, reduce_range: bool, scratch: Path | None = None
+    fp32: onnx.ModelProto, examples: np.ndarray, *, weights: WeightType = "int8", scratch: Path | None = None
 ) -> onnx.ModelProto:
     """fp32 VGGish + (N, 96, 64) float32 calibration examples -> the int8 (QDQ) model.
 
@@ -121,9 +132,9 @@ def quantize_vggish(
             Reader(examples.astype(np.float32, copy=False)),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
-            reduce_range=reduce_range,
+            reduce_range=False,
             activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8 if weights == "int8" else QuantType.QUInt8,
             calibrate_method=CalibrationMethod.MinMax,
             extra_options={"CalibTensorRangeSymmetric": False},
         )

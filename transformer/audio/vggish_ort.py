@@ -83,7 +83,7 @@ def session_options(threads: int) -> ort.SessionOptions:
     return options
 
 
-def int8_cache_key(checkpoint_sha512: str, *, fc2_relu: bool, reduce_range: bool) -> str:
+def int8_cache_key(checkpoint_sha512: str, *, fc2_relu: bool, weights: str) -> str:
     """What an int8 model was made from: weights, recipe, calibration set, quantiser version."""
     from transformer.audio.calibration import CALIBRATION_VERSION
 
@@ -91,7 +91,7 @@ def int8_cache_key(checkpoint_sha512: str, *, fc2_relu: bool, reduce_range: bool
         _RECIPE_VERSION,
         checkpoint_sha512,
         f"fc2_relu={fc2_relu}",
-        f"reduce_range={reduce_range}",
+        f"weights={weights}",
         CALIBRATION_VERSION,
         f"onnxruntime={ort.__version__}",
     ]
@@ -165,12 +165,13 @@ def build_session(
     from transformer.audio.vggish_int8 import (
         SCRATCH_MODEL_COPIES,
         cpu_has_vnni,
+        int8_weight_type,
         quantize_vggish,
         scratch_folder,
     )
 
-    reduce_range = not cpu_has_vnni()
-    key = int8_cache_key(sha512_of(checkpoint_path), fc2_relu=fc2_relu, reduce_range=reduce_range)
+    weights = int8_weight_type(cpu_has_vnni())
+    key = int8_cache_key(sha512_of(checkpoint_path), fc2_relu=fc2_relu, weights=weights)
     cache = Path(cache_dir or checkpoint_path.parent) / INT8_CACHE_NAME
     session = _cached_session(cache, key, options)
     if session is not None:
@@ -181,13 +182,11 @@ def build_session(
     scratch = scratch_folder([cache.parent, Path(tempfile.gettempdir())], needed)
     started = time.perf_counter()
     fp32 = build_vggish_onnx(read_vggish_weights(checkpoint_path), fc2_relu=fc2_relu, consume=True)
-    int8 = quantize_vggish(fp32, calibration_examples(), reduce_range=reduce_range, scratch=scratch)
+    int8 = quantize_vggish(fp32, calibration_examples(), weights=weights, scratch=scratch)
     del fp32
     int8.metadata_props.add(key=_CACHE_KEY_FIELD, value=key)
     model_bytes = int8.SerializeToString()
-    logger.info(
-        "int8 VGGish calibrated in %.1f s (reduce_range=%s)", time.perf_counter() - started, reduce_range
-    )
+    logger.info("int8 VGGish calibrated in %.1f s (%s weights)", time.perf_counter() - started, weights)
     _write_cache(cache, model_bytes)
     session = session_from_bytes(model_bytes, options)
     del model_bytes, int8

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from bench.vggish_fidelity import Fidelity, compare, recording_examples
@@ -21,7 +22,7 @@ from tests.support.signals import chirp, tone, white_noise
 from transformer.audio.calibration import calibration_examples, calibration_waveforms
 from transformer.audio.embedders import Embedder, load_embedder
 from transformer.audio.features import waveform_to_examples
-from transformer.audio.vggish_int8 import cpu_has_vnni
+from transformer.audio.vggish_int8 import cpu_has_vnni, int8_weight_type
 from transformer.audio.vggish_ort import INT8_CACHE_NAME, OnnxVGGishEmbedder
 
 pytestmark = pytest.mark.slow
@@ -179,6 +180,12 @@ def test_int8_is_cached_with_its_sources_and_rebuilt_when_they_change(
     cache = tmp_path / INT8_CACHE_NAME
     assert cache.is_file() and "int8 VGGish calibrated" in caplog.text
     assert [p.name for p in tmp_path.iterdir()] == [INT8_CACHE_NAME]  # no temporary file left
+    # every weight matrix in 8 bits of the type this CPU multiplies without saturating
+    quantized = [i.data_type for i in onnx.load(cache).graph.initializer if i.name.endswith("W_quantized")]
+    expected = {"int8": onnx.TensorProto.INT8, "uint8": onnx.TensorProto.UINT8}[
+        int8_weight_type(cpu_has_vnni())
+    ]
+    assert len(quantized) >= 9 and set(quantized) == {expected}
     written = cache.stat().st_mtime_ns
 
     caplog.clear()
@@ -210,11 +217,17 @@ def test_int8_with_an_unwritable_cache_still_serves(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
 
 
-def test_reduce_range_follows_the_cpu_flags(tmp_path: Path) -> None:
+def test_the_weights_type_follows_the_cpu_flags(tmp_path: Path) -> None:
     vnni, avx2, missing = tmp_path / "vnni", tmp_path / "avx2", tmp_path / "absent"
     vnni.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_vnni\n")
     avx2.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma\n")
     assert cpu_has_vnni(vnni) and not cpu_has_vnni(avx2) and not cpu_has_vnni(missing)
+    # 8-bit weights everywhere: int8 with VNNI, uint8 without (u8 x s8 could saturate there)
+    assert [int8_weight_type(cpu_has_vnni(path)) for path in (vnni, avx2, missing)] == [
+        "int8",
+        "uint8",
+        "uint8",
+    ]
 
 
 def test_calibration_set_is_fixed_and_covers_levels() -> None:
