@@ -244,14 +244,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         broker.start()
         services.start()
         latencies = [latency_run(services, broker, work, run) for run in range(args.latency_runs)]
-        ordered = sorted(latencies) or [float("nan")]
-        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-        print(
-            f"\nlatency, onset -> start record at the DHT ({len(latencies)} streams, hop 1, "
-            "2 hits in 3 hops): "
-            f"p50 {statistics.median(ordered):.2f} s, p95 {p95:.2f} s, "
-            f"all {', '.join(f'{x:.2f}' for x in latencies)}"
-        )
+        if latencies:  # --latency_runs 0: capacity only
+            ordered = sorted(latencies)
+            p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+            print(
+                f"\nlatency, onset -> start record at the DHT ({len(latencies)} streams, hop 1, "
+                "2 hits in 3 hops): "
+                f"p50 {statistics.median(ordered):.2f} s, p95 {p95:.2f} s, "
+                f"all {', '.join(f'{x:.2f}' for x in latencies)}"
+            )
         print(
             "\n| sources | audio | CPU (cores) | CPU per source (% of a core) | dropped chunks "
             "| failed steps | captured s per wall s (slowest) |\n|---:|---|---:|---:|---:|---:|---:|"
