@@ -2,7 +2,7 @@
 
     python -m bench.monitor_benchmark --model_dir DIR [--latency_runs 5] [--sources 1,8,16,32,48]
         [--precision fp32|int8] [--rate 16000] [--privacy none|dp_noise|scramble|speech_mask]
-        [--audio both|loud|quiet]
+        [--audio both|loud|quiet] [--lifecycles 1/1,2/3,3/4]
 
 Real services as ``audioguard serve`` starts them (``python -m predictor`` and ``python -m
 transformer --sources_file``), real ffmpeg captures, the real SIFIS DHT broker
@@ -81,7 +81,7 @@ def monitor_status(services: Services) -> dict[str, Any]:
 
 
 #: What every run varies: VGGish precision, the recordings' rate, the sources' privacy method.
-OPTIONS: dict[str, Any] = {"precision": "fp32", "rate": 16_000, "privacy": "none"}
+OPTIONS: dict[str, Any] = {"precision": "fp32", "rate": 16_000, "privacy": "none", "lifecycle": (2, 3)}
 
 
 def source_line(name: str, url: str, **fields: object) -> str:
@@ -104,6 +104,8 @@ def listen(services: Services, sources_file: Path, broker: DhtBroker) -> float:
             "--dht_url", broker.url,
             "--outbox_path", str(sources_file.parent / f"outbox-{time.monotonic_ns()}.sqlite3"),
             "--vggish_precision", OPTIONS["precision"],
+            "--event_min_hits", str(OPTIONS["lifecycle"][0]),
+            "--event_within_hops", str(OPTIONS["lifecycle"][1]),
         ]
     )  # fmt: skip
 
@@ -232,7 +234,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="anonymisation of every source",
     )  # fmt: skip
     parser.add_argument("--audio", choices=("both", "loud", "quiet"), default="both", help="capacity runs")
+    parser.add_argument(
+        "--lifecycles", default="2/3",
+        help="event lifecycles timed for the latency, MIN_HITS/WITHIN_HOPS, comma-separated "
+        "(the first is used for the capacity runs)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    try:
+        lifecycles = [tuple(int(n) for n in item.split("/")) for item in args.lifecycles.split(",")]
+        assert all(len(pair) == 2 and 1 <= pair[0] <= pair[1] for pair in lifecycles)
+    except (ValueError, AssertionError):
+        parser.error(f"--lifecycles: expected e.g. 1/1,2/3, got {args.lifecycles!r}")
     OPTIONS.update(precision=args.precision, rate=args.rate, privacy=args.privacy)
     counts = [int(n) for n in args.sources.split(",") if n.strip()]
     print(f"CPU: {cpu_flags()}, {os.cpu_count()} cores")
@@ -243,29 +255,34 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         broker.start()
         services.start()
-        latencies = [latency_run(services, broker, work, run) for run in range(args.latency_runs)]
-        if latencies:  # --latency_runs 0: capacity only
-            ordered = sorted(latencies)
-            p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-            print(
-                f"\nlatency, onset -> start record at the DHT ({len(latencies)} streams, hop 1, "
-                "2 hits in 3 hops): "
-                f"p50 {statistics.median(ordered):.2f} s, p95 {p95:.2f} s, "
-                f"all {', '.join(f'{x:.2f}' for x in latencies)}"
-            )
-        print(
-            "\n| sources | audio | CPU (cores) | CPU per source (% of a core) | dropped chunks "
-            "| failed steps | captured s per wall s (slowest) |\n|---:|---|---:|---:|---:|---:|---:|"
-        )
-        for count in counts:
-            for loud in {"both": (True, False), "loud": (True,), "quiet": (False,)}[args.audio]:
-                row = capacity_run(services, broker, work, count, loud)
+        for min_hits, within_hops in lifecycles:
+            OPTIONS["lifecycle"] = (min_hits, within_hops)
+            latencies = [latency_run(services, broker, work, run) for run in range(args.latency_runs)]
+            if latencies:  # --latency_runs 0: capacity only
+                ordered = sorted(latencies)
+                p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
                 print(
-                    f"| {count} | {'loud' if loud else 'quiet (gated)'} | {row['cpu_cores']:.2f} "
-                    f"| {100 * row['cpu_cores'] / count:.1f} | {row['dropped_chunks']} "
-                    f"| {row['failed_steps']} | {row['captured_per_wall_second']:.2f} |",
+                    f"\nlatency, onset -> start record at the DHT ({len(latencies)} streams, hop 1, "
+                    f"{min_hits} hits in {within_hops} hops): "
+                    f"p50 {statistics.median(ordered):.2f} s, p95 {p95:.2f} s, "
+                    f"all {', '.join(f'{x:.2f}' for x in latencies)}",
                     flush=True,
                 )
+        OPTIONS["lifecycle"] = lifecycles[0]
+        if counts:
+            print(
+                "\n| sources | audio | CPU (cores) | CPU per source (% of a core) | dropped chunks "
+                "| failed steps | captured s per wall s (slowest) |\n|---:|---|---:|---:|---:|---:|---:|"
+            )
+            for count in counts:
+                for loud in {"both": (True, False), "loud": (True,), "quiet": (False,)}[args.audio]:
+                    row = capacity_run(services, broker, work, count, loud)
+                    print(
+                        f"| {count} | {'loud' if loud else 'quiet (gated)'} | {row['cpu_cores']:.2f} "
+                        f"| {100 * row['cpu_cores'] / count:.1f} | {row['dropped_chunks']} "
+                        f"| {row['failed_steps']} | {row['captured_per_wall_second']:.2f} |",
+                        flush=True,
+                    )
     finally:
         services.stop()
         broker.stop()
