@@ -21,7 +21,7 @@ from transformer.analysis.types import PredictorScores
 from transformer.dht.delivery import DeliveryService
 from transformer.dht.outbox import Outbox
 from transformer.dht.topics import ANOMALY_TOPIC_NAME
-from transformer.monitor.loop import Monitor
+from transformer.monitor.loop import EmbedExamples, Monitor, RecordEvents, ScoreWindows
 from transformer.monitor.sources import SourceSpec
 from transformer.monitor.supervisor import Chunk, SourceSupervisor
 
@@ -38,6 +38,27 @@ def recording(path: Path, seconds: float) -> None:
         np.sin(2 * np.pi * 0.5 * t) > 0
     ) + 0.05 * rng.standard_normal(t.size)
     sf.write(path, signal, 16_000, subtype="PCM_16")
+
+
+def instant_monitor(
+    sources: list[SourceSpec],
+    offline: OfflineClassifier,
+    score: ScoreWindows,
+    record: RecordEvents,
+    *,
+    max_not_heard_seconds: float = 60.0,
+    embed: EmbedExamples | None = None,
+) -> Monitor:
+    """A monitor over the synthetic model whose events start on their first hit."""
+    return Monitor(
+        sources,
+        embed=embed or offline.pipeline.embedder.embed_quantized,
+        score=score,
+        record=record,
+        groups=load_anomaly_groups(),
+        labels=load_labels(),
+        lifecycle=LifecycleSettings(min_hits=1, within_hops=1, max_not_heard_seconds=max_not_heard_seconds),
+    )
 
 
 async def test_a_file_source_raises_one_event_per_firing_group_as_the_file_path_scores_it(
@@ -130,14 +151,8 @@ async def test_a_source_watches_its_own_groups_at_its_own_hop(
     url = f"file:{tmp_path / 'night.wav'}"
     every = SourceSpec(name="every", url=url, realtime=False)
     sparse = SourceSpec(name="sparse", url=url, realtime=False, hop=5, groups=["glass_break"])
-    monitor = Monitor(
-        [every, sparse],
-        embed=offline.pipeline.embedder.embed_quantized,
-        score=score,
-        record=lambda changes, context: None,
-        groups=load_anomaly_groups(),
-        labels=load_labels(),
-        lifecycle=LifecycleSettings(min_hits=1, within_hops=1, max_not_heard_seconds=5.0),
+    monitor = instant_monitor(
+        [every, sparse], offline, score, lambda changes, context: None, max_not_heard_seconds=5.0
     )
     changes = []
     for spec in (every, sparse):
@@ -162,14 +177,11 @@ async def test_a_step_whose_scoring_fails_still_ends_the_sources_that_finished_i
             raise ServiceNotReady("the predictor is unavailable")
         return PredictorScores(offline.classifier.predict(windows), False)
 
-    monitor = Monitor(
+    monitor = instant_monitor(
         [SourceSpec(name="hall", url="pulse:hall")],
-        embed=offline.pipeline.embedder.embed_quantized,
-        score=score,
-        record=lambda changes, context: recorded.extend(f"{c.change} {c.reason}" for c in changes),
-        groups=load_anomaly_groups(),
-        labels=load_labels(),
-        lifecycle=LifecycleSettings(min_hits=1, within_hops=1, max_not_heard_seconds=60.0),
+        offline,
+        score,
+        lambda changes, context: recorded.extend(f"{c.change} {c.reason}" for c in changes),
     )
     noise = 0.3 * np.random.default_rng(7).standard_normal(16_000 * 14)
     chunks = [Chunk("hall", part, i * 0.1, 1) for i, part in enumerate(np.split(noise, 140))]
@@ -193,14 +205,8 @@ async def test_audio_dropped_from_a_live_source_leaves_a_gap_in_time_not_a_splic
         windows.append(stacked.shape[0])
         return PredictorScores(offline.classifier.predict(stacked), False)
 
-    monitor = Monitor(
-        [SourceSpec(name="hall", url="pulse:hall")],
-        embed=offline.pipeline.embedder.embed_quantized,
-        score=score,
-        record=lambda changes, context: None,
-        groups=load_anomaly_groups(),
-        labels=load_labels(),
-        lifecycle=LifecycleSettings(min_hits=1, within_hops=1, max_not_heard_seconds=60.0),
+    monitor = instant_monitor(
+        [SourceSpec(name="hall", url="pulse:hall")], offline, score, lambda c, context: None
     )
     noise = 0.3 * np.random.default_rng(8).standard_normal(16_000 * 14)
     chunks = [Chunk("hall", part, i * 0.1, 1) for i, part in enumerate(np.split(noise, 140))]
@@ -242,14 +248,13 @@ async def test_windows_below_the_gate_cost_no_vggish_and_no_predictor(
         scored.append(windows.shape[0])
         return PredictorScores(offline.classifier.predict(windows), False)
 
-    monitor = Monitor(
+    monitor = instant_monitor(
         [SourceSpec(name="door", url="pulse:door", loudness_gate_dbfs=gate)],
+        offline,
+        score,
+        lambda done, context: changes.extend(f"{c.change} {c.reason}" for c in done),
+        max_not_heard_seconds=3.0,
         embed=embed,
-        score=score,
-        record=lambda done, context: changes.extend(f"{c.change} {c.reason}" for c in done),
-        groups=load_anomaly_groups(),
-        labels=load_labels(),
-        lifecycle=LifecycleSettings(min_hits=1, within_hops=1, max_not_heard_seconds=3.0),
     )
     chunks = quiet_loud_quiet((11.5, 12.0, 20.0))  # 43.5 s: 45 examples, 36 windows due at hop 1
     await monitor.process(chunks[:115])  # the quiet start: 11 examples, 2 windows due
