@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from prometheus_client import REGISTRY, generate_latest
 
 from audioguard.offline import OfflineClassifier
@@ -86,3 +87,46 @@ async def test_a_predictor_outage_costs_its_steps_not_the_listening(
     assert 'audioguard_monitor_source_up{source="kitchen"} 0.0' in metrics
     assert "audioguard_monitor_source_restarts_total" in metrics
     assert "audioguard_monitor_" not in generate_latest(REGISTRY).decode()
+
+
+async def test_many_live_sources_at_once_each_get_their_own_events_and_lose_no_audio(
+    synthetic_model_dir: Path, tmp_path: Path
+) -> None:
+    offline = OfflineClassifier.from_model_dir(synthetic_model_dir)
+    recorded: list[dict[str, object]] = []
+
+    async def score(windows: np.ndarray) -> PredictorScores:
+        return PredictorScores(offline.classifier.predict(windows), False)
+
+    names = [f"room-{index}" for index in range(12)]
+    sources = []
+    for index, name in enumerate(names):  # each its own recording, all played at real time
+        noise = 0.2 * np.random.default_rng(100 + index).standard_normal(16_000 * 11)
+        sf.write(tmp_path / f"{name}.wav", noise, 16_000, subtype="PCM_16")
+        sources.append(SourceSpec(name=name, url=f"file:{tmp_path / name}.wav"))
+    monitor = Monitor(
+        sources,
+        embed=offline.pipeline.embedder.embed_quantized,
+        score=score,
+        record=lambda changes, context: recorded.extend(change.to_dict() for change in changes),
+        groups=load_anomaly_groups(),
+        labels=load_labels(),
+    )
+    service = MonitorService(sources, monitor)
+    await service.start(register_metrics=False)
+    try:
+        await service.wait_sources_done()
+        status = service.status()
+    finally:
+        await service.stop()
+
+    for source in status["sources"]:
+        assert source["state"] == "finished" and source["dropped_chunks"] == 0, source
+        assert source["seconds_captured"] == pytest.approx(11.0, abs=0.01)
+    assert len({record["event_id"] for record in recorded}) == len(recorded) // 2  # ids never shared
+    for name in names:  # 11 examples: windows at the 10th and 11th, both loud enough to start
+        mine = [record for record in recorded if record["source"] == name]
+        starts = {record["event_id"] for record in mine if record["change"] == "start"}
+        ends = {record["event_id"]: record for record in mine if record["change"] == "end"}
+        assert starts and starts == set(ends), name
+        assert all(end["reason"] == "source finished" and end["end_seconds"] <= 11 for end in ends.values())
