@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from contract.constants import EMBEDDINGS_PER_WINDOW
+from contract.constants import EMBEDDINGS_PER_WINDOW, EXAMPLE_SECONDS
 from contract.errors import InvalidConfiguration
 from contract.weights_status import WeightsStatus
 from transformer.analysis.anomalies import detect_anomalies, is_audible
@@ -36,10 +36,10 @@ from transformer.analysis.anomaly_groups import AnomalyGroup
 from transformer.analysis.events import EventChange, EventTracker, LifecycleSettings
 from transformer.analysis.labels import Labels
 from transformer.analysis.types import PredictorScores
+from transformer.monitor.chunks import Chunk
 from transformer.monitor.front import Examples, SourceFront
 from transformer.monitor.ring import Ring, Window, embed_entries, unembedded
 from transformer.monitor.sources import SourceSpec
-from transformer.monitor.supervisor import Chunk
 from transformer.privacy import PrivacyRequest, parse_privacy_request
 from transformer.privacy.stream import stream_anonymiser
 
@@ -78,6 +78,7 @@ class _Source:
     ring: Ring = field(default_factory=Ring)
     segment: int = 0
     next_start: float | None = None  # stream time the source's next chunk should start at
+    gap_from: float | None = None  # where the audio dropped before the next segment start began
 
 
 class Monitor:
@@ -158,6 +159,7 @@ class Monitor:
                 changes += await self._run(run, errors)
                 run, in_run = [], {}
                 changes += await self._flush(source, errors)  # its events stay open
+                source.gap_from = source.next_start
             if not chunk.final:
                 run.append(chunk)
                 in_run[chunk.source] = (chunk.segment, chunk.sample_rate)
@@ -217,11 +219,15 @@ class Monitor:
             return []
 
     def _start_segment(self, source: _Source, chunk: Chunk) -> None:
-        """A new front end from ``chunk`` on; after a gap in the same capture the ring (the
-        audio last heard) is kept, after a reconnect it starts again."""
+        """A new front end from ``chunk`` on; after a short gap in the same capture the ring (the
+        audio last heard) is kept, after a reconnect or a long gap it starts again."""
         window = source.spec.privacy_window_seconds
         anonymiser = stream_anonymiser(source.privacy, window_seconds=window)
-        source.ring.restart(chunk.start_seconds, keep=chunk.segment == source.segment)
+        gap = None if source.gap_from is None else chunk.start_seconds - source.gap_from
+        # after a gap longer than a window nothing heard before it belongs with what follows
+        short_gap = gap is not None and gap < EMBEDDINGS_PER_WINDOW * EXAMPLE_SECONDS
+        source.ring.restart(chunk.start_seconds, keep=chunk.segment == source.segment and short_gap)
+        source.gap_from = None
         source.front, source.segment = SourceFront(chunk.sample_rate, anonymiser), chunk.segment
 
     async def _detect_completed(self, completed: Sequence[tuple[_Source, Examples]]) -> list[EventChange]:
@@ -263,6 +269,10 @@ class Monitor:
         scores: Iterator[np.ndarray] = iter(())
         if audible:
             scored = await self._score(np.stack([window.embeddings() for window in audible]))
+            if len(scored.values) != len(audible):
+                raise ValueError(
+                    f"the predictor answered {len(scored.values)} rows for {len(audible)} windows"
+                )
             self._weights = WeightsStatus(self.embedding_official, scored.weights_official).fields()
             scores = iter(scored.values)
         heard = {id(window) for window in audible}

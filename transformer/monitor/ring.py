@@ -52,13 +52,12 @@ class Ring:
         self.since_window = 0
 
     def restart(self, offset_seconds: float, *, keep: bool) -> None:
-        """A new stretch from ``offset_seconds``: after a gap (``keep``) the examples heard last
-        still fill the next windows; after a reconnect the ring starts empty."""
+        """A new stretch from ``offset_seconds``: after a short gap (``keep``) the examples heard
+        last still fill the next windows; after a reconnect or a long gap the ring starts empty."""
         if not keep:
             self.entries.clear()
-        self.examples, self.offset_seconds = 0, offset_seconds
-        if len(self.entries) < EMBEDDINGS_PER_WINDOW:
             self.since_window = 0
+        self.examples, self.offset_seconds = 0, offset_seconds  # kept: the hop cadence goes on
 
     def push(self, features: np.ndarray, levels: np.ndarray, hop: int) -> list[Window]:
         """(k, 96, 64) log-mel and (k,) dBFS in; the windows they make due (every ``hop``)."""

@@ -34,9 +34,10 @@ from contract.errors import AudioGuardError, InvalidConfiguration
 from transformer.analysis.anomaly_groups import AnomalyGroup
 from transformer.analysis.events import EventChange, LifecycleSettings
 from transformer.analysis.labels import Labels
+from transformer.monitor.chunks import Chunk, ChunkQueue
 from transformer.monitor.loop import EmbedExamples, Monitor, RecordEvents, ScoreWindows
 from transformer.monitor.sources import SourceSpec, load_sources
-from transformer.monitor.supervisor import Chunk, SourceSupervisor
+from transformer.monitor.supervisor import SourceSupervisor
 from transformer.privacy import PrivacyRequest, enforce_minimum
 from transformer.settings import TransformerSettings
 
@@ -80,7 +81,7 @@ class MonitorService:
         self.monitor = monitor
         self.session = session or str(uuid.uuid4())
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
-        self.queue: asyncio.Queue[Chunk] | None = None
+        self.queue: ChunkQueue | None = None
         self.queue_chunks = default_queue_chunks(sources) if queue_chunks is None else queue_chunks
         self.ffmpeg = ffmpeg
         self.supervisors: list[SourceSupervisor] = []
@@ -92,7 +93,7 @@ class MonitorService:
 
     async def start(self, *, register_metrics: bool = True) -> None:
         """Start the captures and the consuming loop on the running event loop."""
-        self.queue = asyncio.Queue(self.queue_chunks)
+        self.queue = ChunkQueue(self.queue_chunks)
         self.supervisors = [SourceSupervisor(spec, self.queue, binary=self.ffmpeg) for spec in self.sources]
         self._tasks = [
             asyncio.create_task(
@@ -112,7 +113,8 @@ class MonitorService:
         await supervisor.run()
         if supervisor.status.state in ("finished", "failed") and self.queue is not None:
             name = supervisor.source.name
-            await self.queue.put(Chunk(name, np.zeros(0, dtype=np.int16), 0.0, 0, final=True))
+            end = Chunk(name, np.zeros(0, dtype=np.int16), 0.0, 0, final=True, droppable=False)
+            await self.queue.put(end)
 
     async def wait_sources_done(self) -> None:
         """Return once every capture has ended (files played out, sources failed) and its audio is

@@ -31,6 +31,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
+from transformer.monitor.chunks import Chunk, ChunkQueue
 from transformer.monitor.ffmpeg import ffmpeg_command
 from transformer.monitor.sources import SourceSpec, redacted
 from transformer.monitor.wav_header import NotFloatWav, PcmFormat, read_wav_header
@@ -55,23 +56,6 @@ class Backoff:
     def delay(self, attempt: int, rng: random.Random) -> float:
         base = min(self.maximum, self.initial * self.factor ** max(0, attempt))
         return float(base * (1 + rng.uniform(-self.jitter, self.jitter)))
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A piece of one source's audio: mono samples at its rate and where they start in its stream.
-
-    ``segment`` counts the captures of the source: a new segment after a restart
-    means the audio is not continuous with the previous chunk. ``final`` (no samples)
-    says the source has ended for good (a file played out, a failure): its events end.
-    """
-
-    source: str
-    samples: np.ndarray  # (n,) float64
-    start_seconds: float
-    segment: int
-    final: bool = False
-    sample_rate: int = 16_000
 
 
 @dataclass
@@ -122,7 +106,7 @@ class SourceSupervisor:
     def __init__(
         self,
         source: SourceSpec,
-        queue: asyncio.Queue[Chunk],
+        queue: ChunkQueue,
         *,
         chunk_seconds: float = 0.1,
         binary: str = "ffmpeg",
@@ -139,11 +123,18 @@ class SourceSupervisor:
         self.healthy_after_seconds = healthy_after_seconds
         self._environ = environ
         self._rng = rng or random.Random()
-        self.status = SourceStatus(source.name, redacted(source.url))
+        self._status = SourceStatus(source.name, redacted(source.url))
         self._stopping = asyncio.Event()
         self._seconds = 0.0  # stream time captured before this segment
         self._segment_samples = 0
         self._segment = 0
+
+    @property
+    def status(self) -> SourceStatus:
+        """What the status endpoint and the metrics say of this source (drops as the queue counts
+        them: another source's overflow may drop this one's audio)."""
+        self._status.dropped_chunks = self.queue.dropped[self.source.name]
+        return self._status
 
     async def run(self) -> None:
         """Capture until stopped, finished (a file's end) or failed (no ffmpeg, bad URL)."""
@@ -271,13 +262,16 @@ class SourceSupervisor:
     async def _deliver(self, samples: np.ndarray, sample_rate: int, stopping: asyncio.Task[Any]) -> bool:
         """Queue one chunk; False when a stop came while a replay waited for room."""
         start = self._seconds + self._segment_samples / sample_rate  # counted, not summed: exact
-        chunk = Chunk(self.source.name, samples, start, self._segment, sample_rate=sample_rate)
+        replay = self.source.kind == "file" and not self.source.realtime
+        chunk = Chunk(
+            self.source.name, samples, start, self._segment, sample_rate=sample_rate, droppable=not replay
+        )
         self._segment_samples += samples.shape[0]
         status = self.status
         status.state, status.last_audio = "online", time.monotonic()
         status.level_dbfs = level_dbfs(samples)
         status.seconds_captured = self._seconds + self._segment_samples / sample_rate
-        if self.source.kind == "file" and not self.source.realtime:
+        if replay:
             put = asyncio.create_task(self.queue.put(chunk))
             await asyncio.wait({put, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not put.done():
@@ -285,12 +279,7 @@ class SourceSupervisor:
                 self.status.state = "stopped"
                 return False
             return True
-        if self.queue.full():  # the consumer is behind a live source: the oldest audio goes, counted
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.queue.get_nowait()
-                self.queue.task_done()  # dropped is done with: queue.join() must not wait for it
-                status.dropped_chunks += 1
-        self.queue.put_nowait(chunk)
+        self.queue.offer(chunk)  # the consumer is behind: the oldest live audio goes, counted
         return True
 
     def _fail(self, message: str) -> None:

@@ -14,9 +14,10 @@ import soundfile as sf
 from transformer.audio.decode import load_waveform
 from transformer.audio.features import waveform_to_examples
 from transformer.audio.pipeline import EmbeddingPipeline
+from transformer.monitor.chunks import Chunk, ChunkQueue
 from transformer.monitor.front import SourceFront
 from transformer.monitor.sources import SourceSpec
-from transformer.monitor.supervisor import Chunk, SourceSupervisor
+from transformer.monitor.supervisor import SourceSupervisor
 from transformer.privacy import PrivacyRequest, apply_privacy, parse_privacy_request
 from transformer.privacy.stream import PassThrough, stream_anonymiser
 
@@ -74,7 +75,7 @@ def test_a_stream_within_one_privacy_window_is_anonymised_as_the_file_is() -> No
 
 async def captured(path: Path) -> list[Chunk]:
     """The file through a real ffmpeg capture, as fast as it decodes."""
-    queue: asyncio.Queue[Chunk] = asyncio.Queue(100_000)
+    queue: ChunkQueue = ChunkQueue(100_000)
     supervisor = SourceSupervisor(SourceSpec(name="replay", url=str(path), realtime=False), queue)
     await asyncio.wait_for(supervisor.run(), 60)
     assert supervisor.status.state == "finished"

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,15 +17,16 @@ import soundfile as sf
 from audioguard.offline import OfflineClassifier
 from contract.errors import InvalidConfiguration, ServiceNotReady
 from transformer.analysis.anomaly_groups import load_anomaly_groups
-from transformer.analysis.events import LifecycleSettings
+from transformer.analysis.events import EventChange, LifecycleSettings
 from transformer.analysis.labels import load_labels
 from transformer.analysis.types import PredictorScores
 from transformer.dht.delivery import DeliveryService
 from transformer.dht.outbox import Outbox
 from transformer.dht.topics import ANOMALY_TOPIC_NAME
+from transformer.monitor.chunks import Chunk, ChunkQueue
 from transformer.monitor.loop import EmbedExamples, Monitor, RecordEvents, ScoreWindows
 from transformer.monitor.sources import SourceSpec
-from transformer.monitor.supervisor import Chunk, SourceSupervisor
+from transformer.monitor.supervisor import SourceSupervisor
 
 pytestmark = [
     pytest.mark.slow,
@@ -81,7 +84,7 @@ async def test_a_file_source_raises_one_event_per_firing_group_as_the_file_path_
         lifecycle=LifecycleSettings(min_hits=2, within_hops=3, max_not_heard_seconds=5.0),
         context={"privacy_method": "none", "analyzer_id": "home-1"},
     )
-    queue: asyncio.Queue[Chunk] = asyncio.Queue(1000)
+    queue: ChunkQueue = ChunkQueue(1000)
     spec = SourceSpec(name="replay", url=f"file:{tmp_path / 'night.wav'}", realtime=False)
     supervisor = SourceSupervisor(spec, queue)
     await asyncio.wait_for(supervisor.run(), 30)  # a file: runs to its end
@@ -156,7 +159,7 @@ async def test_a_source_watches_its_own_groups_at_its_own_hop(
     )
     changes = []
     for spec in (every, sparse):
-        queue: asyncio.Queue[Chunk] = asyncio.Queue(1000)
+        queue: ChunkQueue = ChunkQueue(1000)
         await asyncio.wait_for(SourceSupervisor(spec, queue).run(), 30)
         changes += await monitor.process([queue.get_nowait() for _ in range(queue.qsize())])
     changes += await monitor.close()
@@ -274,3 +277,26 @@ async def test_windows_below_the_gate_cost_no_vggish_and_no_predictor(
         # the events end in the quiet that follows, timed by the windows the gate held back
         starts = changes.count("start ")
         assert starts and changes.count("end not heard") == starts and len(changes) == 2 * starts
+
+
+async def test_after_a_gap_longer_than_a_window_the_ring_starts_again(synthetic_model_dir: Path) -> None:
+    offline = OfflineClassifier.from_model_dir(synthetic_model_dir)
+    windows: list[int] = []
+    ends: list[float] = []
+
+    async def score(stacked: np.ndarray) -> PredictorScores:
+        windows.append(stacked.shape[0])
+        return PredictorScores(offline.classifier.predict(stacked), False)
+
+    def record(changes: Sequence[EventChange], context: Mapping[str, Any]) -> None:
+        ends.extend(c.end_seconds for c in changes if c.change == "end" and c.end_seconds is not None)
+
+    monitor = instant_monitor([SourceSpec(name="hall", url="pulse:hall")], offline, score, record)
+    noise = 0.3 * np.random.default_rng(8).standard_normal(16_000 * 30)
+    chunks = [Chunk("hall", part, i * 0.1, 1) for i, part in enumerate(np.split(noise, 300))]
+    for kept in chunks[:50] + chunks[170:]:  # the queue dropped 5.0-17.0 s, more than a window
+        await monitor.process([kept])
+    await monitor.close()
+    # 13 examples from 17.0 s: windows at the 10th to 13th; the 5 heard before the gap are in none
+    assert sum(windows) == 4
+    assert ends and ends == pytest.approx([17.0 + 13 * 0.96] * len(ends))

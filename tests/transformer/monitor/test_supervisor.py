@@ -21,8 +21,9 @@ import soundfile as sf
 
 from tests.support.dht_standin import eventually
 from tests.support.serverutil import free_port
+from transformer.monitor.chunks import Chunk, ChunkQueue
 from transformer.monitor.sources import SourceSpec
-from transformer.monitor.supervisor import FFMPEG_MISSING, Backoff, Chunk, SourceSupervisor, level_dbfs
+from transformer.monitor.supervisor import FFMPEG_MISSING, Backoff, SourceSupervisor, level_dbfs
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 
@@ -38,8 +39,8 @@ def wav(path: Path, seconds: float, *, rate: int = 16_000, seed: int = 0) -> np.
 @contextlib.asynccontextmanager
 async def supervised(
     source: SourceSpec, queue_size: int = 1000, **options: object
-) -> AsyncIterator[tuple[SourceSupervisor, asyncio.Queue[Chunk]]]:
-    queue: asyncio.Queue[Chunk] = asyncio.Queue(queue_size)
+) -> AsyncIterator[tuple[SourceSupervisor, ChunkQueue]]:
+    queue: ChunkQueue = ChunkQueue(queue_size)
     supervisor = SourceSupervisor(source, queue, backoff=FAST, **options)  # type: ignore[arg-type]
     task = asyncio.create_task(supervisor.run())
     try:
@@ -240,7 +241,7 @@ async def test_a_file_replayed_as_fast_as_possible_waits_for_the_consumer_and_lo
 async def test_a_stop_ends_a_replay_that_waits_for_room(tmp_path: Path) -> None:
     wav(tmp_path / "long.wav", 5.0)
     source = SourceSpec(name="replay", url=f"file:{tmp_path / 'long.wav'}", realtime=False)
-    queue: asyncio.Queue[Chunk] = asyncio.Queue(2)
+    queue: ChunkQueue = ChunkQueue(2)
     supervisor = SourceSupervisor(source, queue, backoff=FAST)
     task = asyncio.create_task(supervisor.run())
     await eventually(lambda: queue.full(), 20, "a full queue")
