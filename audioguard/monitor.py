@@ -17,10 +17,8 @@ import asyncio
 import json
 import signal
 import sys
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -40,10 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--hop", type=cli_types.hop, default=1, help="examples (0.96 s each) between two windows, 1-10"
     )
-    parser.add_argument("--min-hits", type=int, default=2, help="hits that start an event")
-    parser.add_argument("--within-hops", type=int, default=3, help="... within this many hops")
+    from transformer.analysis.events import LifecycleSettings
+
+    defaults = LifecycleSettings()
+    parser.add_argument("--min-hits", type=int, default=defaults.min_hits, help="hits that start an event")
     parser.add_argument(
-        "--max-not-heard", type=float, default=5.0, help="seconds without a hit that end an event"
+        "--within-hops", type=int, default=defaults.within_hops, help="... within this many hops"
+    )
+    parser.add_argument(
+        "--max-not-heard",
+        type=float,
+        default=defaults.max_not_heard_seconds,
+        help="seconds without a hit that end an event",
     )
     parser.add_argument(
         "--queue-chunks",
@@ -73,46 +79,42 @@ def describe_change(record: dict[str, object]) -> str:
 
 async def listen(args: argparse.Namespace) -> int:
     from contract.service_logs import native_stderr_to_debug
+    from transformer import wiring
+    from transformer.analysis.record_context import RecordContext
+    from transformer.analysis.records import event_record
     from transformer.analysis.types import PredictorScores
-    from transformer.monitor.loop import Monitor
-    from transformer.monitor.service import MonitorService
-    from transformer.monitor.sources import load_sources
 
-    sources = load_sources(args.sources)
     with native_stderr_to_debug("tensorflow"):  # the classifier's native banners are not output
         from audioguard.offline import OfflineClassifier
 
         classifier = OfflineClassifier.from_model_dir(args.model_dir)
+    worker = wiring.embedding_worker(classifier.settings, classifier.pipeline, "audioguard")
 
     async def score(windows: np.ndarray) -> PredictorScores:
         values = await asyncio.to_thread(classifier.classifier.predict, windows)
         return PredictorScores(values, classifier.weights.classifier_official)
 
-    def show(changes: Sequence[object], context: Mapping[str, Any]) -> None:
+    def show(changes: Sequence[object], context: RecordContext) -> None:
         for change in changes:
-            record = {**change.to_dict(), "privacy": context.get("privacy")}  # type: ignore[attr-defined]
+            record = event_record(change, context)  # type: ignore[arg-type]
             print(json.dumps(record) if args.json else describe_change(record), flush=True)
 
-    session = str(uuid.uuid4())
-    monitor = Monitor(
-        sources,
-        embed=classifier.pipeline.embedder.embed_quantized,
+    service = wiring.monitor_service(
+        classifier.settings,
+        args.plan,
+        embed=worker.embed_examples,
         score=score,
         record=show,
         groups=classifier.groups,
         labels=classifier.labels,
-        lifecycle=args.lifecycle,
-        hop=args.hop,
-        gate_dbfs=classifier.settings.loudness_gate_dbfs,
-        privacy=args.privacy,
-        session=session,
         embedding_official=classifier.weights.embedding_official,
+        queue_chunks=args.queue_chunks,
+        lifecycle_override=args.lifecycle,
+        hop=args.hop,
+        ffmpeg=args.ffmpeg,
     )
     if not classifier.weights.official:
         print(f"WARNING: {classifier.weights.warning}", file=sys.stderr, flush=True)
-    service = MonitorService(
-        sources, monitor, queue_chunks=args.queue_chunks, ffmpeg=args.ffmpeg, session=session
-    )
     await service.start(register_metrics=False)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -126,6 +128,7 @@ async def listen(args: argparse.Namespace) -> int:
         interrupted.cancel()
         await service.stop()
         played_out.cancel()
+        worker.close()
     failed = [s.status for s in service.supervisors if s.status.state == "failed"]
     for status in failed:
         print(f"error: source {status.name}: {status.last_error}", file=sys.stderr)
@@ -137,20 +140,18 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(hyphenated(argv, known_flags(parser)))
     # the settings, the sources file and the model folder are checked before the model loads
     from contract.assets import ALL_ASSETS, require_assets
+    from transformer import wiring
     from transformer.analysis.events import LifecycleSettings
-    from transformer.monitor.sources import load_sources
+    from transformer.settings import TransformerSettings
 
     try:
         args.lifecycle = LifecycleSettings(args.min_hits, args.within_hops, args.max_not_heard)
     except ValueError as error:
         parser.error(str(error))
-    from transformer.monitor.service import source_privacy
-    from transformer.settings import TransformerSettings
-
     try:
         # each source's anonymisation, the operator minimum (AUDIOGUARD_PRIVACY_MINIMUM) applied
         settings = TransformerSettings(**{"model_dir": args.model_dir})  # and AUDIOGUARD_* variables
-        args.privacy = source_privacy(load_sources(args.sources), settings)
+        args.plan = wiring.listening(settings, args.sources)
         require_assets(args.model_dir, ALL_ASSETS)
         return asyncio.run(listen(args))
     except AudioGuardError as error:

@@ -28,6 +28,7 @@ from contract.assets import (
 )
 from contract.weights_status import WeightsStatus
 from predictor.classifier import AttentionClassifier
+from transformer import wiring
 from transformer.analysis.analyzer import Analyzer, EmbedAudio
 from transformer.analysis.anomaly_groups import AnomalyGroup, load_anomaly_groups
 from transformer.analysis.labels import Labels, load_labels
@@ -74,12 +75,8 @@ class OfflineClassifier:
             embedding_official=bool(asset_report(config.model_dir, TRANSFORMER_ASSETS)["official"]),
             classifier_official=bool(asset_report(config.model_dir, PREDICTOR_ASSETS)["official"]),
         )
-        pipeline = EmbeddingPipeline.from_settings(config)
+        pipeline = wiring.embedding_pipeline(config)
         return cls(pipeline, AttentionClassifier.from_file(paths[CLASSIFIER_H5]), config, weights)
-
-    def asset_report(self) -> dict[str, object]:
-        """Which files are loaded and whether they are the official ones."""
-        return asset_report(self.model_dir)
 
     def score_windows(self, windows: Windows) -> np.ndarray:
         """(W, 10, 128) uint8 windows -> (W, 527) float32 scores."""
@@ -103,8 +100,9 @@ class OfflineClassifier:
             privacy: a method name (parameters in ``privacy_params``; None = the configured
                 minimum, as a request naming none gets) or a parsed request, applied as given
                 (its test seed kept).
-            hop: window hop in embeddings for the labels and the anomaly scan
-                (None = ``window_hop`` of the settings, 10 by default).
+            hop: window hop in embeddings for the labels of ``all_windows`` (None = ``window_hop``
+                of the settings, 10 by default); anomalies are scanned every ``monitor_hop``
+                examples, as a live source is.
         """
         embed: EmbedAudio = self._embed
         if isinstance(privacy, PrivacyRequest):
@@ -126,6 +124,7 @@ class OfflineClassifier:
             top_k=top_k,
             all_windows=all_windows,
             label_filter=only,
+            origin="offline",
         )
         return _run(self._analyzer(hop, embed).analyze(audio, options))
 
@@ -138,13 +137,13 @@ class OfflineClassifier:
             return embedded
 
         options = AnalysisOptions(
-            privacy_method=embedded.privacy.method, all_windows=all_windows, top_k=top_k
+            privacy_method=embedded.privacy.method, all_windows=all_windows, top_k=top_k, origin="offline"
         )
         return _run(self._analyzer(hop, given).analyze(b"", options))
 
     def _analyzer(self, hop: int | None, embed: EmbedAudio) -> Analyzer:
         settings = self.settings if hop is None else self.settings.model_copy(update={"window_hop": hop})
-        return Analyzer(
+        return wiring.analyzer(
             settings,
             embed=embed,
             score=self._score,

@@ -58,6 +58,13 @@ class AudioTooLarge(RequestTooLarge):
     """Upload or duration above the configured maximum (413)."""
 
 
+def upload_too_large(max_upload_mb: float) -> AudioTooLarge:
+    """The 413 of every path (v2 REST, v2 gRPC, SIFIS, listener), naming the configured limit."""
+    return AudioTooLarge(
+        f"the audio upload exceeds the {max_upload_mb:g} MiB limit (max_upload_mb / AUDIOGUARD_MAX_UPLOAD_MB)"
+    )
+
+
 class PrivacyPolicyViolation(AudioGuardError):
     """The request asks for less privacy than the operator's minimum (403)."""
 

@@ -42,6 +42,7 @@ from kserve.errors import ModelNotFound, ModelNotReady
 from kserve.logging import KSERVE_TRACE_LOGGER_NAME
 from kserve.model_server import app
 
+from contract.errors import upload_too_large
 from contract.grpc_status import install_grpc_status_codes
 from contract.http import install_http_fixes
 from contract.service_logs import announce_lifecycle
@@ -53,7 +54,6 @@ from contract.v2_rest import (
     read_bounded_body,
     rest_response,
 )
-from transformer.analysis.analyzer import upload_too_large
 from transformer.model import AudioTransformer
 from transformer.predictor_client import is_predictor_outage
 from transformer.protocol import sifis

@@ -36,7 +36,11 @@ from contract.batch_metrics import BatchMetrics
 LISTENER_CONNECTED: Final = Gauge(
     "audioguard_dht_listener_connected", "1 while the DHT request listener's WebSocket is open, else 0."
 )
-ANOMALIES: Final = Counter("audioguard_anomalies_total", "Anomalies detected, by group.", ["group"])
+ANOMALIES: Final = Counter(
+    "audioguard_anomalies_total",
+    "Anomaly events started, by group and path (file: an analysed recording; live: a source).",
+    ["group", "path"],
+)
 OUTBOX_DEPTH: Final = Gauge(
     "audioguard_outbox_depth", "Messages waiting in the DHT outbox, by kind (anomaly|result).", ["kind"]
 )
@@ -88,12 +92,16 @@ VGGISH_BATCH_METRICS: Final = BatchMetrics(
 )
 
 
-class _HasGroup(Protocol):
+class _EventChange(Protocol):
     @property
     def group(self) -> str: ...
 
+    @property
+    def change(self) -> str: ...
 
-def count_anomalies(anomalies: Iterable[_HasGroup]) -> None:
-    """Add detected anomalies to ``audioguard_anomalies_total`` (call once per analysis)."""
-    for anomaly in anomalies:
-        ANOMALIES.labels(group=anomaly.group).inc()
+
+def count_events(changes: Iterable[_EventChange], path: str) -> None:
+    """Add the events ``changes`` start to ``audioguard_anomalies_total`` (path "file" or "live")."""
+    for change in changes:
+        if change.change == "start":
+            ANOMALIES.labels(group=change.group, path=path).inc()

@@ -1,7 +1,8 @@
 """The transformer's ``kserve.Model``: a thin adapter from KServe to the analysis.
 
-``load`` builds the pieces (pipeline, embedding worker, predictor client,
-outbox delivery, DHT listener) and the ``Analyzer`` over them. KServe's three
+``load`` has the composition root (``transformer.wiring``) build the pieces
+(pipeline, embedding worker, predictor client, outbox delivery, DHT listener,
+monitor) and the ``Analyzer`` over them. KServe's three
 handlers map onto it: preprocess = v2 request -> ``Analyzer.prepare`` -> the
 predictor request; predict = KServe's call to the predictor (typed failures);
 postprocess = scores -> ``Analyzer.finish`` -> the v2 response. The SIFIS
@@ -30,19 +31,20 @@ from contract.batching import BatchStats
 from contract.errors import AudioGuardError, InvalidInput, ServiceNotReady
 from contract.http import to_kserve_error
 from contract.v2_rest import off_the_loop_if_large
-from transformer.admission import Admission, Ticket, memory_budget_mb
+from transformer import wiring
+from transformer.admission import Admission, Ticket
 from transformer.analysis.analyzer import Analyzer, PreparedAnalysis
 from transformer.analysis.anomaly_groups import load_anomaly_groups
 from transformer.analysis.labels import load_labels
 from transformer.analysis.types import AnalysisOptions, AnalysisResult, PredictorScores
-from transformer.audio.pipeline import EmbeddingPipeline
 from transformer.audio.worker import EmbeddingWorker
 from transformer.dht.delivery import DeliveryService
-from transformer.dht.listener import RequestListener, options_from_request
-from transformer.monitor.service import MonitorService, logged_events, monitor_service
+from transformer.dht.listener import RequestListener
+from transformer.monitor.service import MonitorService, logged_events
 from transformer.predictor_client import PREDICTOR_CHANNEL_ARGS, PredictorClient
 from transformer.privacy import PRIVACY_METHODS
 from transformer.protocol import v2_request, v2_response
+from transformer.protocol.sifis_schema import SifisConfig, options_from_dht_request
 from transformer.protocol.v2_request import request_bytes
 from transformer.settings import TransformerSettings
 
@@ -80,6 +82,7 @@ class AudioTransformer(Model):
         self.monitor: MonitorService | None = None
         self.admission: Admission | None = None
         self.assets: dict[str, object] = {}
+        self.sifis: SifisConfig = wiring.sifis_config(settings)
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -94,48 +97,42 @@ class AudioTransformer(Model):
             return True
         settings = self.settings
         groups = load_anomaly_groups(settings.anomaly_groups_file)
+        labels = load_labels()
+        # the sources are read and checked before the weights load
+        plan = wiring.listening(settings) if settings.sources_file is not None else None
         self.assets = asset_report(settings.model_dir, TRANSFORMER_ASSETS)
         log_asset_report(self.assets, "transformer")
-        self.worker = EmbeddingWorker(
-            EmbeddingPipeline.from_settings(settings),
-            name=self.name,
-            threads=settings.inference_threads,
-            batching=settings.vggish_request_batching,
-            batch_size=settings.vggish_batch_size,
-            batch_wait_ms=settings.vggish_batch_wait_ms,
-        )
+        official = bool(self.assets.get("official", False))
+        self.worker = wiring.embedding_worker(settings, wiring.embedding_pipeline(settings), self.name)
         config = self.predictor_config
         # REST v2 forwarding of binary tensors is broken in KServe 0.21: JSON there, raw bytes over gRPC.
         binary = config is not None and config.protocol == "grpc-v2"
         self.predictor = PredictorClient(self._send_to_predictor, model_name=self.name, binary=binary)
         if settings.dht_url:
-            self.delivery = DeliveryService.from_settings(settings)
-        self.analyzer = Analyzer(
+            self.delivery = wiring.delivery_service(settings)
+        self.analyzer = wiring.analyzer(
             settings,
             embed=self.worker.embed,
             score=self.predictor.score,
             groups=groups,
-            labels=load_labels(),
+            labels=labels,
             record=None if self.delivery is None else self.delivery.record_analysis,
-            embedding_official=bool(self.assets.get("official", False)),
+            embedding_official=official,
         )
         if settings.listener_enabled:
-            self.listener = RequestListener.from_settings(settings, self.process_dht_request)
-        if settings.sources_file is not None:
-            self.monitor = monitor_service(
+            self.listener = wiring.request_listener(settings, self.process_dht_request)
+        if plan is not None:
+            self.monitor = wiring.monitor_service(
                 settings,
-                embed=self.worker.pipeline.embedder.embed_quantized,
+                plan,
+                embed=self.worker.embed_examples,
                 score=self._score_live,
                 record=logged_events(None if self.delivery is None else self.delivery.record_events),
                 groups=groups,
-                labels=load_labels(),
-                embedding_official=bool(self.assets.get("official", False)),
+                labels=labels,
+                embedding_official=official,
             )
-        self.admission = Admission(
-            max_analyses=settings.max_inflight_analyses,
-            max_memory_mb=settings.max_inflight_mb or memory_budget_mb(settings.memory_limit_mb),
-            retry_after_seconds=settings.retry_after_seconds,
-        )
+        self.admission = wiring.admission(settings)
         logger.info(
             "admission: %d analyses, %.0f MiB of decoding memory in flight",
             self.admission.max_analyses,
@@ -330,4 +327,4 @@ class AudioTransformer(Model):
 
     async def process_dht_request(self, audio: bytes, request: dict[str, Any]) -> None:
         """The listener's callback: analyse a file named in a DHT request (result goes to the outbox)."""
-        await self.analyze(audio, options_from_request(request, self.settings))
+        await self.analyze(audio, options_from_dht_request(self.sifis, request))

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.constants import ALL_INTERFACES
 from contract.errors import InvalidParameter
+from transformer.analysis.events import LifecycleSettings
 from transformer.audio.constants import Precision, Runtime
 from transformer.dht.topics import (
     ANOMALY_TOPIC_NAME,
@@ -20,6 +21,8 @@ from transformer.dht.topics import (
     RESULTS_TOPIC_UUID,
 )
 from transformer.privacy.request import ENFORCEMENT_MODES, canonical_method
+
+_LIFECYCLE = LifecycleSettings()  # the one home of the lifecycle defaults
 
 
 class TransformerSettings(BaseSettings):
@@ -41,8 +44,7 @@ class TransformerSettings(BaseSettings):
     # --- model and limits -------------------------------------------------------
     model_dir: Path = Field(
         Path("/mnt/models"),
-        description="Directory holding vggish_model.ckpt and vggish_pca_params.npz "
-        "(KServe's storage mount).",
+        description="Directory holding vggish_model.ckpt and vggish_pca_params.npz (KServe's storage mount).",
     )
     max_audio_seconds: float = Field(
         600.0, gt=0, description="Longest accepted recording, checked before full decoding."
@@ -123,8 +125,7 @@ class TransformerSettings(BaseSettings):
     # --- privacy -----------------------------------------------------------------
     privacy_minimum: str = Field(
         "none",
-        description="Weakest anonymisation a request may ask for "
-        "(none < dp_noise < scramble < speech_mask).",
+        description="Weakest anonymisation a request may ask for (none < dp_noise < scramble < speech_mask).",
     )
     privacy_enforcement: str = Field(
         "upgrade",
@@ -258,12 +259,20 @@ class TransformerSettings(BaseSettings):
         "(unset = no listening). Credentials as ${VAR} from the environment.",
     )
     monitor_hop: int = Field(
-        1, ge=1, le=10, description="Examples (0.96 s each) between two scored windows of a live source."
+        1,
+        ge=1,
+        le=10,
+        description="Examples (0.96 s each) between two windows scanned for anomalies, in a live "
+        "source and in an uploaded recording alike (the same audio gives the same events).",
     )
-    event_min_hits: int = Field(2, ge=1, description="Windows with a hit that start a live event ...")
-    event_within_hops: int = Field(3, ge=1, description="... among this many latest windows.")
+    event_min_hits: int = Field(
+        _LIFECYCLE.min_hits, ge=1, description="Windows with a hit that start an anomaly event ..."
+    )
+    event_within_hops: int = Field(
+        _LIFECYCLE.within_hops, ge=1, description="... among this many latest windows."
+    )
     event_max_not_heard_seconds: float = Field(
-        5.0, gt=0, description="A live event ends after this long without a hit."
+        _LIFECYCLE.max_not_heard_seconds, gt=0, description="An event ends after this long without a hit."
     )
     monitor_queue_chunks: int | None = Field(
         None,
@@ -276,9 +285,6 @@ class TransformerSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _event_lifecycle(self) -> TransformerSettings:
-        if self.event_within_hops < self.event_min_hits:
-            raise ValueError(
-                f"event_within_hops ({self.event_within_hops}) must be >= "
-                f"event_min_hits ({self.event_min_hits})"
-            )
+        # one rule, the lifecycle's own (its messages name the fields)
+        LifecycleSettings(self.event_min_hits, self.event_within_hops, self.event_max_not_heard_seconds)
         return self

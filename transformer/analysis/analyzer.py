@@ -7,9 +7,14 @@ needs from outside is injected:
 - ``embed(audio, privacy)``: the audio stage (``transformer.audio.worker``);
 - ``score(windows, request_id, headers)``: the predictor (``transformer.predictor_client``),
   scores plus its verdict on the classifier's weights;
-- ``record(result, anomalies)``: the durable outbox (``transformer.dht.delivery``),
+- ``record(result)``: the durable outbox (``transformer.dht.delivery``),
   called in a worker thread before the result is returned, so an anomaly the
   caller hears about is already on disk.
+
+A recording is a finite source: its windows (every ``detection_hop`` examples, as a live
+source's) go through the one detection step (``anomalies.Detector``) and an event tracker
+(``events``) in order, and the tracker is closed at the recording's end, so a file and a
+stream of the same audio give the same events (``records`` turns them into DHT records).
 
 The v2 path splits the work where KServe calls the predictor itself:
 ``prepare`` up to the windows, then ``finish`` with the scores.
@@ -18,30 +23,61 @@ The v2 path splits the work where KServe calls the predictor itself:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 
-from contract.errors import AudioTooLarge
+from contract.constants import EMBEDDINGS_PER_WINDOW, EXAMPLE_SECONDS
+from contract.errors import upload_too_large
 from contract.rounding import seconds_value
 from contract.weights_status import WeightsStatus
-from transformer.analysis.anomalies import Anomaly, detect_anomalies
+from transformer.analysis.anomalies import Detector, WindowSpan
 from transformer.analysis.anomaly_groups import AnomalyGroup
+from transformer.analysis.events import EventChange, EventTracker, LifecycleSettings
 from transformer.analysis.labels import Labels
+from transformer.analysis.records import result_value, summaries
 from transformer.analysis.types import AnalysisOptions, AnalysisResult, PredictorScores, WindowPrediction
 from transformer.analysis.windows import Windows, select_windows
 from transformer.audio.embedded import EmbeddedAudio
 from transformer.audio.loudness import window_dbfs
-from transformer.metrics import count_anomalies
-from transformer.privacy import PrivacyRequest, enforce_minimum, parse_privacy_request
-from transformer.settings import TransformerSettings
+from transformer.metrics import count_events
+from transformer.privacy import PrivacyPolicy, PrivacyRequest
 
 EmbedAudio = Callable[[bytes, PrivacyRequest], Awaitable[EmbeddedAudio]]
 ScoreWindows = Callable[[np.ndarray, str | None, Mapping[str, str] | None], Awaitable[PredictorScores]]
-RecordAnalysis = Callable[[AnalysisResult, Sequence[Anomaly]], None]
+RecordAnalysis = Callable[[AnalysisResult], None]
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """What the analysis needs of the service's settings (made by ``transformer.wiring``).
+
+    Attributes:
+        analyzer_id: SIFIS analyzer id (in every analysis id and record).
+        top_k: labels per window unless the request asks otherwise.
+        label_hop: hop in examples between the label windows of ``all_windows``.
+        detection_hop: hop in examples between the windows scanned for anomalies (a live
+            source's hop: a recording and a stream give the same events).
+        gate_dbfs: loudness gate (None: none).
+        lifecycle: when hits become an event, and when it ends.
+        max_upload_mb: the largest upload accepted.
+    """
+
+    analyzer_id: str = "audioguard"
+    top_k: int = 5
+    label_hop: int = EMBEDDINGS_PER_WINDOW
+    detection_hop: int = 1
+    gate_dbfs: float | None = None
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    max_upload_mb: float = 100.0
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
 
 
 def new_analysis_id(analyzer_id: str) -> str:
@@ -52,13 +88,6 @@ def new_analysis_id(analyzer_id: str) -> str:
     part keeps the id's shape and uniqueness and reveals nothing about the audio.
     """
     return f"{analyzer_id}{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%fZ}{secrets.token_hex(32)}"
-
-
-def upload_too_large(max_upload_mb: float) -> AudioTooLarge:
-    """The 413 of every path (v2 REST, v2 gRPC, SIFIS, listener), naming the configured limit."""
-    return AudioTooLarge(
-        f"the audio upload exceeds the {max_upload_mb:g} MiB limit (max_upload_mb / AUDIOGUARD_MAX_UPLOAD_MB)"
-    )
 
 
 @dataclass(frozen=True)
@@ -115,7 +144,8 @@ class Analyzer:
 
     def __init__(
         self,
-        settings: TransformerSettings,
+        config: AnalysisConfig,
+        policy: PrivacyPolicy,
         *,
         embed: EmbedAudio,
         score: ScoreWindows,
@@ -126,12 +156,14 @@ class Analyzer:
     ) -> None:
         """``embedding_official``: the VGGish and PCA files are the official ones (sha512);
         the classifier's verdict comes with each predictor answer."""
-        self.settings = settings
+        self.config = config
+        self.policy = policy
         self.embedding_official = embedding_official
         self._embed = embed
         self._score = score
         self.groups = tuple(groups)
         self.labels = labels
+        self.detector = Detector(self.groups, labels, config.gate_dbfs)
         self._record = record
 
     def privacy_for(self, options: AnalysisOptions) -> tuple[PrivacyRequest, PrivacyRequest]:
@@ -141,50 +173,59 @@ class Analyzer:
             InvalidParameter: unknown method or parameter (400).
             PrivacyPolicyViolation: a weaker method named with enforcement "reject" (403).
         """
-        defaults = {"scramble": {"segment_seconds": self.settings.scramble_segment_seconds}}
-        requested = parse_privacy_request(options.privacy_method, options.privacy_params, defaults=defaults)
-        applied = enforce_minimum(
-            requested,
-            self.settings.privacy_minimum,
-            self.settings.privacy_enforcement,
-            defaults=defaults,
-        )
-        return requested, applied
+        return self.policy.apply(options.privacy_method, options.privacy_params)
 
     async def prepare(self, audio: bytes, options: AnalysisOptions) -> PreparedAnalysis:
         """Audio bytes -> anonymised embeddings -> classifier windows (typed 4xx errors)."""
-        if len(audio) > self.settings.max_upload_bytes:
-            raise upload_too_large(self.settings.max_upload_mb)
+        if len(audio) > self.config.max_upload_bytes:
+            raise upload_too_large(self.config.max_upload_mb)
         requested, applied = self.privacy_for(options)
         embedded = await self._embed(audio, applied)
-        hop = self.settings.window_hop
         windows = select_windows(
-            embedded.embeddings, start_time=options.start_time, all_windows=options.all_windows, hop=hop
+            embedded.embeddings,
+            start_time=options.start_time,
+            all_windows=options.all_windows,
+            hop=self.config.label_hop,
         )
         return PreparedAnalysis(
             options=options,
             embedded=embedded,
             windows=windows,
-            scan=select_windows(embedded.embeddings, all_windows=True, hop=hop),
+            scan=select_windows(embedded.embeddings, all_windows=True, hop=self.config.detection_hop),
             privacy_requested=requested.method if requested.named else applied.method,
-            analysis_id=new_analysis_id(self.settings.analyzer_id),
+            analysis_id=new_analysis_id(self.config.analyzer_id),
         )
+
+    def events(self, prepared: PreparedAnalysis, scan_scores: np.ndarray) -> list[EventChange]:
+        """The recording as a finite source: each scanned window through the detection step and
+        the event tracker, in order; the tracker closed at its end ("source finished", as a live
+        source that ends)."""
+        scan, embedded = prepared.scan, prepared.embedded
+        scores = self.detector.check(scan_scores)
+        levels = window_dbfs(embedded.example_dbfs, scan.start_seconds, scan.end_seconds)
+        profile = embedded.example_profile_dbfs
+        tracker = EventTracker(
+            prepared.options.audio_file or "upload", self.config.lifecycle, prepared.analysis_id
+        )
+        changes: list[EventChange] = []
+        for index, (start, end) in enumerate(zip(scan.start_seconds, scan.end_seconds, strict=True)):
+            first, last = round(start / EXAMPLE_SECONDS), round(end / EXAMPLE_SECONDS)
+            span = WindowSpan(
+                float(start),
+                float(end),
+                float(levels[index]),
+                None if profile is None else profile[first:last],
+            )
+            changes += tracker.update(float(end), self.detector.window(scores[index], span, index))
+        return changes + tracker.close("source finished")
 
     async def finish(self, prepared: PreparedAnalysis, predictor_scores: PredictorScores) -> AnalysisResult:
         """Scores of ``prepared.predictor_windows`` -> top-k, anomalies, the durable record."""
         windows, scan = prepared.windows, prepared.scan
         scores, scan_scores = prepared.split_scores(predictor_scores.values)
         options = prepared.options
-        top_k = options.top_k or self.settings.top_k
-        anomalies = detect_anomalies(
-            scan_scores,
-            scan.start_seconds,
-            scan.end_seconds,
-            self.groups,
-            window_dbfs=window_dbfs(prepared.embedded.example_dbfs, scan.start_seconds, scan.end_seconds),
-            gate_dbfs=self.settings.loudness_gate_dbfs,
-            labels=self.labels,
-        )
+        top_k = options.top_k or self.config.top_k
+        changes = self.events(prepared, scan_scores)
         result = AnalysisResult(
             windows=[
                 WindowPrediction(
@@ -195,20 +236,23 @@ class Analyzer:
                 )
                 for start, end, row in zip(windows.start_seconds, windows.end_seconds, scores, strict=True)
             ],
-            anomalies=[anomaly.to_dict() for anomaly in anomalies],
+            anomalies=summaries(changes),
             privacy_requested=prepared.privacy_requested,
             privacy_applied=prepared.embedded.privacy.method,
-            analyzer_id=self.settings.analyzer_id,
+            analyzer_id=self.config.analyzer_id,
             analysis_id=prepared.analysis_id,
             duration_seconds=prepared.embedded.duration_seconds,
             options=options,
             scanned_seconds=(seconds_value(scan.start_seconds[0]), seconds_value(scan.end_seconds.max())),
             weights=WeightsStatus(self.embedding_official, predictor_scores.weights_official),
+            changes=tuple(changes),
+            privacy_params=dict(prepared.embedded.privacy.params),
         )
-        count_anomalies(anomalies)
+        result = dataclasses.replace(result, sifis_value=result_value(result))
+        count_events(changes, "file")
         if self._record is not None:
             # durable before the caller hears about it: an anomaly is never lost
-            await asyncio.to_thread(self._record, result, anomalies)
+            await asyncio.to_thread(self._record, result)
         return result
 
     async def analyze(

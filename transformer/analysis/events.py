@@ -6,17 +6,25 @@ fires in several overlapping windows; this module turns that stream of
 per-hop verdicts into events, per source and anomaly group:
 
 - an event **starts** once a group has fired in ``min_hits`` of the last
-  ``within_hops`` hops (``min_hits=1`` starts on the first hit); its start is
-  the start of the earliest of those windows;
+  ``within_hops`` hops (``min_hits=1`` starts on the first hit);
 - while it lasts, it keeps its **peak** score and the classes that triggered
   the peak; further hits extend it and never start a second event;
 - it **ends** once the group has not fired for ``max_not_heard_seconds``
   (measured from the end of the last window that fired), or when the source
-  stops (``close``); its end is the end of the last window that fired.
+  stops (``close``);
+- a source that ends before it could give ``min_hits`` windows (a recording of
+  10-12 s gives 1-3) needs a hit in as many windows as it gave: at ``close`` such
+  a run of hits is an event that starts and ends at once.
 
-Pure and deterministic: the times are the stream's own (seconds of audio since
-the source started), so a replay gives the same events. Frigate keeps detection
-and event lifecycle apart the same way.
+Each event has two spans: where the sound was heard (``start_seconds`` to
+``end_seconds``: the loud part of the windows that fired, ``transformer.analysis.locate``)
+and the windows that fired (``window_start_seconds`` to ``window_end_seconds``).
+
+An uploaded recording is a finite source: ``transformer.analysis.analyzer`` runs
+its windows through a tracker exactly as the monitor runs a stream's. Pure and
+deterministic: the times are the stream's own (seconds of audio since the source
+started), so a replay gives the same events. Frigate keeps detection and event
+lifecycle apart the same way.
 """
 
 from __future__ import annotations
@@ -28,10 +36,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from contract.rounding import score_value, seconds_value
-from transformer.analysis.anomalies import Anomaly, TriggeringClass
+from transformer.analysis.anomalies import Anomaly, TriggeringClass, triggering_classes
 
-#: Fixed namespace: the same source, group and start always give the same event id.
-EVENT_NAMESPACE: Final = uuid.UUID("2b0f4c8e-1d7a-5e3b-9c6f-0a4d8e2b7c15")
+#: Fixed namespace: the same session, source, group and first window give the same event id.
+EVENT_ID_NAMESPACE: Final = uuid.UUID("2b0f4c8e-1d7a-5e3b-9c6f-0a4d8e2b7c15")
 
 Change = Literal["start", "end"]
 
@@ -63,8 +71,11 @@ class LifecycleSettings:
 class EventChange:
     """An event starting or ending: what goes to the outbox and the DHT.
 
-    ``end_seconds`` is None for a start; ``peak_score`` and ``triggered_by`` are
-    those of the strongest window so far.
+    ``start_seconds``/``end_seconds`` place the sound, ``window_start_seconds``/
+    ``window_end_seconds`` the windows that fired (both ends None for a start);
+    ``peak_score`` and ``triggered_by`` are those of the strongest window so far.
+    ``started_at``/``ended_at``: wall-clock times (UTC, ISO 8601) where a live
+    source knows them; None for a recording.
     """
 
     change: Change
@@ -78,9 +89,18 @@ class EventChange:
     peak_score: float
     triggered_by: tuple[TriggeringClass, ...]
     reason: str = ""
+    window_start_seconds: float = 0.0
+    window_end_seconds: float | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready record, numbers written as ``contract.rounding`` says."""
+        """The event's fields of a record (``transformer.analysis.records``), JSON-ready, numbers
+        written as ``contract.rounding`` says."""
+
+        def seconds(value: float | None) -> float | None:
+            return None if value is None else seconds_value(value)
+
         return {
             "change": self.change,
             "event_id": self.event_id,
@@ -89,13 +109,14 @@ class EventChange:
             "label": self.label,
             "threshold": self.threshold,
             "start_seconds": seconds_value(self.start_seconds),
-            "end_seconds": None if self.end_seconds is None else seconds_value(self.end_seconds),
+            "end_seconds": seconds(self.end_seconds),
+            "window_start_seconds": seconds_value(self.window_start_seconds),
+            "window_end_seconds": seconds(self.window_end_seconds),
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
             "peak_score": score_value(self.peak_score),
-            "triggered_by": [
-                {"index": cls.index, "label": cls.label, "score": score_value(cls.score)}
-                for cls in self.triggered_by
-            ],
-            **({"reason": self.reason} if self.reason else {}),
+            "triggered_by": triggering_classes(self.triggered_by),
+            "reason": self.reason,
         }
 
 
@@ -104,9 +125,26 @@ class _Open:
     """A group's event in progress."""
 
     event_id: str
-    start_seconds: float
-    last_heard: float
+    window_start: float  # the first window that fired
+    last_heard: float  # the end of the last window that fired
     peak: Anomaly
+    onset: float | None = None  # the sound's start and end, from the windows that placed it
+    offset: float | None = None
+
+    def add(self, hit: Anomaly) -> None:
+        if hit.located:
+            self.onset = hit.onset_seconds if self.onset is None else min(self.onset, hit.onset_seconds)
+            self.offset = hit.offset_seconds if self.offset is None else max(self.offset, hit.offset_seconds)
+
+    @property
+    def start_seconds(self) -> float:
+        """Where the sound starts: its placed onset, else the first window's start."""
+        return self.window_start if self.onset is None else self.onset
+
+    @property
+    def end_seconds(self) -> float:
+        """Where the sound ends: its placed end, else the last window's end."""
+        return self.last_heard if self.offset is None else self.offset
 
 
 @dataclass
@@ -124,6 +162,7 @@ class EventTracker:
         self.settings = settings or LifecycleSettings()
         self.session = session
         self._groups: dict[str, _GroupState] = {}
+        self.hops = 0  # hops since the start or the last ``close``
 
     @property
     def open_groups(self) -> list[str]:
@@ -136,6 +175,7 @@ class EventTracker:
         Returns the starts and ends this hop causes, ends first.
         """
         by_group: Mapping[str, Anomaly] = {anomaly.group: anomaly for anomaly in fired}
+        self.hops += 1
         for group in by_group:
             self._groups.setdefault(group, _GroupState())
         changes: list[EventChange] = []
@@ -148,6 +188,7 @@ class EventTracker:
             if state.open is not None:
                 if hit is not None:
                     state.open.last_heard = hit.end_seconds
+                    state.open.add(hit)
                     if hit.score > state.open.peak.score:
                         state.open.peak = hit
                 elif hop_end_seconds - state.open.last_heard >= self.settings.max_not_heard_seconds:
@@ -159,30 +200,40 @@ class EventTracker:
         return changes + starts
 
     def close(self, reason: str = "source stopped") -> list[EventChange]:
-        """End every open event (the source stopped or is being replaced)."""
-        ended = [self._end(state, reason) for state in self._groups.values() if state.open is not None]
+        """End every open event (the source stopped or is being replaced). A source that gave
+        fewer hops than ``min_hits`` starts and ends an event for a group that fired in every
+        one of them."""
+        changes = []
         for state in self._groups.values():
+            hits = [anomaly for anomaly in state.recent if anomaly is not None]
+            if state.open is None and hits and len(hits) >= min(self.settings.min_hits, self.hops):
+                changes.append(self._start(state, hits))
+            if state.open is not None:
+                changes.append(self._end(state, reason))
             state.recent.clear()
-        return ended
+        self.hops = 0
+        return changes
 
     def _start(self, state: _GroupState, hits: Sequence[Anomaly]) -> EventChange:
         first = min(hits, key=lambda anomaly: anomaly.start_seconds)
         peak = max(hits, key=lambda anomaly: anomaly.score)
         event_id = str(
             uuid.uuid5(
-                EVENT_NAMESPACE, f"{self.session}{self.source}\n{first.group}\n{first.start_seconds:.3f}"
+                EVENT_ID_NAMESPACE, f"{self.session}{self.source}\n{first.group}\n{first.start_seconds:.3f}"
             )
         )
-        state.open = _Open(event_id, first.start_seconds, max(h.end_seconds for h in hits), peak)
-        return self._change("start", state.open, None, "")
+        state.open = _Open(event_id, first.start_seconds, max(hit.end_seconds for hit in hits), peak)
+        for hit in hits:
+            state.open.add(hit)
+        return self._change("start", state.open, ended=False, reason="")
 
     def _end(self, state: _GroupState, reason: str) -> EventChange:
         assert state.open is not None
         ended, state.open = state.open, None
         state.recent.clear()  # the next event needs its own run of hits
-        return self._change("end", ended, ended.last_heard, reason)
+        return self._change("end", ended, ended=True, reason=reason)
 
-    def _change(self, change: Change, event: _Open, end: float | None, reason: str) -> EventChange:
+    def _change(self, change: Change, event: _Open, *, ended: bool, reason: str) -> EventChange:
         peak = event.peak
         return EventChange(
             change=change,
@@ -192,8 +243,10 @@ class EventTracker:
             label=peak.label,
             threshold=peak.threshold,
             start_seconds=event.start_seconds,
-            end_seconds=end,
+            end_seconds=event.end_seconds if ended else None,
             peak_score=peak.score,
             triggered_by=peak.triggered_by,
             reason=reason,
+            window_start_seconds=event.window_start,
+            window_end_seconds=event.last_heard if ended else None,
         )

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from contract.weights_status import WeightsStatus
+from transformer.analysis.events import EventChange
+
+#: Where a recording or stream came in (the ``origin`` of its records).
+Origin = Literal["live", "sifis", "dht_request", "v2", "offline"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class AnalysisOptions:
         audio_file: SIFIS file name echoed in the result (the path's ``{audio_file}``).
         sifis_method: the SIFIS path's ``{method}`` as written (echoed; it may be an
             old spelling such as ``scrample`` or ``nothing``).
+        origin: the transport the recording came by (its records say so).
     """
 
     privacy_method: str | None = None
@@ -44,6 +49,7 @@ class AnalysisOptions:
     request_id: str | None = None
     audio_file: str | None = None
     sifis_method: str | None = None
+    origin: Origin = "v2"
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,8 @@ class AnalysisResult:
 
     Attributes:
         windows: one entry per classifier window, in time order.
-        anomalies: JSON-ready anomaly records (group, score, window bounds, classes).
+        anomalies: the recording's anomaly events, JSON-ready (``records.event_summary``:
+            group, peak score, where the sound lies, the windows that fired, classes).
         privacy_requested: the method the caller asked for (canonical name); a
             request that named none asked for the service default, the operator
             minimum, so this is then the method applied.
@@ -90,6 +97,10 @@ class AnalysisResult:
         scanned_seconds: (start, end) of the audio scanned for anomalies: the whole
             recording, whatever windows the labels were asked for.
         weights: whether the files behind the scores are the official ones.
+        changes: the starts and ends of the recording's events, in order (what the DHT gets).
+        privacy_params: the parameters of the method applied.
+        sifis_value: the SIFIS analysis value (``records.result_value``), made once: the DHT
+            result record and the SIFIS endpoint's answer.
     """
 
     windows: list[WindowPrediction]
@@ -102,3 +113,6 @@ class AnalysisResult:
     options: AnalysisOptions
     scanned_seconds: tuple[float, float]
     weights: WeightsStatus
+    changes: tuple[EventChange, ...] = ()
+    privacy_params: Mapping[str, Any] = field(default_factory=dict)
+    sifis_value: Mapping[str, Any] = field(default_factory=dict, repr=False)

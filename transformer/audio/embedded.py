@@ -22,12 +22,15 @@ class AudioFeatures:
         example_dbfs: (N,) float64 loudness of each example before anonymisation.
         duration_seconds: length of the decoded recording.
         privacy: the anonymisation that was applied.
+        example_profile_dbfs: (N, 8) float64 loudness of each 0.12-s part of each example
+            (``transformer.audio.loudness.example_profile_dbfs``), before anonymisation.
     """
 
     examples: np.ndarray
     example_dbfs: np.ndarray
     duration_seconds: float
     privacy: PrivacyRequest
+    example_profile_dbfs: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,12 @@ class EmbeddedAudio:
         example_dbfs: (N,) float64 loudness of each example before anonymisation.
         duration_seconds: length of the decoded recording.
         privacy: the anonymisation that was applied.
+        example_profile_dbfs: (N, 8) float64 loudness of each 0.12-s part of each example, before
+            anonymisation (None: not measured; events are then placed by their windows).
     """
 
     embeddings: np.ndarray
     example_dbfs: np.ndarray
     duration_seconds: float
     privacy: PrivacyRequest
+    example_profile_dbfs: np.ndarray | None = None

@@ -14,6 +14,10 @@ from transformer.audio.constants import EXAMPLE_FRAMES, STFT_HOP_SAMPLES, STFT_W
 EXAMPLE_HOP_SAMPLES = EXAMPLE_FRAMES * STFT_HOP_SAMPLES  # 15,360: examples do not overlap
 EXAMPLE_SPAN_SAMPLES = STFT_WINDOW_SAMPLES + (EXAMPLE_FRAMES - 1) * STFT_HOP_SAMPLES  # 15,600
 SILENCE_DBFS = -200.0  # floor for digital silence instead of -inf
+#: Parts of an example's hop (0.96 s) measured apart to place a sound inside its window: 0.12 s each.
+PROFILE_PARTS = 8
+PROFILE_PART_SAMPLES = EXAMPLE_HOP_SAMPLES // PROFILE_PARTS  # 1,920
+PROFILE_SECONDS = EXAMPLE_SECONDS / PROFILE_PARTS
 
 
 def example_dbfs(samples: np.ndarray, num_examples: int) -> np.ndarray:
@@ -31,6 +35,26 @@ def example_dbfs(samples: np.ndarray, num_examples: int) -> np.ndarray:
     starts = np.arange(num_examples) * EXAMPLE_HOP_SAMPLES
     index = starts[:, None] + np.arange(EXAMPLE_SPAN_SAMPLES)[None, :]
     power = np.mean(np.square(samples[index], dtype=np.float64), axis=1)
+    with np.errstate(divide="ignore"):
+        levels = 10.0 * np.log10(power)
+    return np.maximum(levels, SILENCE_DBFS)
+
+
+def example_profile_dbfs(samples: np.ndarray, num_examples: int) -> np.ndarray:
+    """RMS level in dBFS of each 0.12-s part of each example's hop: where in a window a sound lies.
+
+    Args:
+        samples: (n,) float 16 kHz mono waveform in [-1, 1] (the one ``example_dbfs`` reads).
+        num_examples: how many examples the front end produced from it.
+
+    Returns:
+        (num_examples, PROFILE_PARTS) float64; part ``j`` of example ``k`` covers samples
+        ``15360 k + 1920 j`` to ``15360 k + 1920 (j + 1)``.
+    """
+    if num_examples == 0:
+        return np.zeros((0, PROFILE_PARTS))
+    parts = samples[: num_examples * EXAMPLE_HOP_SAMPLES].reshape(num_examples, PROFILE_PARTS, -1)
+    power = np.mean(np.square(parts, dtype=np.float64), axis=2)
     with np.errstate(divide="ignore"):
         levels = 10.0 * np.log10(power)
     return np.maximum(levels, SILENCE_DBFS)

@@ -23,9 +23,8 @@ from transformer.audio.decode import DECODE_BUDGET_HZ, load_waveform
 from transformer.audio.embedded import AudioFeatures, EmbeddedAudio
 from transformer.audio.embedders import Embedder, load_embedder
 from transformer.audio.features import waveform_to_examples
-from transformer.audio.loudness import example_dbfs
+from transformer.audio.loudness import example_dbfs, example_profile_dbfs
 from transformer.privacy import PrivacyRequest, apply_privacy
-from transformer.settings import TransformerSettings
 
 
 class EmbeddingPipeline:
@@ -55,24 +54,16 @@ class EmbeddingPipeline:
         """Load ``vggish_model.ckpt`` and ``vggish_pca_params.npz`` from ``model_dir`` on ``runtime``."""
         paths = require_assets(model_dir, (VGGISH_CHECKPOINT, PCA_PARAMS))
         embedder = load_embedder(
-            paths[VGGISH_CHECKPOINT], paths[PCA_PARAMS], runtime=runtime, precision=precision,
-            fc2_relu=fc2_relu, batch_size=batch_size, threads=threads, cache_dir=cache_dir,
+            paths[VGGISH_CHECKPOINT],
+            paths[PCA_PARAMS],
+            runtime=runtime,
+            precision=precision,
+            fc2_relu=fc2_relu,
+            batch_size=batch_size,
+            threads=threads,
+            cache_dir=cache_dir,
         )
         return cls(embedder, max_audio_seconds=max_audio_seconds, decode_budget_hz=decode_budget_hz)
-
-    @classmethod
-    def from_settings(cls, settings: TransformerSettings) -> EmbeddingPipeline:
-        return cls.from_model_dir(
-            settings.model_dir,
-            fc2_relu=settings.vggish_fc2_relu,
-            batch_size=settings.vggish_batch_size,
-            max_audio_seconds=settings.max_audio_seconds,
-            decode_budget_hz=settings.decode_budget_hz,
-            runtime=settings.vggish_runtime,
-            precision=settings.vggish_precision,
-            threads=settings.vggish_threads,
-            cache_dir=settings.vggish_cache_dir,
-        )
 
     def waveform(self, audio: bytes) -> np.ndarray:
         """Decode and resample: (n,) float64 16 kHz mono, validated (typed 4xx errors)."""
@@ -87,6 +78,7 @@ class EmbeddingPipeline:
             example_dbfs=example_dbfs(samples, examples.shape[0]),
             duration_seconds=samples.shape[0] / SAMPLE_RATE,
             privacy=privacy,
+            example_profile_dbfs=example_profile_dbfs(samples, examples.shape[0]),
         )
 
     def features(self, audio: bytes, privacy: PrivacyRequest) -> AudioFeatures:
@@ -100,6 +92,7 @@ class EmbeddingPipeline:
             example_dbfs=features.example_dbfs,
             duration_seconds=features.duration_seconds,
             privacy=features.privacy,
+            example_profile_dbfs=features.example_profile_dbfs,
         )
 
     def embed_features(self, features: AudioFeatures) -> EmbeddedAudio:

@@ -14,6 +14,8 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 from contract.batching import AdaptiveBatcher, BatchStats
 from transformer.audio.embedded import EmbeddedAudio
 from transformer.audio.pipeline import EmbeddingPipeline
@@ -68,13 +70,26 @@ class EmbeddingWorker:
         raw_embeddings = await self._batcher.submit(features.examples)
         return self.pipeline.quantized(features, raw_embeddings)
 
+    async def embed_examples(self, examples: np.ndarray) -> np.ndarray:
+        """(k, 96, 64) log-mel examples (a live source's) -> (k, 128) uint8 embeddings, through the
+        same batcher (merged with the requests' calls), thread pool and metrics as a file's."""
+        loop = asyncio.get_running_loop()
+        if self._batcher is None:
+            raw = await loop.run_in_executor(self._executor, self._vggish_alone, examples)
+        else:
+            raw = await self._batcher.submit(examples)
+        return self.pipeline.embedder.quantizer(raw)
+
+    def _vggish_alone(self, examples: np.ndarray) -> np.ndarray:
+        started = time.perf_counter()
+        raw = self.pipeline.embedder.embed(examples)
+        self._observe(examples.shape[0], 1, time.perf_counter() - started)
+        return raw
+
     def _embed_alone(self, audio: bytes, privacy: PrivacyRequest) -> EmbeddedAudio:
         """Worker thread, batching off: the front end and this request's own VGGish call."""
         features = self.pipeline.features(audio, privacy)
-        started = time.perf_counter()
-        raw_embeddings = self.pipeline.embedder.embed(features.examples)
-        self._observe(features.examples.shape[0], 1, time.perf_counter() - started)
-        return self.pipeline.quantized(features, raw_embeddings)
+        return self.pipeline.quantized(features, self._vggish_alone(features.examples))
 
     def batch_stats(self) -> BatchStats | None:
         """Counters of the VGGish batcher (``windows`` = examples); None when batching is off."""

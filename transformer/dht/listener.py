@@ -27,45 +27,15 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from contract.errors import AudioTooLarge, InvalidConfiguration, InvalidInput
-from transformer.analysis.types import AnalysisOptions
+from contract.errors import AudioTooLarge, InvalidInput
 from transformer.dht.backoff import Backoff
-from transformer.dht.clients import websocket_url
 from transformer.dht.topics import REQUEST_TOPIC_NAME, REQUEST_TYPE
 from transformer.metrics import LISTENER_CONNECTED
-from transformer.privacy import method_from_sifis_name
-from transformer.settings import TransformerSettings
 
 logger = logging.getLogger(__name__)
 
 #: ``process(audio_bytes, request_value)``: analyse one requested recording
 ProcessCallback = Callable[[bytes, dict[str, Any]], Awaitable[None]]
-
-
-def options_from_request(request: dict[str, Any], settings: TransformerSettings) -> AnalysisOptions:
-    """The analysis options of a DHT request value: its ids echoed, MAX's window labelled.
-
-    Raises:
-        InvalidParameter: ``method`` names no privacy method and
-            ``sifis_unknown_method`` is "reject".
-    """
-
-    def text(name: str) -> str | None:
-        value = request.get(name)
-        return None if value is None else str(value)
-
-    method = text("method") or "none"
-    return AnalysisOptions(
-        privacy_method=method_from_sifis_name(method, settings.sifis_unknown_method),
-        top_k=settings.top_k,
-        # predictions are MAX's one window; the analysis scans every window for anomalies
-        all_windows=False,
-        requestor_id=text("requestor_id"),
-        requestor_type=text("requestor_type"),
-        request_id=text("request_id"),
-        audio_file=text("audio_file"),
-        sifis_method=method,
-    )
 
 
 def resolve_audio_file(audio_dir: Path, name: object) -> Path:
@@ -137,33 +107,6 @@ class RequestListener:
         self.connected = asyncio.Event()
         #: successful connections so far (reconnects are visible here)
         self.connections = 0
-
-    @classmethod
-    def from_settings(cls, settings: TransformerSettings, process: ProcessCallback) -> RequestListener:
-        """The listener for ``dht_url``, ``listener_topic`` and ``listener_audio_dir``
-        (files limited to ``max_upload_mb``).
-
-        Raises:
-            InvalidConfiguration: ``dht_url`` unset or invalid, or the audio folder missing.
-        """
-        if not settings.dht_url:
-            raise InvalidConfiguration("the DHT request listener needs dht_url")
-        if settings.listener_audio_dir is None or not settings.listener_audio_dir.is_dir():
-            raise InvalidConfiguration(
-                f"the DHT request listener needs listener_audio_dir to be an existing folder, "
-                f"got {settings.listener_audio_dir}"
-            )
-        try:
-            url = websocket_url(settings.dht_url)
-        except ValueError as error:
-            raise InvalidConfiguration(str(error)) from None
-        return cls(
-            url,
-            settings.listener_audio_dir,
-            process,
-            topic_name=settings.listener_topic,
-            max_file_bytes=settings.max_upload_bytes,
-        )
 
     async def start(self) -> None:
         """Start listening on the running loop."""

@@ -1,128 +1,52 @@
-"""The messages one analysis posts to the SIFIS DHT: the result value and the anomaly events.
+"""Finished record values (``transformer.analysis.records``) wrapped into outbox messages.
 
-- The **result** value is what SIFIS consumers read today (``RESULT_FIELDS``)
-  plus ``privacy_method`` (applied) and ``anomalies``; it goes to
-  ``SIFIS:Privacy_Aware_Audio_Anomaly_Detection_Results`` /
-  ``Audio_Anomaly_Detection_Results``, so each result overwrites the previous
-  one (as the Analytics-API does). The SIFIS endpoint answers the same value.
-- One **anomaly event** per detected anomaly goes to ``SIFIS:Audio_Anomaly``
-  under its own ``topic_uuid`` (a UUIDv5 of analysis id, group and window), so
-  events never overwrite each other and a re-sent duplicate lands on the same key.
+- An **event record** (a start or an end) goes to ``SIFIS:Audio_Anomaly`` under its own
+  ``topic_uuid`` (UUIDv5 of the event id and the change), so a start is never overwritten by
+  its end, records never overwrite each other, and a re-sent duplicate lands on the same key.
+- The **analysis value** of a recording goes to ``SIFIS:Privacy_Aware_Audio_Anomaly_Detection_Results``
+  / ``Audio_Anomaly_Detection_Results``, so each result overwrites the previous one (as the
+  Analytics-API does).
 
-Message shapes are documented in docs/anomalies-and-dht.md.
+Nothing here decides a field: docs/anomalies-and-dht.md documents the values.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
-from contract.weights_status import WEIGHTS_OFFICIAL, WEIGHTS_WARNING
-from transformer.analysis.anomalies import Anomaly
-from transformer.analysis.types import AnalysisResult
 from transformer.dht.outbox import OutboxMessage
 from transformer.dht.topics import ANOMALY_TOPIC_NAME, RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID
-
-RESULT_DESCRIPTION: Final = "Privacy-aware audio anomaly detection results"
-#: the fields SIFIS consumers of the result topic read
-RESULT_FIELDS: Final = (
-    "description",
-    "requestor_id",
-    "requestor_type",
-    "request_id",
-    "analyzer_id",
-    "analysis_id",
-    "audio_file",
-    "method",
-    "predictions",
-)
-#: copied from the result into every anomaly event so it stands on its own
-_CONTEXT_FIELDS: Final = (
-    "analyzer_id",
-    "analysis_id",
-    "requestor_id",
-    "requestor_type",
-    "request_id",
-    "audio_file",
-    "method",
-    WEIGHTS_OFFICIAL,
-    WEIGHTS_WARNING,
-)
-#: fixed namespace: the same (analysis, group, window) always gives the same event uuid
-EVENT_NAMESPACE: Final = uuid.UUID("6f1d3c2a-8e4b-5a7c-9d0e-a1b2c3d4e5f6")
 
 PostMode = Literal["anomalies", "all"]
 
 
-def result_value(result: AnalysisResult) -> dict[str, Any]:
-    """The SIFIS result value of one analysis: the DHT record and the body of a SIFIS 200.
-
-    The fields the old service's consumers read, plus ``privacy_method``
-    (applied), ``anomalies``, ``anomaly_scan_seconds`` ([start, end] of the
-    audio scanned: the whole recording) and ``weights_official`` (with
-    ``weights_warning`` when the weights are not the official ones);
-    ``predictions`` are the first window's top labels, as before.
-    """
-    options = result.options
-    return {
-        "description": RESULT_DESCRIPTION,
-        "requestor_id": options.requestor_id or "",
-        "requestor_type": options.requestor_type or "",
-        "request_id": options.request_id or "",
-        "analyzer_id": result.analyzer_id,
-        "analysis_id": result.analysis_id,
-        "audio_file": options.audio_file or "",
-        "method": options.sifis_method or result.privacy_requested,
-        "privacy_method": result.privacy_applied,
-        "predictions": result.windows[0].top,
-        "anomalies": result.anomalies,
-        "anomaly_scan_seconds": list(result.scanned_seconds),
-        **result.weights.fields(),
-    }
+def event_topic_uuid(record: Mapping[str, Any]) -> str:
+    """The topic uuid of one start or end record: UUIDv5 of its event id and its change."""
+    return str(uuid.uuid5(uuid.UUID(str(record["event_id"])), str(record["change"])))
 
 
-def anomaly_event_uuid(analysis_id: str, anomaly: Anomaly) -> str:
-    """The topic_uuid of one anomaly event: UUIDv5 of analysis id, group and window index."""
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{analysis_id}\n{anomaly.group}\n{anomaly.window_index}"))
+def event_messages(
+    records: Sequence[Mapping[str, Any]], *, anomaly_topic: str = ANOMALY_TOPIC_NAME
+) -> list[OutboxMessage]:
+    """One outbox message per event record, in order."""
+    return [
+        OutboxMessage(anomaly_topic, event_topic_uuid(record), dict(record), "anomaly") for record in records
+    ]
 
 
-def anomaly_event_value(result: Mapping[str, Any], anomaly: Anomaly, event_uuid: str) -> dict[str, Any]:
-    """The value posted to the anomaly topic: the anomaly, its event id and the analysis context."""
-    return {
-        "description": f"Audio anomaly: {anomaly.label}",
-        "event_id": event_uuid,
-        **anomaly.to_dict(),
-        **{field: result[field] for field in _CONTEXT_FIELDS if field in result},
-        "detected_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-    }
-
-
-def build_messages(
-    result: Mapping[str, Any],
-    anomalies: Sequence[Anomaly],
+def analysis_messages(
+    value: Mapping[str, Any],
+    records: Sequence[Mapping[str, Any]],
     *,
     post_mode: PostMode = "anomalies",
     results_topic: tuple[str, str] = (RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID),
     anomaly_topic: str = ANOMALY_TOPIC_NAME,
 ) -> list[OutboxMessage]:
-    """The outbox messages for one analysis' result value: anomaly events first, then the
-    result itself when ``post_mode`` is "all" or anything was found.
-
-    Raises:
-        ValueError: ``result`` lacks one of ``RESULT_FIELDS``.
-    """
-    missing = [field for field in RESULT_FIELDS if field not in result]
-    if missing:
-        raise ValueError(f"the SIFIS result value lacks {', '.join(missing)}")
-    analysis_id = str(result["analysis_id"])
-    messages = []
-    for anomaly in anomalies:
-        event_uuid = anomaly_event_uuid(analysis_id, anomaly)
-        value = anomaly_event_value(result, anomaly, event_uuid)
-        messages.append(OutboxMessage(anomaly_topic, event_uuid, value, "anomaly"))
-    if post_mode == "all" or anomalies:
-        value = {**result, "anomalies": [anomaly.to_dict() for anomaly in anomalies]}
-        messages.append(OutboxMessage(results_topic[0], results_topic[1], value, "result"))
+    """The messages of one analysed recording: its event records first, then its analysis value
+    when ``post_mode`` is "all" or it had an event."""
+    messages = event_messages(records, anomaly_topic=anomaly_topic)
+    if post_mode == "all" or records:
+        messages.append(OutboxMessage(results_topic[0], results_topic[1], dict(value), "result"))
     return messages

@@ -25,6 +25,7 @@ class Chunk:
     final: bool = False
     sample_rate: int = 16_000
     droppable: bool = True  # False for a replay's audio and for an end marker: never dropped
+    received_at: float | None = None  # wall clock (epoch seconds) when its last sample arrived
 
 
 class ChunkQueue(asyncio.Queue[Chunk]):

@@ -2,43 +2,93 @@
 
 Mono samples at the source's rate -> ``StreamingResampler`` (resampy 0.2.2's kaiser_best, the
 file path's numbers) -> the source's ``StreamAnonymiser`` (seamless, on stream-aligned
-windows) -> ``StreamingExamples`` (log-mel). Each stage keeps only what its next output
-needs. One front per capture segment: a reconnect starts a new one (its audio is not
-continuous with the last), after ``finish`` has flushed the old one's held-back tail.
-CPU-bound: the monitor calls it from a worker thread.
+windows) -> ``StreamingExamples`` (log-mel). The loudness of each example (its level and its
+0.12-s profile) is measured on the resampled audio *before* anonymisation, as the file path
+measures it, and paired with the example when the anonymiser releases it. Each stage keeps
+only what its next output needs. One front per capture segment: a reconnect starts a new one
+(its audio is not continuous with the last), after ``finish`` has flushed the old one's
+held-back tail. CPU-bound: the monitor calls it from a worker thread.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
+from transformer.audio.loudness import (
+    EXAMPLE_HOP_SAMPLES,
+    EXAMPLE_SPAN_SAMPLES,
+    PROFILE_PARTS,
+    example_dbfs,
+    example_profile_dbfs,
+)
 from transformer.audio.resample_stream import StreamingResampler
 from transformer.monitor.stream_features import StreamingExamples
 from transformer.privacy.stream import StreamAnonymiser
 
-Examples = tuple[np.ndarray, np.ndarray]  # ((k, 96, 64) log-mel, (k,) dBFS)
+
+class Examples(NamedTuple):
+    """Examples a front end completed: log-mel and loudness, one row each."""
+
+    features: np.ndarray  # (k, 96, 64) float64 log-mel of the anonymised audio
+    levels: np.ndarray  # (k,) float64 dBFS before anonymisation
+    profiles: np.ndarray  # (k, 8) float64 dBFS of each 0.12-s part, before anonymisation
+
+    @property
+    def size(self) -> int:
+        return int(self.features.shape[0])
+
+
+class StreamingLevels:
+    """The loudness of each example of a stream, framed as ``StreamingExamples`` frames them."""
+
+    def __init__(self) -> None:
+        self._pending = np.zeros(0, dtype=np.float64)
+        self._levels = np.zeros(0)
+        self._profiles = np.zeros((0, PROFILE_PARTS))
+
+    def push(self, samples: np.ndarray) -> None:
+        """Add (n,) float64 16 kHz samples; the examples they complete are measured and held."""
+        self._pending = np.concatenate([self._pending, samples])
+        if self._pending.shape[0] < EXAMPLE_SPAN_SAMPLES:
+            return
+        ready = 1 + (self._pending.shape[0] - EXAMPLE_SPAN_SAMPLES) // EXAMPLE_HOP_SAMPLES
+        self._levels = np.concatenate([self._levels, example_dbfs(self._pending, ready)])
+        self._profiles = np.concatenate([self._profiles, example_profile_dbfs(self._pending, ready)])
+        self._pending = self._pending[ready * EXAMPLE_HOP_SAMPLES :].copy()
+
+    def take(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The levels and profiles of the next ``count`` examples (measured already)."""
+        assert count <= self._levels.shape[0], "an example was released before its audio was measured"
+        levels, profiles = self._levels[:count], self._profiles[:count]
+        self._levels, self._profiles = self._levels[count:], self._profiles[count:]
+        return levels, profiles
 
 
 class SourceFront:
-    """Resample, anonymise, frame: one capture segment of one source."""
+    """Resample, measure, anonymise, frame: one capture segment of one source."""
 
     def __init__(self, sample_rate: int, anonymiser: StreamAnonymiser) -> None:
         self.sample_rate = sample_rate
         self._resampler = StreamingResampler(sample_rate)
         self._anonymiser = anonymiser
+        self._levels = StreamingLevels()
         self._examples = StreamingExamples()
-
-    @property
-    def examples_done(self) -> int:
-        return self._examples.examples_done
 
     def push(self, samples: np.ndarray) -> Examples:
         """(n,) float64 at ``sample_rate`` in; the examples they complete out."""
-        return self._examples.push(self._anonymiser.push(self._resampler.push(samples)))
+        return self._frame(self._resampler.push(samples), final=False)
 
     def finish(self) -> Examples:
         """The segment ended: the examples its held-back audio completes."""
-        anonymised = np.concatenate(
-            [self._anonymiser.push(self._resampler.finish()), self._anonymiser.finish()]
-        )
-        return self._examples.push(anonymised)
+        return self._frame(self._resampler.finish(), final=True)
+
+    def _frame(self, resampled: np.ndarray, *, final: bool) -> Examples:
+        self._levels.push(resampled)
+        anonymised = self._anonymiser.push(resampled)
+        if final:
+            anonymised = np.concatenate([anonymised, self._anonymiser.finish()])
+        features, _ = self._examples.push(anonymised)
+        levels, profiles = self._levels.take(features.shape[0])
+        return Examples(features, levels, profiles)

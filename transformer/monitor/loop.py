@@ -3,10 +3,12 @@
 Per chunk of a source: its front end (``front``: resampled, anonymised as the source
 asks, framed) completes examples; each source keeps a ring of its last 10 examples (``ring``)
 and, every ``hop`` examples, its newest window is due. The due windows that reach their
-source's loudness gate are embedded (one VGGish call for all sources, each example once, only
-when a scored window needs it) and scored (one predictor call); each window's anomalies (the
-source's own thresholds) go through its event tracker, a gated window with none, and the starts
-and ends through the durable outbox, each carrying its source's privacy method. A new capture
+source's loudness gate are embedded (one call of the service's shared embedder for all sources,
+each example once, only when a scored window needs it) and scored (one predictor call); each
+window goes through the one detection step (``analysis.anomalies.Detector``, the source's own
+groups, thresholds and gate) and the source's event tracker, as a recording's windows do, and
+the starts and ends are recorded with the source's ``RecordContext`` (the record itself is
+built by ``analysis.records`` in the recorder: the monitor builds none). A new capture
 segment (the source reconnected) is not continuous audio: the old segment's held-back audio
 is flushed and detected, its open events end ("stream interrupted"), and the source's
 front end and ring start again; a source that has ended (``final``) is flushed the same way.
@@ -22,20 +24,23 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
 
 import numpy as np
 
 from contract.constants import EMBEDDINGS_PER_WINDOW, EXAMPLE_SECONDS
 from contract.errors import InvalidConfiguration
 from contract.weights_status import WeightsStatus
-from transformer.analysis.anomalies import detect_anomalies, is_audible
+from transformer.analysis.anomalies import Detector
 from transformer.analysis.anomaly_groups import AnomalyGroup
 from transformer.analysis.events import EventChange, EventTracker, LifecycleSettings
 from transformer.analysis.labels import Labels
+from transformer.analysis.record_context import RecordContext
 from transformer.analysis.types import PredictorScores
+from transformer.metrics import count_events
 from transformer.monitor.chunks import Chunk
 from transformer.monitor.front import Examples, SourceFront
 from transformer.monitor.ring import Ring, Window, embed_entries, unembedded
@@ -43,9 +48,10 @@ from transformer.monitor.sources import SourceSpec
 from transformer.privacy import PrivacyRequest, parse_privacy_request
 from transformer.privacy.stream import stream_anonymiser
 
-EmbedExamples = Callable[[np.ndarray], np.ndarray]
+#: (k, 96, 64) log-mel -> (k, 128) uint8 embeddings (the service's shared embedder)
+EmbedExamples = Callable[[np.ndarray], Awaitable[np.ndarray]]
 ScoreWindows = Callable[[np.ndarray], Awaitable[PredictorScores]]
-RecordEvents = Callable[[Sequence[EventChange], Mapping[str, Any]], None]
+RecordEvents = Callable[[Sequence[EventChange], RecordContext], None]
 
 
 def source_groups(groups: Sequence[AnomalyGroup], source: SourceSpec) -> tuple[AnomalyGroup, ...]:
@@ -71,7 +77,7 @@ def source_groups(groups: Sequence[AnomalyGroup], source: SourceSpec) -> tuple[A
 @dataclass
 class _Source:
     spec: SourceSpec
-    groups: tuple[AnomalyGroup, ...]
+    detector: Detector
     tracker: EventTracker
     privacy: PrivacyRequest
     front: SourceFront | None = None  # None between segments
@@ -79,6 +85,14 @@ class _Source:
     segment: int = 0
     next_start: float | None = None  # stream time the source's next chunk should start at
     gap_from: float | None = None  # where the audio dropped before the next segment start began
+    clock: tuple[float, float] | None = None  # (stream seconds, wall-clock epoch) of its newest audio
+
+    def wall_time(self, stream_seconds: float | None) -> str | None:
+        """The wall-clock time (UTC ISO 8601) of a stream time, from the newest audio's arrival."""
+        if stream_seconds is None or self.clock is None:
+            return None
+        epoch = self.clock[1] - (self.clock[0] - stream_seconds)
+        return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
 class Monitor:
@@ -96,16 +110,16 @@ class Monitor:
         lifecycle: LifecycleSettings | None = None,
         hop: int = 1,
         gate_dbfs: float | None = None,
-        context: Mapping[str, Any] | None = None,
+        analyzer_id: str = "audioguard",
         privacy: Mapping[str, PrivacyRequest] | None = None,
         session: str = "",
         embedding_official: bool = False,
     ) -> None:
-        """``context`` adds fields to every record; ``privacy`` is each source's anonymisation
+        """``analyzer_id`` is in every record; ``privacy`` is each source's anonymisation
         (validated, the operator's minimum applied; a source not named gets none); ``session``
-        (e.g. a uuid per run) keeps the event ids of two runs apart; ``embedding_official``:
-        VGGish and the PCA are the published files (each record then carries the weights
-        verdict with the predictor's)."""
+        (e.g. a uuid per run) keeps the event ids of two runs apart and is in every record;
+        ``embedding_official``: VGGish and the PCA are the published files (each record then
+        carries the weights verdict with the predictor's)."""
         if not 1 <= hop <= EMBEDDINGS_PER_WINDOW:
             raise InvalidConfiguration(
                 f"hop must be between 1 and {EMBEDDINGS_PER_WINDOW} examples, got {hop}"
@@ -115,17 +129,21 @@ class Monitor:
         self._sources = {
             spec.name: _Source(
                 spec,
-                source_groups(groups, spec),
+                Detector(
+                    source_groups(groups, spec),
+                    labels,
+                    gate_dbfs if spec.loudness_gate_dbfs is None else spec.loudness_gate_dbfs,
+                ),
                 EventTracker(spec.name, lifecycle, session),
                 chosen.get(spec.name, none),
             )
             for spec in sources
         }
         self._embed, self._score, self._record = embed, score, record
-        self.labels, self.hop, self.gate_dbfs = labels, hop, gate_dbfs
-        self.context = dict(context or {})
+        self.labels, self.hop = labels, hop
+        self.analyzer_id, self.session = analyzer_id, session
         self.embedding_official = embedding_official
-        self._weights = WeightsStatus(embedding_official, None).fields()
+        self._weights = WeightsStatus(embedding_official, None)
         self.ended: set[str] = set()  # sources whose end (``final``) has been processed
 
     def open_groups(self, source: str) -> list[str]:
@@ -152,18 +170,19 @@ class Monitor:
                 changes += await self._run(run, errors)
                 run, in_run = [], {}
                 reason = "source finished" if chunk.final else "stream interrupted"
-                changes += await self._flush(source, errors) + source.tracker.close(reason)
+                changes += await self._flush(source, errors, ended=True) + source.tracker.close(reason)
                 if chunk.final:
                     self.ended.add(chunk.source)
             elif continued and _after_gap(chunk, source.next_start):
                 changes += await self._run(run, errors)
                 run, in_run = [], {}
-                changes += await self._flush(source, errors)  # its events stay open
+                changes += await self._flush(source, errors, ended=False)  # its events stay open
                 source.gap_from = source.next_start
             if not chunk.final:
                 run.append(chunk)
                 in_run[chunk.source] = (chunk.segment, chunk.sample_rate)
                 source.next_start = chunk.start_seconds + chunk.samples.shape[0] / chunk.sample_rate
+                source.clock = (source.next_start, chunk.received_at or time.time())
         changes += await self._run(run, errors)
         await self._record_changes(changes)
         if errors:
@@ -201,19 +220,23 @@ class Monitor:
             source = self._sources[name]
             assert source.front is not None
             examples = source.front.push(samples[0] if len(samples) == 1 else np.concatenate(samples))
-            if examples[0].shape[0]:
+            if examples.size:
                 completed.append((source, examples))
         return completed
 
-    async def _flush(self, source: _Source, errors: list[Exception]) -> list[EventChange]:
+    async def _flush(self, source: _Source, errors: list[Exception], *, ended: bool) -> list[EventChange]:
         """Detect what a segment's front end holds back and let the front go (a failure is kept
-        in ``errors``: the tail is lost, the caller goes on)."""
+        in ``errors``: the tail is lost, the caller goes on); ``ended``: the segment is over (not a
+        gap inside it)."""
         front, source.front = source.front, None
         if front is None:
             return []
         try:
             tail = await asyncio.to_thread(front.finish)
-            return await self._detect_completed([(source, tail)]) if tail[0].shape[0] else []
+            changes = await self._detect_completed([(source, tail)]) if tail.size else []
+            if ended:  # a stream shorter than a window still gets its one window
+                changes += await self._detect([(source, w) for w in source.ring.finish()])
+            return changes
         except Exception as error:
             errors.append(error)
             return []
@@ -235,37 +258,52 @@ class Monitor:
         VGGish call for all sources, each example once) and scored (one predictor call)."""
         due = [
             (source, window)
-            for source, (features, levels) in completed
-            for window in source.ring.push(features, levels, source.spec.hop or self.hop)
+            for source, examples in completed
+            for window in source.ring.push(
+                examples.features, examples.levels, source.spec.hop or self.hop, examples.profiles
+            )
         ]
-        audible = [window for source, window in due if self._audible(source, window)]
-        await asyncio.to_thread(embed_entries, unembedded(audible), self._embed)
-        return await self._detect(due, audible) if due else []
+        return await self._detect(due) if due else []
 
-    def _audible(self, source: _Source, window: Window) -> bool:
-        gate = source.spec.loudness_gate_dbfs
-        return bool(is_audible(np.array([window.level_dbfs]), self.gate_dbfs if gate is None else gate)[0])
+    def record_context(self, name: str) -> RecordContext:
+        """What every record of source ``name`` says about where it came from."""
+        privacy = self._sources[name].privacy
+        return RecordContext(
+            origin="live",
+            source=name,
+            analyzer_id=self.analyzer_id,
+            privacy_method=privacy.method,
+            privacy_params=dict(privacy.params),
+            weights=self._weights,
+            session=self.session or None,
+        )
 
     async def _record_changes(self, changes: Sequence[EventChange]) -> None:
-        """Record the changes, each source's with its privacy method."""
+        """Record the changes, each source's with its context and wall-clock times."""
         if not changes:
             return
+        count_events(changes, "live")
         by_source: dict[str, list[EventChange]] = {}
         for change in changes:
-            by_source.setdefault(change.source, []).append(change)
+            source = self._sources[change.source]
+            timed = dataclasses.replace(
+                change,
+                started_at=source.wall_time(change.start_seconds),
+                ended_at=source.wall_time(change.end_seconds),
+            )
+            by_source.setdefault(change.source, []).append(timed)
         await asyncio.to_thread(self._record_each, by_source)
 
     def _record_each(self, by_source: Mapping[str, Sequence[EventChange]]) -> None:
         for name, changes in by_source.items():
-            privacy = self._sources[name].privacy
-            fields = {"privacy": privacy.method, "privacy_params": dict(privacy.params)}
-            self._record(changes, {**self.context, **self._weights, **fields})
+            self._record(changes, self.record_context(name))
 
-    async def _detect(
-        self, due: Sequence[tuple[_Source, Window]], audible: Sequence[Window]
-    ) -> list[EventChange]:
-        """Each due window through its source's tracker, in order: the audible ones with the
-        anomalies their scores fire, the gated ones with none (their time still passes)."""
+    async def _detect(self, due: Sequence[tuple[_Source, Window]]) -> list[EventChange]:
+        """Each due window through its source's tracker, in order: the audible ones (embedded
+        and scored) with the anomalies their scores fire, the gated ones with none (their time
+        still passes)."""
+        audible = [window for source, window in due if source.detector.audible(window.level_dbfs)]
+        await embed_entries(unembedded(audible), self._embed)
         scores: Iterator[np.ndarray] = iter(())
         if audible:
             scored = await self._score(np.stack([window.embeddings() for window in audible]))
@@ -273,22 +311,15 @@ class Monitor:
                 raise ValueError(
                     f"the predictor answered {len(scored.values)} rows for {len(audible)} windows"
                 )
-            self._weights = WeightsStatus(self.embedding_official, scored.weights_official).fields()
+            self._weights = WeightsStatus(self.embedding_official, scored.weights_official)
             scores = iter(scored.values)
         heard = {id(window) for window in audible}
         changes = []
         for source, window in due:
-            fired = (
-                detect_anomalies(
-                    next(scores)[None, :],
-                    np.array([window.start_seconds]),
-                    np.array([window.end_seconds]),
-                    source.groups,
-                    labels=self.labels,
-                )
-                if id(window) in heard
-                else []
-            )
+            fired = []
+            if id(window) in heard:
+                row = source.detector.check(next(scores)[None, :])[0]
+                fired = source.detector.window(row, window.span())
             changes += source.tracker.update(window.end_seconds, fired)
         return changes
 

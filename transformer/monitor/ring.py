@@ -10,20 +10,22 @@ predictor, and an example that leaves the ring unembedded was never needed.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from contract.constants import EMBEDDINGS_PER_WINDOW, EXAMPLE_SECONDS
+from transformer.analysis.anomalies import WindowSpan
 
 
 @dataclass(eq=False)
 class RingEntry:
-    """One 0.96-s example: its level, its log-mel until embedded, then its embedding."""
+    """One 0.96-s example: its loudness, its log-mel until embedded, then its embedding."""
 
     level_dbfs: float
     features: np.ndarray | None  # (96, 64) float log-mel; None once embedded
+    profile_dbfs: np.ndarray | None = None  # (8,) dBFS of its 0.12-s parts
     embedding: np.ndarray | None = None  # (128,) uint8
 
 
@@ -35,6 +37,13 @@ class Window:
     level_dbfs: float  # the loudest example's
     start_seconds: float
     end_seconds: float
+    distinct: int = EMBEDDINGS_PER_WINDOW  # examples of its own (fewer: a short stream, repeated)
+
+    def span(self) -> WindowSpan:
+        """The window for the detection step: bounds, level and loudness profile."""
+        profiles = [entry.profile_dbfs for entry in self.entries[: self.distinct]]
+        profile = None if any(p is None for p in profiles) else np.stack(profiles)  # type: ignore[arg-type]
+        return WindowSpan(self.start_seconds, self.end_seconds, self.level_dbfs, profile)
 
     def embeddings(self) -> np.ndarray:
         """(10, 128) uint8 (every entry embedded first: ``embed_entries``)."""
@@ -50,6 +59,7 @@ class Ring:
         self.examples = 0  # examples since ``offset_seconds``
         self.offset_seconds = 0.0  # stream time where the current stretch starts
         self.since_window = 0
+        self.windows_made = 0  # windows due since the last restart
 
     def restart(self, offset_seconds: float, *, keep: bool) -> None:
         """A new stretch from ``offset_seconds``: after a short gap (``keep``) the examples heard
@@ -57,18 +67,36 @@ class Ring:
         if not keep:
             self.entries.clear()
             self.since_window = 0
+            self.windows_made = 0
         self.examples, self.offset_seconds = 0, offset_seconds  # kept: the hop cadence goes on
 
-    def push(self, features: np.ndarray, levels: np.ndarray, hop: int) -> list[Window]:
-        """(k, 96, 64) log-mel and (k,) dBFS in; the windows they make due (every ``hop``)."""
+    def finish(self) -> list[Window]:
+        """The stream ended before its first window: one window of what it gave, repeated
+        cyclically (as a recording shorter than a window is analysed, ``analysis.windows``)."""
+        if self.windows_made or not self.entries:
+            return []
+        held = tuple(self.entries)
+        entries = tuple(held[i % len(held)] for i in range(EMBEDDINGS_PER_WINDOW))
+        end = self.offset_seconds + self.examples * EXAMPLE_SECONDS
+        self.windows_made += 1
+        level = max(entry.level_dbfs for entry in held)
+        return [Window(entries, level, end - len(held) * EXAMPLE_SECONDS, end, len(held))]
+
+    def push(
+        self, features: np.ndarray, levels: np.ndarray, hop: int, profiles: np.ndarray | None = None
+    ) -> list[Window]:
+        """(k, 96, 64) log-mel, (k,) dBFS and (k, 8) profiles in; the windows they make due
+        (every ``hop``)."""
         assert features.shape[0] == levels.shape[0]
+        parts: Iterable[np.ndarray | None] = [None] * len(levels) if profiles is None else profiles
         due = []
-        for patch, level in zip(features, levels, strict=True):
-            self.entries.append(RingEntry(float(level), np.array(patch)))
+        for patch, level, profile in zip(features, levels, parts, strict=True):
+            self.entries.append(RingEntry(float(level), np.array(patch), profile))
             self.examples += 1
             self.since_window += 1
             if len(self.entries) == EMBEDDINGS_PER_WINDOW and self.since_window >= hop:
                 self.since_window = 0
+                self.windows_made += 1
                 end = self.offset_seconds + self.examples * EXAMPLE_SECONDS
                 entries = tuple(self.entries)
                 level_dbfs = max(entry.level_dbfs for entry in entries)
@@ -86,10 +114,12 @@ def unembedded(windows: Iterable[Window]) -> list[RingEntry]:
     return list(seen.values())
 
 
-def embed_entries(entries: Sequence[RingEntry], embed: Callable[[np.ndarray], np.ndarray]) -> None:
-    """Embed ``entries`` in one VGGish call (CPU-bound: run in a worker thread)."""
+async def embed_entries(
+    entries: Sequence[RingEntry], embed: Callable[[np.ndarray], Awaitable[np.ndarray]]
+) -> None:
+    """Embed ``entries`` in one call of the shared embedder (its batcher merges it with others)."""
     if not entries:
         return
-    embeddings = embed(np.stack([entry.features for entry in entries]))  # type: ignore[misc]
+    embeddings = await embed(np.stack([entry.features for entry in entries]))  # type: ignore[misc]
     for entry, embedding in zip(entries, embeddings, strict=True):
         entry.embedding, entry.features = embedding, None

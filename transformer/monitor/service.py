@@ -22,7 +22,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -30,16 +30,13 @@ import numpy as np
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 
-from contract.errors import AudioGuardError, InvalidConfiguration
-from transformer.analysis.anomaly_groups import AnomalyGroup
-from transformer.analysis.events import EventChange, LifecycleSettings
-from transformer.analysis.labels import Labels
+from contract.errors import AudioGuardError
+from transformer.analysis.events import EventChange
+from transformer.analysis.record_context import RecordContext
 from transformer.monitor.chunks import Chunk, ChunkQueue
-from transformer.monitor.loop import EmbedExamples, Monitor, RecordEvents, ScoreWindows
-from transformer.monitor.sources import SourceSpec, load_sources
+from transformer.monitor.loop import Monitor, RecordEvents
+from transformer.monitor.sources import SourceSpec
 from transformer.monitor.supervisor import SourceSupervisor
-from transformer.privacy import PrivacyRequest, enforce_minimum
-from transformer.settings import TransformerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -243,71 +240,10 @@ class MonitorCollector(Collector):
         yield from (up, age, level, open_events, restarts, dropped, failed)
 
 
-def monitor_service(
-    settings: TransformerSettings,
-    *,
-    embed: EmbedExamples,
-    score: ScoreWindows,
-    record: RecordEvents,
-    groups: Sequence[AnomalyGroup],
-    labels: Labels,
-    embedding_official: bool,
-) -> MonitorService:
-    """The service's monitor from its settings (``sources_file`` set); InvalidConfiguration names
-    a bad sources file, lifecycle or privacy before anything starts."""
-    assert settings.sources_file is not None
-    sources = load_sources(settings.sources_file)
-    privacy = source_privacy(sources, settings)
-    session = str(uuid.uuid4())
-    monitor = Monitor(
-        sources,
-        embed=embed,
-        score=score,
-        record=record,
-        groups=groups,
-        labels=labels,
-        lifecycle=LifecycleSettings(
-            settings.event_min_hits, settings.event_within_hops, settings.event_max_not_heard_seconds
-        ),
-        hop=settings.monitor_hop,
-        gate_dbfs=settings.loudness_gate_dbfs,
-        context={"analyzer_id": settings.analyzer_id, "session": session},
-        privacy=privacy,
-        session=session,
-        embedding_official=embedding_official,
-    )
-    return MonitorService(
-        sources,
-        monitor,
-        queue_chunks=settings.monitor_queue_chunks,
-        ffmpeg=settings.ffmpeg_path,
-        session=session,
-    )
-
-
-def source_privacy(sources: Sequence[SourceSpec], settings: TransformerSettings) -> dict[str, PrivacyRequest]:
-    """Each source's anonymisation with the operator's minimum applied, as to a request: a source
-    naming no method gets the minimum; one naming a weaker method is upgraded, or refused
-    (InvalidConfiguration, before anything starts) when ``privacy_enforcement`` is reject."""
-    defaults = {"scramble": {"segment_seconds": settings.scramble_segment_seconds}}
-    chosen = {}
-    for source in sources:
-        try:
-            chosen[source.name] = enforce_minimum(
-                source.privacy_request(defaults),
-                settings.privacy_minimum,
-                settings.privacy_enforcement,
-                defaults=defaults,
-            )
-        except AudioGuardError as error:
-            raise InvalidConfiguration(f"source {source.name}: {error.message}") from None
-    return chosen
-
-
 def logged_events(record: RecordEvents | None) -> RecordEvents:
     """``record`` (the outbox; None without a DHT) after one INFO line per start or end (never audio)."""
 
-    def log_then_record(changes: Sequence[EventChange], context: Mapping[str, Any]) -> None:
+    def log_then_record(changes: Sequence[EventChange], context: RecordContext) -> None:
         for change in changes:
             logger.info(
                 "live event %s on %s: %s [%s] at %.2f s, peak %.2f",

@@ -264,7 +264,13 @@ class SourceSupervisor:
         start = self._seconds + self._segment_samples / sample_rate  # counted, not summed: exact
         replay = self.source.kind == "file" and not self.source.realtime
         chunk = Chunk(
-            self.source.name, samples, start, self._segment, sample_rate=sample_rate, droppable=not replay
+            self.source.name,
+            samples,
+            start,
+            self._segment,
+            sample_rate=sample_rate,
+            droppable=not replay,
+            received_at=time.time(),
         )
         self._segment_samples += samples.shape[0]
         status = self.status

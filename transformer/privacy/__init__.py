@@ -8,6 +8,7 @@ streams, without seams at chunk borders.
 """
 
 from transformer.privacy.apply import apply_privacy
+from transformer.privacy.policy import PrivacyPolicy
 from transformer.privacy.request import (
     ENFORCEMENT_MODES,
     METHOD_PARAMETERS,
@@ -28,6 +29,7 @@ __all__ = [
     "PRIVACY_METHODS",
     "PRIVACY_METHOD_ALIASES",
     "ParameterSpec",
+    "PrivacyPolicy",
     "PrivacyRequest",
     "apply_privacy",
     "canonical_method",

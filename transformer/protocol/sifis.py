@@ -23,6 +23,7 @@ sends it.
 The form is parsed in memory (``sifis_form``); the analysis is the same one the
 v2 path runs, reached through the served model's ``analyze``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,15 +37,13 @@ from fastapi.routing import APIRoute
 from kserve.errors import InferenceError
 from starlette.routing import Match
 
-from contract.errors import AudioGuardError, ServiceNotReady
+from contract.errors import AudioGuardError, ServiceNotReady, upload_too_large
 from contract.http import retry_headers
 from contract.v2_rest import declared_length, off_the_loop_if_large, read_bounded_body
-from transformer.analysis.analyzer import upload_too_large
 from transformer.analysis.types import AnalysisOptions, AnalysisResult
-from transformer.dht.records import result_value
 from transformer.privacy import PRIVACY_METHODS
-from transformer.protocol.sifis_form import audio_part, parse_multipart, sifis_options
-from transformer.settings import TransformerSettings
+from transformer.protocol.sifis_form import audio_part, parse_multipart
+from transformer.protocol.sifis_schema import SifisConfig, http_answer, options_from_form
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ router = APIRouter(tags=["SIFIS"])
 class AnalysisService(Protocol):
     """What the routes need of the served model (``app.state.audio_transformer``)."""
 
-    settings: TransformerSettings
+    sifis: SifisConfig
     assets: dict[str, object]
 
     @property
@@ -120,17 +119,23 @@ async def predict(
     """Classify the uploaded recording; the old MAX/SIFIS response plus anomalies."""
     try:
         model = bound_model(request)
-        settings = model.settings
-        limit = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+        config = model.sifis
+        limit = config.max_upload_bytes + FORM_OVERHEAD_BYTES
         # admitted before the body is read: a refused upload never occupies memory
         with model.admitted(declared_length(request, limit)):
-            form = await read_bounded_body(request, limit, lambda: upload_too_large(settings.max_upload_mb))
+            form = await read_bounded_body(request, limit, lambda: upload_too_large(config.max_upload_mb))
             parts = await off_the_loop_if_large(
                 len(form), parse_multipart, form, request.headers.get("content-type")
             )
             upload = audio_part(parts)
-            ids = (audio_file, method, requestor_id, requestor_type, request_id)
-            options = sifis_options(parts, *ids, settings.sifis_unknown_method)
+            path = {
+                "audio_file": audio_file,
+                "method": method,
+                "requestor_id": requestor_id,
+                "requestor_type": requestor_type,
+                "request_id": request_id,
+            }
+            options = options_from_form(config, parts, path)
             result = await model.analyze(upload.data, options, dict(request.headers))
     except AudioGuardError as error:
         if error.status_code >= 500:
@@ -141,9 +146,7 @@ async def predict(
         logger.error("SIFIS request %s failed: %s", request_id, type(error).__name__)
         message = f"internal error ({type(error).__name__})"
         return JSONResponse(status_code=500, content={"status": "error", "message": message})
-    body: dict[str, Any] = {"status": "ok", **result_value(result)}
-    body.pop("description")
-    return JSONResponse(body)
+    return JSONResponse(http_answer(result))
 
 
 @router.get(METADATA_PATH)

@@ -1,4 +1,4 @@
-"""The SIFIS multipart form: parsed in memory, then turned into validated analysis options.
+"""The SIFIS multipart form, parsed in memory (its fields become options in ``sifis_schema``).
 
 Starlette's form parser spools uploads above 1 MiB to a temporary file, and
 audio must never touch the disk, so the body is parsed here with
@@ -14,14 +14,8 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from contract.errors import InvalidInput, InvalidParameter
-from transformer.analysis.labels import parse_label_filter
-from transformer.analysis.types import AnalysisOptions
-from transformer.privacy import method_from_sifis_name
-from transformer.protocol.params import parse_identifier, parse_start_time
 
 AUDIO_FIELDS: Final = ("audio", "file")
-#: SIFIS callers always get MAX's five labels.
-SIFIS_TOP_K: Final = 5
 MAX_FIELD_BYTES: Final = 4096
 _ACCEPTED_NON_AUDIO_TYPES: Final = ("", "application/octet-stream")
 
@@ -34,7 +28,6 @@ class FormPart:
     filename: str | None
     content_type: str
     data: bytes
-
 
 
 def parse_multipart(body: bytes, content_type: str | None) -> dict[str, FormPart]:
@@ -131,28 +124,3 @@ def text_field(parts: dict[str, FormPart], name: str) -> str | None:
     except UnicodeDecodeError:
         raise InvalidParameter(f"form field {name!r} must be UTF-8 text") from None
     return text or None
-
-def sifis_options(
-    parts: dict[str, FormPart],
-    audio_file: str,
-    method: str,
-    requestor_id: str,
-    requestor_type: str,
-    request_id: str,
-    unknown_method: str = "reject",
-) -> AnalysisOptions:
-    """Validated options from the path and the form fields (typed 400s)."""
-    start_time = text_field(parts, "start_time")
-    return AnalysisOptions(
-        privacy_method=method_from_sifis_name(method, unknown_method),
-        start_time=0.0 if start_time is None else parse_start_time(start_time),
-        top_k=SIFIS_TOP_K,
-        # predictions are MAX's one window; the analysis scans every window for anomalies
-        all_windows=False,
-        label_filter=parse_label_filter(text_field(parts, "filter")),
-        requestor_id=parse_identifier("requestor_id", requestor_id),
-        requestor_type=parse_identifier("requestor_type", requestor_type),
-        request_id=parse_identifier("request_id", request_id),
-        audio_file=parse_identifier("audio_file", audio_file),
-        sifis_method=method,
-    )

@@ -70,7 +70,6 @@ class AudioCall:
     options: AnalysisOptions
 
 
-
 def parse_options(parameters: Mapping[str, object] | None) -> AnalysisOptions:
     """Validate v2 request parameters into ``AnalysisOptions``.
 
@@ -109,7 +108,11 @@ def parse_options(parameters: Mapping[str, object] | None) -> AnalysisOptions:
         top_k=parse_top_k(params["top_k"]) if "top_k" in params else None,
         all_windows=parse_bool("all_windows", params["all_windows"]) if "all_windows" in params else False,
         label_filter=parse_label_filter(label_filter),
-        **ids,
+        requestor_id=ids.get("requestor_id"),
+        requestor_type=ids.get("requestor_type"),
+        request_id=ids.get("request_id"),
+        audio_file=ids.get("audio_file"),
+        origin="v2",
     )
 
 

@@ -2,87 +2,27 @@
 
 The embedder stand-in returns known embeddings (row i holds the value i) so the
 windows the scorer receives can be checked row by row; scores are built by hand
-so the expected anomalies follow from the shipped group file read directly,
-not from the detection code.
+(per window, by the example it starts at) so the expected events follow from the
+shipped group file read directly and from the lifecycle's rule (2 hits in 3 hops),
+not from the detection code. A recording is scanned every example (hop 1), as a
+live source is.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
-from importlib import resources
 from typing import Any
 
 import numpy as np
 import pytest
 
-from contract.constants import NUM_CLASSES
 from contract.errors import AudioTooLarge, PrivacyPolicyViolation
+from tests.support.analysis_rig import AUDIO, EXAMPLES, Rig, hot, quiet_scores
 from tests.support.serverutil import PROJECT_ROOT
-from transformer.analysis.analyzer import Analyzer
-from transformer.analysis.anomalies import Anomaly
-from transformer.analysis.anomaly_groups import load_anomaly_groups
 from transformer.analysis.labels import load_labels
-from transformer.analysis.types import AnalysisOptions, AnalysisResult, PredictorScores
-from transformer.audio.embedded import EmbeddedAudio
-from transformer.privacy import PrivacyRequest
-from transformer.settings import TransformerSettings
-
-EXAMPLES = 20  # two full 10-example windows with all_windows (hop 10): 0-9.6 s and 9.6-19.2 s
-AUDIO = b"encoded audio bytes"
-
-
-def shipped_group(name: str) -> dict[str, Any]:
-    document = json.loads(resources.files("transformer").joinpath("data", "anomaly_groups.json").read_text())
-    return next(group for group in document["groups"] if group["name"] == name)
-
-
-class Rig:
-    """Records what the analysis hands to its injected collaborators."""
-
-    def __init__(self, scores: np.ndarray, example_dbfs: np.ndarray | None = None) -> None:
-        """``scores[i]``: the scores of the window that starts at the i-th 10-example boundary."""
-        self.scores = scores
-        self.example_dbfs = np.full(EXAMPLES, -20.0) if example_dbfs is None else example_dbfs
-        self.embedded_with: list[PrivacyRequest] = []
-        self.scored: list[tuple[np.ndarray, str | None, Mapping[str, str] | None]] = []
-        self.recorded: list[tuple[AnalysisResult, list[Anomaly]]] = []
-        self.classifier_official: bool | None = True
-        self.embedding_official = True
-
-    async def embed(self, audio: bytes, privacy: PrivacyRequest) -> EmbeddedAudio:
-        assert audio == AUDIO
-        self.embedded_with.append(privacy)
-        rows = np.repeat(np.arange(EXAMPLES, dtype=np.uint8)[:, None], 128, axis=1)
-        return EmbeddedAudio(rows, self.example_dbfs, EXAMPLES * 0.96, privacy)
-
-    async def score(
-        self, windows: np.ndarray, request_id: str | None, headers: Mapping[str, str] | None
-    ) -> PredictorScores:
-        self.scored.append((windows, request_id, headers))
-        # a window's first row holds its first example's index (see ``embed``)
-        values = np.stack([self.scores[int(window[0, 0]) // 10] for window in windows])
-        return PredictorScores(values, self.classifier_official)
-
-    def record(self, result: AnalysisResult, anomalies: Sequence[Anomaly]) -> None:
-        self.recorded.append((result, list(anomalies)))
-
-    def analyzer(self, **settings: Any) -> Analyzer:
-        return Analyzer(
-            TransformerSettings(analyzer_id="home-1", **settings),
-            embed=self.embed,
-            score=self.score,
-            groups=load_anomaly_groups(),
-            labels=load_labels(),
-            record=self.record,
-            embedding_official=self.embedding_official,
-        )
-
-
-def quiet_scores() -> np.ndarray:
-    return np.full((2, NUM_CLASSES), 0.01, dtype=np.float32)
+from transformer.analysis.types import AnalysisOptions, PredictorScores
+from transformer.privacy import PrivacyPolicy
 
 
 def test_the_analysis_imports_neither_tensorflow_nor_kserve() -> None:
@@ -98,47 +38,81 @@ def test_the_analysis_imports_neither_tensorflow_nor_kserve() -> None:
     assert done.stdout.strip() == ""
 
 
-async def test_windows_scores_top_k_and_an_anomaly_in_the_second_window_only() -> None:
-    glass = shipped_group("glass_break")
+async def test_overlapping_windows_of_one_sound_are_one_event_with_its_labels_and_record() -> None:
     scores = quiet_scores()
-    member = glass["members"][0]
-    scores[1, member] = glass["threshold"] + 0.05
+    member = hot(scores, "glass_break", [8, 9, 10], 0.9)
     rig = Rig(scores)
 
     result = await rig.analyzer().analyze(
         AUDIO, AnalysisOptions(all_windows=True, top_k=3, request_id="q1"), request_id="r-7"
     )
 
-    ((windows, request_id, _),) = rig.scored
+    ((windows, request_id, _),) = rig.scored  # one call: 2 label windows, then the 11 scanned
     assert request_id == "r-7"
-    assert windows.dtype == np.uint8 and windows.shape == (2, 10, 128)
-    assert [int(w[0, 0]) for w in windows] == [0, 10] and [int(w[-1, 0]) for w in windows] == [9, 19]
+    assert windows.dtype == np.uint8 and windows.shape == (13, 10, 128)
+    assert [int(w[0, 0]) for w in windows] == [0, 10, *range(11)]
     bounds = [bound for w in result.windows for bound in (w.start_seconds, w.end_seconds)]
     assert bounds == pytest.approx([0.0, 9.6, 9.6, 19.2])
     assert all(len(w.top) == 3 for w in result.windows)
     assert result.windows[1].top[0]["label"] == load_labels()[member].display_name
-    assert [(a["group"], a["window_index"]) for a in result.anomalies] == [("glass_break", 1)]
-    assert result.anomalies[0]["score"] == pytest.approx(glass["threshold"] + 0.05)
+    # three overlapping windows that fire are one event: from the first window's start (no
+    # loudness profile: the windows themselves) to the last one's end
+    (event,) = result.anomalies
+    assert event["group"] == "glass_break" and event["peak_score"] == pytest.approx(0.9)
+    assert (event["start_seconds"], event["end_seconds"]) == pytest.approx((8 * 0.96, 20 * 0.96))
+    assert (event["window_start_seconds"], event["window_end_seconds"]) == pytest.approx((7.68, 19.2))
+    assert [c.change for c in result.changes] == ["start", "end"]
+    assert result.changes[1].reason == "source finished"
     assert result.analysis_id.startswith("home-1") and result.analyzer_id == "home-1"
-    ((recorded, anomalies),) = rig.recorded
-    assert recorded is result and [a.group for a in anomalies] == ["glass_break"]
+    assert rig.recorded == [result]
+    assert result.sifis_value["anomalies"] == result.anomalies
+
+
+async def test_a_single_window_hit_in_a_long_recording_is_no_event() -> None:
+    scores = quiet_scores()
+    hot(scores, "glass_break", [4])  # 1 hit in 3 hops: below the lifecycle's 2
+    result = await Rig(scores).analyzer().analyze(AUDIO, AnalysisOptions())
+    assert result.anomalies == [] and result.changes == ()
+
+
+async def test_a_recording_of_one_window_needs_one_hit() -> None:
+    """10 examples give one window: the lifecycle cannot ask it for 2 hits."""
+    scores = quiet_scores(10)
+    hot(scores, "siren", [0])
+    result = await Rig(scores, examples=10).analyzer().analyze(AUDIO, AnalysisOptions())
+    assert [(e["group"], e["start_seconds"], e["end_seconds"]) for e in result.anomalies] == [
+        ("siren", 0.0, pytest.approx(9.6))
+    ]
+
+
+async def test_the_event_is_placed_where_the_recording_was_loud() -> None:
+    scores = quiet_scores()
+    hot(scores, "glass_break", range(3, 11))  # the windows that hold example 12
+    profile = np.full((EXAMPLES, 8), -50.0)
+    profile[12, 3:7] = -10.0  # 0.48 s of sound from 12 x 0.96 + 3 x 0.12 = 11.88 s
+    result = await Rig(scores, profile=profile).analyzer().analyze(AUDIO, AnalysisOptions())
+    (event,) = result.anomalies
+    assert event["start_seconds"] == pytest.approx(11.88)
+    assert event["end_seconds"] == pytest.approx(12.36)
+    # the windows that fired keep their own span
+    assert (event["window_start_seconds"], event["window_end_seconds"]) == pytest.approx((2.88, 19.2))
 
 
 async def test_the_loudness_gate_skips_quiet_windows() -> None:
-    glass = shipped_group("glass_break")
     scores = quiet_scores()
-    scores[:, glass["members"][0]] = 0.95
+    hot(scores, "glass_break", range(11))
     levels = np.concatenate([np.full(10, -70.0), np.full(10, -20.0)])
     rig = Rig(scores, example_dbfs=levels)
 
-    result = await rig.analyzer(loudness_gate_dbfs=-50.0).analyze(AUDIO, AnalysisOptions(all_windows=True))
+    result = await rig.analyzer(gate_dbfs=-50.0).analyze(AUDIO, AnalysisOptions(all_windows=True))
 
-    assert [a["window_index"] for a in result.anomalies] == [1]
+    # the window of examples 0-9 is quiet throughout; from example 1 on each holds a loud one
+    assert [e["window_start_seconds"] for e in result.anomalies] == [pytest.approx(0.96)]
 
 
 async def test_privacy_requested_is_the_minimum_when_the_caller_named_no_method() -> None:
     rig = Rig(quiet_scores())
-    analyzer = rig.analyzer(privacy_minimum="scramble", scramble_segment_seconds=2.0)
+    analyzer = rig.analyzer(PrivacyPolicy("scramble", "upgrade", 2.0))
 
     unnamed = await analyzer.analyze(AUDIO, AnalysisOptions())
     named = await analyzer.analyze(AUDIO, AnalysisOptions(privacy_method="dp_noise"))
@@ -147,11 +121,12 @@ async def test_privacy_requested_is_the_minimum_when_the_caller_named_no_method(
     assert (named.privacy_requested, named.privacy_applied) == ("dp_noise", "scramble")
     assert [p.method for p in rig.embedded_with] == ["scramble", "scramble"]
     assert rig.embedded_with[0].params["segment_seconds"] == 2.0
+    assert unnamed.privacy_params["segment_seconds"] == 2.0
 
 
 async def test_a_weaker_method_is_refused_before_any_audio_work_in_reject_mode() -> None:
     rig = Rig(quiet_scores())
-    analyzer = rig.analyzer(privacy_minimum="speech_mask", privacy_enforcement="reject")
+    analyzer = rig.analyzer(PrivacyPolicy("speech_mask", "reject"))
 
     with pytest.raises(PrivacyPolicyViolation):
         await analyzer.analyze(AUDIO, AnalysisOptions(privacy_method="none"))
@@ -168,46 +143,48 @@ async def test_an_upload_over_the_limit_is_413_before_any_audio_work() -> None:
 
 
 async def test_the_whole_recording_is_scanned_when_the_labels_cover_maxs_first_window() -> None:
-    glass = shipped_group("glass_break")
     scores = quiet_scores()
-    scores[1, glass["members"][0]] = 0.95  # only in the second window (9.6-19.2 s)
+    hot(scores, "glass_break", [9, 10])  # only windows that reach past 9.6 s
     rig = Rig(scores)
 
     result = await rig.analyzer().analyze(AUDIO, AnalysisOptions(top_k=2))
 
     assert len(result.windows) == 1 and result.windows[0].start_seconds == 0.0  # MAX's one window
-    found = [(a["group"], a["start_seconds"]) for a in result.anomalies]
-    assert found == [("glass_break", pytest.approx(9.6))]
+    found = [(e["group"], e["window_start_seconds"]) for e in result.anomalies]
+    assert found == [("glass_break", pytest.approx(9 * 0.96))]
     assert result.scanned_seconds == pytest.approx((0.0, 19.2))
     ((windows, _, _),) = rig.scored  # one predictor call: the label window, then the scan
-    assert [int(w[0, 0]) for w in windows] == [0, 0, 10]
+    assert [int(w[0, 0]) for w in windows] == [0, *range(11)]
 
 
 async def test_a_late_start_time_still_scans_from_the_beginning() -> None:
-    glass = shipped_group("glass_break")
     scores = quiet_scores()
-    scores[0, glass["members"][0]] = 0.95  # only in the first window
+    hot(scores, "glass_break", [0, 1])  # only the first windows
     rig = Rig(scores)
 
     result = await rig.analyzer().analyze(AUDIO, AnalysisOptions(start_time=10.0, all_windows=True))
 
     assert [w.start_seconds for w in result.windows] == [pytest.approx(9.6)]
-    assert [a["window_index"] for a in result.anomalies] == [0]
+    assert [e["window_start_seconds"] for e in result.anomalies] == [0.0]
 
 
 async def test_prepare_then_finish_is_the_same_analysis_as_analyze() -> None:
     scores = quiet_scores()
-    scores[0, shipped_group("siren")["members"][0]] = 0.9
+    hot(scores, "siren", [0, 1, 2], 0.9)
     rig = Rig(scores)
-    analyzer = rig.analyzer()
+    analyzer = rig.analyzer(label_hop=1)
 
     prepared = await analyzer.prepare(AUDIO, AnalysisOptions(all_windows=True))
     assert prepared.shared  # every window is both shown and scanned: scored once
-    split = await analyzer.finish(prepared, PredictorScores(scores, True))
+    split = await analyzer.finish(prepared, PredictorScores(scores[:11], True))
     whole = await analyzer.analyze(AUDIO, AnalysisOptions(all_windows=True))
 
-    assert split.anomalies == whole.anomalies == [split.anomalies[0]]
-    assert split.anomalies[0]["group"] == "siren"
+    # the event ids name the analysis (each call is its own), the rest is the same
+    def without_ids(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in e.items() if k != "event_id"} for e in events]
+
+    assert without_ids(split.anomalies) == without_ids(whole.anomalies)
+    assert [e["group"] for e in split.anomalies] == ["siren"]
     assert [w.top for w in split.windows] == [w.top for w in whole.windows]
     assert len(rig.recorded) == 2
 
@@ -234,14 +211,15 @@ async def test_every_result_says_whether_both_halves_of_the_model_are_official(
 
 
 async def test_numbers_are_written_as_float32_scores_and_millisecond_times() -> None:
-    glass = shipped_group("glass_break")
     scores = quiet_scores()
-    scores[1, glass["members"][0]] = np.float32(0.92)  # 0.9200000166893005 as a float64
+    hot(scores, "glass_break", [9, 10], np.float32(0.92))  # 0.9200000166893005 as a float64
     rig = Rig(scores)
 
-    result = await rig.analyzer(window_hop=3).analyze(AUDIO, AnalysisOptions(all_windows=True, top_k=1))
+    result = await rig.analyzer(label_hop=3).analyze(AUDIO, AnalysisOptions(all_windows=True, top_k=1))
 
     # a hop of 3 examples puts window bounds at 2.88 s (2.8800000000000003 in float64 arithmetic)
     assert [w.start_seconds for w in result.windows] == [0.0, 2.88, 5.76, 8.64, 10.0 * 0.96]
-    assert result.anomalies[-1]["score"] == 0.92 and result.windows[-1].top[0]["probability"] == 0.92
-    assert result.anomalies[-1]["triggered_by"][0]["score"] == 0.92
+    (event,) = result.anomalies
+    assert event["peak_score"] == 0.92 and result.windows[-1].top[0]["probability"] == 0.92
+    assert event["triggered_by"][0]["score"] == 0.92
+    assert event["window_start_seconds"] == 8.64

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from transformer.analysis.anomalies import Anomaly, TriggeringClass
@@ -135,8 +137,13 @@ def test_a_record_is_json_ready_with_rounded_numbers() -> None:
         "threshold": 0.5,
         "start_seconds": 2.88,
         "end_seconds": None,
+        "window_start_seconds": 2.88,
+        "window_end_seconds": None,
+        "started_at": None,
+        "ended_at": None,
         "peak_score": 0.92,
         "triggered_by": [{"index": 443, "label": "class of 0.9200000166893005", "score": 0.92}],
+        "reason": "",
     }
 
 
@@ -151,3 +158,35 @@ def test_a_record_is_json_ready_with_rounded_numbers() -> None:
 def test_impossible_settings_are_refused(values: dict[str, float], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         LifecycleSettings(**values)  # type: ignore[arg-type]
+
+
+def placed(group: str, hop: int, onset: float, offset: float) -> Anomaly:
+    """``fired`` with the sound placed inside the window (its loud part)."""
+    return dataclasses.replace(fired(group, hop), onset_seconds=onset, offset_seconds=offset, located=True)
+
+
+def test_an_event_is_dated_by_where_its_windows_placed_the_sound_and_keeps_their_span() -> None:
+    tracker = EventTracker("hall")
+    hits = {4: [placed("glass_break", 4, 12.1, 13.0)], 5: [placed("glass_break", 5, 12.2, 13.3)]}
+    hits[6] = [fired("glass_break", 6)]  # a window that did not place it: no say on the sound's span
+    changes = run(tracker, hits, 20)
+    (_, start), (_, end) = changes
+    assert (start.start_seconds, start.window_start_seconds) == (12.1, pytest.approx(4 * HOP))
+    assert (end.start_seconds, end.end_seconds) == (12.1, 13.3)
+    assert end.window_end_seconds == pytest.approx(6 * HOP + WINDOW) and end.reason == "not heard"
+
+
+def test_a_source_that_ends_before_it_could_give_min_hits_windows_needs_a_hit_in_each() -> None:
+    one = EventTracker("short")
+    assert run(one, {0: [fired("siren", 0)]}, 1) == []  # one hop: 1 hit of the 2 needed so far
+    ((start, end),) = [one.close("source finished")]
+    assert (start.change, end.change, end.reason) == ("start", "end", "source finished")
+    assert (start.start_seconds, end.end_seconds) == (0.0, pytest.approx(WINDOW))
+
+    two = EventTracker("short")
+    run(two, {1: [fired("siren", 1)]}, 2)  # 1 hit in 2 hops: 2 were possible
+    assert two.close("source finished") == []
+
+    long = EventTracker("long")
+    run(long, {9: [fired("siren", 9)]}, 10)  # a lone hit at the end of a long stream
+    assert long.close("source finished") == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from pathlib import Path
 from typing import Any
@@ -10,59 +11,41 @@ from typing import Any
 import pytest
 
 from contract.errors import InvalidConfiguration, ServiceNotReady
+from tests.support.analysis_rig import analysed
 from tests.support.dht_broker import DhtBroker
 from tests.support.dht_standin import eventually
-from transformer.analysis.anomalies import Anomaly, TriggeringClass
+from tests.support.records import assert_event_records
+from transformer import wiring
+from transformer.analysis.records import recording_event_records
+from transformer.analysis.types import AnalysisOptions, AnalysisResult
 from transformer.dht.clients import DhtRestClient, DhtWebSocketClient
 from transformer.dht.delivery import DeliveryService
-from transformer.dht.outbox import Outbox
-from transformer.dht.records import build_messages
+from transformer.dht.outbox import Outbox, OutboxMessage
+from transformer.dht.records import PostMode, analysis_messages
 from transformer.dht.topics import ANOMALY_TOPIC_NAME as ANOMALY_TOPIC
 from transformer.dht.topics import RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID
 from transformer.settings import TransformerSettings
 
 RESULTS_TOPIC = (RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID)
-
-#: the namespace documented in docs/anomalies-and-dht.md, written out independently
-EVENT_NAMESPACE = uuid.UUID("6f1d3c2a-8e4b-5a7c-9d0e-a1b2c3d4e5f6")
-ANALYSIS_ID = "analyzer-12024-05-01T10:00:00.000000Zabc123"
-
-
-def result_value(**changes: Any) -> dict[str, Any]:
-    """A SIFIS result value as ``transformer.dht.records.result_value`` produces it."""
-    return {
-        "description": "Privacy-Aware Audio Anomaly Detection Results",
-        "requestor_id": "nssd-1",
-        "requestor_type": "NSSD",
-        "request_id": "req-9",
-        "analyzer_id": "analyzer-1",
-        "analysis_id": ANALYSIS_ID,
-        "audio_file": "kitchen.wav",
-        "method": "scrample",
-        "privacy_method": "scramble",
-        "predictions": [{"label_id": "/m/07q0yl5", "label": "Shatter", "probability": 0.8}],
-        "anomalies": [],
-        "weights_official": False,
-        "weights_warning": "not the official weights",
-        **changes,
-    }
+SIFIS = AnalysisOptions(
+    requestor_id="nssd-1",
+    requestor_type="NSSD",
+    request_id="req-9",
+    audio_file="kitchen.wav",
+    sifis_method="scrample",
+    privacy_method="scramble",
+    origin="sifis",
+)
 
 
-def anomaly(group: str, window: int, score: float = 0.8) -> Anomaly:
-    return Anomaly(
-        group=group,
-        label=group.replace("_", " ").capitalize(),
-        score=score,
-        threshold=0.4,
-        start_seconds=9.6 * window,
-        end_seconds=9.6 * (window + 1),
-        window_index=window,
-        triggered_by=(TriggeringClass(443, "Shatter", score),),
-    )
+def recording(hot_windows: dict[str, list[int]], **options: Any) -> AnalysisResult:
+    """A recording analysed by the real analysis (tests/support/analysis_rig.py)."""
+    return analysed(hot_windows, dataclasses.replace(SIFIS, **options))
 
 
-def event_uuid(group: str, window: int) -> str:
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{ANALYSIS_ID}\n{group}\n{window}"))
+def record_uuid(event_id: str, change: str) -> str:
+    """The topic uuid docs/anomalies-and-dht.md documents, written out independently."""
+    return str(uuid.uuid5(uuid.UUID(event_id), change))
 
 
 # --- messages --------------------------------------------------------------------------------------
@@ -76,65 +59,79 @@ def test_default_topics_are_the_sifis_ones() -> None:
     assert ANOMALY_TOPIC == "SIFIS:Audio_Anomaly"
 
 
-def test_each_anomaly_gets_its_own_event_then_the_result_carries_them_all() -> None:
-    found = [anomaly("glass_break", 0), anomaly("scream", 0, 0.6), anomaly("glass_break", 1)]
-    messages = build_messages(result_value(), found)
+def messages_of(result: AnalysisResult, post_mode: PostMode = "anomalies") -> list[OutboxMessage]:
+    return analysis_messages(result.sifis_value, recording_event_records(result), post_mode=post_mode)
 
+
+def test_each_event_posts_a_start_and_an_end_then_the_result_lists_the_events() -> None:
+    result = recording({"glass_break": [0, 1, 2], "scream": [4, 5]})
+    messages = messages_of(result)
+
+    glass, scream = result.anomalies
     assert [(m.topic_name, m.topic_uuid, m.kind) for m in messages] == [
-        (ANOMALY_TOPIC, event_uuid("glass_break", 0), "anomaly"),
-        (ANOMALY_TOPIC, event_uuid("scream", 0), "anomaly"),
-        (ANOMALY_TOPIC, event_uuid("glass_break", 1), "anomaly"),
+        (ANOMALY_TOPIC, record_uuid(glass["event_id"], "start"), "anomaly"),
+        (ANOMALY_TOPIC, record_uuid(scream["event_id"], "start"), "anomaly"),
+        (ANOMALY_TOPIC, record_uuid(glass["event_id"], "end"), "anomaly"),
+        (ANOMALY_TOPIC, record_uuid(scream["event_id"], "end"), "anomaly"),
         (*RESULTS_TOPIC, "result"),
     ]
-    assert len({m.topic_uuid for m in messages[:3]}) == 3  # events never overwrite each other
+    records = assert_event_records(m.value for m in messages[:4])
+    assert len({m.topic_uuid for m in messages[:4]}) == 4  # records never overwrite each other
+    start, end = records[0], records[2]
+    assert start["description"] == "Audio anomaly started: Glass breaking (kitchen.wav)"
+    assert (start["change"], start["end_seconds"], start["window_end_seconds"]) == ("start", None, None)
+    # glass: hits 0-2, unheard for 5 s from window 2's end (11.52 s) at window 7's end (16.32 s)
+    assert (end["change"], end["reason"], end["group"]) == ("end", "not heard", "glass_break")
+    assert (end["window_start_seconds"], end["window_end_seconds"]) == (0.0, 11.52)
+    assert records[3]["reason"] == "source finished"  # scream: heard until 14.4 s
+    for name, value in (("requestor_id", "nssd-1"), ("request_id", "req-9"), ("audio_file", "kitchen.wav")):
+        assert start[name] == value and end[name] == value
+    assert (start["origin"], start["source"], start["analysis_id"]) == (
+        "sifis",
+        "kitchen.wav",
+        result.analysis_id,
+    )
+    assert (start["session"], start["privacy_method"]) == (None, "scramble")
+    # a record raised by synthetic weights says so on its own, as the result does
+    assert start["weights_official"] is False and "official model weights" in start["weights_warning"]
+    assert start["detected_at"].endswith("+00:00")
 
-    event = messages[2].value
-    assert event["description"] == "Audio anomaly: Glass break"
-    assert event["event_id"] == event_uuid("glass_break", 1)
-    assert (event["group"], event["window_index"], event["score"]) == ("glass_break", 1, 0.8)
-    assert (event["start_seconds"], event["end_seconds"]) == pytest.approx((9.6, 19.2))
-    assert event["triggered_by"] == [{"index": 443, "label": "Shatter", "score": 0.8}]
-    for name in ("analyzer_id", "analysis_id", "requestor_id", "requestor_type", "request_id", "audio_file"):
-        assert event[name] == result_value()[name]
-    # an event raised by synthetic weights says so on its own, as the result does
-    assert (event["weights_official"], event["weights_warning"]) == (False, "not the official weights")
-    assert event["detected_at"].endswith("+00:00")
-
-    result = messages[3].value
-    assert {k: v for k, v in result.items() if k != "anomalies"} == {
-        k: v for k, v in result_value().items() if k != "anomalies"
-    }
-    assert [(a["group"], a["window_index"]) for a in result["anomalies"]] == [
-        ("glass_break", 0),
-        ("scream", 0),
-        ("glass_break", 1),
-    ]
+    value = messages[4].value
+    assert (
+        value["anomalies"]
+        == result.anomalies
+        == [
+            {k: end[k] for k in glass},
+            {k: records[3][k] for k in scream},
+        ]
+    )
+    assert (value["request_id"], value["method"], value["privacy_method"]) == (
+        "req-9",
+        "scrample",
+        "scramble",
+    )
 
 
 def test_post_mode_decides_whether_a_quiet_result_is_posted() -> None:
-    assert build_messages(result_value(), [], post_mode="anomalies") == []
-    (only,) = build_messages(result_value(), [], post_mode="all")
+    quiet = recording({})
+    assert messages_of(quiet, "anomalies") == []
+    (only,) = messages_of(quiet, "all")
     assert (only.topic_name, only.topic_uuid, only.kind, only.value["anomalies"]) == (
         *RESULTS_TOPIC,
         "result",
         [],
     )
-    # with an anomaly, the result is posted in both modes
-    assert len(build_messages(result_value(), [anomaly("siren", 0)], post_mode="anomalies")) == 2
+    # with an event, the result is posted in both modes
+    assert len(messages_of(recording({"siren": [0, 1]}), "anomalies")) == 3
 
 
-def test_a_result_without_the_sifis_fields_is_refused() -> None:
-    value = result_value()
-    del value["predictions"], value["request_id"]
-    with pytest.raises(ValueError, match="lacks request_id, predictions"):
-        build_messages(value, [])
-
-
-def test_same_analysis_gives_the_same_event_uuids_so_a_resend_overwrites_itself() -> None:
-    first = build_messages(result_value(), [anomaly("fire", 2)])
-    again = build_messages(result_value(), [anomaly("fire", 2)])
-    other = build_messages(result_value(analysis_id="another"), [anomaly("fire", 2)])
-    assert first[0].topic_uuid == again[0].topic_uuid != other[0].topic_uuid
+def test_the_same_event_record_always_has_the_same_uuid_so_a_resend_overwrites_itself() -> None:
+    result = recording({"fire": [2, 3]})
+    first = messages_of(result)
+    again = messages_of(result)
+    other = messages_of(recording({"fire": [2, 3]}))  # another analysis: another event
+    assert [m.topic_uuid for m in first] == [m.topic_uuid for m in again]
+    assert first[0].topic_uuid != other[0].topic_uuid
 
 
 # --- the service -------------------------------------------------------------------------------------
@@ -143,14 +140,17 @@ def test_same_analysis_gives_the_same_event_uuids_so_a_resend_overwrites_itself(
 def test_record_stores_durably_before_returning(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "outbox.sqlite3", max_items=100)
     service = DeliveryService(outbox, post_mode="anomalies")
-    service.record(result_value(), [])  # nothing to post
-    service.record(result_value(), [anomaly("glass_break", 0)])
+    service.record_analysis(recording({}))  # nothing to post
+    loud = recording({"glass_break": [0, 1]})
+    service.record_analysis(loud)
     outbox.close()
 
     reopened = Outbox(tmp_path / "outbox.sqlite3", max_items=100)
     try:
+        event_id = loud.anomalies[0]["event_id"]
         assert [(m.topic_name, m.topic_uuid) for m in reopened.pending()] == [
-            (ANOMALY_TOPIC, event_uuid("glass_break", 0)),
+            (ANOMALY_TOPIC, record_uuid(event_id, "start")),
+            (ANOMALY_TOPIC, record_uuid(event_id, "end")),
             RESULTS_TOPIC,
         ]
     finally:
@@ -162,22 +162,22 @@ def test_an_unwritable_outbox_is_a_503_not_a_silent_loss(tmp_path: Path) -> None
     service = DeliveryService(outbox)
     outbox.close()  # the database is gone from under the service
     with pytest.raises(ServiceNotReady, match="could not be written") as caught:
-        service.record(result_value(), [anomaly("glass_break", 0)])
+        service.record_analysis(recording({"glass_break": [0, 1]}))
     assert caught.value.status_code == 503
 
 
-def test_from_settings_validates_and_selects_the_transport(tmp_path: Path) -> None:
+def test_the_root_validates_and_selects_the_transport(tmp_path: Path) -> None:
     with pytest.raises(InvalidConfiguration, match="needs dht_url"):
-        DeliveryService.from_settings(TransformerSettings(outbox_path=tmp_path / "a.sqlite3"))
+        wiring.delivery_service(TransformerSettings(outbox_path=tmp_path / "a.sqlite3"))
     with pytest.raises(InvalidConfiguration, match="must start with"):
-        DeliveryService.from_settings(
+        wiring.delivery_service(
             TransformerSettings(dht_url="ftp://h", dht_transport="websocket", outbox_path=tmp_path / "b")
         )
     with pytest.raises(InvalidConfiguration, match="dht_post"):
         DeliveryService(Outbox(tmp_path / "c.sqlite3", 10), post_mode="some")  # type: ignore[arg-type]
 
     for transport, kind in (("rest", DhtRestClient), ("websocket", DhtWebSocketClient)):
-        service = DeliveryService.from_settings(
+        service = wiring.delivery_service(
             TransformerSettings(
                 dht_url="http://dht:3000",
                 dht_transport=transport,
@@ -202,17 +202,24 @@ async def test_configured_topics_and_mode_reach_the_dht(tmp_path: Path) -> None:
         dht_results_uuid="latest",
         dht_anomaly_topic="Home:Alarm",
     )
-    service = DeliveryService.from_settings(settings)
+    service = wiring.delivery_service(settings)
     try:
         await service.start()
-        await asyncio.to_thread(service.record, result_value(request_id="quiet"), [])
-        await asyncio.to_thread(service.record, result_value(), [anomaly("smoke_fire_alarm", 0)])
+        loud = await asyncio.to_thread(recording, {"smoke_fire_alarm": [0, 1]})
+        await asyncio.to_thread(
+            service.record_analysis, await asyncio.to_thread(recording, {}, request_id="quiet")
+        )
+        await asyncio.to_thread(service.record_analysis, loud)
         await eventually(lambda: len(service.outbox) == 0, 20, "delivery")
         await service.stop()
 
         assert [w.value["request_id"] for w in broker.writes_to("Home:Results")] == ["quiet", "req-9"]
         assert broker.get("Home:Results", "latest")["anomalies"][0]["group"] == "smoke_fire_alarm"
-        assert list(broker.entries("Home:Alarm")) == [event_uuid("smoke_fire_alarm", 0)]
+        event_id = loud.anomalies[0]["event_id"]
+        assert sorted(broker.entries("Home:Alarm")) == sorted(
+            record_uuid(event_id, change) for change in ("start", "end")
+        )
+        assert_event_records(broker.entries("Home:Alarm").values())
         assert broker.entries(ANOMALY_TOPIC) == {} and broker.get(*RESULTS_TOPIC) is None
     finally:
         await service.stop()

@@ -14,6 +14,7 @@ import pytest
 from contract.errors import InvalidConfiguration, InvalidInput
 from tests.support.dht_broker import DhtBroker
 from tests.support.dht_standin import eventually
+from transformer import wiring
 from transformer.dht.backoff import Backoff
 from transformer.dht.listener import RequestListener, resolve_audio_file
 from transformer.dht.topics import REQUEST_TOPIC_NAME as REQUEST_TOPIC
@@ -79,21 +80,19 @@ def test_names_that_leave_the_folder_or_name_no_file_are_refused(
         resolve_audio_file(audio_dir, name)
 
 
-def test_from_settings_needs_a_dht_url_and_an_existing_folder(tmp_path: Path, audio_dir: Path) -> None:
+def test_the_root_needs_a_dht_url_and_an_existing_folder(tmp_path: Path, audio_dir: Path) -> None:
     async def process(audio: bytes, request: dict[str, Any]) -> None:
         return None
 
     with pytest.raises(InvalidConfiguration, match="needs dht_url"):
-        RequestListener.from_settings(TransformerSettings(listener_audio_dir=audio_dir), process)
+        wiring.request_listener(TransformerSettings(listener_audio_dir=audio_dir), process)
     with pytest.raises(InvalidConfiguration, match="existing folder"):
-        RequestListener.from_settings(
+        wiring.request_listener(
             TransformerSettings(dht_url="http://h:3000", listener_audio_dir=tmp_path / "nope"), process
         )
     with pytest.raises(InvalidConfiguration, match="must start with"):
-        RequestListener.from_settings(
-            TransformerSettings(dht_url="ftp://h", listener_audio_dir=audio_dir), process
-        )
-    listener = RequestListener.from_settings(
+        wiring.request_listener(TransformerSettings(dht_url="ftp://h", listener_audio_dir=audio_dir), process)
+    listener = wiring.request_listener(
         TransformerSettings(
             dht_url="http://dht:3000/",
             listener_audio_dir=audio_dir,

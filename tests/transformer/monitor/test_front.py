@@ -13,9 +13,10 @@ import soundfile as sf
 
 from transformer.audio.decode import load_waveform
 from transformer.audio.features import waveform_to_examples
+from transformer.audio.loudness import example_dbfs, example_profile_dbfs
 from transformer.audio.pipeline import EmbeddingPipeline
 from transformer.monitor.chunks import Chunk, ChunkQueue
-from transformer.monitor.front import SourceFront
+from transformer.monitor.front import Examples, SourceFront
 from transformer.monitor.sources import SourceSpec
 from transformer.monitor.supervisor import SourceSupervisor
 from transformer.privacy import PrivacyRequest, apply_privacy, parse_privacy_request
@@ -36,29 +37,36 @@ def stereo_wav(seconds: float, rate: int = 44_100, seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
-def pushed(front: SourceFront, mono: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``mono`` in random chunks (1 sample to 1 s), then finish: all examples and levels."""
+def pushed(front: SourceFront, mono: np.ndarray, seed: int) -> Examples:
+    """``mono`` in random chunks (1 sample to 1 s), then finish: all examples and their loudness."""
     rng = np.random.default_rng(seed)
-    examples, levels, position = [], [], 0
+    parts, position = [], 0
     while position < mono.size:
         size = int(rng.choice([1, 3, 441, 1000, 4410, 17_640, 44_100]))
-        new, level = front.push(mono[position : position + size])
-        examples.append(new)
-        levels.append(level)
+        parts.append(front.push(mono[position : position + size]))
         position += size
-    new, level = front.finish()
-    return np.concatenate([*examples, new]), np.concatenate([*levels, level])
+    parts.append(front.finish())
+    return Examples(*(np.concatenate([getattr(p, name) for p in parts]) for name in Examples._fields))
+
+
+def file_loudness(audio: bytes, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """What the file path measures: each example's level and profile, before anonymisation."""
+    waveform = load_waveform(audio, max_seconds=60.0)
+    return example_dbfs(waveform, count), example_profile_dbfs(waveform, count)
 
 
 @pytest.mark.parametrize("rate", [44_100, 48_000, 22_050, 8_000])
 def test_a_stream_at_any_rate_gives_the_file_paths_examples(rate: int) -> None:
     audio = stereo_wav(12.3, rate)
     frames, _ = sf.read(io.BytesIO(audio), dtype="float64", always_2d=True)
-    examples, levels = pushed(SourceFront(rate, PassThrough()), np.mean(frames, axis=1), rate)
+    examples, levels, profiles = pushed(SourceFront(rate, PassThrough()), np.mean(frames, axis=1), rate)
     expected = waveform_to_examples(load_waveform(audio, max_seconds=60.0))
     assert examples.shape == expected.shape == (12, 96, 64)
     np.testing.assert_allclose(examples, expected, rtol=0, atol=1e-9)  # float64 rounding only
-    assert levels.shape == (12,)
+    file_levels, file_profiles = file_loudness(audio, 12)
+    assert levels.shape == (12,) and profiles.shape == (12, 8)
+    np.testing.assert_allclose(levels, file_levels, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(profiles, file_profiles, rtol=0, atol=1e-9)
 
 
 def test_a_stream_within_one_privacy_window_is_anonymised_as_the_file_is() -> None:
@@ -68,9 +76,13 @@ def test_a_stream_within_one_privacy_window_is_anonymised_as_the_file_is() -> No
         parsed = parse_privacy_request(method, {})
         request = PrivacyRequest(parsed.method, parsed.params, seed=11)
         front = SourceFront(44_100, stream_anonymiser(request))
-        examples, _ = pushed(front, np.mean(frames, axis=1), 1)
+        examples, levels, profiles = pushed(front, np.mean(frames, axis=1), 1)
         expected = waveform_to_examples(apply_privacy(load_waveform(audio, max_seconds=60.0), request))
         np.testing.assert_allclose(examples, expected, rtol=0, atol=1e-9)
+        # the loudness is the audio's before anonymisation, as the file path measures it
+        file_levels, file_profiles = file_loudness(audio, expected.shape[0])
+        np.testing.assert_allclose(levels, file_levels, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(profiles, file_profiles, rtol=0, atol=1e-9)
 
 
 async def captured(path: Path) -> list[Chunk]:
@@ -99,10 +111,10 @@ async def test_a_wav_captured_by_ffmpeg_gives_the_uploaded_files_uint8_embedding
     front = SourceFront(chunks[0].sample_rate, PassThrough())
     embedded = []
     for chunk in chunks:
-        examples, _ = front.push(chunk.samples)
+        examples = front.push(chunk.samples).features
         if examples.shape[0]:  # each example embedded once, as soon as it is complete
             embedded.append(pipeline.embedder.embed_quantized(examples))
-    examples, _ = front.finish()
+    examples = front.finish().features
     if examples.shape[0]:
         embedded.append(pipeline.embedder.embed_quantized(examples))
     streamed = np.concatenate(embedded)

@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY, generate_latest
 
 from audioguard.offline import OfflineClassifier
 from contract.errors import ServiceNotReady
-from tests.transformer.monitor.test_loop import recording
+from tests.transformer.monitor.test_loop import embedder, recording
 from transformer.analysis.anomaly_groups import load_anomaly_groups
 from transformer.analysis.labels import load_labels
 from transformer.analysis.types import PredictorScores
@@ -51,7 +51,7 @@ async def test_a_predictor_outage_costs_its_steps_not_the_listening(
     ]
     monitor = Monitor(
         sources,
-        embed=offline.pipeline.embedder.embed_quantized,
+        embed=embedder(offline),
         score=score,
         record=DeliveryService(outbox).record_events,
         groups=load_anomaly_groups(),
@@ -106,7 +106,7 @@ async def test_many_live_sources_at_once_each_get_their_own_events_and_lose_no_a
         sources.append(SourceSpec(name=name, url=f"file:{tmp_path / name}.wav"))
     monitor = Monitor(
         sources,
-        embed=offline.pipeline.embedder.embed_quantized,
+        embed=embedder(offline),
         score=score,
         record=lambda changes, context: recorded.extend(change.to_dict() for change in changes),
         groups=load_anomaly_groups(),

@@ -10,9 +10,9 @@ from contract.errors import InvalidConfiguration
 from transformer.analysis.anomaly_groups import load_anomaly_groups
 from transformer.monitor.ffmpeg import ffmpeg_command
 from transformer.monitor.loop import source_groups
-from transformer.monitor.service import source_privacy
 from transformer.monitor.sources import SourceSpec, load_sources, parse_sources, redacted, source_kind
 from transformer.settings import TransformerSettings
+from transformer.wiring import privacy_policy, source_privacy
 
 
 @pytest.mark.parametrize(
@@ -128,7 +128,7 @@ def test_the_operators_minimum_applies_to_every_source(
         privacy_minimum=minimum, privacy_enforcement=enforcement, scramble_segment_seconds=2.0
     )
     (source,) = parse_sources({"sources": [{"name": "cam", "url": "pulse:x", "privacy": named}]})
-    request = source_privacy([source], settings)["cam"]
+    request = source_privacy([source], privacy_policy(settings))["cam"]
     assert request.method == applied
     if applied == "scramble":
         assert request.params["segment_seconds"] == 2.0  # the operator's default for the method
@@ -138,7 +138,7 @@ def test_a_weaker_source_is_refused_before_anything_starts_when_the_minimum_reje
     settings = TransformerSettings(privacy_minimum="speech_mask", privacy_enforcement="reject")
     sources = parse_sources({"sources": [{"name": "cam", "url": "pulse:x", "privacy": "scramble"}]})
     with pytest.raises(InvalidConfiguration, match="source cam: privacy method 'scramble' is below"):
-        source_privacy(sources, settings)
+        source_privacy(sources, privacy_policy(settings))
 
 
 def test_a_source_can_watch_some_groups_with_its_own_thresholds() -> None:

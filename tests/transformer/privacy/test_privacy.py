@@ -220,7 +220,7 @@ def test_invalid_policy_settings_are_operator_errors() -> None:
 def test_the_transformer_applies_the_operator_minimum_from_its_environment(
     enforcement: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from transformer.analysis.analyzer import Analyzer
+    from transformer import wiring
     from transformer.analysis.labels import load_labels
     from transformer.analysis.types import AnalysisOptions
     from transformer.settings import TransformerSettings
@@ -231,7 +231,7 @@ def test_the_transformer_applies_the_operator_minimum_from_its_environment(
     monkeypatch.setenv("AUDIOGUARD_PRIVACY_MINIMUM", "scrample")
     monkeypatch.setenv("AUDIOGUARD_PRIVACY_ENFORCEMENT", enforcement)
     monkeypatch.setenv("AUDIOGUARD_SCRAMBLE_SEGMENT_SECONDS", "2.5")
-    model = Analyzer(
+    model = wiring.analyzer(
         TransformerSettings(), embed=not_called, score=not_called, groups=(), labels=load_labels()
     )
     weak = AnalysisOptions(privacy_method="dp_noise", privacy_params={"epsilon": "2"})

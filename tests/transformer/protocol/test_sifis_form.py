@@ -13,7 +13,8 @@ import soundfile as sf
 
 from contract.errors import InvalidInput, InvalidParameter
 from transformer.privacy import method_from_sifis_name as sifis_privacy_method
-from transformer.protocol.sifis_form import audio_part, parse_multipart, sifis_options, text_field
+from transformer.protocol.sifis_form import audio_part, parse_multipart, text_field
+from transformer.protocol.sifis_schema import SifisConfig, options_from_form
 
 URL = "http://localhost:5000/model/predict/anonymized_audio/scrample/nssd-7/NSSD/req-42"
 
@@ -40,6 +41,19 @@ def test_analytics_api_request_shape(wav_bytes: bytes) -> None:
     assert part.content_type == "audio/wav"
 
 
+def path(
+    audio_file: str, method: str, requestor_id: str, requestor_type: str, request_id: str
+) -> dict[str, str]:
+    """The five segments of a SIFIS path, by name."""
+    return {
+        "audio_file": audio_file,
+        "method": method,
+        "requestor_id": requestor_id,
+        "requestor_type": requestor_type,
+        "request_id": request_id,
+    }
+
+
 def test_readme_curl_field_file_and_form_fields(wav_bytes: bytes) -> None:
     body, content_type = _prepared(
         files={"file": ("x.flac", wav_bytes, "audio/flac")},
@@ -48,7 +62,9 @@ def test_readme_curl_field_file_and_form_fields(wav_bytes: bytes) -> None:
     parts = parse_multipart(body, content_type)
     assert audio_part(parts).data == wav_bytes
     assert text_field(parts, "start_time") == "1.5"
-    options = sifis_options(parts, "anonymized_audio", "scrample", "nssd-7", "NSSD", "req-42")
+    options = options_from_form(
+        SifisConfig(), parts, path("anonymized_audio", "scrample", "nssd-7", "NSSD", "req-42")
+    )
     assert options.start_time == 1.5
     assert options.label_filter == ["Speech", "Music"]
     assert options.privacy_method == "scramble"
@@ -140,10 +156,14 @@ def test_unknown_method_is_none_when_the_operator_keeps_the_old_behaviour() -> N
 def test_bad_form_fields_are_400(wav_bytes: bytes, data: dict, error: type, match: str) -> None:
     body, content_type = _prepared(files={"audio": ("a.wav", wav_bytes, "audio/wav")}, data=data)
     with pytest.raises(error, match=match):
-        sifis_options(parse_multipart(body, content_type), "f", "none", "r", "NSSD", "q")
+        options_from_form(
+            SifisConfig(), parse_multipart(body, content_type), path("f", "none", "r", "NSSD", "q")
+        )
 
 
 def test_unprintable_ids_are_400(wav_bytes: bytes) -> None:
     body, content_type = _prepared(files={"audio": ("a.wav", wav_bytes, "audio/wav")})
     with pytest.raises(InvalidParameter, match="requestor_id"):
-        sifis_options(parse_multipart(body, content_type), "f", "none", "bad\x00id", "NSSD", "q")
+        options_from_form(
+            SifisConfig(), parse_multipart(body, content_type), path("f", "none", "bad\x00id", "NSSD", "q")
+        )
