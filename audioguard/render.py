@@ -2,8 +2,9 @@
 
 ``audioguard classify`` and ``audioguard client`` print the same lines for the
 same recording: a header, a warning line when the weights are not the official
-ones, the top labels of each window, then one line per anomaly (group, score to
-two decimals against its threshold, time span, the classes that triggered it).
+ones, the top labels of each window, then one line per anomaly event (group, peak
+score to two decimals against its threshold, where the sound was heard, the classes
+that triggered it).
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ def span(start: float, end: float) -> str:
 
 
 def anomaly_line(anomaly: Mapping[str, Any]) -> str:
-    """``Glass breaking [glass_break] 0.92 (threshold 0.50) 0.00-9.60 s: Glass 0.92, Shatter 0.71``."""
+    """``Glass breaking [glass_break] 0.92 (threshold 0.50) 12.00-12.48 s: Glass 0.92, Shatter 0.71``."""
     triggers = list(anomaly.get("triggered_by") or [])
     named = ", ".join(f"{t['label']} {t['score']:.2f}" for t in triggers[:TRIGGERS_SHOWN])
     more = f" (+{len(triggers) - TRIGGERS_SHOWN} more)" if len(triggers) > TRIGGERS_SHOWN else ""
     return (
-        f"{anomaly['label']} [{anomaly['group']}] {anomaly['score']:.2f} "
+        f"{anomaly['label']} [{anomaly['group']}] {anomaly['peak_score']:.2f} "
         f"(threshold {anomaly['threshold']:.2f}) {span(anomaly['start_seconds'], anomaly['end_seconds'])}: "
         f"{named}{more}"
     )

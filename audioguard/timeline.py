@@ -79,7 +79,7 @@ def timeline_data(
     for anomaly in result.anomalies:
         group = anomaly["group"]
         lane = lanes.get(group) or AnomalyLane(group, anomaly["label"], anomaly["threshold"], ())
-        span = (anomaly["start_seconds"], anomaly["end_seconds"], anomaly["score"])
+        span = (anomaly["start_seconds"], anomaly["end_seconds"], anomaly["peak_score"])
         lanes[group] = AnomalyLane(lane.group, lane.label, lane.threshold, (*lane.spans, span))
     return Timeline(
         title=title,
