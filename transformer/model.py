@@ -19,14 +19,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from kserve import Model
 from kserve.inference_client import InferenceGRPCClient
 from kserve.model import InferenceVerb, InferReturnType
 from kserve.protocol.infer_type import InferRequest, InferResponse
 from kserve.utils.inference_client_factory import InferenceClientFactory
 
-from contract.assets import TRANSFORMER_ASSETS, asset_report, log_asset_report
 from contract.batching import BatchStats
 from contract.errors import AudioGuardError, InvalidInput, ServiceNotReady
 from contract.http import to_kserve_error
@@ -34,13 +32,11 @@ from contract.v2_rest import off_the_loop_if_large
 from transformer import wiring
 from transformer.admission import Admission, Ticket
 from transformer.analysis.analyzer import Analyzer, PreparedAnalysis
-from transformer.analysis.anomaly_groups import load_anomaly_groups
-from transformer.analysis.labels import load_labels
-from transformer.analysis.types import AnalysisOptions, AnalysisResult, PredictorScores
+from transformer.analysis.types import AnalysisOptions, AnalysisResult
 from transformer.audio.worker import EmbeddingWorker
 from transformer.dht.delivery import DeliveryService
 from transformer.dht.listener import RequestListener
-from transformer.monitor.service import MonitorService, logged_events
+from transformer.monitor.service import MonitorService
 from transformer.predictor_client import PREDICTOR_CHANNEL_ARGS, PredictorClient
 from transformer.privacy import PRIVACY_METHODS
 from transformer.protocol import v2_request, v2_response
@@ -83,6 +79,7 @@ class AudioTransformer(Model):
         self.admission: Admission | None = None
         self.assets: dict[str, object] = {}
         self.sifis: SifisConfig = wiring.sifis_config(settings)
+        self.limits: dict[str, object] = wiring.service_parameters(settings)
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -95,44 +92,19 @@ class AudioTransformer(Model):
         """
         if self.ready:
             return True
-        settings = self.settings
-        groups = load_anomaly_groups(settings.anomaly_groups_file)
-        labels = load_labels()
-        # the sources are read and checked before the weights load
-        plan = wiring.listening(settings) if settings.sources_file is not None else None
-        self.assets = asset_report(settings.model_dir, TRANSFORMER_ASSETS)
-        log_asset_report(self.assets, "transformer")
-        official = bool(self.assets.get("official", False))
-        self.worker = wiring.embedding_worker(settings, wiring.embedding_pipeline(settings), self.name)
         config = self.predictor_config
         # REST v2 forwarding of binary tensors is broken in KServe 0.21: JSON there, raw bytes over gRPC.
         binary = config is not None and config.protocol == "grpc-v2"
-        self.predictor = PredictorClient(self._send_to_predictor, model_name=self.name, binary=binary)
-        if settings.dht_url:
-            self.delivery = wiring.delivery_service(settings)
-        self.analyzer = wiring.analyzer(
-            settings,
-            embed=self.worker.embed,
-            score=self.predictor.score,
-            groups=groups,
-            labels=labels,
-            record=None if self.delivery is None else self.delivery.record_analysis,
-            embedding_official=official,
+        parts = wiring.transformer_parts(
+            self.settings,
+            name=self.name,
+            send=self._send_to_predictor,
+            binary=binary,
+            process_dht_request=self.process_dht_request,
         )
-        if settings.listener_enabled:
-            self.listener = wiring.request_listener(settings, self.process_dht_request)
-        if plan is not None:
-            self.monitor = wiring.monitor_service(
-                settings,
-                plan,
-                embed=self.worker.embed_examples,
-                score=self._score_live,
-                record=logged_events(None if self.delivery is None else self.delivery.record_events),
-                groups=groups,
-                labels=labels,
-                embedding_official=official,
-            )
-        self.admission = wiring.admission(settings)
+        self.assets, self.worker, self.predictor = parts.assets, parts.worker, parts.predictor
+        self.delivery, self.analyzer, self.listener = parts.delivery, parts.analyzer, parts.listener
+        self.monitor, self.admission = parts.monitor, parts.admission
         logger.info(
             "admission: %d analyses, %.0f MiB of decoding memory in flight",
             self.admission.max_analyses,
@@ -159,11 +131,6 @@ class AudioTransformer(Model):
             await self.listener.stop()
         if self.delivery is not None:
             await self.delivery.stop()
-
-    async def _score_live(self, windows: np.ndarray) -> PredictorScores:
-        """The live sources' windows through the same predictor call as a file's."""
-        assert self.predictor is not None
-        return await self.predictor.score(windows, None, None)
 
     def vggish_batch_stats(self) -> BatchStats | None:
         """Counters of the VGGish batcher (``windows`` = examples); None when batching is off."""
@@ -219,12 +186,7 @@ class AudioTransformer(Model):
             "assets": dict(self.assets),
             "json_audio_encoding": {v2_request.CONTENT_ENCODING: v2_request.BASE64},
             "privacy_methods": list(PRIVACY_METHODS),
-            "privacy_minimum": self.settings.privacy_minimum,
-            "privacy_enforcement": self.settings.privacy_enforcement,
-            "max_upload_mb": self.settings.max_upload_mb,
-            "decode_budget_hz": self.settings.decode_budget_hz,
-            "max_audio_seconds": self.settings.max_audio_seconds,
-            "top_k": self.settings.top_k,
+            **self.limits,
             "predictor_protocol": None if config is None else config.protocol,
         }
 

@@ -15,12 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from contract.assets import TRANSFORMER_ASSETS, asset_report, log_asset_report
 from contract.errors import AudioGuardError, InvalidConfiguration
 from transformer.admission import Admission, memory_budget_mb
 from transformer.analysis.analyzer import AnalysisConfig, Analyzer, EmbedAudio, RecordAnalysis, ScoreWindows
-from transformer.analysis.anomaly_groups import AnomalyGroup
+from transformer.analysis.anomaly_groups import AnomalyGroup, load_anomaly_groups
 from transformer.analysis.events import LifecycleSettings
-from transformer.analysis.labels import Labels
+from transformer.analysis.labels import Labels, load_labels
+from transformer.analysis.types import PredictorScores
 from transformer.audio.pipeline import EmbeddingPipeline
 from transformer.audio.worker import EmbeddingWorker
 from transformer.dht.clients import make_dht_client, websocket_url
@@ -30,8 +34,9 @@ from transformer.dht.outbox import Outbox
 from transformer.dht.sender import OutboxSender
 from transformer.monitor.loop import EmbedExamples, Monitor, RecordEvents
 from transformer.monitor.loop import ScoreWindows as ScoreLiveWindows
-from transformer.monitor.service import MonitorService
+from transformer.monitor.service import MonitorService, logged_events
 from transformer.monitor.sources import SourceSpec, load_sources
+from transformer.predictor_client import PredictorClient, SendRequest
 from transformer.privacy import PrivacyPolicy, PrivacyRequest
 from transformer.protocol.sifis_schema import SifisConfig
 from transformer.settings import TransformerSettings
@@ -178,6 +183,18 @@ def admission(settings: TransformerSettings) -> Admission:
     )
 
 
+def service_parameters(settings: TransformerSettings) -> dict[str, object]:
+    """What the model's metadata tells callers of its limits and privacy policy."""
+    return {
+        "privacy_minimum": settings.privacy_minimum,
+        "privacy_enforcement": settings.privacy_enforcement,
+        "max_upload_mb": settings.max_upload_mb,
+        "decode_budget_hz": settings.decode_budget_hz,
+        "max_audio_seconds": settings.max_audio_seconds,
+        "top_k": settings.top_k,
+    }
+
+
 # --- listening ---------------------------------------------------------------------------
 
 
@@ -249,4 +266,85 @@ def monitor_service(
         queue_chunks=settings.monitor_queue_chunks if queue_chunks is None else queue_chunks,
         ffmpeg=ffmpeg or settings.ffmpeg_path,
         session=session,
+    )
+
+
+# --- the served transformer ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TransformerParts:
+    """Everything the served transformer runs, built and connected."""
+
+    assets: dict[str, object]
+    worker: EmbeddingWorker
+    predictor: PredictorClient
+    analyzer: Analyzer
+    admission: Admission
+    delivery: DeliveryService | None
+    listener: RequestListener | None
+    monitor: MonitorService | None
+
+
+def transformer_parts(
+    settings: TransformerSettings,
+    *,
+    name: str,
+    send: SendRequest,
+    binary: bool,
+    process_dht_request: ProcessCallback,
+) -> TransformerParts:
+    """The served transformer's pieces: the sources checked first, then the weights loaded.
+
+    ``send`` is KServe's call to the predictor (the model's); ``binary`` sends raw tensors
+    (gRPC v2); ``process_dht_request`` analyses a DHT request (the model's).
+
+    Raises:
+        ModelAssetError: a weight file is missing or malformed.
+        InvalidConfiguration: anomaly groups, sources, DHT or listener settings are invalid.
+    """
+    groups = load_anomaly_groups(settings.anomaly_groups_file)
+    labels = load_labels()
+    # the sources are read and checked before the weights load
+    plan = listening(settings) if settings.sources_file is not None else None
+    assets = asset_report(settings.model_dir, TRANSFORMER_ASSETS)
+    log_asset_report(assets, "transformer")
+    official = bool(assets.get("official", False))
+    worker = embedding_worker(settings, embedding_pipeline(settings), name)
+    predictor = PredictorClient(send, model_name=name, binary=binary)
+    delivery = delivery_service(settings) if settings.dht_url else None
+
+    async def score_live(windows: np.ndarray) -> PredictorScores:
+        """The live sources' windows through the same predictor call as a file's."""
+        return await predictor.score(windows, None, None)
+
+    monitor = None
+    if plan is not None:
+        monitor = monitor_service(
+            settings,
+            plan,
+            embed=worker.embed_examples,
+            score=score_live,
+            record=logged_events(None if delivery is None else delivery.record_events),
+            groups=groups,
+            labels=labels,
+            embedding_official=official,
+        )
+    return TransformerParts(
+        assets=assets,
+        worker=worker,
+        predictor=predictor,
+        analyzer=analyzer(
+            settings,
+            embed=worker.embed,
+            score=predictor.score,
+            groups=groups,
+            labels=labels,
+            record=None if delivery is None else delivery.record_analysis,
+            embedding_official=official,
+        ),
+        admission=admission(settings),
+        delivery=delivery,
+        listener=request_listener(settings, process_dht_request) if settings.listener_enabled else None,
+        monitor=monitor,
     )

@@ -257,13 +257,13 @@ def test_the_onnxruntime_pipeline_never_imports_tensorflow(synthetic_model_dir: 
     script = f"""
 import sys
 from transformer.settings import TransformerSettings
-from transformer.audio.pipeline import EmbeddingPipeline
+from transformer import wiring
 from transformer.privacy import parse_privacy_request
 import numpy as np
 settings = TransformerSettings(model_dir={str(models)!r}, vggish_precision=sys.argv[1])
-pipeline = EmbeddingPipeline.from_settings(settings)
+pipeline = wiring.embedding_pipeline(settings)
 samples = 0.1 * np.sin(np.arange(32000) / 5.0)
-embedded = pipeline.embed_waveform(samples, parse_privacy_request("none", {{}}))
+embedded = pipeline.embed_features(pipeline.waveform_features(samples, parse_privacy_request("none", {{}})))
 heavy = sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
 print(embedded.embeddings.shape, embedded.embeddings.dtype, heavy)
 """
