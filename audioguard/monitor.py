@@ -18,6 +18,7 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -62,14 +63,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def local_time(iso: object) -> str:
+    """`` (19:04:11)``: an ISO 8601 UTC time of a record on this machine's clock, or nothing."""
+    if not isinstance(iso, str):
+        return ""
+    return f" ({datetime.fromisoformat(iso).astimezone():%H:%M:%S})"
+
+
 def describe_change(record: dict[str, object]) -> str:
-    """``START kitchen: Glass breaking [glass_break] at 12.48 s, peak 0.92: Shatter 0.92``."""
+    """``START kitchen: Glass breaking [glass_break] at 12.48 s (19:04:11), peak 0.92: Shatter 0.92``:
+    stream seconds, and the local wall-clock time when the source knows it."""
     classes = ", ".join(f"{c['label']} {c['score']:.2f}" for c in record["triggered_by"][:3])  # type: ignore[index]
-    when = (
-        f"at {record['start_seconds']:.2f} s"
-        if record["change"] == "start"
-        else f"{record['start_seconds']:.2f}-{record['end_seconds']:.2f} s"
-    )
+    if record["change"] == "start":
+        when = f"at {record['start_seconds']:.2f} s{local_time(record.get('started_at'))}"
+    else:
+        span = f"{record['start_seconds']:.2f}-{record['end_seconds']:.2f} s"
+        when = span + local_time(record.get("ended_at"))
     reason = f" ({record['reason']})" if record.get("reason") else ""
     return (
         f"{str(record['change']).upper():<5} {record['source']}: {record['label']} [{record['group']}] "

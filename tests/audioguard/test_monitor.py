@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.support.records import assert_event_records
 from tests.support.serverutil import PROJECT_ROOT
 
 
@@ -58,14 +59,15 @@ def test_two_file_sources_each_raise_events_that_start_once_and_end_once(
     )
     done = run_monitor("--sources", str(sources), "--model-dir", str(synthetic_model_dir), "--json")
     assert done.returncode == 0, done.stderr
-    records = [json.loads(line) for line in done.stdout.splitlines()]
+    records = assert_event_records(json.loads(line) for line in done.stdout.splitlines())
     assert records, "synthetic weights fire groups on any sound"
     # the non-official weights are said once, on stderr, and no native banner is
     assert done.stderr.count("WARNING: these answers do not come from the official model weights") == 1
     assert "absl" not in done.stderr and "oneDNN" not in done.stderr
     for source, seconds, privacy in (("kitchen", 13.0, "none"), ("hall", 12.0, "scramble")):
         mine = [r for r in records if r["source"] == source]
-        assert {r["privacy"] for r in mine} == {privacy}
+        assert {r["privacy_method"] for r in mine} == {privacy}
+        assert {(r["origin"], r["analysis_id"]) for r in mine} == {("live", None)}
         starts = {r["event_id"]: r for r in mine if r["change"] == "start"}
         ends = {r["event_id"]: r for r in mine if r["change"] == "end"}
         assert starts and set(starts) == set(ends), source  # each event starts once and ends once
