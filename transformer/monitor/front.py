@@ -28,10 +28,6 @@ class SourceFront:
         self._anonymiser = anonymiser
         self._examples = StreamingExamples()
 
-    @property
-    def examples_done(self) -> int:
-        return self._examples.examples_done
-
     def push(self, samples: np.ndarray) -> Examples:
         """(n,) float64 at ``sample_rate`` in; the examples they complete out."""
         return self._examples.push(self._anonymiser.push(self._resampler.push(samples)))

@@ -263,7 +263,7 @@ import numpy as np
 settings = TransformerSettings(model_dir={str(models)!r}, vggish_precision=sys.argv[1])
 pipeline = EmbeddingPipeline.from_settings(settings)
 samples = 0.1 * np.sin(np.arange(32000) / 5.0)
-embedded = pipeline.embed_waveform(samples, parse_privacy_request("none", {{}}))
+embedded = pipeline.embed_features(pipeline.waveform_features(samples, parse_privacy_request("none", {{}})))
 heavy = sorted(name for name in sys.modules if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
 print(embedded.embeddings.shape, embedded.embeddings.dtype, heavy)
 """
