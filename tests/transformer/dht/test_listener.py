@@ -23,7 +23,7 @@ REQUEST_UUID = "Audio_Anomaly_Detection"
 
 
 def request_value(audio_file: object, request_id: str, **extra: Any) -> dict[str, Any]:
-    """A request as the SIFIS NSSD writes it (sifis.md)."""
+    """A request as the SIFIS NSSD writes it (docs/reference/sifis.md)."""
     return {
         "description": "Privacy-Aware Audio Anomaly Detection",
         "requestor_id": "nssd-1",
