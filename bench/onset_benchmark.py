@@ -136,7 +136,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model_dir", type=Path, required=True)
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--methods", default="none,dp_noise,scramble,speech_mask")
@@ -146,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     classifier = OfflineClassifier.from_model_dir(args.model_dir, loudness_gate_dbfs=gate)
     policy = wiring.privacy_policy(classifier.settings)
     print(f"CPU: {cpu_flags()}")
-    print(f"{args.trials} trials, background {BACKGROUND_DBFS} dBFS, gate {gate} dBFS, weights {classifier.weights}")
+    official = "official" if classifier.weights.official else "NOT official (synthetic or altered)"
+    print(f"{args.trials} trials, background {BACKGROUND_DBFS} dBFS, gate {gate} dBFS, weights {official}")
     print("| privacy | road | events found | onset error p50 | p95 | max | end error p50 | p95 |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     started = time.perf_counter()

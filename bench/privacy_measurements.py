@@ -205,7 +205,8 @@ class ModelComparison:
 
     def run(self, clip: np.ndarray, request: PrivacyRequest) -> tuple[np.ndarray, np.ndarray]:
         """((N, 128) embeddings as the predictor sees them, (527,) first-window scores)."""
-        embedded = self.classifier.pipeline.embed_waveform(clip, request)
+        pipeline = self.classifier.pipeline
+        embedded = pipeline.embed_features(pipeline.waveform_features(clip, request))
         scores = self.classifier.classify_embedded(embedded).windows[0].scores
         return (embedded.embeddings.astype(np.float64) - 128.0) / 128.0, np.asarray(scores)
 
@@ -225,11 +226,12 @@ class ModelComparison:
         """Median ms of the transformer's own work (log-mel, VGGish, PCA) on a 10-s clip."""
         clip = fitted(samples, 10 * SR)
         none = parse_privacy_request("none", {})
-        self.classifier.pipeline.embed_waveform(clip, none)
+        pipeline = self.classifier.pipeline
+        pipeline.embed_features(pipeline.waveform_features(clip, none))
         timings = []
         for _ in range(repeats):
             start = time.perf_counter()
-            self.classifier.pipeline.embed_waveform(clip, none)
+            pipeline.embed_features(pipeline.waveform_features(clip, none))
             timings.append(time.perf_counter() - start)
         return 1000.0 * float(np.median(timings))
 

@@ -3,9 +3,9 @@
 The embeddings contract (constants, tensor names), the one error hierarchy, the
 official model assets (names, URLs, sha512, download and verification),
 adaptive batching and its metrics, the KServe server fixes both services
-install, and settings-to-flags plumbing. It imports neither service nor the
-user-facing ``audioguard`` package (enforced by the import contracts in
-pyproject.toml).
+install, settings-to-flags plumbing and the one number and boolean parser
+(``parsing.py``). It imports neither service nor the user-facing ``audioguard``
+package (enforced by the import contracts in pyproject.toml).
 """
 
 import os

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import math
 
 from contract.constants import EMBEDDINGS_PER_WINDOW, NUM_CLASSES
+from contract.parsing import NotANumber, NotFinite, parse_integer, parse_number
 
 
-def _number(text: str, kind: type[float] | type[int]) -> float:
+def _integer(text: str) -> int:
     try:
-        value = kind(text)
-    except ValueError:
-        expected = "an integer" if kind is int else "a number"
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    return value
+        return parse_integer(text)
+    except NotANumber:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
 def top_k(text: str) -> int:
     """Labels per window: 1..527."""
-    value = int(_number(text, int))
+    value = _integer(text)
     if not 1 <= value <= NUM_CLASSES:
         raise argparse.ArgumentTypeError(f"must be between 1 and {NUM_CLASSES}, got {value}")
     return value
@@ -27,7 +25,7 @@ def top_k(text: str) -> int:
 
 def hop(text: str) -> int:
     """Window hop in embeddings: 1..10."""
-    value = int(_number(text, int))
+    value = _integer(text)
     if not 1 <= value <= EMBEDDINGS_PER_WINDOW:
         raise argparse.ArgumentTypeError(f"must be between 1 and {EMBEDDINGS_PER_WINDOW}, got {value}")
     return value
@@ -35,9 +33,15 @@ def hop(text: str) -> int:
 
 def seconds(text: str) -> float:
     """A finite time in seconds, >= 0."""
-    value = _number(text, float)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
+    refused = argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
+    try:
+        value = parse_number(text)
+    except NotFinite:
+        raise refused from None
+    except NotANumber:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 0:
+        raise refused
     return value
 
 

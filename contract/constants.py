@@ -1,7 +1,7 @@
 """Numbers that both services must agree on (the embeddings contract).
 
 Front-end constants that only the transformer needs live in
-``transformer/constants.py``.
+``transformer/audio/constants.py``.
 """
 
 from typing import Final

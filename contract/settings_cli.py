@@ -14,20 +14,17 @@ from typing import Any, TypeVar
 
 from pydantic_settings import BaseSettings
 
+from contract.parsing import NotABoolean, parse_bool
+
 S = TypeVar("S", bound=BaseSettings)
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
-
-def parse_bool(text: str) -> bool:
-    """Parse a command-line boolean (true/false, yes/no, on/off, 1/0)."""
-    lowered = text.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {text!r}")
+def _bool_flag(text: str) -> bool:
+    """A command-line boolean (true/false, yes/no, on/off, 1/0)."""
+    try:
+        return parse_bool(text)
+    except NotABoolean:
+        raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {text!r}") from None
 
 
 def _is_bool(annotation: Any) -> bool:
@@ -60,7 +57,7 @@ def add_settings_arguments(
             flag,
             dest=name,
             default=None,
-            type=parse_bool if _is_bool(field.annotation) else str,
+            type=_bool_flag if _is_bool(field.annotation) else str,
             help=f"{help_text} [env {env_name}; default {default}]",
         )
 

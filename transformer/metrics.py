@@ -22,6 +22,19 @@ KServe's model server exposes the default ``prometheus_client`` registry on
 The VGGish histograms count every call, batched or not: ``_count`` is the
 number of calls, ``..._requests_sum`` the request chunks they served and
 ``..._examples_sum`` the examples (mean requests per call > 1 = merging).
+
+While the transformer listens to live sources, ``transformer.monitor.service.MonitorCollector``
+is registered in the same registry and adds, read from the sources' statuses at each scrape:
+
+| metric | type | labels | meaning |
+|---|---|---|---|
+| ``audioguard_monitor_source_up`` | gauge | source | 1 while the source delivers audio, else 0 |
+| ``audioguard_monitor_source_seconds_since_audio`` | gauge | source | since its last audio |
+| ``audioguard_monitor_source_level_dbfs`` | gauge | source | RMS level of its last chunk |
+| ``audioguard_monitor_open_events`` | gauge | source | events in progress on it |
+| ``audioguard_monitor_source_restarts_total`` | counter | source | captures restarted (ended or stalled) |
+| ``audioguard_monitor_dropped_chunks_total`` | counter | source | 0.1 s chunks dropped (detection behind) |
+| ``audioguard_monitor_failed_steps_total`` | counter | | detection steps that failed (audio not analysed) |
 """
 
 from __future__ import annotations

@@ -88,14 +88,16 @@ def test_underscore_flags_are_aliases_and_bad_values_are_refused_before_any_requ
         assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
-ANOMALY = {
+ANOMALY = {  # one event, as the analysis lists it (docs/anomalies-and-dht.md)
+    "event_id": "aaaf5643-83d6-5299-af82-3aa66a85315e",
     "group": "glass_break",
     "label": "Glass breaking",
-    "score": 0.9199999570846558,
     "threshold": 0.5,
-    "start_seconds": 0.0,
-    "end_seconds": 9.6,
-    "window_index": 0,
+    "peak_score": 0.9199999570846558,
+    "start_seconds": 5.04,
+    "end_seconds": 6.12,
+    "window_start_seconds": 0.0,
+    "window_end_seconds": 14.4,
     "triggered_by": [
         {"index": 443, "label": "Shatter", "score": 0.92},
         {"index": 441, "label": "Glass", "score": 0.71},
@@ -146,7 +148,7 @@ def test_result_and_text_from_output_tensors() -> None:
         "    1. Tap                                      0.75",
         "    2. Owl                                      0.84",
         "  1 anomaly in 0.00-16.32 s:",
-        "    Glass breaking [glass_break] 0.92 (threshold 0.50) 0.00-9.60 s: "
+        "    Glass breaking [glass_break] 0.92 (threshold 0.50) 5.04-6.12 s: "
         "Shatter 0.92, Glass 0.71, Crack 0.60 (+1 more)",
     ]
 

@@ -51,7 +51,7 @@ def _registry(
 
 
 def test_official_registry_matches_model_md() -> None:
-    # the three names and sums published in model.md §6 (prefixes suffice to catch a swap)
+    # the three names and sums published in docs/reference/model.md §6 (prefixes suffice to catch a swap)
     sums = {name: asset.sha512 for name, asset in assets.OFFICIAL_ASSETS.items()}
     assert sums[assets.VGGISH_CHECKPOINT].startswith("4e320f1b148f7ae8")
     assert sums[assets.PCA_PARAMS].startswith("3728bcbc45cb05b4")

@@ -20,7 +20,13 @@ import pytest
 
 from contract.errors import InvalidInput, MissingModelAsset, ModelAssetError, ModelLayoutMismatch
 from predictor.classifier import AttentionClassifier, load_classifier
-from predictor.h5_check import inspect_h5_model_config
+from predictor.h5_check import (
+    _config_differences,
+    _weights_differences,
+    inspect_h5_model_config,
+    string_list_attr,
+)
+from predictor.keras2_layout import EXPECTED_LAYERS
 from predictor.network import AttentionPooling, build_classifier
 
 NUM_CLASSES = 527
@@ -174,7 +180,13 @@ def test_keras_topological_loader_agrees_with_by_name(classifier_path: Path) -> 
 
 
 def test_inspect_accepts_the_synthetic_file(classifier_path: Path) -> None:
-    inspect_h5_model_config(classifier_path)
+    """The synthetic file is Kong's layout exactly: the check finds no difference and passes it."""
+    with h5py.File(classifier_path, "r") as handle:
+        assert _config_differences(json.loads(handle.attrs["model_config"])) == []
+        assert _weights_differences(handle["model_weights"]) == []
+        # in Keras 2's order, which the topological loader relies on
+        assert string_list_attr(handle["model_weights"], "layer_names") == list(EXPECTED_LAYERS)
+    inspect_h5_model_config(classifier_path)  # raises ModelLayoutMismatch on any difference
 
 
 def test_missing_file_names_the_fix(tmp_path: Path) -> None:

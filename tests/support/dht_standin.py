@@ -2,7 +2,7 @@
 
 The real broker (Rust/axum, libp2p, needs a shared key and peers) cannot run
 here. This is NOT that broker: it implements its documented protocol
-(../shared/reference/sifis.md, checked against the broker's public source) so
+(docs/reference/sifis.md, checked against the broker's public source) so
 the clients, the outbox and the listener are tested against a real server on
 127.0.0.1:
 

@@ -16,7 +16,7 @@ import pytest
 from audioguard.synthetic.vggish import write_synthetic_pca_params, write_synthetic_vggish_checkpoint
 from transformer.audio.vggish import VGGishEmbedder
 
-#: model.md §2, written out by hand.
+#: docs/reference/model.md §2, written out by hand.
 OFFICIAL_SHAPES = {
     "vggish/conv1/weights": (3, 3, 1, 64),
     "vggish/conv1/biases": (64,),

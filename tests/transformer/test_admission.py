@@ -61,9 +61,11 @@ def test_a_request_larger_than_the_budget_runs_alone() -> None:
 
 def test_concurrent_admissions_never_exceed_the_budget() -> None:
     admission = Admission(max_analyses=3, max_memory_mb=10_000, retry_after_seconds=1)
+    before = rejected("analyses")
     peak = 0
     lock = threading.Lock()
     outcomes: list[bool] = []
+    refused = threading.Event()
 
     def one() -> None:
         nonlocal peak
@@ -71,15 +73,20 @@ def test_concurrent_admissions_never_exceed_the_budget() -> None:
             ticket = admission.admit(1000)
         except Overloaded:
             outcomes.append(False)
+            refused.set()
             return
         with lock:
             peak = max(peak, admission.in_flight()[0])
         outcomes.append(True)
+        refused.wait(0.5)  # hold the slot until 8 threads have contended for 3 slots
         ticket.release()
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: one(), range(400)))
-    assert peak <= 3 and any(outcomes)
+    assert peak <= 3
+    assert outcomes.count(True) >= 3  # the budget was used in full ...
+    assert outcomes.count(False) >= 1  # ... and beyond it a request was refused
+    assert rejected("analyses") == before + outcomes.count(False)
     assert admission.in_flight() == (0, 0)
 
 

@@ -13,21 +13,34 @@ every problem, so the service refuses to start.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from contract.constants import NUM_CLASSES
 from contract.errors import InvalidConfiguration
 
 GROUPS_FILE: Final = "anomaly_groups.json"
-#: group names end up in metric labels and DHT topic uuids: keep them plain
+#: group and source names end up in metric labels and DHT topic uuids: keep them plain
 NAME_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}$"
+#: a detection threshold (of a group, or of one source's override): a score in (0, 1]
+Probability = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 _REQUIRED_FOR_NEW: Final = ("label", "members", "threshold")
 
 
@@ -50,70 +63,39 @@ class AnomalyGroup:
     enabled: bool = True
 
 
-def _true_or_false(value: object, info: ValidationInfo) -> object:
-    """JSON true/false only (no 1, "yes" ...), named as the file names the key."""
-    if not isinstance(value, bool):
-        raise ValueError(f"'{info.field_name}' must be true or false")
-    return value
-
-
 class GroupEntry(BaseModel):
     """One entry of a groups file; absent fields keep the shipped group's value."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
-    label: str | None = None
-    members: tuple[int, ...] | None = None
-    threshold: float | None = None
-    enabled: bool | None = None
+    name: str = Field(pattern=NAME_PATTERN)
+    label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] | None = None
+    # JSON integers only (no "441", 441.0 or true); the service's classifier may have fewer outputs
+    members: tuple[Annotated[StrictInt, Field(ge=0, lt=NUM_CLASSES)], ...] | None = Field(None, min_length=1)
+    threshold: Annotated[Probability, Strict()] | None = None
+    enabled: StrictBool | None = None
 
-    @field_validator("name", mode="before")
+    @field_validator("members")
     @classmethod
-    def _plain_name(cls, value: object) -> object:
-        if not isinstance(value, str) or not re.match(NAME_PATTERN, value):
-            raise ValueError(f"'name' must match [A-Za-z0-9_-]{{1,64}}, got {value!r}")
-        return value
-
-    @field_validator("label", mode="before")
-    @classmethod
-    def _non_empty_label(cls, value: object) -> object:
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError("'label' must be a non-empty string")
-        return value.strip()
-
-    @field_validator("members", mode="before")
-    @classmethod
-    def _audioset_indices(cls, value: object, info: ValidationInfo) -> object:
-        if not isinstance(value, list) or not value:
-            raise ValueError("'members' must be a non-empty list of AudioSet indices")
+    def _known_once(cls, value: tuple[int, ...] | None, info: ValidationInfo) -> tuple[int, ...] | None:
+        if value is None:
+            return value
         num_classes = (info.context or {}).get("num_classes", NUM_CLASSES)
-        problems = []
-        for member in value:
-            if not isinstance(member, int) or isinstance(member, bool):
-                problems.append(f"member {member!r} is not an integer index")
-            elif not 0 <= member < num_classes:
-                problems.append(f"unknown AudioSet index {member} (valid: 0..{num_classes - 1})")
-        repeated = sorted({m for m in value if isinstance(m, int) and value.count(m) > 1})
+        problems = [_unknown_index(member, num_classes) for member in value if member >= num_classes]
+        repeated = sorted({member for member in value if value.count(member) > 1})
         if repeated:
             problems.append(f"member(s) {repeated} listed more than once")
         if problems:
             raise ValueError("; ".join(problems))
-        return tuple(value)
+        return value
 
-    @field_validator("threshold", mode="before")
-    @classmethod
-    def _probability(cls, value: object) -> object:
-        if (
-            not isinstance(value, int | float)
-            or isinstance(value, bool)
-            or not math.isfinite(value)
-            or not 0 < value <= 1
-        ):
-            raise ValueError(f"threshold {value!r} is outside (0, 1]")
-        return float(value)
-
-    _enabled = field_validator("enabled", mode="before")(_true_or_false)
+    @model_validator(mode="after")
+    def _no_nulls(self) -> GroupEntry:
+        # a key is given a value or left out (then the shipped value stays); null is neither
+        nulls = sorted(key for key in self.model_fields_set if getattr(self, key) is None)
+        if nulls:
+            raise ValueError(f"{', '.join(map(repr, nulls))} must not be null (leave the key out instead)")
+        return self
 
 
 class GroupsDocument(BaseModel):
@@ -122,34 +104,58 @@ class GroupsDocument(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     description: str | None = None
-    groups: tuple[Any, ...]
-    replace_defaults: bool = False
-
-    _replace_defaults = field_validator("replace_defaults", mode="before")(_true_or_false)
-
-    @field_validator("groups", mode="before")
-    @classmethod
-    def _list(cls, value: object) -> object:
-        if not isinstance(value, list):
-            raise ValueError("'groups' must be a list of group objects")
-        return value
+    groups: list[Any]
+    replace_defaults: StrictBool = False
 
 
-def _problems(error: ValidationError, where: str) -> list[str]:
-    """One readable line per pydantic error, keys named as the file names them."""
+def _unknown_index(member: int, num_classes: int) -> str:
+    return f"unknown AudioSet index {member} (valid: 0..{num_classes - 1})"
+
+
+#: what each key must be, said as the file names it (a pydantic message does not name the key)
+_RULES: Final = {
+    "name": "'name' must match [A-Za-z0-9_-]{1,64}",
+    "label": "'label' must be a non-empty string",
+    "members": "'members' must be a non-empty list of AudioSet indices",
+    "threshold": "'threshold' must be a number in (0, 1]",
+    "enabled": "'enabled' must be true or false",
+    "replace_defaults": "'replace_defaults' must be true or false",
+    "groups": "'groups' must be a list of group objects",
+}
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _problem(item: Any, where: str, num_classes: int) -> str:
+    """One pydantic error as the file's author reads it; only a number the file gave is quoted."""
+    loc, kind, value = item["loc"], item["type"], item.get("input")
+    field = ".".join(str(part) for part in loc)
+    if kind == "extra_forbidden":
+        return f"unknown {'top-level ' if where == '' else ''}key {field!r}"
+    if kind == "value_error":
+        return str(item["ctx"]["error"])
+    if loc[:1] == ("members",) and len(loc) == 2:  # one member of the list
+        if kind in ("greater_than_equal", "less_than"):
+            return _unknown_index(value, num_classes)
+        return f"member {loc[1]} (counted from 0) is not an integer index"
+    if loc == ("threshold",) and _is_number(value):
+        return f"threshold {value} is outside (0, 1]"
+    if len(loc) == 1 and loc[0] in _RULES:
+        return _RULES[str(loc[0])] + (" (it is missing)" if kind == "missing" else "")
+    return f"{field}: {item['msg']}"
+
+
+def _problems(error: ValidationError, where: str, num_classes: int = NUM_CLASSES) -> list[str]:
+    """One readable line per pydantic error, keys named as the file names them, no input echoed."""
+    errors = error.errors()
+    bad_members = any(item["loc"][:1] == ("members",) and len(item["loc"]) == 2 for item in errors)
     lines = []
-    for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"])
-        if item["type"] == "extra_forbidden":
-            lines.append(f"{where}: unknown {'top-level ' if where == '' else ''}key {field!r}".lstrip(": "))
-        elif item["type"] == "value_error":
-            lines.append(f"{where}: {item['ctx']['error']}".lstrip(": "))
-        elif item["type"] == "missing" and field == "groups":
-            lines.append("'groups' must be a list of group objects")
-        elif item["type"] == "missing" and field == "name":
-            lines.append(f"{where}: 'name' must match [A-Za-z0-9_-]{{1,64}}, got None")
-        else:
-            lines.append(f"{where}: {field}: {item['msg']}".lstrip(": "))
+    for item in errors:
+        if bad_members and item["loc"] == ("members",) and item["type"] == "too_short":
+            continue  # the bad members are named already; "empty" would only confuse
+        lines.append(f"{where}: {_problem(item, where, num_classes)}".lstrip(": "))
     return lines
 
 
@@ -198,7 +204,7 @@ def parse_groups_file(
             problems.append(f"groups[{position}] is not an object")
             continue
         name = entry.get("name")
-        named = isinstance(name, str) and re.match(NAME_PATTERN, name) is not None
+        named = isinstance(name, str) and re.fullmatch(NAME_PATTERN, name) is not None
         where = f"group {name!r}" if named else f"groups[{position}]"
         if named and name in seen:
             problems.append(f"{where}: duplicate group name")
@@ -207,7 +213,7 @@ def parse_groups_file(
         try:
             entries.append(GroupEntry.model_validate(entry, context={"num_classes": num_classes}))
         except ValidationError as error:
-            problems += _problems(error, where)
+            problems += _problems(error, where, num_classes)
     return document, entries, [f"{source}: {problem}" for problem in problems]
 
 
@@ -226,7 +232,8 @@ def load_anomaly_groups(
             fields change) or added as a new group (``label``, ``members`` and
             ``threshold`` required). ``"replace_defaults": true`` starts from no
             groups instead of the shipped ones.
-        num_classes: number of classifier outputs (member indices must be below it).
+        num_classes: number of classifier outputs (member indices must be below it); at most
+            ``NUM_CLASSES``, the AudioSet classes.
 
     Returns:
         The groups in shipped order, new ones after them in file order.

@@ -1,4 +1,4 @@
-"""From a recording's embeddings to classifier windows of 10 embeddings (model.md §4).
+"""From a recording's embeddings to classifier windows of 10 embeddings (docs/reference/model.md §4).
 
 MAX semantics: ``start_time`` picks the first example, the clip is cropped to
 10 embeddings and repeated cyclically when shorter. Our extension classifies

@@ -1,4 +1,4 @@
-"""Front-end and VGGish constants of the reference (IBM MAX / VGGish), model.md §1-3."""
+"""Front-end and VGGish constants of the reference (IBM MAX / VGGish), docs/reference/model.md §1-3."""
 
 from typing import Final, Literal
 
@@ -24,7 +24,7 @@ PCA_MEANS_NAME: Final = "pca_means"
 QUANTIZE_MIN_VAL: Final = -2.0
 QUANTIZE_MAX_VAL: Final = 2.0
 
-# resampy <= 0.2.2 ``kaiser_best`` filter (model.md §1)
+# resampy <= 0.2.2 ``kaiser_best`` filter (docs/reference/model.md §1)
 KAISER_BEST_ZERO_CROSSINGS: Final = 64
 KAISER_BEST_PRECISION: Final = 9  # 2**9 = 512 taps per zero crossing
 KAISER_BEST_BETA: Final = 14.769656459379492

@@ -1,4 +1,4 @@
-"""Uploaded audio bytes -> mono float64 -> 16 kHz, decoded in memory (model.md §1).
+"""Uploaded audio bytes -> mono float64 -> 16 kHz, decoded in memory (docs/reference/model.md §1).
 
 Every format libsndfile reads is accepted (WAV PCM/float, FLAC, OGG Vorbis/Opus,
 MP3, AIFF, ...); the format is detected from the bytes, never from a file name,

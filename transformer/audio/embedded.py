@@ -1,7 +1,7 @@
 """What the audio stage hands on: derived numbers only, never samples.
 
-Kept apart from ``transformer.audio.pipeline`` (which loads TensorFlow) so that the
-analysis and its tests can name these types without it.
+Kept apart from ``transformer.audio.pipeline`` (which loads a VGGish runtime and the
+settings) so that the analysis and its tests can name these types without either.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Log-mel front end of VGGish as IBM MAX computes it (model.md §1).
+"""Log-mel front end of VGGish as IBM MAX computes it (docs/reference/model.md §1).
 
 16 kHz mono samples -> periodic-Hann STFT magnitudes -> 64 HTK-mel bands ->
 ``log(mel + 0.01)`` -> non-overlapping 96-frame examples. Everything is float64,

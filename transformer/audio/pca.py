@@ -1,4 +1,4 @@
-"""VGGish PCA + 8-bit quantisation (``vggish_pca_params.npz``, model.md §3)."""
+"""VGGish PCA + 8-bit quantisation (``vggish_pca_params.npz``, docs/reference/model.md §3)."""
 
 from __future__ import annotations
 

@@ -99,10 +99,6 @@ class EmbeddingPipeline:
         """VGGish (alone, on this request's examples) and PCA/uint8."""
         return self.quantized(features, self.embedder.embed(features.examples))
 
-    def embed_waveform(self, samples: np.ndarray, privacy: PrivacyRequest) -> EmbeddedAudio:
-        """Anonymise a 16 kHz waveform and embed it."""
-        return self.embed_features(self.waveform_features(samples, privacy))
-
     def embed(self, audio: bytes, privacy: PrivacyRequest) -> EmbeddedAudio:
         """Encoded audio file bytes -> embeddings (the whole audio stage)."""
         return self.embed_features(self.features(audio, privacy))

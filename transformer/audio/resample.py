@@ -1,4 +1,4 @@
-"""Resampling to 16 kHz exactly as resampy <= 0.2.2 did for IBM MAX (model.md §1).
+"""Resampling to 16 kHz exactly as resampy <= 0.2.2 did for IBM MAX (docs/reference/model.md §1).
 
 Two things changed in resampy after 0.2.2 that move VGGish embeddings
 (tensorflow/models issue #9248):

@@ -1,35 +1,7 @@
 """Resampling a live mono stream to 16 kHz, giving the numbers ``resample_to_16k`` gives the file.
 
-The file path (``resample``) reads each output from its accumulated time and the samples within
-the filter's reach of it, nothing else. A stream gives the same numbers if it keeps:
-
-* The time register: ``t[k] = t[k-1] + step`` in float64, continued across pushes by the same
-  sequential accumulation (never ``k * step``, which rounds differently).
-* Enough input: an output is returned once its widest wing (``int(t) + reach``) is all in; at
-  ``finish`` the rest are computed with the wings cut at the stream's end, as resampy does.
-* The same arithmetic. Block-plan rates (every common one) repeat ``block_interpolation``'s
-  float64 operations block by block, on times shifted by a block boundary ``B * M`` (output
-  ``B * L``): subtracting an integer from a float64 time below 2**52 is exact, so every sample
-  index, table position and factor is the file path's. The frame starts a block before the first
-  pending output (no drifted time falls below 0 there, where ``int`` would not floor), the buffer
-  a block's lead before it (the products and the drifted outputs' wings never reach its start; at
-  the stream's start zeros stand in, as the file path pads), and a partial last block is computed
-  again, whole, at the next push. The outputs that the register's drift moved onto other taps are
-  located as the file path does (``drifted_outputs``, with the whole stream's drift bound, not a push's)
-  and computed from their taps. Other rates compute every output from its taps
-  (``gathered_interpolation``; the file path's polyphase products sum in another order).
-
-What may still differ is the last bit of a sum: OpenBLAS picks its kernel by product size (a small
-product, a single row), so a row's rounding depends on how many blocks are multiplied at once, in
-the file path too (an output there changes in its last bit with the file's length). Outputs agree
-with the file path to ~3e-15.
-
-The buffer holds the filter's reach on both sides plus about a block, whatever the stream's length.
-A push costs a few small products and numpy calls: ~0.35 ms per 0.1 s at 44.1 kHz, ~4x the file
-path's cost per second (~1.3x in 1 s chunks). Once the register has drifted by table entries (from
-~5 minutes at 44.1 kHz) more and more outputs are located and computed from their taps, as in the
-file path; so every ``ANCHOR_OUTPUTS`` (600 s, the longest upload by default) the register restarts
-at that output's exact time, which bounds the drift, and the cost, to their 10-minute level.
+The design (how the time register, the input kept and the arithmetic stay the file path's,
+what may still differ, and the cost) is in docs/resampler.md.
 """
 
 from __future__ import annotations

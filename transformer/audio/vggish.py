@@ -1,6 +1,6 @@
 """VGGish in Keras 3 (TF backend), loaded from the official TF1 checkpoint: the reference runtime.
 
-The layout is ``vggish_layout.py``'s (model.md §2). IBM MAX keeps a ReLU on fc2;
+The layout is ``vggish_layout.py``'s (docs/reference/model.md §2). IBM MAX keeps a ReLU on fc2;
 upstream dropped it in 2020, so it is a switch here. The services run VGGish on
 ONNX Runtime by default (``vggish_onnx.py``); this module is the reference it is
 tested against and ``--vggish_runtime tensorflow``.

@@ -1,4 +1,4 @@
-"""The VGGish layout (model.md §2) and its weights read from the official checkpoint, without TensorFlow.
+"""The VGGish layout (docs/reference/model.md §2) and its official checkpoint's weights, no TensorFlow.
 
 Four conv blocks (3x3 SAME + ReLU, 2x2 max-pool) on a (96, 64, 1) log-mel patch,
 flatten in NHWC order, then fc1_1/fc1_2 (4096, ReLU) and fc2 (128). Every
@@ -19,7 +19,7 @@ from contract.errors import MissingModelAsset, ModelLayoutMismatch
 from transformer.audio.constants import EXAMPLE_FRAMES, NUM_MEL_BANDS
 from transformer.audio.tf1_checkpoint import TF1Checkpoint
 
-#: Total weights + biases of VGGish (model.md §2).
+#: Total weights + biases of VGGish (docs/reference/model.md §2).
 VGGISH_PARAMETER_COUNT = 72_141_184
 
 

@@ -123,10 +123,6 @@ class Outbox:
 
     # --- writing -----------------------------------------------------------------------
 
-    def enqueue(self, topic_name: str, topic_uuid: str, value: Any, kind: Kind) -> int | None:
-        """Store one message durably; returns its id (None if the capacity policy refused it)."""
-        return self.enqueue_many([OutboxMessage(topic_name, topic_uuid, value, kind)])[0]
-
     def enqueue_many(self, messages: Sequence[OutboxMessage]) -> list[int | None]:
         """Store messages in one transaction, on disk (fsync) when this returns.
 

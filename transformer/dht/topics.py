@@ -1,4 +1,4 @@
-"""The SIFIS DHT topics this service writes and reads (sifis.md); the settings' defaults.
+"""The SIFIS DHT topics this service writes and reads (docs/reference/sifis.md); the settings' defaults.
 
 An operator can rename them (``dht_results_topic`` ... ``listener_topic``); these
 are the names the SIFIS Analytics-API and its consumers use.

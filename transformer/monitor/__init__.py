@@ -4,8 +4,10 @@ sources.py          the sources file: named URLs (RTSP, HTTP, files, sound cards
 ffmpeg.py           the ffmpeg command turning one source into float WAV on a pipe (its own rate)
 wav_header.py       that stream's header: the rate and channels of the samples that follow
 supervisor.py       one supervisor per source: restart with backoff, no-data watchdog, bounded queue
+chunks.py           the chunks the captures hand the monitor, in one bounded queue (oldest dropped)
 front.py            one source's audio -> exact resampling -> seamless anonymisation -> examples
 stream_features.py  a stream's log-mel examples as its audio arrives (equal to the file path's)
+ring.py             a source's last ten examples and the windows due over them, embedded when scored
 loop.py             chunks of all sources -> one VGGish call, due windows -> one predictor call, events
 service.py          the running monitor: supervisors, the consuming loop, status and metrics
 

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from contract.errors import InvalidConfiguration, InvalidParameter
+from transformer.analysis.anomaly_groups import NAME_PATTERN, Probability
 from transformer.privacy import PrivacyRequest, parse_privacy_request
 
 SourceKind = Literal["rtsp", "http", "file", "alsa", "pulse", "stdin"]
@@ -46,7 +47,6 @@ _SCHEMES: Final[Mapping[str, SourceKind]] = {
     "stdin": "stdin",
 }
 _VARIABLE: Final = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-NAME_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 class SourceSpec(BaseModel):
@@ -80,7 +80,7 @@ class SourceSpec(BaseModel):
     privacy_params: dict[str, float] = Field(default_factory=dict)
     privacy_window_seconds: float = Field(4.0, ge=0.5, le=30)
     groups: list[str] | None = Field(None, min_length=1)
-    thresholds: dict[str, float] = Field(default_factory=dict)
+    thresholds: dict[str, Probability] = Field(default_factory=dict)
     hop: int | None = Field(None, ge=1, le=10)
     loudness_gate_dbfs: float | None = Field(None, le=0)
     no_data_seconds: float = Field(10.0, gt=0, le=600)
@@ -98,14 +98,6 @@ class SourceSpec(BaseModel):
         except InvalidParameter as error:  # names the method or parameter, and what is allowed
             raise ValueError(error.message) from None
         return self
-
-    @field_validator("thresholds")
-    @classmethod
-    def _probabilities(cls, value: dict[str, float]) -> dict[str, float]:
-        bad = [f"{group}={threshold}" for group, threshold in value.items() if not 0 < threshold <= 1]
-        if bad:
-            raise ValueError(f"thresholds must be in (0, 1]: {', '.join(bad)}")
-        return value
 
     def privacy_request(self, defaults: Mapping[str, Mapping[str, object]] | None = None) -> PrivacyRequest:
         """The source's validated privacy request (``named`` False when it names no method)."""

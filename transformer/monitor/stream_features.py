@@ -25,7 +25,6 @@ class StreamingExamples:
 
     def __init__(self) -> None:
         self._pending = np.zeros(0, dtype=np.float64)  # samples from the next example's start on
-        self.examples_done = 0
 
     @property
     def buffered_samples(self) -> int:
@@ -47,6 +46,5 @@ class StreamingExamples:
         examples = rows.reshape(ready, EXAMPLE_FRAMES, NUM_MEL_BANDS)
         levels = example_dbfs(self._pending, ready)
         self._pending = self._pending[ready * EXAMPLE_HOP_SAMPLES :].copy()
-        self.examples_done += ready
         assert EXAMPLE_HOP_SAMPLES == EXAMPLE_FRAMES * STFT_HOP_SAMPLES
         return examples, levels

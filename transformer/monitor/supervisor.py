@@ -31,6 +31,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
+from transformer.dht.backoff import Backoff
 from transformer.monitor.chunks import Chunk, ChunkQueue
 from transformer.monitor.ffmpeg import ffmpeg_command
 from transformer.monitor.sources import SourceSpec, redacted
@@ -42,20 +43,6 @@ State = Literal["starting", "online", "reconnecting", "finished", "failed", "sto
 FFMPEG_MISSING: Final = "ffmpeg not found: install it (e.g. apt-get install ffmpeg) or give its path"
 #: How long ffmpeg may take to exit after closing its output before it is killed.
 EXIT_GRACE_SECONDS: Final = 5.0
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delays between restarts: ``initial * factor**attempt`` up to ``maximum``, +-``jitter``."""
-
-    initial: float = 1.0
-    maximum: float = 30.0
-    factor: float = 2.0
-    jitter: float = 0.2
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        base = min(self.maximum, self.initial * self.factor ** max(0, attempt))
-        return float(base * (1 + rng.uniform(-self.jitter, self.jitter)))
 
 
 @dataclass
@@ -119,10 +106,10 @@ class SourceSupervisor:
         self.queue = queue
         self.chunk_seconds = chunk_seconds
         self.binary = binary
-        self.backoff = backoff or Backoff()
+        # default: 1, 2, 4 ... 30 s, each +-20 % (``rng`` seeds its jitter)
+        self.backoff = backoff or Backoff(1.0, 30.0, rng, jitter="proportional")
         self.healthy_after_seconds = healthy_after_seconds
         self._environ = environ
-        self._rng = rng or random.Random()
         self._status = SourceStatus(source.name, redacted(source.url))
         self._stopping = asyncio.Event()
         self._seconds = 0.0  # stream time captured before this segment
@@ -138,7 +125,7 @@ class SourceSupervisor:
 
     async def run(self) -> None:
         """Capture until stopped, finished (a file's end) or failed (no ffmpeg, bad URL)."""
-        attempt = 0
+        failures = 0  # consecutive captures that ended before they were healthy
         while not self._stopping.is_set():
             try:
                 url = self.source.resolved_url(self._environ)
@@ -150,10 +137,10 @@ class SourceSupervisor:
             if outcome in ("finished", "failed", "stopped"):
                 return
             if time.monotonic() - started >= self.healthy_after_seconds:
-                attempt = 0
+                failures = 0
             self.status.state, self.status.restarts = "reconnecting", self.status.restarts + 1
-            delay = self.backoff.delay(attempt, self._rng)
-            attempt += 1
+            failures += 1
+            delay = self.backoff.delay(failures)
             logger.warning(
                 "source %s: %s; restarting in %.1f s", self.source.name, self.status.last_error, delay
             )

@@ -11,12 +11,12 @@ names a weaker method is upgraded or refused, per the enforcement setting.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from contract.errors import InvalidParameter, PrivacyPolicyViolation
+from contract.parsing import NotANumber, NotFinite, describe_value, parse_number
 
 #: Canonical method names, weakest first (the order ``enforce_minimum`` compares).
 PRIVACY_METHODS: tuple[str, ...] = ("none", "dp_noise", "scramble", "speech_mask")
@@ -162,21 +162,15 @@ def method_from_sifis_name(method: str, unknown: str = "reject") -> str:
 
 def _number(method: str, name: str, value: object) -> float:
     """``value`` as a finite float; numeric strings (form fields) are accepted."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InvalidParameter(
-            f"privacy parameter {name!r} of method {method!r} must be a number, got {type(value).__name__}"
-        )
+    what = f"privacy parameter {name!r} of method {method!r}"
     try:
-        number = float(value)
-    except ValueError:
-        raise InvalidParameter(
-            f"privacy parameter {name!r} of method {method!r} must be a number, got {value!r}"
-        ) from None
-    if not math.isfinite(number):
-        raise InvalidParameter(
-            f"privacy parameter {name!r} of method {method!r} must be finite, got {value!r}"
-        )
-    return number
+        return parse_number(value)
+    except NotFinite:
+        raise InvalidParameter(f"{what} must be finite, got {describe_value(value)}") from None
+    except NotANumber:
+        if isinstance(value, str):
+            raise InvalidParameter(f"{what} must be a number, got {describe_value(value)}") from None
+        raise InvalidParameter(f"{what} must be a number, got {type(value).__name__}") from None
 
 
 def _validated_params(method: str, params: Mapping[str, object]) -> dict[str, float]:

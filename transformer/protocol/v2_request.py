@@ -25,11 +25,11 @@ import numpy as np
 from kserve.protocol.infer_type import InferInput, InferRequest, to_http_parameters
 
 from contract.errors import InvalidInput, InvalidParameter
+from contract.parsing import describe_value
 from transformer.analysis.labels import parse_label_filter
 from transformer.analysis.types import AnalysisOptions
 from transformer.protocol.params import (
-    describe_value,
-    parse_bool,
+    bool_parameter,
     parse_identifier,
     parse_start_time,
     parse_top_k,
@@ -106,7 +106,7 @@ def parse_options(parameters: Mapping[str, object] | None) -> AnalysisOptions:
         privacy_params=privacy_params,
         start_time=parse_start_time(params["start_time"]) if "start_time" in params else 0.0,
         top_k=parse_top_k(params["top_k"]) if "top_k" in params else None,
-        all_windows=parse_bool("all_windows", params["all_windows"]) if "all_windows" in params else False,
+        all_windows=bool_parameter("all_windows", params.get("all_windows", False)),
         label_filter=parse_label_filter(label_filter),
         requestor_id=ids.get("requestor_id"),
         requestor_type=ids.get("requestor_type"),

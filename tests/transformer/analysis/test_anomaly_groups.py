@@ -83,8 +83,12 @@ def test_overridden_group_changes_detection(tmp_path: Path) -> None:
         ([{"name": "glass_break", "threshold": 0}], r"threshold 0 is outside \(0, 1\]"),
         ([{"name": "glass_break", "threshold": 1.5}], r"threshold 1.5 is outside \(0, 1\]"),
         ([{"name": "glass_break", "threshold": -0.2}], r"outside \(0, 1\]"),
-        ([{"name": "glass_break", "threshold": True}], r"outside \(0, 1\]"),
+        ([{"name": "glass_break", "threshold": True}], r"'threshold' must be a number in \(0, 1\]"),
+        ([{"name": "glass_break", "threshold": "0.5"}], r"'threshold' must be a number in \(0, 1\]"),
+        ([{"name": "glass_break", "threshold": None}], "'threshold' must not be null"),
         ([{"name": "glass_break", "members": []}], "non-empty list"),
+        ([{"name": "glass_break", "members": [441.0]}], r"member 0 \(counted from 0\) is not an integer"),
+        ([{"name": "glass_break", "members": 441}], "non-empty list"),
         ([{"name": "glass_break", "members": [441, 441]}], "listed more than once"),
         ([{"name": "glass_break", "label": " "}], "'label' must be a non-empty string"),
         ([{"name": "glass_break", "enabled": "yes"}], "'enabled' must be true or false"),
@@ -104,6 +108,17 @@ def test_invalid_override_is_refused_with_a_clear_message(
     with pytest.raises(InvalidConfiguration, match=message) as caught:
         load_anomaly_groups(path)
     assert str(path) in str(caught.value)
+
+
+def test_a_bad_text_value_is_named_but_never_quoted(tmp_path: Path) -> None:
+    path = write_groups_file(
+        tmp_path, {"groups": [{"name": "x y secret", "label": "X", "members": ["secret"], "threshold": 0.5}]}
+    )
+    with pytest.raises(InvalidConfiguration) as caught:
+        load_anomaly_groups(path)
+    text = str(caught.value)
+    assert "groups[0]: 'name' must match" in text and "groups[0]: member 0 (counted from 0)" in text
+    assert "secret" not in text
 
 
 def test_invalid_documents_are_refused(tmp_path: Path) -> None:

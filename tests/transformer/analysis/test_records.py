@@ -28,7 +28,9 @@ def golden(name: str) -> dict[str, Any]:
 
 def test_the_documented_schema_is_the_codes() -> None:
     written = json.loads(EVENT_SCHEMA_PATH.read_text())
-    assert written == event_record_schema(), "run `python -m transformer.analysis.record_schema > docs/schemas/audio-anomaly-event.json`"
+    assert written == event_record_schema(), (
+        "run `python -m transformer.analysis.record_schema > docs/schemas/audio-anomaly-event.json`"
+    )
 
 
 @pytest.mark.parametrize("kind", ["start-record", "end-record"])

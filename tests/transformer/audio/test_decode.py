@@ -426,7 +426,7 @@ def test_mp3_is_not_rejected_on_an_overestimated_length():
     assert samples.size == info.frames
 
 
-# --- the reference recordings (model.md §7) ---------------------------------------------------
+# --- the reference recordings (docs/reference/model.md §7) -----------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The log-mel front end against an independent, loop-by-loop transcription of model.md §1."""
+"""The log-mel front end against an independent, loop-by-loop transcription of docs/reference/model.md §1."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PCA + uint8 quantisation with hand-computed values (model.md §3)."""
+"""PCA + uint8 quantisation with hand-computed values (docs/reference/model.md §3)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Resampling to 16 kHz with resampy 0.2.2's ``kaiser_best`` (model.md §1).
+"""Resampling to 16 kHz with resampy 0.2.2's ``kaiser_best`` (docs/reference/model.md §1).
 
 Expected values come from direct transcriptions of the formulas in this file,
-with the filter parameters written out as model.md gives them.
+with the filter parameters written out as docs/reference/model.md gives them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tests.support.signals import chirp, dominant_frequency, rms, tone, white_no
 from transformer.audio import constants
 from transformer.audio.resample import kaiser_best_v02_filter, resample_to_16k
 
-# model.md §1, written out independently of transformer/constants.py.
+# docs/reference/model.md §1, written out independently of transformer/audio/constants.py.
 BETA = 14.769656459379492
 ROLLOFF = 0.9475937167399596
 ZERO_CROSSINGS = 64

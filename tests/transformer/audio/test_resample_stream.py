@@ -1,4 +1,4 @@
-"""Resampling a live stream to 16 kHz: the same numbers as resampling the whole file (model.md §1).
+"""A live stream resampled to 16 kHz gives the whole file's numbers (docs/reference/model.md §1).
 
 The expected values are ``resample_to_16k`` of the whole signal (tested against resampy 0.2.2 and
 a direct transcription in test_resample.py), and that transcription itself for one short stream.

@@ -1,4 +1,4 @@
-"""VGGish: architecture, the V1 checkpoint loader and the embedder (model.md §2-3)."""
+"""VGGish: architecture, the V1 checkpoint loader and the embedder (docs/reference/model.md §2-3)."""
 
 from __future__ import annotations
 

@@ -105,7 +105,7 @@ def difference(after: dict[str, float], before: dict[str, float]) -> dict[str, f
 
 
 def expected_examples(seconds: float) -> int:
-    """Complete 96-frame examples of a clip (400-sample frames at hop 160: model.md §1)."""
+    """Complete 96-frame examples of a clip (400-sample frames at hop 160: docs/reference/model.md §1)."""
     frames = 1 + (int(seconds * SAMPLE_RATE) - 400) // 160
     return frames // 96
 

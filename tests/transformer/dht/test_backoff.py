@@ -1,4 +1,4 @@
-"""The one retry/reconnect delay rule of the DHT leg (outbox sender and request listener)."""
+"""The one retry delay rule (DHT outbox sender, request listener, monitor source restarts)."""
 
 from __future__ import annotations
 
@@ -33,3 +33,17 @@ def test_a_huge_failure_count_stays_at_the_maximum() -> None:
 def test_invalid_settings_are_refused(base: float, maximum: float) -> None:
     with pytest.raises(ValueError, match="backoff_base"):
         Backoff(base, maximum)
+
+
+def test_proportional_jitter_spreads_each_delay_around_its_cap() -> None:
+    """A monitor source's restarts: 1, 2, 4 ... 30 s, each +-20 %."""
+    backoff = Backoff(1.0, 30.0, random.Random(5), jitter="proportional")
+    for failures, cap in enumerate([1, 2, 4, 8, 16, 30, 30], start=1):
+        delays = [backoff.delay(failures) for _ in range(200)]
+        assert all(0.8 * cap <= d <= 1.2 * cap for d in delays), failures
+        assert min(delays) < cap < max(delays)  # jittered both ways
+
+
+def test_the_spread_is_bounded() -> None:
+    with pytest.raises(ValueError, match="spread"):
+        Backoff(1.0, 30.0, jitter="proportional", spread=1.0)

@@ -14,6 +14,7 @@ import pytest
 from contract.errors import InvalidConfiguration, InvalidInput
 from tests.support.dht_broker import DhtBroker
 from tests.support.dht_standin import eventually
+from tests.support.serverutil import free_port
 from transformer import wiring
 from transformer.dht.backoff import Backoff
 from transformer.dht.listener import RequestListener, resolve_audio_file
@@ -24,7 +25,7 @@ REQUEST_UUID = "Audio_Anomaly_Detection"
 
 
 def request_value(audio_file: object, request_id: str, **extra: Any) -> dict[str, Any]:
-    """A request as the SIFIS NSSD writes it (sifis.md)."""
+    """A request as the SIFIS NSSD writes it (docs/reference/sifis.md)."""
     return {
         "description": "Privacy-Aware Audio Anomaly Detection",
         "requestor_id": "nssd-1",
@@ -103,17 +104,45 @@ def test_the_root_needs_a_dht_url_and_an_existing_folder(tmp_path: Path, audio_d
     )
     assert (listener.ws_url, listener.topic_name) == ("ws://dht:3000/ws", "Home:Requests")
     assert listener.max_file_bytes == 512 * 1024
-    assert REQUEST_TOPIC == "SIFIS:Privacy_Aware_Audio_Anomaly_Detection"
+
+    # unless renamed, it answers the topic the SIFIS NSSD writes its requests to
+    default = wiring.request_listener(
+        TransformerSettings(dht_url="http://dht:3000/", listener_audio_dir=audio_dir), process
+    )
+    reference = (Path(__file__).parents[3] / "docs" / "reference" / "sifis.md").read_text("utf-8")
+    assert f"- request: topic `{default.topic_name}`, uuid `{REQUEST_UUID}`" in reference
 
 
-def test_the_listener_reconnects_with_the_default_backoff_unless_given_one(audio_dir: Path) -> None:
+class CountingBackoff(Backoff):
+    """A fast backoff that records the failure counts the listener asks delays for."""
+
+    def __init__(self) -> None:
+        super().__init__(0.01, 0.02)
+        self.failures: list[int] = []
+
+    def delay(self, failures: int) -> float:
+        self.failures.append(failures)
+        return super().delay(failures)
+
+
+async def test_the_listener_backs_off_by_consecutive_failures_while_the_dht_is_unreachable(
+    audio_dir: Path,
+) -> None:
     async def process(audio: bytes, request: dict[str, Any]) -> None:
         return None
 
+    backoff = CountingBackoff()
+    listener = RequestListener(f"ws://127.0.0.1:{free_port()}/ws", audio_dir, process, backoff=backoff)
+    await listener.start()
+    try:
+        await eventually(lambda: len(backoff.failures) >= 3, 10, "three failed connections")
+    finally:
+        await listener.stop()
+    assert backoff.failures[:3] == [1, 2, 3] and listener.connections == 0
+
+    # without one, the first reconnect comes within 0.5 s and a long outage is retried every 15-30 s
     default = RequestListener("ws://h/ws", audio_dir, process).backoff
-    assert (default.base, default.maximum) == (0.5, 30.0)
-    given = Backoff(0.05, 0.2)
-    assert RequestListener("ws://h/ws", audio_dir, process, backoff=given).backoff is given
+    assert 0.25 <= default.delay(1) <= 0.5 and 15.0 <= default.delay(1000) <= 30.0
 
 
 # --- against the stand-in DHT ------------------------------------------------------------------------

@@ -120,7 +120,7 @@ def test_values_that_are_not_json_are_refused_and_nothing_is_stored(outbox: Outb
     with pytest.raises(ValueError):
         outbox.enqueue_many([_anomaly(1), OutboxMessage(ANOMALY, "x", {"score": float("nan")}, "anomaly")])
     with pytest.raises(ValueError, match="unknown outbox message kind"):
-        outbox.enqueue(ANOMALY, "x", {}, "other")  # type: ignore[arg-type]
+        outbox.enqueue_many([OutboxMessage(ANOMALY, "x", {}, "other")])  # type: ignore[arg-type]
     assert len(outbox) == 0
 
 
@@ -147,7 +147,7 @@ def test_full_outbox_drops_results_first_and_counts_every_drop(
         assert _metric("audioguard_outbox_dropped_total", kind="result") == dropped_results + 2
 
         # only anomalies left: a new result is refused, never an anomaly pushed out for it
-        assert box.enqueue(RESULT, "r", {"n": 3}, "result") is None
+        assert box.enqueue_many([OutboxMessage(RESULT, "r", {"n": 3}, "result")]) == [None]
         assert [m.value["n"] for m in box.pending()] == [1, 2, 3]
         assert _metric("audioguard_outbox_dropped_total", kind="result") == dropped_results + 3
 

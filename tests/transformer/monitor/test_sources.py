@@ -66,7 +66,7 @@ def test_every_problem_of_a_sources_file_is_named_at_once() -> None:
         parse_sources(document, "sources.yaml")
     message = caught.value.message
     expected = ("sources.0.name", "sources.0.url", "unknown source 'ftp://x/y'", "sources.1.colour")
-    for part in (*expected, "thresholds must be in (0, 1]"):
+    for part in (*expected, "sources.1.thresholds.scream: Input should be less than or equal to 1"):
         assert part in message, message
     with pytest.raises(InvalidConfiguration, match="repeated: a"):
         parse_sources({"sources": [{"name": "a", "url": "pulse:x"}, {"name": "a", "url": "alsa:hw:0"}]})

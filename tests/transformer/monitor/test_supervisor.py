@@ -21,13 +21,14 @@ import soundfile as sf
 
 from tests.support.dht_standin import eventually
 from tests.support.serverutil import free_port
+from transformer.dht.backoff import Backoff
 from transformer.monitor.chunks import Chunk, ChunkQueue
 from transformer.monitor.sources import SourceSpec
-from transformer.monitor.supervisor import FFMPEG_MISSING, Backoff, SourceSupervisor, level_dbfs
+from transformer.monitor.supervisor import FFMPEG_MISSING, SourceSupervisor, level_dbfs
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 
-FAST = Backoff(initial=0.05, maximum=0.2)
+FAST = Backoff(0.05, 0.2, jitter="proportional")
 
 
 def wav(path: Path, seconds: float, *, rate: int = 16_000, seed: int = 0) -> np.ndarray:
