@@ -17,7 +17,6 @@
   without echoing KServe's messages; FastAPI's 422 without echoing the body back.
 - ``to_kserve_error``: our typed errors as exceptions KServe maps to the right
   status on REST and gRPC.
-- ``configure_service_logging``: our loggers next to KServe's, same format.
 
 Install everything with ``install_http_fixes(kserve.model_server.app)`` at
 module top level, before ``ModelServer.start`` (routes and middleware added
@@ -28,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import traceback
 import warnings
 from typing import Final
@@ -37,12 +35,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import FastAPIDeprecationWarning, RequestValidationError
 from fastapi.responses import JSONResponse
 from kserve import errors as kserve_errors
-from kserve import logging as kserve_logging
 from kserve.protocol.rest import server as kserve_rest_server
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.errors import AudioGuardError
-from contract.service_logs import RequestLogMiddleware, install_grpc_request_log, quiet_server_records
+from contract.service_logs import RequestLogMiddleware, install_grpc_request_log
 
 logger = logging.getLogger(__name__)
 
@@ -238,34 +235,6 @@ async def audioguard_error_handler(_: Request, error: Exception) -> JSONResponse
     return JSONResponse(
         status_code=error.status_code, content={"error": error.message}, headers=retry_headers(error)
     )
-
-
-#: Our packages' loggers, shown next to KServe's with its format.
-SERVICE_LOGGERS: Final = ("contract", "predictor", "transformer")
-#: The services' log level (DEBUG, INFO, WARNING ...).
-LOG_LEVEL_ENV: Final = "AUDIOGUARD_LOG_LEVEL"
-
-
-def configure_service_logging(log_config_file: str | None = None, level: int | None = None) -> None:
-    """Configure KServe's loggers (as ModelServer would) and route ours to KServe's handlers.
-
-    ``level`` (default ``AUDIOGUARD_LOG_LEVEL``, else INFO) is the services' own; at DEBUG the
-    probes' request lines and KServe's and uvicorn's routine records are written too
-    (``contract.service_logs``).
-    """
-    if level is None:
-        name = os.environ.get(LOG_LEVEL_ENV, "INFO").upper()
-        level = logging.getLevelName(name) if isinstance(logging.getLevelName(name), int) else logging.INFO
-    kserve_logging.configure_logging(log_config_file)
-    handlers = logging.getLogger(kserve_logging.KSERVE_LOGGER_NAME).handlers
-    quiet_server_records(list(handlers))
-    for name in SERVICE_LOGGERS:
-        service_logger = logging.getLogger(name)
-        service_logger.setLevel(level)
-        service_logger.propagate = False
-        for handler in handlers:
-            if handler not in service_logger.handlers:
-                service_logger.addHandler(handler)
 
 
 def install_http_fixes(app: FastAPI) -> None:

@@ -20,8 +20,8 @@ from kserve.predictor_config import PredictorConfig
 from pydantic import ValidationError
 
 from contract.errors import ModelAssetError
-from contract.http import configure_service_logging
 from contract.listen import listen_on
+from contract.service_logs import configure_service_logging
 from contract.settings_cli import add_settings_arguments, settings_from_args
 from transformer.app import bind_model
 from transformer.model import AudioTransformer
