@@ -18,9 +18,9 @@
 - ``to_kserve_error``: our typed errors as exceptions KServe maps to the right
   status on REST and gRPC.
 
-Install everything with ``install_http_fixes(kserve.model_server.app)`` at
-module top level, before ``ModelServer.start`` (routes and middleware added
-later are missing in worker processes).
+``install_http_fixes(app)`` adds them to an app; the services install it through
+``contract.kserve_compat.install_service_patches(kserve.model_server.app)`` at
+module top level, which also makes KServe's own ``InferenceError`` handler ours.
 """
 
 from __future__ import annotations
@@ -28,18 +28,16 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-import warnings
 from typing import Final
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import FastAPIDeprecationWarning, RequestValidationError
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kserve import errors as kserve_errors
-from kserve.protocol.rest import server as kserve_rest_server
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.errors import AudioGuardError
-from contract.service_logs import RequestLogMiddleware, install_grpc_request_log
+from contract.service_logs import RequestLogMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -238,15 +236,14 @@ async def audioguard_error_handler(_: Request, error: Exception) -> JSONResponse
 
 
 def install_http_fixes(app: FastAPI) -> None:
-    """Add the middlewares and error handlers above to a KServe FastAPI app (once)."""
+    """Add the middlewares and error handlers above to a KServe FastAPI app (once).
+
+    KServe registers its own ``InferenceError`` handler when its server starts;
+    ``contract.kserve_compat.use_our_rest_inference_error_handler`` makes that one ours too.
+    """
     if getattr(app.state, "audioguard_http_fixes", False):
         return
     app.state.audioguard_http_fixes = True
-    # KServe's app answers with ORJSONResponse, which FastAPI >= 0.13x flags on
-    # every worker's first request; the warning is KServe's to fix, not the operator's.
-    warnings.filterwarnings(
-        "ignore", message="ORJSONResponse is deprecated", category=FastAPIDeprecationWarning
-    )
     app.add_middleware(ErrorBoundaryMiddleware)
     # Added after it: the header is fixed before anything reads the body.
     app.add_middleware(InferContentTypeMiddleware)
@@ -255,10 +252,6 @@ def install_http_fixes(app: FastAPI) -> None:
     app.add_exception_handler(AudioGuardError, audioguard_error_handler)
     app.add_exception_handler(ValueError, value_error_handler)
     app.add_exception_handler(kserve_errors.InferenceError, inference_error_handler)
-    # KServe registers its own InferenceError handler (which echoes the message) when the
-    # server starts, after this; it looks the handler up in its module, so replace it there.
-    kserve_rest_server.inference_error_handler = inference_error_handler  # type: ignore[assignment]
     app.add_exception_handler(RequestValidationError, request_validation_error_handler)
     # outermost of all: one line per request, after its answer went out
     app.add_middleware(RequestLogMiddleware)
-    install_grpc_request_log()

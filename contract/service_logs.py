@@ -16,7 +16,8 @@ import. Here instead:
   imported into DEBUG records;
 - ``configure_service_logging`` sends our loggers to KServe's handlers, in its format.
 
-KServe is imported only when logging is configured or the gRPC log installed:
+``GrpcRequestLogInterceptor`` replaces KServe's gRPC logging interceptor through
+``contract.kserve_compat``. KServe is imported only when logging is configured:
 the ``audioguard`` CLI uses this module without a model server.
 """
 
@@ -188,13 +189,6 @@ class GrpcRequestLogInterceptor(ServerInterceptor):  # type: ignore[misc]
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
-
-
-def install_grpc_request_log() -> None:
-    """Make KServe's gRPC server use ``GrpcRequestLogInterceptor`` in place of its own."""
-    from kserve.protocol.grpc import server as grpc_server
-
-    grpc_server.LoggingInterceptor = GrpcRequestLogInterceptor  # type: ignore[misc]
 
 
 def announce_lifecycle(app: Any, service: str, describe: Callable[[], str]) -> None:

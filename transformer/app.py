@@ -3,9 +3,11 @@
 KServe 0.21 wants custom routes and middleware on ``kserve.model_server.app``
 at module top level, before ``ModelServer.start``. Importing this module:
 
-- installs the Content-Type fix, the 500 boundary and the typed-error handlers
-  (``contract.http``): every ``AudioGuardError`` answers its own status with
-  ``{"error": message}``;
+- installs every KServe patch both services need
+  (``contract.kserve_compat.install_service_patches``, which checks the KServe
+  version first): the Content-Type fix, the 500 boundary and the typed-error
+  handlers of ``contract.http`` (every ``AudioGuardError`` answers its own
+  status with ``{"error": message}``) and the gRPC status mapping;
 - routes ``POST /v2/models/{name}/infer`` to ``infer`` ahead of KServe's own
   handler, which would re-encode a binary audio file as UTF-8 and fail with a
   500 quoting the file; ``infer`` decodes the body with ``contract.v2_rest``
@@ -42,8 +44,7 @@ from kserve.errors import ModelNotFound, ModelNotReady
 from kserve.logging import KSERVE_TRACE_LOGGER_NAME
 from kserve.model_server import app
 
-from contract.grpc_status import install_grpc_status_codes
-from contract.http import install_http_fixes
+from contract.kserve_compat import install_service_patches
 from contract.service_logs import announce_lifecycle
 from contract.v2_rest import (
     INFERENCE_HEADER,
@@ -195,8 +196,7 @@ def _chain_lifespan(target: FastAPI) -> None:
 
 def install(target: FastAPI) -> None:
     """Everything this module adds, on ``target`` (KServe's app at import)."""
-    install_http_fixes(target)
-    install_grpc_status_codes()
+    install_service_patches(target)
     target.add_api_route(INFER_PATH, infer, methods=["POST"], response_model=None, tags=["V2"])
     target.add_api_route(METADATA_PATH, model_metadata, methods=["GET"], tags=["V2"])
     target.add_api_route(MONITOR_PATH, monitor_status, methods=["GET"], response_model=None, tags=["monitor"])
