@@ -36,9 +36,8 @@ exists), then add the version here.
 KServe 0.21 behaviours worked around without patching (public API only, listed
 so an upgrade reviews them too): the transformer runs one worker (extra workers
 lack the predictor config and answer 501, ``transformer/__main__.py``); the v2
-infer and metadata routes of both services (``transformer.app``,
-``predictor.routes``: KServe re-encodes binary BYTES as UTF-8 and has no
-metadata ``parameters``); REST
+infer and metadata routes of both services (``contract.v2_routes``: KServe
+re-encodes binary BYTES as UTF-8 and has no metadata ``parameters``); REST
 forwarding to the predictor uses JSON (binary tensors get two Content-Types,
 ``transformer/model.py``); the predictor's model re-registers after unpickling
 (``predictor/model.py``); KServe's routine log lines are filtered by their text
