@@ -77,6 +77,10 @@ TESTED_KSERVE: Final = ("0.21",)
 ALLOW_UNTESTED_ENV: Final = "AUDIOGUARD_ALLOW_UNTESTED_KSERVE"
 
 
+#: untested versions already warned about (with the override set)
+_warned_about: set[str] = set()
+
+
 class UntestedKServeVersion(RuntimeError):
     """The installed KServe is not one the patches were tested with."""
 
@@ -115,7 +119,9 @@ def check_kserve_version() -> str:
         f"{ALLOW_UNTESTED_ENV}=1 to start anyway"
     )
     if os.environ.get(ALLOW_UNTESTED_ENV) == "1":
-        logger.warning("%s (%s=1: starting anyway)", message, ALLOW_UNTESTED_ENV)
+        if found not in _warned_about:  # once per process, not per patch
+            _warned_about.add(found)
+            logger.warning("%s. Starting anyway: %s=1", message, ALLOW_UNTESTED_ENV)
         return found
     raise UntestedKServeVersion(message)
 
