@@ -132,9 +132,10 @@ def check_kserve_version() -> str:
 def install_service_patches(app: FastAPI) -> None:
     """Everything both services change in KServe's server; call at module top level.
 
-    KServe 0.21 copies ``model_server.app`` into worker processes and builds its
-    servers when ``ModelServer.start`` runs: anything added later, or only under
-    ``if __name__ == "__main__"``, is missing in spawned workers.
+    KServe 0.21's worker processes (``--workers > 1``) import
+    ``kserve.model_server:app`` afresh and unpickle the models (which imports the
+    service's modules): anything added only under ``if __name__ == "__main__"``
+    is missing there.
     """
     check_kserve_version()
     install_http_fixes(app)
