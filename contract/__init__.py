@@ -2,10 +2,12 @@
 
 The embeddings contract (constants, tensor names), the one error hierarchy, the
 official model assets (names, URLs, sha512, download and verification),
-adaptive batching and its metrics, the KServe server fixes both services
-install, settings-to-flags plumbing and the one number and boolean parser
-(``parsing.py``). It imports neither service nor the user-facing ``audioguard``
-package (enforced by the import contracts in pyproject.toml).
+adaptive batching and its metrics, the v2 routes both services serve
+(``v2_routes``), the KServe server fixes both services install (every patch of
+KServe and the tested KServe version in ``kserve_compat``), settings-to-flags
+plumbing and the one number and boolean parser (``parsing.py``). It imports
+neither service nor the user-facing ``audioguard`` package (enforced by the
+import contracts in pyproject.toml).
 """
 
 import os

@@ -15,6 +15,10 @@ own mapping.
 413 maps to RESOURCE_EXHAUSTED because that is what gRPC itself answers when
 a message exceeds ``grpc_max_receive_message_length``: a client sees one code
 for "too large" wherever the limit was hit.
+
+KServe's gRPC server uses this interceptor once
+``contract.kserve_compat.use_our_grpc_interceptors`` has run (both services do
+at import).
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from typing import Any, Final
 from grpc import StatusCode
 from grpc.aio import ServicerContext
 from kserve.errors import InferenceError
-from kserve.protocol.grpc import server as kserve_grpc_server
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 
 from contract.http import ClientRequestError, ServerFaultError, ServiceUnavailableError
@@ -68,12 +71,3 @@ class StatusMappingInterceptor(ExceptionToStatusInterceptor):
             await context.abort(StatusCode.INTERNAL, f"internal server error ({type(ex).__name__})")
         else:
             await super().handle_exception(ex, request_or_iterator, context, method_name)
-
-
-def install_grpc_status_codes() -> None:
-    """Make KServe's gRPC server use ``StatusMappingInterceptor``.
-
-    ``GRPCServer.start`` looks the interceptor class up in its module when the
-    server starts, so call this before ``ModelServer.start``.
-    """
-    kserve_grpc_server.ExceptionToStatusInterceptor = StatusMappingInterceptor  # type: ignore[misc]

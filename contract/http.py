@@ -17,32 +17,27 @@
   without echoing KServe's messages; FastAPI's 422 without echoing the body back.
 - ``to_kserve_error``: our typed errors as exceptions KServe maps to the right
   status on REST and gRPC.
-- ``configure_service_logging``: our loggers next to KServe's, same format.
 
-Install everything with ``install_http_fixes(kserve.model_server.app)`` at
-module top level, before ``ModelServer.start`` (routes and middleware added
-later are missing in worker processes).
+``install_http_fixes(app)`` adds them to an app; the services install it through
+``contract.kserve_compat.install_service_patches(kserve.model_server.app)`` at
+module top level, which also makes KServe's own ``InferenceError`` handler ours.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import traceback
-import warnings
 from typing import Final
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import FastAPIDeprecationWarning, RequestValidationError
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kserve import errors as kserve_errors
-from kserve import logging as kserve_logging
-from kserve.protocol.rest import server as kserve_rest_server
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.errors import AudioGuardError
-from contract.service_logs import RequestLogMiddleware, install_grpc_request_log, quiet_server_records
+from contract.service_logs import RequestLogMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -240,44 +235,15 @@ async def audioguard_error_handler(_: Request, error: Exception) -> JSONResponse
     )
 
 
-#: Our packages' loggers, shown next to KServe's with its format.
-SERVICE_LOGGERS: Final = ("contract", "predictor", "transformer")
-#: The services' log level (DEBUG, INFO, WARNING ...).
-LOG_LEVEL_ENV: Final = "AUDIOGUARD_LOG_LEVEL"
-
-
-def configure_service_logging(log_config_file: str | None = None, level: int | None = None) -> None:
-    """Configure KServe's loggers (as ModelServer would) and route ours to KServe's handlers.
-
-    ``level`` (default ``AUDIOGUARD_LOG_LEVEL``, else INFO) is the services' own; at DEBUG the
-    probes' request lines and KServe's and uvicorn's routine records are written too
-    (``contract.service_logs``).
-    """
-    if level is None:
-        name = os.environ.get(LOG_LEVEL_ENV, "INFO").upper()
-        level = logging.getLevelName(name) if isinstance(logging.getLevelName(name), int) else logging.INFO
-    kserve_logging.configure_logging(log_config_file)
-    handlers = logging.getLogger(kserve_logging.KSERVE_LOGGER_NAME).handlers
-    quiet_server_records(list(handlers))
-    for name in SERVICE_LOGGERS:
-        service_logger = logging.getLogger(name)
-        service_logger.setLevel(level)
-        service_logger.propagate = False
-        for handler in handlers:
-            if handler not in service_logger.handlers:
-                service_logger.addHandler(handler)
-
-
 def install_http_fixes(app: FastAPI) -> None:
-    """Add the middlewares and error handlers above to a KServe FastAPI app (once)."""
+    """Add the middlewares and error handlers above to a KServe FastAPI app (once).
+
+    KServe registers its own ``InferenceError`` handler when its server starts;
+    ``contract.kserve_compat.use_our_rest_inference_error_handler`` makes that one ours too.
+    """
     if getattr(app.state, "audioguard_http_fixes", False):
         return
     app.state.audioguard_http_fixes = True
-    # KServe's app answers with ORJSONResponse, which FastAPI >= 0.13x flags on
-    # every worker's first request; the warning is KServe's to fix, not the operator's.
-    warnings.filterwarnings(
-        "ignore", message="ORJSONResponse is deprecated", category=FastAPIDeprecationWarning
-    )
     app.add_middleware(ErrorBoundaryMiddleware)
     # Added after it: the header is fixed before anything reads the body.
     app.add_middleware(InferContentTypeMiddleware)
@@ -286,10 +252,6 @@ def install_http_fixes(app: FastAPI) -> None:
     app.add_exception_handler(AudioGuardError, audioguard_error_handler)
     app.add_exception_handler(ValueError, value_error_handler)
     app.add_exception_handler(kserve_errors.InferenceError, inference_error_handler)
-    # KServe registers its own InferenceError handler (which echoes the message) when the
-    # server starts, after this; it looks the handler up in its module, so replace it there.
-    kserve_rest_server.inference_error_handler = inference_error_handler  # type: ignore[assignment]
     app.add_exception_handler(RequestValidationError, request_validation_error_handler)
     # outermost of all: one line per request, after its answer went out
     app.add_middleware(RequestLogMiddleware)
-    install_grpc_request_log()

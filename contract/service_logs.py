@@ -13,7 +13,12 @@ import. Here instead:
 - ``announce_lifecycle`` adds "<service> serving ..." once it listens and
   "<service> stopped" when it has shut down;
 - ``native_stderr_to_debug`` turns what a native library prints while it is
-  imported into DEBUG records.
+  imported into DEBUG records;
+- ``configure_service_logging`` sends our loggers to KServe's handlers, in its format.
+
+``GrpcRequestLogInterceptor`` replaces KServe's gRPC logging interceptor through
+``contract.kserve_compat``. KServe is imported only when logging is configured:
+the ``audioguard`` CLI uses this module without a model server.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ logger = logging.getLogger("contract.requests")
 #: Liveness / readiness probes (KServe's v1 and v2 paths and its root): DEBUG, not INFO.
 PROBE_PATH: Final = re.compile(r"^/(?:|v2/health/(?:live|ready)|v2/models/[^/]+/ready|v1/models/[^/]+)$")
 PROBE_GRPC_METHODS: Final = frozenset({"ServerLive", "ServerReady", "ModelReady"})
+#: Our packages' loggers, shown next to KServe's with its format.
+SERVICE_LOGGERS: Final = ("contract", "predictor", "transformer")
+#: The services' log level (DEBUG, INFO, WARNING ...).
+LOG_LEVEL_ENV: Final = "AUDIOGUARD_LOG_LEVEL"
 #: (logger, message pattern) of KServe's and uvicorn's INFO records replaced by the lines above.
 _REPLACED: Final = (
     ("uvicorn.access", re.compile("")),
@@ -88,6 +97,29 @@ def quiet_server_records(handlers: list[logging.Handler]) -> None:
     for handler in handlers:  # records of child loggers skip their parents' filters
         if not any(isinstance(f, ReplacedRecords) for f in handler.filters):
             handler.addFilter(replaced)
+
+
+def configure_service_logging(log_config_file: str | None = None, level: int | None = None) -> None:
+    """Configure KServe's loggers (as ModelServer would) and route ours to KServe's handlers.
+
+    ``level`` (default ``AUDIOGUARD_LOG_LEVEL``, else INFO) is the services' own; at DEBUG the
+    probes' request lines and KServe's and uvicorn's routine records are written too.
+    """
+    from kserve import logging as kserve_logging
+
+    if level is None:
+        name = os.environ.get(LOG_LEVEL_ENV, "INFO").upper()
+        level = logging.getLevelName(name) if isinstance(logging.getLevelName(name), int) else logging.INFO
+    kserve_logging.configure_logging(log_config_file)
+    handlers = logging.getLogger(kserve_logging.KSERVE_LOGGER_NAME).handlers
+    quiet_server_records(list(handlers))
+    for name in SERVICE_LOGGERS:
+        service_logger = logging.getLogger(name)
+        service_logger.setLevel(level)
+        service_logger.propagate = False
+        for handler in handlers:
+            if handler not in service_logger.handlers:
+                service_logger.addHandler(handler)
 
 
 def log_request(method: str, path: str, status: int | str, seconds: float, request_id: str | None) -> None:
@@ -157,13 +189,6 @@ class GrpcRequestLogInterceptor(ServerInterceptor):  # type: ignore[misc]
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
-
-
-def install_grpc_request_log() -> None:
-    """Make KServe's gRPC server use ``GrpcRequestLogInterceptor`` in place of its own."""
-    from kserve.protocol.grpc import server as grpc_server
-
-    grpc_server.LoggingInterceptor = GrpcRequestLogInterceptor  # type: ignore[misc]
 
 
 def announce_lifecycle(app: Any, service: str, describe: Callable[[], str]) -> None:

@@ -23,6 +23,7 @@ from fastapi import Request, Response
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse, RequestedOutput
 
 from contract.errors import AudioGuardError, InvalidInput, InvalidParameter
+from contract.kserve_compat import set_raw_data
 
 INFERENCE_HEADER: Final = "inference-header-content-length"
 #: bodies above this are parsed (JSON, base64, multipart) in a worker thread: the event
@@ -194,7 +195,7 @@ def _decode_input(entry: object, body: bytes, offset: int) -> tuple[InferInput, 
                 f"input {name!r}: binary_data_size must be a byte count within the request body"
             )
         # the same representation KServe's gRPC path builds from raw_input_contents
-        infer_input._raw_data = body[offset : offset + size]
+        set_raw_data(infer_input, body[offset : offset + size])
         return infer_input, offset + size
     if "data" not in entry:
         raise InvalidInput(f'input {name!r} has neither "data" nor a binary_data_size parameter')

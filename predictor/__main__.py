@@ -23,8 +23,8 @@ from kserve.model import InferenceModel
 
 from contract.assets import PREDICTOR_ASSETS, asset_report, log_asset_report, require_assets
 from contract.errors import ModelAssetError
-from contract.http import configure_service_logging
-from contract.listen import listen_on
+from contract.kserve_compat import listen_on
+from contract.service_logs import configure_service_logging
 from contract.settings_cli import add_settings_arguments, settings_from_args
 from predictor.model import WORKER_LOAD_FAILED, ClassifierModel, model_parameters
 from predictor.routes import register_served_model

@@ -32,8 +32,8 @@ from contract.constants import (
     SCORES_TENSOR,
 )
 from contract.errors import AudioGuardError, InvalidInput, ServiceNotReady
-from contract.grpc_status import install_grpc_status_codes
-from contract.http import install_http_fixes, to_kserve_error
+from contract.http import to_kserve_error
+from contract.kserve_compat import install_service_patches
 from contract.service_logs import native_stderr_to_debug
 from contract.weights_status import WEIGHTS_OFFICIAL
 from predictor.routes import install_model_routes, register_served_model
@@ -251,6 +251,5 @@ def model_parameters(settings: PredictorSettings, assets: Mapping[str, object]) 
 # On import, not in ``__main__``: with ``--workers > 1`` KServe spawns worker
 # processes that never re-run ``python -m predictor``'s main module but do
 # import this one when they unpickle the model, before building their app.
-install_http_fixes(model_server.app)
-install_grpc_status_codes()
+install_service_patches(model_server.app)
 install_model_routes(model_server.app)

@@ -14,14 +14,14 @@ import sys
 from collections.abc import Sequence
 from typing import Final
 
-from kserve import ModelServer, model_server
+from kserve import ModelServer
 from kserve.model_server import parser as kserve_parser
 from kserve.predictor_config import PredictorConfig
 from pydantic import ValidationError
 
 from contract.errors import ModelAssetError
-from contract.http import configure_service_logging
-from contract.listen import listen_on
+from contract.kserve_compat import listen_on, set_grpc_max_receive_message_length
+from contract.service_logs import configure_service_logging
 from contract.settings_cli import add_settings_arguments, settings_from_args
 from transformer.app import bind_model
 from transformer.model import AudioTransformer
@@ -54,13 +54,13 @@ def fit_grpc_limit_to_uploads(args: argparse.Namespace, settings: TransformerSet
     """Let a gRPC request carry an audio file as large as ``--max_upload_mb``.
 
     KServe's gRPC server reads its receive limit (8 MiB by default) from the
-    flags KServe parsed itself at import, so that is the value changed here;
-    an explicit ``--grpc_max_receive_message_length`` is kept.
+    flags KServe parsed itself at import, so that is the value changed here
+    (``contract.kserve_compat``); an explicit ``--grpc_max_receive_message_length`` is kept.
     """
     default = kserve_parser.get_default("grpc_max_receive_message_length")
     if args.grpc_max_receive_message_length == default:
         needed = settings.max_upload_bytes + GRPC_REQUEST_OVERHEAD_BYTES
-        model_server.args.grpc_max_receive_message_length = max(default, needed)
+        set_grpc_max_receive_message_length(max(default, needed))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,15 +3,15 @@
 KServe 0.21 wants custom routes and middleware on ``kserve.model_server.app``
 at module top level, before ``ModelServer.start``. Importing this module:
 
-- installs the Content-Type fix, the 500 boundary and the typed-error handlers
-  (``contract.http``): every ``AudioGuardError`` answers its own status with
-  ``{"error": message}``;
-- routes ``POST /v2/models/{name}/infer`` to ``infer`` ahead of KServe's own
-  handler, which would re-encode a binary audio file as UTF-8 and fail with a
-  500 quoting the file; ``infer`` decodes the body with ``contract.v2_rest``
-  (binary BYTES stay bytes) and then runs the model exactly as KServe does;
-- answers ``GET /v2/models/{name}`` with the v2 metadata plus ``parameters``
-  (official or synthetic weights, limits, privacy methods);
+- installs every KServe patch both services need
+  (``contract.kserve_compat.install_service_patches``, which checks the KServe
+  version first): the Content-Type fix, the 500 boundary and the typed-error
+  handlers of ``contract.http`` (every ``AudioGuardError`` answers its own
+  status with ``{"error": message}``) and the gRPC status mapping;
+- adds the v2 infer and metadata routes both services share
+  (``contract.v2_routes``): binary BYTES stay bytes, the request is admitted
+  (``model.admitted``) before its body is read, and the metadata carries
+  ``parameters`` (official or synthetic weights, limits, privacy methods);
 - adds the SIFIS routes (``transformer.protocol.sifis``);
 - maps predictor transport failures met outside a request (the readiness
   probe with ``--enable_predictor_health_check``) to 503 instead of 500;
@@ -38,22 +38,13 @@ import grpc
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from kserve.errors import ModelNotFound, ModelNotReady
 from kserve.logging import KSERVE_TRACE_LOGGER_NAME
 from kserve.model_server import app
 
 from contract.errors import upload_too_large
-from contract.grpc_status import install_grpc_status_codes
-from contract.http import install_http_fixes
+from contract.kserve_compat import install_service_patches
 from contract.service_logs import announce_lifecycle
-from contract.v2_rest import (
-    INFERENCE_HEADER,
-    declared_length,
-    decode_rest_body,
-    off_the_loop_if_large,
-    read_bounded_body,
-    rest_response,
-)
+from contract.v2_routes import ServedModel, add_v2_routes, serve_model
 from transformer.model import AudioTransformer
 from transformer.predictor_client import is_predictor_outage
 from transformer.protocol import sifis
@@ -61,49 +52,39 @@ from transformer.protocol.v2_response import OUTPUT_NAMES
 
 logger = logging.getLogger(__name__)
 
-INFER_PATH: Final = "/v2/models/{model_name}/infer"
 MONITOR_PATH: Final = "/v1/monitor"
-METADATA_PATH: Final = "/v2/models/{model_name}"
 #: Room for the JSON around the tensor; base64 makes the audio 4/3 larger.
 JSON_OVERHEAD_BYTES: Final = 64 * 1024
 
 
 def bind_model(model: AudioTransformer, target: FastAPI = app) -> None:
-    """Serve ``model`` from the v2 infer route, the SIFIS routes and the lifespan hook."""
+    """Serve ``model`` from the v2 routes, the SIFIS routes, the monitor route and the lifespan hook."""
+    # the SIFIS routes (protocol/sifis.py) and the hooks below find it here
     target.state.audio_transformer = model
+    mb = model.sifis.max_upload_mb
+    serve_model(
+        target,
+        ServedModel(
+            model,
+            model.metadata_parameters,
+            rest_body_limit(model),
+            lambda: upload_too_large(mb),
+            output_names=OUTPUT_NAMES,
+            admit=model.admitted,
+        ),
+    )
 
 
-def served_model(request: Request, model_name: str) -> AudioTransformer:
-    model: AudioTransformer | None = getattr(request.app.state, "audio_transformer", None)
-    if model is None or model.name != model_name:
-        raise ModelNotFound(model_name)
-    if not model.ready:
-        raise ModelNotReady(model_name)
+def bound_model(target: FastAPI) -> AudioTransformer | None:
+    """The model ``bind_model`` gave ``target``, None before."""
+    model: AudioTransformer | None = getattr(target.state, "audio_transformer", None)
     return model
-
-
-async def model_metadata(model_name: str, request: Request) -> dict[str, object]:
-    """GET /v2/models/{model_name}: the v2 metadata plus ``parameters`` (weights, limits, privacy).
-
-    KServe's metadata response has no ``parameters``; v2 clients ignore the extra key.
-    """
-    model: AudioTransformer | None = getattr(request.app.state, "audio_transformer", None)
-    if model is None or model.name != model_name:
-        raise ModelNotFound(model_name)
-    return {
-        "name": model_name,
-        "versions": None,
-        "platform": "",
-        "inputs": model.get_input_types(),
-        "outputs": model.get_output_types(),
-        "parameters": model.metadata_parameters(),
-    }
 
 
 async def monitor_status(request: Request) -> Response:
     """GET /v1/monitor: each live source's state, last audio, level, restarts, drops, open events
     (404 when the service listens to no source)."""
-    model: AudioTransformer | None = getattr(request.app.state, "audio_transformer", None)
+    model = bound_model(request.app)
     if model is None or model.monitor is None:
         return JSONResponse(
             {"error": "this transformer listens to no live source (start it with --sources_file)"},
@@ -114,26 +95,7 @@ async def monitor_status(request: Request) -> Response:
 
 def rest_body_limit(model: AudioTransformer) -> int:
     """Largest v2 body read: the audio limit as base64 plus the JSON around it."""
-    return model.settings.max_upload_bytes * 4 // 3 + JSON_OVERHEAD_BYTES
-
-
-async def infer(model_name: str, request: Request) -> Response:
-    """v2 inference with binary BYTES kept as bytes (KServe's REST decoding replaced)."""
-    model = served_model(request, model_name)
-    limit, mb = rest_body_limit(model), model.settings.max_upload_mb
-    # admitted before the body is read: a refused upload never occupies memory
-    with model.admitted(declared_length(request, limit)):
-        body = await read_bounded_body(request, limit, lambda: upload_too_large(mb))
-        infer_request = await off_the_loop_if_large(
-            len(body),
-            decode_rest_body,
-            body,
-            request.headers.get(INFERENCE_HEADER),
-            model_name,
-            output_names=OUTPUT_NAMES,
-        )
-        response, response_headers = await model(infer_request, headers=dict(request.headers))
-    return rest_response(response, response_headers)
+    return model.sifis.max_upload_bytes * 4 // 3 + JSON_OVERHEAD_BYTES
 
 
 #: At most one WARNING per this many seconds while the predictor stays unreachable
@@ -170,7 +132,7 @@ class PredictorOutageLogFilter(logging.Filter):
 
 @asynccontextmanager
 async def _serving_lifespan(target: FastAPI) -> AsyncIterator[None]:
-    model: AudioTransformer | None = getattr(target.state, "audio_transformer", None)
+    model = bound_model(target)
     if model is None:
         yield
         return
@@ -195,10 +157,8 @@ def _chain_lifespan(target: FastAPI) -> None:
 
 def install(target: FastAPI) -> None:
     """Everything this module adds, on ``target`` (KServe's app at import)."""
-    install_http_fixes(target)
-    install_grpc_status_codes()
-    target.add_api_route(INFER_PATH, infer, methods=["POST"], response_model=None, tags=["V2"])
-    target.add_api_route(METADATA_PATH, model_metadata, methods=["GET"], tags=["V2"])
+    install_service_patches(target)
+    add_v2_routes(target)
     target.add_api_route(MONITOR_PATH, monitor_status, methods=["GET"], response_model=None, tags=["monitor"])
     target.include_router(sifis.router)
     target.add_exception_handler(grpc.RpcError, predictor_unavailable_handler)
@@ -212,16 +172,12 @@ def install(target: FastAPI) -> None:
 
 def describe_model(target: FastAPI) -> str:
     """The start line's detail: model name, VGGish runtime and whether the weights are official."""
-    model: AudioTransformer | None = getattr(target.state, "audio_transformer", None)
+    model = bound_model(target)
     if model is None:
         return "no model"
-    settings = model.settings
     official = "official" if model.assets.get("official", False) else "NOT official"
     listening = "" if model.monitor is None else f", listening to {len(model.monitor.sources)} source(s)"
-    return (
-        f"model {model.name!r}, VGGish on {settings.vggish_runtime} {settings.vggish_precision}, "
-        f"weights {official}, privacy minimum {settings.privacy_minimum}{listening}"
-    )
+    return f"model {model.name!r}, weights {official}, {model.summary}{listening}"
 
 
 install(app)

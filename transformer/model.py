@@ -23,8 +23,8 @@ from kserve import Model
 from kserve.inference_client import InferenceGRPCClient
 from kserve.model import InferenceVerb, InferReturnType
 from kserve.protocol.infer_type import InferRequest, InferResponse
-from kserve.utils.inference_client_factory import InferenceClientFactory
 
+from contract import kserve_compat
 from contract.batching import BatchStats
 from contract.errors import AudioGuardError, InvalidInput, ServiceNotReady
 from contract.http import to_kserve_error
@@ -80,6 +80,7 @@ class AudioTransformer(Model):
         self.assets: dict[str, object] = {}
         self.sifis: SifisConfig = wiring.sifis_config(settings)
         self.limits: dict[str, object] = wiring.service_parameters(settings)
+        self.summary = wiring.start_summary(settings)
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -148,24 +149,14 @@ class AudioTransformer(Model):
 
         Call on the server's event loop before the first request: KServe's
         client factory keeps the first client it makes, and its readiness
-        check shares it.
+        check shares it (``contract.kserve_compat.predictor_grpc_client``).
         """
-        config = self.predictor_config
-        if config is None or not config.predictor_host or config.protocol != "grpc-v2":
-            return
-        self._grpc_client_stub = InferenceClientFactory().get_grpc_client(
-            url=config.predictor_host,
-            use_ssl=config.use_ssl,
-            timeout=config.timeout,
-            retries=config.retries,
-            channel_args=list(PREDICTOR_CHANNEL_ARGS),
-        )
+        kserve_compat.connect_predictor_grpc(self, PREDICTOR_CHANNEL_ARGS)
 
     @property
     def _grpc_client(self) -> InferenceGRPCClient:
-        if self._grpc_client_stub is None:
-            self.connect_predictor()
-        return self._grpc_client_stub
+        # overrides KServe's private property, which builds a client without our channel options
+        return kserve_compat.predictor_grpc_client_of(self, PREDICTOR_CHANNEL_ARGS)
 
     async def _send_to_predictor(self, request: InferRequest, headers: dict[str, str] | None) -> Any:
         return await Model.predict(self, request, headers)

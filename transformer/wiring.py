@@ -195,6 +195,14 @@ def service_parameters(settings: TransformerSettings) -> dict[str, object]:
     }
 
 
+def start_summary(settings: TransformerSettings) -> str:
+    """The start line's settings: ``VGGish on onnxruntime fp32, privacy minimum none``."""
+    return (
+        f"VGGish on {settings.vggish_runtime} {settings.vggish_precision}, "
+        f"privacy minimum {settings.privacy_minimum}"
+    )
+
+
 # --- listening ---------------------------------------------------------------------------
 
 

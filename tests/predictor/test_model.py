@@ -9,23 +9,36 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi import Request
+from kserve import model_server
 from kserve.errors import InvalidInput as KServeInvalidInput
 from kserve.errors import ModelNotFound
 from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
+from contract import v2_routes
 from contract.assets import CLASSIFIER_H5, sha512_of
 from contract.errors import InvalidInput, MissingModelAsset, ServiceNotReady
 from contract.http import ClientRequestError, ServiceUnavailableError, to_kserve_error
-from predictor import routes as predictor_routes
 from predictor.classifier import AttentionClassifier
 from predictor.model import ClassifierModel, windows_from_request
-from predictor.routes import model_metadata, server_ready
+from predictor.routes import server_ready
 from predictor.settings import PredictorSettings
 
 #: The model's batcher binds to the loop of its first request: share one loop per module.
 module_loop = pytest.mark.asyncio(loop_scope="module")
 
 MODEL_NAME = "test-classifier"
+
+
+def server_request() -> Request:
+    """A request to KServe's app, where the predictor's models register."""
+    return Request({"type": "http", "method": "GET", "path": "/", "headers": [], "app": model_server.app})
+
+
+async def model_metadata(model_name: str) -> dict[str, object]:
+    """GET /v2/models/{model_name} as the route answers it (the shared route and its dependency)."""
+    served = v2_routes.served_model(model_name, server_request())
+    return await v2_routes.model_metadata(model_name, served)
 
 
 def request_for(windows: np.ndarray, *, datatype: str = "UINT8", name: str = "embeddings") -> InferRequest:
@@ -249,16 +262,16 @@ async def test_server_readiness_is_503_until_the_weights_load(
     settings: PredictorSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """GET /v2/health/ready: 503 naming the loading model, 200 once its weights are in."""
-    monkeypatch.setattr(predictor_routes, "_SERVED_MODELS", {})
+    monkeypatch.setattr(model_server.app.state, v2_routes._STATE_KEY, {}, raising=False)
     loading = ClassifierModel("loading-classifier", settings)
     with pytest.raises(ServiceUnavailableError) as raised:
-        await server_ready()
+        await server_ready(server_request())
     assert "loading-classifier" in raised.value.reason
     # metadata is served while loading; it cannot claim official weights yet
     metadata = await model_metadata("loading-classifier")
     assert metadata["parameters"]["weights_official"] is False
     loading.load()
-    assert await server_ready() == {"ready": True}
+    assert await server_ready(server_request()) == {"ready": True}
 
 
 @module_loop

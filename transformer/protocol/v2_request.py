@@ -25,6 +25,7 @@ import numpy as np
 from kserve.protocol.infer_type import InferInput, InferRequest, to_http_parameters
 
 from contract.errors import InvalidInput, InvalidParameter
+from contract.kserve_compat import raw_data
 from contract.parsing import describe_value
 from transformer.analysis.labels import parse_label_filter
 from transformer.analysis.types import AnalysisOptions
@@ -155,7 +156,7 @@ def audio_bytes(audio_input: InferInput, encoding: object = None) -> bytes:
         )
     if encoding is not None and encoding != BASE64:
         raise InvalidParameter(f"{CONTENT_ENCODING} must be {BASE64!r}, got {describe_value(encoding)}")
-    raw = audio_input._raw_data
+    raw = raw_data(audio_input)
     if raw is not None:
         return _single_serialized_element(raw)
     elements = _flatten(audio_input.data)
@@ -206,7 +207,7 @@ def request_bytes(request: object) -> int:
         return 0
     total = 0
     for infer_input in request.inputs:
-        raw = infer_input._raw_data
+        raw = raw_data(infer_input)
         if raw is not None:
             total += len(raw)
         elif isinstance(infer_input.data, list):
