@@ -298,10 +298,13 @@ def test_classify_prints_top5_windows_and_the_services_anomalies(
     assert document["anomaly_scan_seconds"] == [0.0, 24.96]
     groups = {group["name"]: group for group in shipped_groups()}
     assert document["anomalies"], "synthetic weights fire groups on any sound (the reason for the warning)"
-    for anomaly in document["anomalies"]:
+    for anomaly in document["anomalies"]:  # one entry per event
         group = groups[anomaly["group"]]
-        assert anomaly["threshold"] == group["threshold"] <= anomaly["score"]
+        assert anomaly["threshold"] == group["threshold"] <= anomaly["peak_score"]
         assert {cls["index"] for cls in anomaly["triggered_by"]} <= set(group["members"])
+        assert 0.0 <= anomaly["window_start_seconds"] <= anomaly["start_seconds"] < anomaly["end_seconds"]
+        assert anomaly["end_seconds"] <= anomaly["window_end_seconds"] <= 24.96
+    assert len({a["event_id"] for a in document["anomalies"]}) == len(document["anomalies"])
 
     # the same file as text: a warning line, then one line per anomaly with 2-decimal scores
     assert main(["classify", str(long), "--model-dir", str(synthetic_model_dir), "--all-windows"]) == 0
@@ -312,8 +315,8 @@ def test_classify_prints_top5_windows_and_the_services_anomalies(
     heading = text.index(f"  {count} anomal{'y' if count == 1 else 'ies'} in 0.00-24.96 s:")
     first = document["anomalies"][0]
     assert text[heading + 1] == (
-        f"    {first['label']} [{first['group']}] {first['score']:.2f} (threshold {first['threshold']:.2f}) "
-        f"{first['start_seconds']:.2f}-{first['end_seconds']:.2f} s: "
+        f"    {first['label']} [{first['group']}] {first['peak_score']:.2f} "
+        f"(threshold {first['threshold']:.2f}) {first['start_seconds']:.2f}-{first['end_seconds']:.2f} s: "
         + ", ".join(f"{c['label']} {c['score']:.2f}" for c in first["triggered_by"][:3])
         + (f" (+{len(first['triggered_by']) - 3} more)" if len(first["triggered_by"]) > 3 else "")
     )

@@ -30,6 +30,7 @@ import requests
 
 from audioguard.offline import OfflineClassifier
 from tests.support.dht_broker import DhtBroker
+from tests.support.records import assert_event_records
 from tests.support.serverutil import RunningServer, run_module, start_server
 from tests.support.service_clients import MODEL, clip, metric_value, predictor_args, sifis_post
 from transformer.analysis.labels import load_labels
@@ -41,8 +42,6 @@ ANALYZER = "e2e-analyzer"
 RESULTS = ("SIFIS:Privacy_Aware_Audio_Anomaly_Detection_Results", "Audio_Anomaly_Detection_Results")
 ANOMALY_TOPIC = "SIFIS:Audio_Anomaly"
 REQUEST_TOPIC = "SIFIS:Privacy_Aware_Audio_Anomaly_Detection"
-#: the event-uuid namespace documented in docs/anomalies-and-dht.md
-EVENT_NAMESPACE = uuid.UUID("6f1d3c2a-8e4b-5a7c-9d0e-a1b2c3d4e5f6")
 SCORE_ATOL = 1e-4
 #: clip A's and clip B's scores must straddle the threshold by more than this
 MIN_MARGIN = 0.005
@@ -61,8 +60,9 @@ def poll(condition: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -
         time.sleep(0.1)
 
 
-def event_uuid(analysis_id: str, group: str, window: int) -> str:
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{analysis_id}\n{group}\n{window}"))
+def record_uuids(event_id: str) -> tuple[str, str]:
+    """The topic uuids of an event's start and end records, as docs/anomalies-and-dht.md says."""
+    return tuple(str(uuid.uuid5(uuid.UUID(event_id), change)) for change in ("start", "end"))  # type: ignore[return-value]
 
 
 def metric(server: RunningServer, name: str, **labels: str) -> float | None:
@@ -225,14 +225,16 @@ def unique_in_order(values: list[str]) -> list[str]:
 def test_killed_transformer_anomaly_reaches_the_dht_after_restart(plan: Plan, restarted: Restarted) -> None:
     response = restarted.killed_response
     analysis_id = response["analysis_id"]
-    (found,) = response["anomalies"]
-    assert (found["group"], found["window_index"]) == ("e2e_alarm", 0)
-    assert found["score"] == pytest.approx(plan.score_a, abs=SCORE_ATOL)
+    (found,) = response["anomalies"]  # a 3-s clip: one window, one event
+    assert found["group"] == "e2e_alarm"
+    assert (found["window_start_seconds"], found["window_end_seconds"]) == (0.0, 2.88)
+    assert found["peak_score"] == pytest.approx(plan.score_a, abs=SCORE_ATOL)
     assert [c["index"] for c in found["triggered_by"]] == [plan.member]
-    expected_event = event_uuid(analysis_id, "e2e_alarm", 0)
+    start_uuid, end_uuid = record_uuids(found["event_id"])
     # durable before the 200: the killed process left its messages on disk
     assert restarted.killed_outbox_rows == [
-        (ANOMALY_TOPIC, expected_event, "anomaly"),
+        (ANOMALY_TOPIC, start_uuid, "anomaly"),
+        (ANOMALY_TOPIC, end_uuid, "anomaly"),
         (*RESULTS, "result"),
     ]
 
@@ -244,17 +246,21 @@ def test_killed_transformer_anomaly_reaches_the_dht_after_restart(plan: Plan, re
         ),
         "a failed delivery while the DHT is down",
     )
-    assert metric(restarted.server, "audioguard_outbox_depth", kind="anomaly") == 1
+    assert metric(restarted.server, "audioguard_outbox_depth", kind="anomaly") == 2
 
     restarted.broker.start()
     result = poll(results_with(restarted.broker, "analysis_id", analysis_id), "the result at the DHT")
-    event = poll(lambda: restarted.broker.get(ANOMALY_TOPIC, expected_event), "the anomaly event")
+    started = poll(lambda: restarted.broker.get(ANOMALY_TOPIC, start_uuid), "the event's start record")
+    event = poll(lambda: restarted.broker.get(ANOMALY_TOPIC, end_uuid), "the event's end record")
 
-    assert restarted.broker.keys() == {(ANOMALY_TOPIC, expected_event), RESULTS}
+    assert restarted.broker.keys() == {(ANOMALY_TOPIC, start_uuid), (ANOMALY_TOPIC, end_uuid), RESULTS}
+    assert_event_records([started, event])  # the documented schema, as a consumer reads it
+    assert (started["change"], event["change"], event["reason"]) == ("start", "end", "source finished")
+    assert (event["origin"], event["source"], event["session"]) == ("sifis", "anonymized_audio", None)
     labels = load_labels()
     assert event["group"] == "e2e_alarm" and event["label"] == "E2E alarm"
-    assert event["event_id"] == expected_event and event["analysis_id"] == analysis_id
-    assert event["score"] == pytest.approx(plan.score_a, abs=SCORE_ATOL)
+    assert event["event_id"] == found["event_id"] and event["analysis_id"] == analysis_id
+    assert event["peak_score"] == pytest.approx(plan.score_a, abs=SCORE_ATOL)
     assert event["threshold"] == pytest.approx(plan.threshold)
     assert event["triggered_by"][0]["label"] == labels[plan.member].display_name
     assert (event["requestor_id"], event["requestor_type"], event["request_id"]) == (
@@ -292,13 +298,14 @@ def test_only_results_with_anomalies_are_posted_each_event_under_its_own_uuid(
     analysis_id = loud.json()["analysis_id"]
 
     poll(results_with(broker, "analysis_id", analysis_id), "the second result")
-    new_event = event_uuid(analysis_id, "e2e_alarm", 0)
-    poll(lambda: broker.get(ANOMALY_TOPIC, new_event), "the second event")
+    new_records = set(record_uuids(loud.json()["anomalies"][0]["event_id"]))
+    for record in new_records:
+        poll(lambda record=record: broker.get(ANOMALY_TOPIC, record), "the second event's records")
     # the quiet result was never enqueued: it would have reached the results topic first
     posted = unique_in_order([w.value["analysis_id"] for w in broker.writes_to(RESULTS[0])])
     assert quiet.json()["analysis_id"] not in posted and posted[-1] == analysis_id
     # events do not overwrite each other
-    assert set(broker.entries(ANOMALY_TOPIC)) == before | {new_event}
+    assert set(broker.entries(ANOMALY_TOPIC)) == before | new_records
     assert {entry["topic_name"] for entry in requests.get(broker.url + "/get_all", timeout=10).json()} == {
         ANOMALY_TOPIC,
         RESULTS[0],
@@ -333,16 +340,19 @@ def test_listener_analyses_the_file_named_in_a_dht_request(plan: Plan, live: Res
     )
     assert hashlib.sha256(plan.clip_a).hexdigest() not in result["analysis_id"]
     assert [a["group"] for a in result["anomalies"]] == ["e2e_alarm"]
-    event = poll(
-        lambda: broker.get(ANOMALY_TOPIC, event_uuid(result["analysis_id"], "e2e_alarm", 0)),
-        "the listener's anomaly event",
+    start_uuid, _ = record_uuids(result["anomalies"][0]["event_id"])
+    event = poll(lambda: broker.get(ANOMALY_TOPIC, start_uuid), "the listener's anomaly event")
+    assert_event_records([event])
+    assert (event["request_id"], event["origin"], event["audio_file"]) == (
+        "listen-1",
+        "dht_request",
+        "kitchen.wav",
     )
-    assert event["request_id"] == "listen-1"
 
 
 def test_metrics_are_exposed_on_the_transformer(live: Restarted) -> None:
     server = live.server
-    assert (metric(server, "audioguard_anomalies_total", group="e2e_alarm") or 0) >= 1
+    assert (metric(server, "audioguard_anomalies_total", group="e2e_alarm", path="file") or 0) >= 1
     assert metric(server, "audioguard_anomalies_total", group="e2e_silent") is None
     assert metric(server, "audioguard_outbox_depth", kind="anomaly") == 0
     assert (metric(server, "audioguard_dht_delivery_latency_seconds_count", kind="anomaly") or 0) >= 1

@@ -295,8 +295,9 @@ def test_serve_answers_sifis_and_client_then_stops_both_on_ctrl_c(
                 [p["probability"] for p in expected["windows"][0]["top"]],
                 atol=ATOL,
             )
-            assert [(a["group"], a["window_index"]) for a in line["anomalies"]] == [
-                (a["group"], a["window_index"]) for a in expected["anomalies"]
+            events = ("group", "start_seconds", "end_seconds", "window_start_seconds", "window_end_seconds")
+            assert [[a[k] for k in events] for a in line["anomalies"]] == [
+                [a[k] for k in events] for a in expected["anomalies"]
             ]
             # synthetic weights: said in every answer, offline and served alike
             assert line["weights_official"] is expected["weights_official"] is False

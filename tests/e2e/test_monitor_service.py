@@ -26,6 +26,7 @@ import requests
 from tests.e2e.test_anomaly_delivery import poll, transformer_args
 from tests.support.dht_broker import DhtBroker
 from tests.support.leakscan import AudioFingerprints, files_under, read_bounded, scan_files
+from tests.support.records import assert_event_records
 from tests.support.serverutil import RunningServer, free_port, start_server
 from tests.support.service_clients import metric_value, predictor_args, wav_bytes
 
@@ -116,7 +117,8 @@ def test_a_played_recording_raises_events_that_start_and_end_at_the_dht(
         values = list(broker.entries(ANOMALY_TOPIC).values())
         starts = {v["event_id"] for v in values if v["change"] == "start"}
         ends = {v["event_id"] for v in values if v["change"] == "end"}
-        return values if starts and starts == ends else None
+        heard = {v["source"] for v in values}
+        return values if starts and starts == ends and heard == {"replay", "kitchen"} else None
 
     records = poll(complete, "an end record for every started event")
     status = _status(server)
@@ -124,10 +126,18 @@ def test_a_played_recording_raises_events_that_start_and_end_at_the_dht(
         source = _source(status, name)
         assert source["open_events"] == [] and source["seconds_captured"] == pytest.approx(SECONDS, abs=0.05)
     assert {record["source"] for record in records} == {"replay", "kitchen"}
+    assert_event_records(records)  # the documented schema, as a consumer reads it
     privacy = {"replay": "dp_noise", "kitchen": "speech_mask"}  # the minimum, and what the source asks
     for record in records:
-        assert record["session"] == status["session"]
-        assert record["privacy"] == privacy[record["source"]] and record["analyzer_id"] == "e2e-listener"
+        assert (record["session"], record["origin"], record["analysis_id"]) == (
+            status["session"],
+            "live",
+            None,
+        )
+        assert (
+            record["privacy_method"] == privacy[record["source"]] and record["analyzer_id"] == "e2e-listener"
+        )
+        assert record["started_at"] is not None  # the wall clock of a live event
         assert record["weights_official"] is False and "official" in record["weights_warning"]
         assert 0 <= record["start_seconds"] <= SECONDS
         if record["change"] == "end":

@@ -394,17 +394,25 @@ def test_sifis_endpoint_analytics_api_request(
     # synthetic weights in both services: the answer says so, not only the log
     assert body["weights_official"] is False
     assert body["weights_warning"].startswith("these answers do not come from the official model weights")
-    # anomalies over every window of the recording: what the shipped group table says of the
-    # in-process scores, worked out here from the JSON file itself (not the detection code)
-    every = reference.classify(audio, all_windows=True)
-    expected_anomalies = [
-        (group["name"], index)
-        for index, window in enumerate(every.windows)
+    # events over every window of the recording: what the shipped group table says of the
+    # in-process scores, worked out here from the JSON file itself (not the detection code):
+    # 12 s give 3 windows (one every 0.96 s), all within 5 s of each other, so a group that fires
+    # in 2 of them is one event and a group that fires in 1 is none (2 hits in 3 windows)
+    every = reference.classify(audio, all_windows=True, hop=1)
+    assert len(every.windows) == 3
+    hits = {
+        group["name"]: sum(
+            max(float(window.scores[m]) for m in group["members"]) >= group["threshold"]
+            for window in every.windows
+        )
         for group in shipped_groups()
-        if group["enabled"] and max(float(window.scores[m]) for m in group["members"]) >= group["threshold"]
-    ]
-    assert expected_anomalies, "the clip must raise at least one anomaly for this test to mean anything"
-    assert [(a["group"], a["window_index"]) for a in body["anomalies"]] == expected_anomalies
+        if group["enabled"]
+    }
+    expected_events = sorted(name for name, count in hits.items() if count >= 2)
+    assert expected_events, "the clip must raise at least one event for this test to mean anything"
+    assert sorted(a["group"] for a in body["anomalies"]) == expected_events
+    for event in body["anomalies"]:
+        assert 0.0 <= event["window_start_seconds"] <= event["start_seconds"] < event["end_seconds"] <= 11.52
 
 
 def test_sifis_file_field_start_time_and_filter(
