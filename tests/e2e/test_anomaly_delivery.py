@@ -32,7 +32,7 @@ from audioguard.offline import OfflineClassifier
 from tests.support.dht_broker import DhtBroker
 from tests.support.records import assert_event_records
 from tests.support.serverutil import RunningServer, run_module, start_server
-from tests.support.service_clients import MODEL, clip, metric_value, predictor_args, sifis_post
+from tests.support.service_clients import MODEL, clip, metric_value, predictor_args, sifis_post, triton_binary
 from transformer.analysis.labels import load_labels
 from transformer.dht.clients import same_json
 
@@ -348,6 +348,20 @@ def test_listener_analyses_the_file_named_in_a_dht_request(plan: Plan, live: Res
         "dht_request",
         "kitchen.wav",
     )
+
+
+def test_a_v2_request_posts_the_same_records(plan: Plan, live: Restarted) -> None:
+    """The v2 path records its events as the SIFIS path does: one schema, its own origin."""
+    answer = triton_binary(live.server, plan.clip_a, {"request_id": "v2-1"})
+    (found,) = answer["anomalies"]
+    start_uuid, end_uuid = record_uuids(found["event_id"])
+    records = [
+        poll(lambda uuid_=uuid_: live.broker.get(ANOMALY_TOPIC, uuid_), "the v2 request's records")
+        for uuid_ in (start_uuid, end_uuid)
+    ]
+    start, end = assert_event_records(records)
+    assert (start["origin"], start["request_id"], start["source"]) == ("v2", "v2-1", "upload")
+    assert same_json({k: end[k] for k in found}, found)  # the answer's event is the end record's
 
 
 def test_metrics_are_exposed_on_the_transformer(live: Restarted) -> None:
