@@ -253,8 +253,7 @@ def banner(args: argparse.Namespace, services: Sequence[Service]) -> str:
             f"  SIFIS   : {base}/model/predict/{{audio_file}}/{{method}}/"
             "{requestor_id}/{requestor_type}/{request_id}",
             f"  predictor: http://{host}:{args.predictor_http_port} (gRPC {host}:{args.predictor_grpc_port})",
-            "  listening on "
-            + ("every interface" if args.host in _EVERY_INTERFACE else f"{args.host} only"),
+            "  listening on " + ("every interface" if args.host in _EVERY_INTERFACE else f"{args.host} only"),
             "Press Ctrl-C to stop.",
         ]
     )

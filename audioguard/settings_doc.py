@@ -1,6 +1,6 @@
 """Markdown tables of the settings classes, for the README (kept in sync by a test).
 
-    python -m audioguard.settings_doc      # prints both tables
+python -m audioguard.settings_doc      # prints both tables
 """
 
 from __future__ import annotations

@@ -1,5 +1,3 @@
-
-
 import os
 
 # One OpenBLAS thread: see audioguard/__init__.py (must precede numpy's import).

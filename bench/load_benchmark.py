@@ -196,8 +196,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     for run in runs:
         print(run.row())
     retry = sorted({value for run in runs for value in run.retry_after})
-    print(f"Retry-After on the 503s: {', '.join(retry) or 'none'} s; health probes per run: "
-          f"{statistics.mean(run.health_probes for run in runs):.0f} on average")
+    print(
+        f"Retry-After on the 503s: {', '.join(retry) or 'none'} s; health probes per run: "
+        f"{statistics.mean(run.health_probes for run in runs):.0f} on average"
+    )
     if args.json:
         report: dict[str, Any] = {"cpu": cpu_flags(), "runs": [asdict(run) for run in runs]}
         args.json.write_text(json.dumps(report, indent=2))

@@ -52,9 +52,7 @@ def mirrored_assets(base_url: str) -> tuple[dict[str, OfficialAsset], str]:
     return registry, f"{base}/{TARBALL_NAME}"
 
 
-def _download(
-    url: str, dest: Path, *, timeout: float, progress: ProgressCallback | None
-) -> str:
+def _download(url: str, dest: Path, *, timeout: float, progress: ProgressCallback | None) -> str:
     """Stream ``url`` into ``dest``; return the sha512 of what was written.
 
     Raises:

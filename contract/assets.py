@@ -117,9 +117,7 @@ def asset_status(model_dir: Path, name: str) -> AssetStatus:
     if not path.is_file():
         return AssetStatus(name, False, None, None, False)
     digest = sha512_of(path)
-    return AssetStatus(
-        name, True, path.stat().st_size, digest, digest == OFFICIAL_ASSETS[name].sha512
-    )
+    return AssetStatus(name, True, path.stat().st_size, digest, digest == OFFICIAL_ASSETS[name].sha512)
 
 
 def asset_report(model_dir: Path, names: Iterable[str] = ALL_ASSETS) -> dict[str, object]:

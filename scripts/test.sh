@@ -14,6 +14,7 @@ bash scripts/install-dht-broker.sh >/dev/null
 export PATH="$PWD/.cache/bin:$HOME/go/bin:$PATH"
 export AUDIOGUARD_REQUIRE_DEPLOY_TOOLS=1
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/mypy contract transformer predictor audioguard
 .venv/bin/lint-imports
 .venv/bin/pytest -ra --durations=15 "$@"

@@ -52,6 +52,7 @@ def shared_audio_dir() -> Path:
         pytest.skip("../shared/audio is not present (optional real-recording test)")
     return SHARED_AUDIO
 
+
 @pytest.fixture()
 def file_server(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
     """Serve ``tmp_path/www`` over HTTP on 127.0.0.1; yield (base URL, root, request log)."""

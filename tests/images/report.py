@@ -32,8 +32,10 @@ def main(argv: list[str]) -> int:
     for start, label in (("calibrating", "first start, calibrates"), ("cached", "from its cache")):
         int8 = figures.get(f"transformer-int8-{start}")
         if int8:
-            print(f"{'transformer, int8, ' + label:44} "
-                  f"{'':>9} {'':>8} {int8['ready_seconds']:>8.1f} {int8['rss_mib']:>8.0f}")
+            print(
+                f"{'transformer, int8, ' + label:44} "
+                f"{'':>9} {'':>8} {int8['ready_seconds']:>8.1f} {int8['rss_mib']:>8.0f}"
+            )
     return 0
 
 

@@ -275,7 +275,11 @@ def test_bad_requests_get_400_and_keep_the_connection(predictor: RunningServer) 
         # binary body shorter than binary_data_size; a header length that is no number
         (header + b"\x00" * 100, {"Inference-Header-Content-Length": str(len(header))}, "binary_data_size"),
         (header + b"\x00" * 2560, {"Inference-Header-Content-Length": "x"}, "must be an integer"),
-        (b'{"inputs": [{"name": "embeddings", "shape": [1], "datatype": "FP32", "data": [NaN]}]}', {}, "JSON"),  # noqa: E501
+        (
+            b'{"inputs": [{"name": "embeddings", "shape": [1], "datatype": "FP32", "data": [NaN]}]}',
+            {},
+            "JSON",
+        ),  # noqa: E501
     ]
     address = urlsplit(predictor.http_url)
     connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)

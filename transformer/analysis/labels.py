@@ -87,9 +87,7 @@ def load_labels() -> Labels:
     """Read the shipped label CSV (cached; 527 rows ``index,mid,display_name``)."""
     text = resources.files("transformer").joinpath("data", LABELS_FILE).read_text("utf-8")
     rows = list(csv.DictReader(text.splitlines()))
-    labels = Labels(
-        [Label(int(row["index"]), row["mid"], row["display_name"]) for row in rows]
-    )
+    labels = Labels([Label(int(row["index"]), row["mid"], row["display_name"]) for row in rows])
     if len(labels) != NUM_CLASSES:
         raise RuntimeError(f"{LABELS_FILE} has {len(labels)} rows, expected {NUM_CLASSES}")
     return labels

@@ -50,9 +50,7 @@ def _periodic_hann() -> np.ndarray:
 @cache
 def _mel_matrix() -> np.ndarray:
     bin_mels = hertz_to_mel(np.linspace(0.0, SAMPLE_RATE / 2, NUM_SPECTROGRAM_BINS))
-    edges = np.linspace(
-        hertz_to_mel(MEL_MIN_HZ), hertz_to_mel(MEL_MAX_HZ), NUM_MEL_BANDS + 2
-    )
+    edges = np.linspace(hertz_to_mel(MEL_MIN_HZ), hertz_to_mel(MEL_MAX_HZ), NUM_MEL_BANDS + 2)
     lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
     rising = (bin_mels[:, None] - lower) / (centre - lower)
     falling = (upper - bin_mels[:, None]) / (upper - centre)

@@ -35,7 +35,6 @@ GROUP_OUTPUTS = 32
 MAX_MATRIX_BYTES = 32 * 1024 * 1024
 
 
-
 @dataclass(frozen=True)
 class ColumnGroup:
     """Consecutive outputs of a block and the rows of the block's span they read.

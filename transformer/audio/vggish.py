@@ -33,8 +33,12 @@ def build_vggish(*, fc2_relu: bool = True) -> keras.Model:
     for layer in VGGISH_LAYERS:
         if layer.is_conv:
             x = keras.layers.Conv2D(
-                layer.units, 3, padding="same", activation="relu",
-                data_format="channels_last", name=layer.name,
+                layer.units,
+                3,
+                padding="same",
+                activation="relu",
+                data_format="channels_last",
+                name=layer.name,
             )(x)
             if layer.name in POOL_AFTER:
                 x = keras.layers.MaxPooling2D(

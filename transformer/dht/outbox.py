@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 Kind = Literal["anomaly", "result"]
 KINDS: Final[tuple[Kind, ...]] = ("anomaly", "result")
 
+
 @dataclass(frozen=True)
 class OutboxMessage:
     """A message to store: ``value`` (JSON-ready) goes to (topic_name, topic_uuid)."""

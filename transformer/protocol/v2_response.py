@@ -33,7 +33,6 @@ OUTPUT_NAMES = (
 )
 
 
-
 def encode_result(result: AnalysisResult, request: InferRequest) -> InferResponse:
     """The v2 response for ``result``; JSON or binary outputs as the request asks."""
     windows = result.windows

@@ -87,8 +87,18 @@ def test_chunked_long_input_matches_transcription_of_its_tail() -> None:
 
 @pytest.mark.parametrize(
     ("num_samples", "expected"),
-    [(0, 0), (399, 0), (400, 0), (15_599, 0), (15_600, 1), (30_959, 1), (30_960, 2),
-     (153_839, 9), (153_840, 10), (160_000, 10)],
+    [
+        (0, 0),
+        (399, 0),
+        (400, 0),
+        (15_599, 0),
+        (15_600, 1),
+        (30_959, 1),
+        (30_960, 2),
+        (153_839, 9),
+        (153_840, 10),
+        (160_000, 10),
+    ],
 )
 def test_example_count(num_samples: int, expected: int) -> None:
     frames = 0 if num_samples < 400 else 1 + (num_samples - 400) // 160

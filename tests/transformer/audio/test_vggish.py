@@ -96,9 +96,7 @@ def test_unreadable_checkpoint(model: keras.Model, tmp_path: Path) -> None:
         load_vggish_checkpoint(model, path)
 
 
-def test_missing_variables_are_named_and_nothing_is_assigned(
-    model: keras.Model, tmp_path: Path
-) -> None:
+def test_missing_variables_are_named_and_nothing_is_assigned(model: keras.Model, tmp_path: Path) -> None:
     conv1 = np.full((3, 3, 1, 64), 0.5, dtype=np.float32)
     path = tmp_path / "partial.ckpt"
     _write_v1_checkpoint(
