@@ -279,7 +279,7 @@ def test_bad_requests_get_400_and_keep_the_connection(predictor: RunningServer) 
             b'{"inputs": [{"name": "embeddings", "shape": [1], "datatype": "FP32", "data": [NaN]}]}',
             {},
             "JSON",
-        ),  # noqa: E501
+        ),
     ]
     address = urlsplit(predictor.http_url)
     connection = http.client.HTTPConnection(address.hostname, address.port, timeout=30)
