@@ -8,10 +8,12 @@ chunks.py           the chunks the captures hand the monitor, in one bounded que
 front.py            one source's audio -> exact resampling -> seamless anonymisation -> examples
 stream_features.py  a stream's log-mel examples as its audio arrives (equal to the file path's)
 ring.py             a source's last ten examples and the windows due over them, embedded when scored
-loop.py             chunks of all sources -> one VGGish call, due windows -> one predictor call, events
+loop.py             chunks of all sources -> the shared embedder, due windows -> one predictor call,
+                    the analysis' detection step and event lifecycle
 service.py          the running monitor: supervisors, the consuming loop, status and metrics
 
-The event lifecycle of a listening source is ``transformer.analysis.events``; the streaming
+Detection, the event lifecycle and the records are the analysis' (``transformer.analysis``),
+shared with uploaded recordings; the monitor builds no record; the streaming
 anonymisers are ``transformer.privacy.stream``, the streaming resampler
 ``transformer.audio.resample_stream``.
 """
