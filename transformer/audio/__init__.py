@@ -6,6 +6,7 @@ resample_plan.py     a rate's block layout and matrices, built once (short perio
 resample_blocks.py   resampy's interpolation as block matrix products (short periods)
 resample_kernels.py  the same phase by phase, grouped by table offsets, and tap by tap (any times)
 resample_stream.py   the same numbers for a live stream, push by push (design: docs/resampler.md)
+stream_features.py   a stream's log-mel examples and their loudness as its audio arrives (the file's)
 features.py          log-mel examples (the VGGish front end)
 loudness.py          per-example and per-window RMS level (the anomaly loudness gate)
 embedders.py         which VGGish runtime embeds (ONNX Runtime by default, or TensorFlow)

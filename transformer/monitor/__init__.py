@@ -6,7 +6,6 @@ wav_header.py       that stream's header: the rate and channels of the samples t
 supervisor.py       one supervisor per source: restart with backoff, no-data watchdog, bounded queue
 chunks.py           the chunks the captures hand the monitor, in one bounded queue (oldest dropped)
 front.py            one source's audio -> exact resampling -> seamless anonymisation -> examples
-stream_features.py  a stream's log-mel examples as its audio arrives (equal to the file path's)
 ring.py             a source's last ten examples and the windows due over them, embedded when scored
 loop.py             chunks of all sources -> the shared embedder, due windows -> one predictor call,
                     the analysis' detection step and event lifecycle
@@ -14,6 +13,6 @@ service.py          the running monitor: supervisors, the consuming loop, status
 
 Detection, the event lifecycle and the records are the analysis' (``transformer.analysis``),
 shared with uploaded recordings; the monitor builds no record; the streaming
-anonymisers are ``transformer.privacy.stream``, the streaming resampler
-``transformer.audio.resample_stream``.
+anonymisers are ``transformer.privacy.stream``, the streaming resampler, log-mel and loudness
+``transformer.audio.resample_stream`` and ``transformer.audio.stream_features``.
 """

@@ -2,9 +2,10 @@
 
 Mono samples at the source's rate -> ``StreamingResampler`` (resampy 0.2.2's kaiser_best, the
 file path's numbers) -> the source's ``StreamAnonymiser`` (seamless, on stream-aligned
-windows) -> ``StreamingExamples`` (log-mel). The loudness of each example (its level and its
-0.12-s profile) is measured on the resampled audio *before* anonymisation, as the file path
-measures it, and paired with the example when the anonymiser releases it. Each stage keeps
+windows) -> ``StreamingExamples`` (log-mel, ``transformer.audio.stream_features``). The
+loudness of each example (its level and its 0.12-s profile, ``StreamingLoudness``) is measured
+on the resampled audio *before* anonymisation, as the file path measures it, and paired with
+the example when the anonymiser releases it. Each stage keeps
 only what its next output needs. One front per capture segment: a reconnect starts a new one
 (its audio is not continuous with the last), after ``finish`` has flushed the old one's
 held-back tail. CPU-bound: the monitor calls it from a worker thread.
@@ -16,15 +17,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from transformer.audio.loudness import (
-    EXAMPLE_HOP_SAMPLES,
-    EXAMPLE_SPAN_SAMPLES,
-    PROFILE_PARTS,
-    example_dbfs,
-    example_profile_dbfs,
-)
+from transformer.audio.loudness import PROFILE_PARTS
 from transformer.audio.resample_stream import StreamingResampler
-from transformer.monitor.stream_features import StreamingExamples
+from transformer.audio.stream_features import StreamingExamples, StreamingLoudness
 from transformer.privacy.stream import StreamAnonymiser
 
 
@@ -40,23 +35,18 @@ class Examples(NamedTuple):
         return int(self.features.shape[0])
 
 
-class StreamingLevels:
-    """The loudness of each example of a stream, framed as ``StreamingExamples`` frames them."""
+class _Measured:
+    """Loudness measured ahead of the examples it belongs to (the anonymiser holds audio back)."""
 
     def __init__(self) -> None:
-        self._pending = np.zeros(0, dtype=np.float64)
+        self._loudness = StreamingLoudness()
         self._levels = np.zeros(0)
         self._profiles = np.zeros((0, PROFILE_PARTS))
 
     def push(self, samples: np.ndarray) -> None:
-        """Add (n,) float64 16 kHz samples; the examples they complete are measured and held."""
-        self._pending = np.concatenate([self._pending, samples])
-        if self._pending.shape[0] < EXAMPLE_SPAN_SAMPLES:
-            return
-        ready = 1 + (self._pending.shape[0] - EXAMPLE_SPAN_SAMPLES) // EXAMPLE_HOP_SAMPLES
-        self._levels = np.concatenate([self._levels, example_dbfs(self._pending, ready)])
-        self._profiles = np.concatenate([self._profiles, example_profile_dbfs(self._pending, ready)])
-        self._pending = self._pending[ready * EXAMPLE_HOP_SAMPLES :].copy()
+        levels, profiles = self._loudness.push(samples)
+        self._levels = np.concatenate([self._levels, levels])
+        self._profiles = np.concatenate([self._profiles, profiles])
 
     def take(self, count: int) -> tuple[np.ndarray, np.ndarray]:
         """The levels and profiles of the next ``count`` examples (measured already)."""
@@ -73,7 +63,7 @@ class SourceFront:
         self.sample_rate = sample_rate
         self._resampler = StreamingResampler(sample_rate)
         self._anonymiser = anonymiser
-        self._levels = StreamingLevels()
+        self._loudness = _Measured()
         self._examples = StreamingExamples()
 
     def push(self, samples: np.ndarray) -> Examples:
@@ -85,10 +75,10 @@ class SourceFront:
         return self._frame(self._resampler.finish(), final=True)
 
     def _frame(self, resampled: np.ndarray, *, final: bool) -> Examples:
-        self._levels.push(resampled)
+        self._loudness.push(resampled)
         anonymised = self._anonymiser.push(resampled)
         if final:
             anonymised = np.concatenate([anonymised, self._anonymiser.finish()])
-        features, _ = self._examples.push(anonymised)
-        levels, profiles = self._levels.take(features.shape[0])
+        features = self._examples.push(anonymised)
+        levels, profiles = self._loudness.take(features.shape[0])
         return Examples(features, levels, profiles)

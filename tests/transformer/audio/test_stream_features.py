@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 
 from transformer.audio.features import waveform_to_examples
-from transformer.audio.loudness import example_dbfs
+from transformer.audio.loudness import example_dbfs, example_profile_dbfs
 from transformer.audio.pipeline import EmbeddingPipeline
-from transformer.monitor.stream_features import StreamingExamples
+from transformer.audio.stream_features import StreamingExamples, StreamingLoudness
 from transformer.privacy import parse_privacy_request
 
 SHARED_16K = Path(__file__).resolve().parents[4] / "shared" / "audio" / "sample2.flac"
@@ -26,32 +26,35 @@ def pcm(seconds: float, seed: int) -> np.ndarray:
     return ((tone + 0.05 * rng.standard_normal(t.size)) * 32767 * 0.8).astype(np.int16)
 
 
-def stream(samples: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Feed ``samples`` in chunks of random sizes (1 sample to 2 s); examples, levels, per-push counts."""
+def stream(samples: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Feed ``samples`` in chunks of random sizes (1 sample to 2 s); examples, levels, profiles."""
     rng = np.random.default_rng(seed)
-    front = StreamingExamples()
-    examples, levels, counts = [], [], []
+    front, loudness = StreamingExamples(), StreamingLoudness()
+    examples, levels, profiles = [], [], []
     position = 0
     while position < samples.shape[0]:
         size = int(rng.choice([1, 7, 160, 399, 1601, 15_360, 15_601, 32_000]))
-        new, level = front.push(samples[position : position + size])
-        position += size
-        examples.append(new)
+        chunk = samples[position : position + size]
+        examples.append(front.push(chunk))
+        level, profile = loudness.push(chunk)
         levels.append(level)
-        counts.append(new.shape[0])
+        profiles.append(profile)
+        position += size
         assert front.buffered_samples < 15_600  # never more than the next example needs
-    return np.concatenate(examples), np.concatenate(levels), counts
+        assert loudness.buffered_samples < 15_600
+    return np.concatenate(examples), np.concatenate(levels), np.concatenate(profiles)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_streamed_examples_equal_the_whole_recordings(seed: int) -> None:
     samples = pcm(21.3, seed)
     whole = samples.astype(np.float64) / 32768.0  # how libsndfile scales a 16-bit file
-    examples, levels, _ = stream(whole, seed)
+    examples, levels, profiles = stream(whole, seed)
     expected = waveform_to_examples(whole)
     assert examples.shape == expected.shape == (22, 96, 64)
     np.testing.assert_array_equal(examples, expected)  # bit for bit, not approximately
     np.testing.assert_array_equal(levels, example_dbfs(whole, expected.shape[0]))
+    np.testing.assert_array_equal(profiles, example_profile_dbfs(whole, expected.shape[0]))
 
 
 @pytest.mark.slow
@@ -75,7 +78,7 @@ def test_a_streamed_recording_gives_the_files_uint8_embeddings(synthetic_model_d
     embedded, position = [], 0
     while position < samples.shape[0]:
         size = int(rng.integers(1, 20_000))
-        examples, _ = front.push(samples[position : position + size] / 32768.0)
+        examples = front.push(samples[position : position + size] / 32768.0)
         position += size
         if examples.shape[0]:  # each example embedded once, as soon as it is complete
             embedded.append(pipeline.embedder.embed_quantized(examples))
