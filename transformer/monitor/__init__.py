@@ -6,6 +6,7 @@ wav_header.py       that stream's header: the rate and channels of the samples t
 supervisor.py       one supervisor per source: restart with backoff, no-data watchdog, bounded queue
 chunks.py           the chunks the captures hand the monitor, in one bounded queue (oldest dropped)
 front.py            one source's audio -> exact resampling -> seamless anonymisation -> examples
+source_state.py     what the monitor keeps per source (detector, tracker, front, ring, clock)
 ring.py             a source's last ten examples and the windows due over them, embedded when scored
 loop.py             chunks of all sources -> the shared embedder, due windows -> one predictor call,
                     the analysis' detection step and event lifecycle

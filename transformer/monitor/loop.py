@@ -26,8 +26,6 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import numpy as np
 
@@ -43,7 +41,8 @@ from transformer.analysis.types import PredictorScores
 from transformer.metrics import count_events
 from transformer.monitor.chunks import Chunk
 from transformer.monitor.front import Examples, SourceFront
-from transformer.monitor.ring import Ring, Window, embed_entries, unembedded
+from transformer.monitor.ring import Window, embed_entries, unembedded
+from transformer.monitor.source_state import SourceState, source_groups
 from transformer.monitor.sources import SourceSpec
 from transformer.privacy import PrivacyRequest, parse_privacy_request
 from transformer.privacy.stream import stream_anonymiser
@@ -52,47 +51,6 @@ from transformer.privacy.stream import stream_anonymiser
 EmbedExamples = Callable[[np.ndarray], Awaitable[np.ndarray]]
 ScoreWindows = Callable[[np.ndarray], Awaitable[PredictorScores]]
 RecordEvents = Callable[[Sequence[EventChange], RecordContext], None]
-
-
-def source_groups(groups: Sequence[AnomalyGroup], source: SourceSpec) -> tuple[AnomalyGroup, ...]:
-    """The groups the source watches, with its own thresholds; InvalidConfiguration names unknown
-    groups."""
-    names = {group.name for group in groups}
-    unknown = sorted((set(source.thresholds) | set(source.groups or ())) - names)
-    if unknown:
-        raise InvalidConfiguration(
-            f"source {source.name}: unknown anomaly group(s) {', '.join(unknown)} "
-            f"(known: {', '.join(sorted(names))})"
-        )
-    watched = set(source.groups or names)
-    return tuple(
-        dataclasses.replace(group, threshold=source.thresholds[group.name])
-        if group.name in source.thresholds
-        else group
-        for group in groups
-        if group.name in watched
-    )
-
-
-@dataclass
-class _Source:
-    spec: SourceSpec
-    detector: Detector
-    tracker: EventTracker
-    privacy: PrivacyRequest
-    front: SourceFront | None = None  # None between segments
-    ring: Ring = field(default_factory=Ring)
-    segment: int = 0
-    next_start: float | None = None  # stream time the source's next chunk should start at
-    gap_from: float | None = None  # where the audio dropped before the next segment start began
-    clock: tuple[float, float] | None = None  # (stream seconds, wall-clock epoch) of its newest audio
-
-    def wall_time(self, stream_seconds: float | None) -> str | None:
-        """The wall-clock time (UTC ISO 8601) of a stream time, from the newest audio's arrival."""
-        if stream_seconds is None or self.clock is None:
-            return None
-        epoch = self.clock[1] - (self.clock[0] - stream_seconds)
-        return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
 class Monitor:
@@ -127,7 +85,7 @@ class Monitor:
         chosen = dict(privacy or {})
         none = parse_privacy_request("none", {})
         self._sources = {
-            spec.name: _Source(
+            spec.name: SourceState(
                 spec,
                 Detector(
                     source_groups(groups, spec),
@@ -206,7 +164,7 @@ class Monitor:
             errors.append(error)
             return []
 
-    def _push(self, chunks: Sequence[Chunk]) -> list[tuple[_Source, Examples]]:
+    def _push(self, chunks: Sequence[Chunk]) -> list[tuple[SourceState, Examples]]:
         """Each source's chunks of the run pushed as one piece (a run holds one segment per
         source): a few large resampler and anonymiser calls cost far less than many small ones."""
         pieces: dict[str, list[np.ndarray]] = {}
@@ -224,7 +182,7 @@ class Monitor:
                 completed.append((source, examples))
         return completed
 
-    async def _flush(self, source: _Source, errors: list[Exception], *, ended: bool) -> list[EventChange]:
+    async def _flush(self, source: SourceState, errors: list[Exception], *, ended: bool) -> list[EventChange]:
         """Detect what a segment's front end holds back and let the front go (a failure is kept
         in ``errors``: the tail is lost, the caller goes on); ``ended``: the segment is over (not a
         gap inside it)."""
@@ -241,7 +199,7 @@ class Monitor:
             errors.append(error)
             return []
 
-    def _start_segment(self, source: _Source, chunk: Chunk) -> None:
+    def _start_segment(self, source: SourceState, chunk: Chunk) -> None:
         """A new front end from ``chunk`` on; after a short gap in the same capture the ring (the
         audio last heard) is kept, after a reconnect or a long gap it starts again."""
         window = source.spec.privacy_window_seconds
@@ -253,7 +211,7 @@ class Monitor:
         source.gap_from = None
         source.front, source.segment = SourceFront(chunk.sample_rate, anonymiser), chunk.segment
 
-    async def _detect_completed(self, completed: Sequence[tuple[_Source, Examples]]) -> list[EventChange]:
+    async def _detect_completed(self, completed: Sequence[tuple[SourceState, Examples]]) -> list[EventChange]:
         """New examples into the rings; the due windows the gate lets through are embedded (one
         VGGish call for all sources, each example once) and scored (one predictor call)."""
         due = [
@@ -298,7 +256,7 @@ class Monitor:
         for name, changes in by_source.items():
             self._record(changes, self.record_context(name))
 
-    async def _detect(self, due: Sequence[tuple[_Source, Window]]) -> list[EventChange]:
+    async def _detect(self, due: Sequence[tuple[SourceState, Window]]) -> list[EventChange]:
         """Each due window through its source's tracker, in order: the audible ones (embedded
         and scored) with the anomalies their scores fire, the gated ones with none (their time
         still passes)."""

@@ -9,7 +9,7 @@ import pytest
 from contract.errors import InvalidConfiguration
 from transformer.analysis.anomaly_groups import load_anomaly_groups
 from transformer.monitor.ffmpeg import ffmpeg_command
-from transformer.monitor.loop import source_groups
+from transformer.monitor.source_state import source_groups
 from transformer.monitor.sources import SourceSpec, load_sources, parse_sources, redacted, source_kind
 from transformer.settings import TransformerSettings
 from transformer.wiring import privacy_policy, source_privacy

@@ -1,0 +1,61 @@
+"""What the monitor keeps per source: its groups and detector, tracker, privacy, front end, ring,
+segment and gap bookkeeping, and the clock that dates its events."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from contract.errors import InvalidConfiguration
+from transformer.analysis.anomalies import Detector
+from transformer.analysis.anomaly_groups import AnomalyGroup
+from transformer.analysis.events import EventTracker
+from transformer.monitor.front import SourceFront
+from transformer.monitor.ring import Ring
+from transformer.monitor.sources import SourceSpec
+from transformer.privacy import PrivacyRequest
+
+
+def source_groups(groups: Sequence[AnomalyGroup], source: SourceSpec) -> tuple[AnomalyGroup, ...]:
+    """The groups the source watches, with its own thresholds; InvalidConfiguration names unknown
+    groups."""
+    names = {group.name for group in groups}
+    unknown = sorted((set(source.thresholds) | set(source.groups or ())) - names)
+    if unknown:
+        raise InvalidConfiguration(
+            f"source {source.name}: unknown anomaly group(s) {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(names))})"
+        )
+    watched = set(source.groups or names)
+    return tuple(
+        dataclasses.replace(group, threshold=source.thresholds[group.name])
+        if group.name in source.thresholds
+        else group
+        for group in groups
+        if group.name in watched
+    )
+
+
+@dataclass
+class SourceState:
+    """One source as the monitor follows it: its detection, events, privacy, front end and clock."""
+
+    spec: SourceSpec
+    detector: Detector
+    tracker: EventTracker
+    privacy: PrivacyRequest
+    front: SourceFront | None = None  # None between segments
+    ring: Ring = field(default_factory=Ring)
+    segment: int = 0
+    next_start: float | None = None  # stream time the source's next chunk should start at
+    gap_from: float | None = None  # where the audio dropped before the next segment start began
+    clock: tuple[float, float] | None = None  # (stream seconds, wall-clock epoch) of its newest audio
+
+    def wall_time(self, stream_seconds: float | None) -> str | None:
+        """The wall-clock time (UTC ISO 8601) of a stream time, from the newest audio's arrival."""
+        if stream_seconds is None or self.clock is None:
+            return None
+        epoch = self.clock[1] - (self.clock[0] - stream_seconds)
+        return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")

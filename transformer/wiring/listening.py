@@ -1,0 +1,91 @@
+"""The listening side from the settings: the sources (checked before any model loads) and the monitor."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from contract.errors import AudioGuardError, InvalidConfiguration
+from transformer.analysis.anomaly_groups import AnomalyGroup
+from transformer.analysis.events import LifecycleSettings
+from transformer.analysis.labels import Labels
+from transformer.monitor.loop import EmbedExamples, Monitor, RecordEvents
+from transformer.monitor.loop import ScoreWindows as ScoreLiveWindows
+from transformer.monitor.service import MonitorService
+from transformer.monitor.sources import SourceSpec, load_sources
+from transformer.privacy import PrivacyPolicy, PrivacyRequest
+from transformer.settings import TransformerSettings
+from transformer.wiring.configs import lifecycle, privacy_policy
+
+
+def source_privacy(sources: Sequence[SourceSpec], policy: PrivacyPolicy) -> dict[str, PrivacyRequest]:
+    """Each source's anonymisation with the operator's minimum applied, as to a request: a source
+    naming no method gets the minimum; one naming a weaker method is upgraded, or refused
+    (InvalidConfiguration, before anything starts) when the enforcement is "reject"."""
+    chosen = {}
+    for source in sources:
+        try:
+            chosen[source.name] = policy.enforce(policy.parse(source.privacy, source.privacy_params))
+        except AudioGuardError as error:
+            raise InvalidConfiguration(f"source {source.name}: {error.message}") from None
+    return chosen
+
+
+@dataclass(frozen=True)
+class Listening:
+    """The monitor's sources, read and checked before any model loads."""
+
+    sources: tuple[SourceSpec, ...]
+    privacy: dict[str, PrivacyRequest]
+
+
+def listening(settings: TransformerSettings, sources_file: Path | None = None) -> Listening:
+    """The sources of ``sources_file`` (default: the settings') with their privacy (InvalidConfiguration)."""
+    path = sources_file or settings.sources_file
+    if path is None:
+        raise InvalidConfiguration("listening needs a sources file (sources_file)")
+    sources = tuple(load_sources(path))
+    return Listening(sources, source_privacy(sources, privacy_policy(settings)))
+
+
+def monitor_service(
+    settings: TransformerSettings,
+    plan: Listening,
+    *,
+    embed: EmbedExamples,
+    score: ScoreLiveWindows,
+    record: RecordEvents,
+    groups: Sequence[AnomalyGroup],
+    labels: Labels,
+    embedding_official: bool,
+    queue_chunks: int | None = None,
+    lifecycle_override: LifecycleSettings | None = None,
+    hop: int | None = None,
+    ffmpeg: str | None = None,
+) -> MonitorService:
+    """The monitor over ``plan``'s sources: the service's detection settings, a fresh session."""
+    session = str(uuid.uuid4())
+    monitor = Monitor(
+        plan.sources,
+        embed=embed,
+        score=score,
+        record=record,
+        groups=groups,
+        labels=labels,
+        lifecycle=lifecycle_override or lifecycle(settings),
+        hop=hop or settings.monitor_hop,
+        gate_dbfs=settings.loudness_gate_dbfs,
+        analyzer_id=settings.analyzer_id,
+        privacy=plan.privacy,
+        session=session,
+        embedding_official=embedding_official,
+    )
+    return MonitorService(
+        plan.sources,
+        monitor,
+        queue_chunks=settings.monitor_queue_chunks if queue_chunks is None else queue_chunks,
+        ffmpeg=ffmpeg or settings.ffmpeg_path,
+        session=session,
+    )

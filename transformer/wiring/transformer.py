@@ -1,0 +1,107 @@
+"""The served transformer's pieces, built and connected (``transformer.model`` calls this)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from contract.assets import TRANSFORMER_ASSETS, asset_report, log_asset_report
+from transformer.admission import Admission
+from transformer.analysis.analyzer import Analyzer
+from transformer.analysis.anomaly_groups import load_anomaly_groups
+from transformer.analysis.labels import load_labels
+from transformer.analysis.types import PredictorScores
+from transformer.audio.worker import EmbeddingWorker
+from transformer.dht.delivery import DeliveryService
+from transformer.dht.listener import ProcessCallback, RequestListener
+from transformer.monitor.service import MonitorService, logged_events
+from transformer.predictor_client import PredictorClient, SendRequest
+from transformer.settings import TransformerSettings
+from transformer.wiring.listening import listening, monitor_service
+from transformer.wiring.services import (
+    admission,
+    analyzer,
+    delivery_service,
+    embedding_pipeline,
+    embedding_worker,
+    request_listener,
+)
+
+
+@dataclass(frozen=True)
+class TransformerParts:
+    """Everything the served transformer runs, built and connected."""
+
+    assets: dict[str, object]
+    worker: EmbeddingWorker
+    predictor: PredictorClient
+    analyzer: Analyzer
+    admission: Admission
+    delivery: DeliveryService | None
+    listener: RequestListener | None
+    monitor: MonitorService | None
+
+
+def transformer_parts(
+    settings: TransformerSettings,
+    *,
+    name: str,
+    send: SendRequest,
+    binary: bool,
+    process_dht_request: ProcessCallback,
+) -> TransformerParts:
+    """The served transformer's pieces: the sources checked first, then the weights loaded.
+
+    ``send`` is KServe's call to the predictor (the model's); ``binary`` sends raw tensors
+    (gRPC v2); ``process_dht_request`` analyses a DHT request (the model's).
+
+    Raises:
+        ModelAssetError: a weight file is missing or malformed.
+        InvalidConfiguration: anomaly groups, sources, DHT or listener settings are invalid.
+    """
+    groups = load_anomaly_groups(settings.anomaly_groups_file)
+    labels = load_labels()
+    # the sources are read and checked before the weights load
+    plan = listening(settings) if settings.sources_file is not None else None
+    assets = asset_report(settings.model_dir, TRANSFORMER_ASSETS)
+    log_asset_report(assets, "transformer")
+    official = bool(assets.get("official", False))
+    worker = embedding_worker(settings, embedding_pipeline(settings), name)
+    predictor = PredictorClient(send, model_name=name, binary=binary)
+    delivery = delivery_service(settings) if settings.dht_url else None
+
+    async def score_live(windows: np.ndarray) -> PredictorScores:
+        """The live sources' windows through the same predictor call as a file's."""
+        return await predictor.score(windows, None, None)
+
+    monitor = None
+    if plan is not None:
+        monitor = monitor_service(
+            settings,
+            plan,
+            embed=worker.embed_examples,
+            score=score_live,
+            record=logged_events(None if delivery is None else delivery.record_events),
+            groups=groups,
+            labels=labels,
+            embedding_official=official,
+        )
+    return TransformerParts(
+        assets=assets,
+        worker=worker,
+        predictor=predictor,
+        analyzer=analyzer(
+            settings,
+            embed=worker.embed,
+            score=predictor.score,
+            groups=groups,
+            labels=labels,
+            record=None if delivery is None else delivery.record_analysis,
+            embedding_official=official,
+        ),
+        admission=admission(settings),
+        delivery=delivery,
+        listener=request_listener(settings, process_dht_request) if settings.listener_enabled else None,
+        monitor=monitor,
+    )
