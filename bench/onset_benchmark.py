@@ -1,7 +1,7 @@
 """How well an event's times place the sound: bursts at known times in background noise.
 
 Each trial is a 40-s recording: background noise (pink noise with a mains hum, at -42 dBFS
-RMS) and one burst (decaying, band-limited noise, 0.3-2.0 s long, 12-24 dB above the
+RMS) and one burst (decaying, band-limited noise, 0.3-2.0 s long, 8-24 dB above the
 background) at a random time between 12 and 28 s. The recording goes through both roads
 of the one detection path, under each privacy method:
 
@@ -10,7 +10,8 @@ of the one detection path, under each privacy method:
   service's embedder, front end and streaming anonymisers; no capture process).
 
 For every event the error of its ``start_seconds`` against the burst's onset (and of its
-``end_seconds`` against the burst's end) is measured; p50/p95 per road and method.
+``end_seconds`` against the burst's audible end: the last 0.12 s in which the decaying burst
+is at least as loud as the background) is measured; p50/p95 per road and method.
 
 What it measures and what it does not: the models are whatever ``--model_dir`` holds. With
 synthetic weights the classifier fires on almost any sound, so the loudness gate
@@ -55,7 +56,7 @@ BACKGROUND_DBFS = -42.0
 class Trial:
     audio: np.ndarray  # (n,) float64 at RATE
     onset: float
-    end: float
+    end: float  # where the burst's 0.12-s RMS last reaches the background's (it decays into it)
 
 
 def pink_noise(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -79,11 +80,15 @@ def trial(seed: int) -> Trial:
     length = int(duration * RATE)
     decay = np.exp(-np.arange(length) / (length / float(rng.uniform(2.0, 6.0))))
     band = np.fft.irfft(np.fft.rfft(rng.standard_normal(length)) * _band(length, rng), length)
-    burst = at_dbfs(band * decay, BACKGROUND_DBFS + float(rng.uniform(12.0, 24.0)))
+    burst = at_dbfs(band * decay, BACKGROUND_DBFS + float(rng.uniform(8.0, 24.0)))
     start = int(onset * RATE)
     audio = background.copy()
     audio[start : start + length] += burst
-    return Trial(np.clip(audio, -1, 1), onset, onset + duration)
+    frame = int(0.12 * RATE)
+    frames = burst[: length // frame * frame].reshape(-1, frame)
+    audible = np.flatnonzero(np.sqrt(np.mean(frames**2, axis=1)) >= 10 ** (BACKGROUND_DBFS / 20))
+    end = onset + (int(audible[-1]) + 1) * 0.12 if audible.size else onset + duration
+    return Trial(np.clip(audio, -1, 1), onset, end)
 
 
 def _band(length: int, rng: np.random.Generator) -> np.ndarray:
