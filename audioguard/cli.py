@@ -187,8 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
         "classify",
         "classify audio files offline (no servers)",
         "Classify audio files in this process, as the services would: top labels per window and the "
-        "anomalies found in the whole recording (same groups, thresholds and loudness gate; "
-        "AUDIOGUARD_* variables apply). Every argument is checked before the model loads.",
+        "anomaly events of the whole recording (same groups, thresholds, loudness gate and event "
+        "lifecycle as the services and a live source; AUDIOGUARD_* variables apply). Every argument "
+        "is checked before the model loads.",
     )
     classify.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, MP3, ...)")
     classify.add_argument(
@@ -196,7 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.add_argument("--all-windows", action="store_true", help="labels for every 10-embedding window")
     classify.add_argument(
-        "--hop", type=cli_types.hop, default=10, help="window hop in embeddings (0.96 s each), 1-10"
+        "--hop",
+        type=cli_types.hop,
+        default=10,
+        help="hop between the labelled windows of --all-windows in embeddings (0.96 s each), 1-10; "
+        "anomalies are scanned every AUDIOGUARD_MONITOR_HOP examples (1), as a live source is",
     )
     classify.add_argument("--top-k", type=cli_types.top_k, default=5, help="labels per window, 1-527")
     classify.add_argument(
