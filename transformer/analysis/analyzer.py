@@ -114,29 +114,47 @@ class PreparedAnalysis:
     analysis_id: str
 
     @property
-    def shared(self) -> bool:
-        """The label windows are the scanned ones (scored once)."""
-        return len(self.windows) == len(self.scan) and bool(
-            np.array_equal(self.windows.start_seconds, self.scan.start_seconds)
-        )
+    def label_rows(self) -> np.ndarray:
+        """(L,) int: the row of ``predictor_windows`` that scores each label window. A label window
+        that is also scanned (the same examples: MAX's window at an example boundary, every
+        window of ``all_windows`` at hop 1) is scored once, as the scan's."""
+        rows = np.empty(len(self.windows), dtype=np.int64)
+        scanned = {
+            (round(float(start), 6), round(float(end), 6)): row
+            for row, (start, end) in enumerate(
+                zip(self.scan.start_seconds, self.scan.end_seconds, strict=True)
+            )
+        }
+        extra = len(self.scan)
+        for index, (start, end) in enumerate(
+            zip(self.windows.start_seconds, self.windows.end_seconds, strict=True)
+        ):
+            row = scanned.get((round(float(start), 6), round(float(end), 6)))
+            if row is None or not self._same_rows(index, row):
+                row, extra = extra, extra + 1
+            rows[index] = row
+        return rows
+
+    def _same_rows(self, label: int, scan: int) -> bool:
+        return bool(np.array_equal(self.windows.embeddings[label], self.scan.embeddings[scan]))
 
     @property
     def predictor_windows(self) -> np.ndarray:
-        """(W, 10, 128) uint8: what the predictor scores, label windows first, then the scan."""
-        if self.shared:
-            return self.windows.embeddings
-        return np.concatenate([self.windows.embeddings, self.scan.embeddings])
+        """(W, 10, 128) uint8: what the predictor scores, the scan first, then the label windows
+        that are not scanned."""
+        extra = self.label_rows >= len(self.scan)
+        if not extra.any():
+            return self.scan.embeddings
+        return np.concatenate([self.scan.embeddings, self.windows.embeddings[extra]])
 
     @property
     def predictor_window_count(self) -> int:
         """Rows of ``predictor_windows`` (without building it)."""
-        return len(self.windows) if self.shared else len(self.windows) + len(self.scan)
+        return len(self.scan) + int((self.label_rows >= len(self.scan)).sum())
 
     def split_scores(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(label-window scores, scan scores) of the predictor's answer for ``predictor_windows``."""
-        if self.shared:
-            return scores, scores
-        return scores[: len(self.windows)], scores[len(self.windows) :]
+        return scores[self.label_rows], scores[: len(self.scan)]
 
 
 class Analyzer:

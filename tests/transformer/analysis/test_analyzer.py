@@ -47,10 +47,11 @@ async def test_overlapping_windows_of_one_sound_are_one_event_with_its_labels_an
         AUDIO, AnalysisOptions(all_windows=True, top_k=3, request_id="q1"), request_id="r-7"
     )
 
-    ((windows, request_id, _),) = rig.scored  # one call: 2 label windows, then the 11 scanned
+    # one call: the 11 windows scanned (one every example); the 2 label windows are among them
+    ((windows, request_id, _),) = rig.scored
     assert request_id == "r-7"
-    assert windows.dtype == np.uint8 and windows.shape == (13, 10, 128)
-    assert [int(w[0, 0]) for w in windows] == [0, 10, *range(11)]
+    assert windows.dtype == np.uint8 and windows.shape == (11, 10, 128)
+    assert [int(w[0, 0]) for w in windows] == list(range(11))
     bounds = [bound for w in result.windows for bound in (w.start_seconds, w.end_seconds)]
     assert bounds == pytest.approx([0.0, 9.6, 9.6, 19.2])
     assert all(len(w.top) == 3 for w in result.windows)
@@ -153,8 +154,8 @@ async def test_the_whole_recording_is_scanned_when_the_labels_cover_maxs_first_w
     found = [(e["group"], e["window_start_seconds"]) for e in result.anomalies]
     assert found == [("glass_break", pytest.approx(9 * 0.96))]
     assert result.scanned_seconds == pytest.approx((0.0, 19.2))
-    ((windows, _, _),) = rig.scored  # one predictor call: the label window, then the scan
-    assert [int(w[0, 0]) for w in windows] == [0, *range(11)]
+    ((windows, _, _),) = rig.scored  # one predictor call: the scan, MAX's window among it
+    assert [int(w[0, 0]) for w in windows] == list(range(11))
 
 
 async def test_a_late_start_time_still_scans_from_the_beginning() -> None:
@@ -175,7 +176,7 @@ async def test_prepare_then_finish_is_the_same_analysis_as_analyze() -> None:
     analyzer = rig.analyzer(label_hop=1)
 
     prepared = await analyzer.prepare(AUDIO, AnalysisOptions(all_windows=True))
-    assert prepared.shared  # every window is both shown and scanned: scored once
+    assert prepared.predictor_window_count == 11  # every window is both shown and scanned: scored once
     split = await analyzer.finish(prepared, PredictorScores(scores[:11], True))
     whole = await analyzer.analyze(AUDIO, AnalysisOptions(all_windows=True))
 
@@ -187,6 +188,22 @@ async def test_prepare_then_finish_is_the_same_analysis_as_analyze() -> None:
     assert [e["group"] for e in split.anomalies] == ["siren"]
     assert [w.top for w in split.windows] == [w.top for w in whole.windows]
     assert len(rig.recorded) == 2
+
+
+async def test_label_windows_the_scan_does_not_hold_are_scored_after_it() -> None:
+    scores = quiet_scores()
+    for start in range(EXAMPLES):
+        scores[start, start] = 0.9  # each window's top label names where it starts
+    rig = Rig(scores)
+    result = await rig.analyzer(label_hop=4, detection_hop=3).analyze(
+        AUDIO, AnalysisOptions(all_windows=True)
+    )
+    ((windows, _, _),) = rig.scored
+    # scanned at 0, 3, 6, 9 and the tail at 10; the labels at 0, 4, 8 and 10: two more rows
+    assert [int(w[0, 0]) for w in windows] == [0, 3, 6, 9, 10, 4, 8]
+    assert [w.top[0]["label"] for w in result.windows] == [
+        load_labels()[i].display_name for i in (0, 4, 8, 10)
+    ]
 
 
 @pytest.mark.parametrize(
