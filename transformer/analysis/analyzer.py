@@ -209,7 +209,10 @@ class Analyzer:
             options=options,
             embedded=embedded,
             windows=windows,
-            scan=select_windows(embedded.embeddings, all_windows=True, hop=self.config.detection_hop),
+            # every detection_hop examples and no extra window aligned to the end: a live source's
+            scan=select_windows(
+                embedded.embeddings, all_windows=True, hop=self.config.detection_hop, end_aligned=False
+            ),
             privacy_requested=requested.method if requested.named else applied.method,
             analysis_id=new_analysis_id(self.config.analyzer_id),
         )
@@ -235,7 +238,7 @@ class Analyzer:
                 None if profile is None else profile[first:last],
             )
             changes += tracker.update(float(end), self.detector.window(scores[index], span, index))
-        return changes + tracker.close("source finished")
+        return changes + tracker.close("source finished", source_ended=True)
 
     async def finish(self, prepared: PreparedAnalysis, predictor_scores: PredictorScores) -> AnalysisResult:
         """Scores of ``prepared.predictor_windows`` -> top-k, anomalies, the durable record."""

@@ -104,12 +104,15 @@ class WindowSpan:
         start_seconds, end_seconds: where the window lies (seconds of audio).
         level_dbfs: its loudest example's level (the loudness gate reads it; None: no gate applies).
         profile_dbfs: (examples, 8) levels of each 0.12-s part of its examples (None: not measured).
+        example_starts: (examples,) where each example starts (None: back to back from
+            ``start_seconds``; a live source's window after a short gap is not).
     """
 
     start_seconds: float
     end_seconds: float
     level_dbfs: float | None = None
     profile_dbfs: np.ndarray | None = None
+    example_starts: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,9 @@ class Detector:
                 if member_scores[i] >= group.threshold
             )
             if not measured:
-                extent = loud_extent(span.profile_dbfs, span.start_seconds, span.end_seconds)
+                extent = loud_extent(
+                    span.profile_dbfs, span.start_seconds, span.end_seconds, span.example_starts
+                )
                 measured = True
             anomalies.append(
                 Anomaly(

@@ -12,13 +12,15 @@ per-hop verdicts into events, per source and anomaly group:
 - it **ends** once the group has not fired for ``max_not_heard_seconds``
   (measured from the end of the last window that fired), or when the source
   stops (``close``);
-- a source that ends before it could give ``min_hits`` windows (a recording of
-  10-12 s gives 1-3) needs a hit in as many windows as it gave: at ``close`` such
-  a run of hits is an event that starts and ends at once.
+- a source that ends for good before it could give ``min_hits`` windows (a
+  recording of 10-12 s gives 1-3) needs a hit in as many windows as it gave: at
+  ``close(source_ended=True)`` such a run of hits is an event that starts and ends at once.
 
 Each event has two spans: where the sound was heard (``start_seconds`` to
-``end_seconds``: the loud part of the windows that fired, ``transformer.analysis.locate``)
-and the windows that fired (``window_start_seconds`` to ``window_end_seconds``).
+``end_seconds``: from the earliest to the latest loud part of the windows that fired,
+``transformer.analysis.locate``; a window in which nothing stands out, as one inside a long
+alarm, counts whole) and the windows that fired (``window_start_seconds`` to
+``window_end_seconds``).
 
 An uploaded recording is a finite source: ``transformer.analysis.analyzer`` runs
 its windows through a tracker exactly as the monitor runs a stream's. Pure and
@@ -128,13 +130,14 @@ class _Open:
     window_start: float  # the first window that fired
     last_heard: float  # the end of the last window that fired
     peak: Anomaly
-    onset: float | None = None  # the sound's start and end, from the windows that placed it
+    onset: float | None = None  # the sound's start and end, from the windows that fired
     offset: float | None = None
 
     def add(self, hit: Anomaly) -> None:
-        if hit.located:
-            self.onset = hit.onset_seconds if self.onset is None else min(self.onset, hit.onset_seconds)
-            self.offset = hit.offset_seconds if self.offset is None else max(self.offset, hit.offset_seconds)
+        """A window that fired: where it placed the sound, or (nothing stood out in it: a sound
+        that lasts the whole window, or none) the window itself."""
+        self.onset = hit.onset_seconds if self.onset is None else min(self.onset, hit.onset_seconds)
+        self.offset = hit.offset_seconds if self.offset is None else max(self.offset, hit.offset_seconds)
 
     @property
     def start_seconds(self) -> float:
@@ -199,14 +202,16 @@ class EventTracker:
                 starts.append(self._start(state, hits))
         return changes + starts
 
-    def close(self, reason: str = "source stopped") -> list[EventChange]:
-        """End every open event (the source stopped or is being replaced). A source that gave
-        fewer hops than ``min_hits`` starts and ends an event for a group that fired in every
-        one of them."""
+    def close(self, reason: str = "source stopped", *, source_ended: bool = False) -> list[EventChange]:
+        """End every open event (the source stopped or is being replaced). A source that has
+        ended (``source_ended``: a recording, a file played out) after fewer hops than
+        ``min_hits`` starts and ends an event for a group that fired in every one of them; a
+        reconnecting stream does not (its short segments would defeat the lifecycle's filter)."""
         changes = []
         for state in self._groups.values():
             hits = [anomaly for anomaly in state.recent if anomaly is not None]
-            if state.open is None and hits and len(hits) >= min(self.settings.min_hits, self.hops):
+            short = source_ended and hits and len(hits) >= min(self.settings.min_hits, self.hops)
+            if state.open is None and short:
                 changes.append(self._start(state, hits))
             if state.open is not None:
                 changes.append(self._end(state, reason))

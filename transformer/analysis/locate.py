@@ -28,7 +28,10 @@ FLAT_DB: Final = 3.0
 
 
 def loud_extent(
-    profile_dbfs: np.ndarray | None, start_seconds: float, end_seconds: float
+    profile_dbfs: np.ndarray | None,
+    start_seconds: float,
+    end_seconds: float,
+    example_starts: np.ndarray | None = None,
 ) -> tuple[float, float] | None:
     """(onset, offset) seconds of the loud part of a window; None when nothing stands out.
 
@@ -37,6 +40,7 @@ def loud_extent(
             (None: not measured).
         start_seconds: where the window (its first example) starts.
         end_seconds: where the window's audio ends (bounds the result).
+        example_starts: (E,) where each example starts (None: back to back from start_seconds).
 
     Returns:
         (onset, offset), start_seconds <= onset < offset <= end_seconds, or None.
@@ -52,6 +56,12 @@ def loud_extent(
     threshold = max(floor + 0.5 * (peak - floor), peak - LOUD_RANGE_DB)
     loud = np.flatnonzero(levels >= threshold)
     part_seconds = EXAMPLE_SECONDS / parts
-    onset = start_seconds + float(loud[0]) * part_seconds
-    offset = min(end_seconds, start_seconds + float(loud[-1] + 1) * part_seconds)
+    examples = profile_dbfs.shape[0]
+    if example_starts is None:
+        example_starts = start_seconds + np.arange(examples) * EXAMPLE_SECONDS
+    part_starts = (
+        np.asarray(example_starts, dtype=np.float64)[:, None] + np.arange(parts) * part_seconds
+    ).reshape(-1)
+    onset = float(part_starts[loud[0]])
+    offset = min(end_seconds, float(part_starts[loud[-1]]) + part_seconds)
     return onset, max(offset, onset + min(part_seconds, end_seconds - onset))

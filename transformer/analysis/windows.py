@@ -55,13 +55,13 @@ def start_example(start_time: float, num_examples: int) -> int:
     return index
 
 
-def _window_starts(first: int, num_examples: int, hop: int) -> list[int]:
+def _window_starts(first: int, num_examples: int, hop: int, end_aligned: bool = True) -> list[int]:
     remaining = num_examples - first
     if remaining <= EMBEDDINGS_PER_WINDOW:
         return [first]
     starts = list(range(first, num_examples - EMBEDDINGS_PER_WINDOW + 1, hop))
     # cover the tail with a window that ends at the last example
-    if starts[-1] + EMBEDDINGS_PER_WINDOW < num_examples:
+    if end_aligned and starts[-1] + EMBEDDINGS_PER_WINDOW < num_examples:
         starts.append(num_examples - EMBEDDINGS_PER_WINDOW)
     return starts
 
@@ -72,13 +72,15 @@ def select_windows(
     start_time: float = 0.0,
     all_windows: bool = False,
     hop: int = EMBEDDINGS_PER_WINDOW,
+    end_aligned: bool = True,
 ) -> Windows:
     """Cut (N, 128) uint8 embeddings into classifier windows.
 
     Without ``all_windows`` the result is MAX's single window: the 10
     embeddings from ``start_time`` on, repeated cyclically (``rows[i % n]``)
     when fewer remain. With it, windows start every ``hop`` embeddings from
-    ``start_time`` and a last one is aligned to the end of the recording.
+    ``start_time`` and (``end_aligned``) a last one is aligned to the end of the
+    recording; the anomaly scan has none, as a live source's windows have none.
     """
     if embeddings.ndim != 2 or embeddings.shape[1] != EMBEDDING_SIZE:
         raise ValueError(f"expected (N, {EMBEDDING_SIZE}) embeddings, got {embeddings.shape}")
@@ -86,7 +88,7 @@ def select_windows(
         raise InvalidParameter(f"window hop must be between 1 and {EMBEDDINGS_PER_WINDOW}, got {hop}")
     num_examples = embeddings.shape[0]
     first = start_example(start_time, num_examples)
-    starts = _window_starts(first, num_examples, hop) if all_windows else [first]
+    starts = _window_starts(first, num_examples, hop, end_aligned) if all_windows else [first]
 
     offsets = np.arange(EMBEDDINGS_PER_WINDOW)
     rows = []

@@ -125,23 +125,24 @@ class Monitor:
             continued = current == (chunk.segment, chunk.sample_rate)
             if chunk.final or (current is not None and not continued):
                 # what came before is detected first, then the segment's held-back tail; then it ends
-                changes += await self._run(run, errors)
+                changes += self._timed(await self._run(run, errors))
                 run, in_run = [], {}
                 reason = "source finished" if chunk.final else "stream interrupted"
-                changes += await self._flush(source, errors, ended=True) + source.tracker.close(reason)
+                ended = await self._flush(source, errors, ended=True)
+                changes += self._timed(ended + source.tracker.close(reason, source_ended=chunk.final))
                 if chunk.final:
                     self.ended.add(chunk.source)
             elif continued and _after_gap(chunk, source.next_start):
-                changes += await self._run(run, errors)
+                changes += self._timed(await self._run(run, errors))
                 run, in_run = [], {}
-                changes += await self._flush(source, errors, ended=False)  # its events stay open
+                changes += self._timed(await self._flush(source, errors, ended=False))  # events stay open
                 source.gap_from = source.next_start
             if not chunk.final:
                 run.append(chunk)
                 in_run[chunk.source] = (chunk.segment, chunk.sample_rate)
                 source.next_start = chunk.start_seconds + chunk.samples.shape[0] / chunk.sample_rate
                 source.clock = (source.next_start, chunk.received_at or time.time())
-        changes += await self._run(run, errors)
+        changes += self._timed(await self._run(run, errors))
         await self._record_changes(changes)
         if errors:
             raise errors[0]
@@ -149,9 +150,19 @@ class Monitor:
 
     async def close(self) -> list[EventChange]:
         """End every open event (the monitor stops); they are recorded too."""
-        changes = [change for source in self._sources.values() for change in source.tracker.close()]
+        changes = self._timed([c for source in self._sources.values() for c in source.tracker.close()])
         await self._record_changes(changes)
         return changes
+
+    def _timed(self, changes: Sequence[EventChange]) -> list[EventChange]:
+        """``changes`` with their wall-clock times, from their source's clock as it is now (before
+        a later chunk, say after a reconnect, moves it on)."""
+        timed = []
+        for change in changes:
+            source = self._sources[change.source]
+            start, end = source.wall_time(change.start_seconds), source.wall_time(change.end_seconds)
+            timed.append(dataclasses.replace(change, started_at=start, ended_at=end))
+        return timed
 
     async def _run(self, chunks: Sequence[Chunk], errors: list[Exception]) -> list[EventChange]:
         """Chunks without a segment change: fronts (a worker thread), one VGGish call, detection.
@@ -237,19 +248,13 @@ class Monitor:
         )
 
     async def _record_changes(self, changes: Sequence[EventChange]) -> None:
-        """Record the changes, each source's with its context and wall-clock times."""
+        """Record the (timed) changes, each source's with its context."""
         if not changes:
             return
         count_events(changes, "live")
         by_source: dict[str, list[EventChange]] = {}
         for change in changes:
-            source = self._sources[change.source]
-            timed = dataclasses.replace(
-                change,
-                started_at=source.wall_time(change.start_seconds),
-                ended_at=source.wall_time(change.end_seconds),
-            )
-            by_source.setdefault(change.source, []).append(timed)
+            by_source.setdefault(change.source, []).append(change)
         await asyncio.to_thread(self._record_each, by_source)
 
     def _record_each(self, by_source: Mapping[str, Sequence[EventChange]]) -> None:

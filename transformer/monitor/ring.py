@@ -27,6 +27,7 @@ class RingEntry:
     features: np.ndarray | None  # (96, 64) float log-mel; None once embedded
     profile_dbfs: np.ndarray | None = None  # (8,) dBFS of its 0.12-s parts
     embedding: np.ndarray | None = None  # (128,) uint8
+    start_seconds: float = 0.0  # where it starts in the stream (a short gap may lie before it)
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,11 @@ class Window:
 
     def span(self) -> WindowSpan:
         """The window for the detection step: bounds, level and loudness profile."""
-        profiles = [entry.profile_dbfs for entry in self.entries[: self.distinct]]
+        own = self.entries[: self.distinct]
+        profiles = [entry.profile_dbfs for entry in own]
         profile = None if any(p is None for p in profiles) else np.stack(profiles)  # type: ignore[arg-type]
-        return WindowSpan(self.start_seconds, self.end_seconds, self.level_dbfs, profile)
+        starts = np.array([entry.start_seconds for entry in own])
+        return WindowSpan(self.start_seconds, self.end_seconds, self.level_dbfs, profile, starts)
 
     def embeddings(self) -> np.ndarray:
         """(10, 128) uint8 (every entry embedded first: ``embed_entries``)."""
@@ -77,10 +80,10 @@ class Ring:
             return []
         held = tuple(self.entries)
         entries = tuple(held[i % len(held)] for i in range(EMBEDDINGS_PER_WINDOW))
-        end = self.offset_seconds + self.examples * EXAMPLE_SECONDS
         self.windows_made += 1
         level = max(entry.level_dbfs for entry in held)
-        return [Window(entries, level, end - len(held) * EXAMPLE_SECONDS, end, len(held))]
+        end = held[-1].start_seconds + EXAMPLE_SECONDS
+        return [Window(entries, level, held[0].start_seconds, end, len(held))]
 
     def push(
         self, features: np.ndarray, levels: np.ndarray, hop: int, profiles: np.ndarray | None = None
@@ -91,16 +94,18 @@ class Ring:
         parts: Iterable[np.ndarray | None] = [None] * len(levels) if profiles is None else profiles
         due = []
         for patch, level, profile in zip(features, levels, parts, strict=True):
-            self.entries.append(RingEntry(float(level), np.array(patch), profile))
+            start = self.offset_seconds + self.examples * EXAMPLE_SECONDS
+            self.entries.append(RingEntry(float(level), np.array(patch), profile, start_seconds=start))
             self.examples += 1
             self.since_window += 1
             if len(self.entries) == EMBEDDINGS_PER_WINDOW and self.since_window >= hop:
                 self.since_window = 0
                 self.windows_made += 1
-                end = self.offset_seconds + self.examples * EXAMPLE_SECONDS
                 entries = tuple(self.entries)
                 level_dbfs = max(entry.level_dbfs for entry in entries)
-                due.append(Window(entries, level_dbfs, end - EMBEDDINGS_PER_WINDOW * EXAMPLE_SECONDS, end))
+                # timed by its own examples: after a short gap they are not back to back
+                end = entries[-1].start_seconds + EXAMPLE_SECONDS
+                due.append(Window(entries, level_dbfs, entries[0].start_seconds, end))
         return due
 
 

@@ -199,8 +199,9 @@ async def test_label_windows_the_scan_does_not_hold_are_scored_after_it() -> Non
         AUDIO, AnalysisOptions(all_windows=True)
     )
     ((windows, _, _),) = rig.scored
-    # scanned at 0, 3, 6, 9 and the tail at 10; the labels at 0, 4, 8 and 10: two more rows
-    assert [int(w[0, 0]) for w in windows] == [0, 3, 6, 9, 10, 4, 8]
+    # scanned at 0, 3, 6, 9 (as a live source: no window aligned to the end); the labels at 0, 4,
+    # 8 and the tail at 10: three more rows
+    assert [int(w[0, 0]) for w in windows] == [0, 3, 6, 9, 4, 8, 10]
     assert [w.top[0]["label"] for w in result.windows] == [
         load_labels()[i].display_name for i in (0, 4, 8, 10)
     ]

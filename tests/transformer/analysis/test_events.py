@@ -168,25 +168,43 @@ def placed(group: str, hop: int, onset: float, offset: float) -> Anomaly:
 def test_an_event_is_dated_by_where_its_windows_placed_the_sound_and_keeps_their_span() -> None:
     tracker = EventTracker("hall")
     hits = {4: [placed("glass_break", 4, 12.1, 13.0)], 5: [placed("glass_break", 5, 12.2, 13.3)]}
-    hits[6] = [fired("glass_break", 6)]  # a window that did not place it: no say on the sound's span
     changes = run(tracker, hits, 20)
     (_, start), (_, end) = changes
     assert (start.start_seconds, start.window_start_seconds) == (12.1, pytest.approx(4 * HOP))
     assert (end.start_seconds, end.end_seconds) == (12.1, 13.3)
-    assert end.window_end_seconds == pytest.approx(6 * HOP + WINDOW) and end.reason == "not heard"
+    assert end.window_end_seconds == pytest.approx(5 * HOP + WINDOW) and end.reason == "not heard"
+
+
+def test_a_window_in_which_nothing_stands_out_counts_whole_as_inside_a_long_alarm() -> None:
+    tracker = EventTracker("hall")
+    hits = {4: [placed("smoke_fire_alarm", 4, 12.1, 13.84)], 5: [placed("smoke_fire_alarm", 5, 12.1, 14.4)]}
+    # the alarm goes on: the windows that lie inside it are loud throughout and place nothing
+    # windows that hold its start place it from 12.1 s to their end
+    hits |= {hop: [placed("smoke_fire_alarm", hop, 12.1, hop * HOP + WINDOW)] for hop in range(6, 13)}
+    hits |= {hop: [fired("smoke_fire_alarm", hop)] for hop in range(13, 41)}
+    ((_, start),) = run(tracker, hits, 41)
+    (end,) = tracker.close("source finished", source_ended=True)  # still sounding at the end
+    assert (start.start_seconds, end.start_seconds) == (12.1, 12.1)
+    # to the end of the last window: not 21.12 s, the last end a window placed
+    assert end.end_seconds == pytest.approx(40 * HOP + WINDOW) == end.window_end_seconds
 
 
 def test_a_source_that_ends_before_it_could_give_min_hits_windows_needs_a_hit_in_each() -> None:
     one = EventTracker("short")
     assert run(one, {0: [fired("siren", 0)]}, 1) == []  # one hop: 1 hit of the 2 needed so far
-    ((start, end),) = [one.close("source finished")]
+    ((start, end),) = [one.close("source finished", source_ended=True)]
     assert (start.change, end.change, end.reason) == ("start", "end", "source finished")
     assert (start.start_seconds, end.end_seconds) == (0.0, pytest.approx(WINDOW))
 
     two = EventTracker("short")
     run(two, {1: [fired("siren", 1)]}, 2)  # 1 hit in 2 hops: 2 were possible
-    assert two.close("source finished") == []
+    assert two.close("source finished", source_ended=True) == []
 
     long = EventTracker("long")
     run(long, {9: [fired("siren", 9)]}, 10)  # a lone hit at the end of a long stream
-    assert long.close("source finished") == []
+    assert long.close("source finished", source_ended=True) == []
+
+    # a stream that reconnects is not over: its short segment's lone hit is no event
+    flaky = EventTracker("flaky")
+    run(flaky, {0: [fired("siren", 0)]}, 1)
+    assert flaky.close("stream interrupted") == []
