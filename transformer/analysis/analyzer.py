@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -113,7 +114,7 @@ class PreparedAnalysis:
     privacy_requested: str
     analysis_id: str
 
-    @property
+    @functools.cached_property
     def label_rows(self) -> np.ndarray:
         """(L,) int: the row of ``predictor_windows`` that scores each label window. A label window
         that is also scanned (the same examples: MAX's window at an example boundary, every
@@ -130,13 +131,10 @@ class PreparedAnalysis:
             zip(self.windows.start_seconds, self.windows.end_seconds, strict=True)
         ):
             row = scanned.get((round(float(start), 6), round(float(end), 6)))
-            if row is None or not self._same_rows(index, row):
+            if row is None:  # a window's bounds fix its rows (``select_windows``): no match, no row
                 row, extra = extra, extra + 1
             rows[index] = row
         return rows
-
-    def _same_rows(self, label: int, scan: int) -> bool:
-        return bool(np.array_equal(self.windows.embeddings[label], self.scan.embeddings[scan]))
 
     @property
     def predictor_windows(self) -> np.ndarray:

@@ -98,7 +98,7 @@ class Monitor:
             for spec in sources
         }
         self._embed, self._score, self._record = embed, score, record
-        self.labels, self.hop = labels, hop
+        self.hop = hop
         self.analyzer_id, self.session = analyzer_id, session
         self.embedding_official = embedding_official
         self._weights = WeightsStatus(embedding_official, None)
