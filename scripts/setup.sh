@@ -27,4 +27,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" --no-deps -e .
   echo "$want" > "$stamp"
 fi
+# A venv moved or copied from elsewhere keeps entry points that name the old
+# interpreter ("cannot execute: required file not found"): write them again.
+if [ "$(head -1 "$venv/bin/audioguard" 2>/dev/null)" != "#!$(cd "$venv" && pwd)/bin/python" ]; then
+  "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" --no-deps --reinstall -e .
+fi
 echo "setup: $venv ready ($lock)"
