@@ -75,7 +75,7 @@ class TransformerSettings(BaseSettings):
     vggish_precision: Precision = Field(
         "fp32",
         description="fp32 (embeddings equal to the reference) or int8 (onnxruntime only: about 3x "
-        "faster, calibrated once on generated sounds and cached beside the weights; see the README "
+        "faster, calibrated once on generated sounds and cached beside the weights; see docs/performance.md "
         "for its measured fidelity).",
     )
     vggish_threads: int = Field(
