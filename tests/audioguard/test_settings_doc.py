@@ -20,7 +20,8 @@ def _documented_block() -> str:
 
 def test_documented_tables_are_current() -> None:
     assert _documented_block() == settings_markdown(), (
-        "docs/configuration.md settings tables are stale: run `python -m audioguard.settings_doc` and paste its output"
+        "docs/configuration.md settings tables are stale: "
+        "run `python -m audioguard.settings_doc` and paste its output"
     )
 
 

@@ -2,7 +2,7 @@
 
 The fp32 bar is the issue's: uint8 embeddings equal on >= 99.9 % of values, scores
 within 1e-4 and the same top-5 in every window. The int8 bounds sit just under
-what this recipe measured (README "VGGish runtimes"), so a worse recipe fails.
+what this recipe measured (docs/performance.md, "Fidelity"), so a worse recipe fails.
 """
 
 from __future__ import annotations
