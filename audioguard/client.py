@@ -25,9 +25,10 @@ import requests
 import urllib3
 
 from audioguard.render import describe
-from contract.cli_style import HelpFormatter, hyphenated, known_flags
+from contract.cli_style import CliParser, hyphenated, known_flags
 from contract.cli_types import seconds, top_k
 from contract.exception_chain import linked_exceptions, os_error_reason
+from contract.kserve_import import import_kserve
 from contract.rounding import score_value, seconds_value
 from contract.weights_status import (
     NOT_OFFICIAL_WARNING,
@@ -192,21 +193,6 @@ def classify_grpc(
     return asyncio.run(_classify_grpc(url, model_name, audio, parameters, timeout))
 
 
-def _import_kserve() -> None:
-    """Import kserve without letting it parse our command line.
-
-    ``kserve.model_server`` parses ``sys.argv`` at import time, and a client
-    flag such as ``--grpc`` is an ambiguous prefix of its ``--grpc_port``
-    (argparse then exits).
-    """
-    saved = sys.argv
-    sys.argv = saved[:1]
-    try:
-        import kserve  # noqa: F401
-    finally:
-        sys.argv = saved
-
-
 def _quiet_kserve_client_errors() -> None:
     """Keep KServe's gRPC client from logging each failed call.
 
@@ -214,7 +200,7 @@ def _quiet_kserve_client_errors() -> None:
     with a traceback; the command already prints one line per failed file.
     Only the command does this: library callers keep KServe's logging.
     """
-    _import_kserve()
+    import_kserve()
     from kserve.logging import KSERVE_TRACE_LOGGER_NAME
 
     logging.getLogger(KSERVE_TRACE_LOGGER_NAME).setLevel(logging.CRITICAL)
@@ -224,7 +210,7 @@ async def _classify_grpc(
     url: str, model_name: str, audio: bytes, parameters: Mapping[str, Any], timeout: float
 ) -> dict[str, Any]:
     # imported here: kserve is heavy and the REST path does not need it
-    _import_kserve()
+    import_kserve()
     import grpc
     from kserve import InferenceGRPCClient, InferInput, InferRequest
     from kserve.protocol.infer_type import to_http_parameters
@@ -246,9 +232,7 @@ async def _classify_grpc(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="audioguard client", description=__doc__, formatter_class=HelpFormatter, allow_abbrev=False
-    )
+    parser = CliParser(prog="audioguard client", description=__doc__, allow_abbrev=False)
     parser.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, MP3, ...)")
     parser.add_argument(
         "--url",
