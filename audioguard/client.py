@@ -17,7 +17,7 @@ import struct
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -68,12 +68,50 @@ def transport_failure(url: str, error: requests.RequestException, timeout: float
         return f"no answer from {url} within {timeout:g} s"
     if isinstance(error, requests.ConnectionError):
         causes = linked_exceptions(error)
+        if any(_is_http2_greeting(cause) for cause in causes):
+            return (
+                f"{url} speaks gRPC (HTTP/2), not REST: it is the service's gRPC port; REST is on "
+                f"port {_port(DEFAULT_REST_URL)} by default (audioguard serve prints both), or add --grpc"
+            )
         if any(isinstance(cause, urllib3.exceptions.NewConnectionError) for cause in causes):
             return f"cannot connect to {url} ({_reason(causes)})"
         return f"the connection to {url} broke before the answer ({_reason(causes)})"
     if isinstance(error, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
         return f"invalid service URL {url!r}: expected http://host:port"
     return f"the request to {url} failed ({type(error).__name__})"
+
+
+def _is_http2_greeting(error: BaseException) -> bool:
+    """Whether ``error`` is http.client reading an HTTP/2 server's first frame as a status line.
+
+    A gRPC server opens with a SETTINGS frame: 3 length bytes, type 4, flags, stream 0.
+    """
+    line = getattr(error, "line", None) if isinstance(error, http.client.BadStatusLine) else None
+    return isinstance(line, str) and len(line) >= 9 and line[3] == "\x04" and line[5:9] == "\0\0\0\0"
+
+
+def grpc_answered_by_http1(details: str) -> bool:
+    """Whether a failed gRPC call's ``details`` say the port answered HTTP/1 (a REST port)."""
+    return any(sign in details for sign in _HTTP1_ANSWER_SIGNS)
+
+
+#: how gRPC core describes an HTTP/1 answer (uvicorn's 400, or any HTTP/1 server's status line)
+_HTTP1_ANSWER_SIGNS: Final = (
+    "Trying to connect an http1.x server",
+    "Expected SETTINGS frame as the first frame",
+)
+
+
+def grpc_port_mixup(target: str) -> str:
+    """The one line for ``--grpc`` sent to a REST port."""
+    return (
+        f"{target} speaks HTTP/1.1, not gRPC: it is the service's REST port; gRPC is on port "
+        f"{_port(DEFAULT_GRPC_URL)} by default (audioguard serve prints both), or leave out --grpc"
+    )
+
+
+def _port(address: str) -> int | None:
+    return urlsplit(address if "://" in address else f"//{address}").port
 
 
 def _reason(causes: Sequence[BaseException]) -> str:
@@ -224,6 +262,8 @@ async def _classify_grpc(
     try:
         response = await client.infer(request)
     except grpc.RpcError as error:
+        if grpc_answered_by_http1(error.details() or ""):
+            raise TransportError(grpc_port_mixup(url)) from None
         raise ServiceError(error.code().name, error.details() or "") from None
     finally:
         await client.close()
@@ -268,7 +308,7 @@ def request_parameters(args: argparse.Namespace) -> dict[str, Any]:
     if args.top_k is not None:
         parameters["top_k"] = args.top_k
     if args.start_time is not None:
-        parameters["start_time"] = str(args.start_time)
+        parameters["start_time"] = args.start_time  # a JSON number; text over gRPC (no double there)
     if args.filter:
         parameters["filter"] = args.filter
     return parameters

@@ -46,14 +46,14 @@ def test_grpc_target_accepts_urls_and_host_port(given: str, expected: str) -> No
     assert client.grpc_target(given) == expected
 
 
-def test_flags_become_v2_parameters_with_floats_as_text() -> None:
+def test_flags_become_typed_v2_parameters() -> None:
     flags = ["--privacy", "dp_noise", "--all-windows", "--top-k", "3", "--start-time", "1.5"]
     args = client.build_parser().parse_args(["a.wav", *flags, "--filter", "Speech,Gunshot, gunfire"])
     assert client.request_parameters(args) == {
         "privacy": "dp_noise",
         "all_windows": True,
         "top_k": 3,
-        "start_time": "1.5",  # gRPC parameters have no double
+        "start_time": 1.5,  # a JSON number over REST; the gRPC call sends it as text (no double there)
         "filter": "Speech,Gunshot, gunfire",
     }
     assert client.request_parameters(client.build_parser().parse_args(["a.wav"])) == {}
