@@ -1,12 +1,12 @@
 """The ``audioguard`` command: weights, offline classification, local serving, client.
 
-audioguard weights download --dest DIR      official files, sha512-verified
-audioguard weights synthetic --dest DIR     synthetic files in the official formats
-audioguard weights verify DIR               are these the official files?
+audioguard weights download --dest DIR   official files, sha512-verified
+audioguard weights synthetic --dest DIR  synthetic files in the official formats
+audioguard weights verify DIR            are these the official files?
 audioguard classify FILE... --model-dir DIR [--all-windows] [--plot OUT.png]
-audioguard serve --model-dir DIR            predictor + transformer on this machine
-audioguard client FILE... --url URL         send files to a running service (v2)
-audioguard monitor --sources FILE           listen to live sources, print anomaly events
+audioguard serve --model-dir DIR         predictor + transformer on this machine
+audioguard client FILE... --url URL      send files to a running service (v2)
+audioguard monitor --sources FILE        listen to live sources, print events
 
 Flags are written with hyphens (--model-dir); the underscore spelling (--model_dir) is accepted too.
 """
