@@ -89,7 +89,7 @@ def verify(args: argparse.Namespace) -> int:
 
 def build_parser(prog: str = "python -m contract.weights_cli") -> argparse.ArgumentParser:
     parser = CliParser(prog=prog, description=__doc__)
-    sub = parser.add_subparsers(dest="weights_command", required=True)
+    sub = parser.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
     add_download_arguments(
         sub.add_parser("download", help="download the official files and verify their sha512")
     )

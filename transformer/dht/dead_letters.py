@@ -103,7 +103,7 @@ def resend(path: Path, ids: Sequence[int] | None) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = CliParser(prog="python -m transformer.dht.dead_letters", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     listing = sub.add_parser("list", help="print the dead letters, one JSON object per line")
     outbox_help = "the outbox file (AUDIOGUARD_OUTBOX_PATH)"
     listing.add_argument("--outbox", type=Path, required=True, help=outbox_help)
