@@ -1,12 +1,12 @@
 """The ``audioguard`` command: weights, offline classification, local serving, client.
 
-audioguard weights download --dest DIR      official files, sha512-verified
-audioguard weights synthetic --dest DIR     synthetic files in the official formats (--force to replace)
-audioguard weights verify DIR               are these the official files?
+audioguard weights download --dest DIR   official files, sha512-verified
+audioguard weights synthetic --dest DIR  synthetic files in the official formats
+audioguard weights verify DIR            are these the official files?
 audioguard classify FILE... --model-dir DIR [--all-windows] [--plot OUT.png]
-audioguard serve --model-dir DIR            predictor + transformer on this machine
-audioguard client FILE... --url URL         send files to a running service (v2)
-audioguard monitor --sources FILE           listen to live sources, print anomaly events
+audioguard serve --model-dir DIR         predictor + transformer on this machine
+audioguard client FILE... --url URL      send files to a running service (v2)
+audioguard monitor --sources FILE        listen to live sources, print events
 
 Flags are written with hyphens (--model-dir); the underscore spelling (--model_dir) is accepted too.
 """
@@ -26,7 +26,7 @@ from audioguard.synthetic import PARTS as SYNTHETIC_PARTS
 from audioguard.synthetic import write_synthetic_assets
 from contract import cli_types, weights_cli
 from contract.assets import HOW_TO_GET_WEIGHTS
-from contract.cli_style import HelpFormatter, hyphenated, known_flags
+from contract.cli_style import CliParser, hyphenated, known_flags
 from contract.errors import AudioGuardError
 from transformer.privacy import PRIVACY_METHODS
 
@@ -137,15 +137,13 @@ def _plot(classifier: OfflineClassifier, path: str, result: AnalysisResult, targ
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="audioguard", description=__doc__, formatter_class=HelpFormatter, allow_abbrev=False
-    )
+    parser = CliParser(prog="audioguard", description=__doc__, allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(group: Any, name: str, text: str, description: str | None = None) -> argparse.ArgumentParser:
         return group.add_parser(  # type: ignore[no-any-return]
             name, help=text, description=description or text[0].upper() + text[1:] + ".",
-            formatter_class=HelpFormatter, allow_abbrev=False,
+            allow_abbrev=False,
         )  # fmt: skip
 
     weights = command(sub, "weights", "get, generate or verify model files").add_subparsers(

@@ -17,7 +17,7 @@ import struct
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -25,9 +25,10 @@ import requests
 import urllib3
 
 from audioguard.render import describe
-from contract.cli_style import HelpFormatter, hyphenated, known_flags
+from contract.cli_style import CliParser, hyphenated, known_flags
 from contract.cli_types import seconds, top_k
 from contract.exception_chain import linked_exceptions, os_error_reason
+from contract.kserve_import import import_kserve
 from contract.rounding import score_value, seconds_value
 from contract.weights_status import (
     NOT_OFFICIAL_WARNING,
@@ -67,12 +68,50 @@ def transport_failure(url: str, error: requests.RequestException, timeout: float
         return f"no answer from {url} within {timeout:g} s"
     if isinstance(error, requests.ConnectionError):
         causes = linked_exceptions(error)
+        if any(_is_http2_greeting(cause) for cause in causes):
+            return (
+                f"{url} speaks gRPC (HTTP/2), not REST: it is the service's gRPC port; REST is on "
+                f"port {_port(DEFAULT_REST_URL)} by default (audioguard serve prints both), or add --grpc"
+            )
         if any(isinstance(cause, urllib3.exceptions.NewConnectionError) for cause in causes):
             return f"cannot connect to {url} ({_reason(causes)})"
         return f"the connection to {url} broke before the answer ({_reason(causes)})"
     if isinstance(error, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
         return f"invalid service URL {url!r}: expected http://host:port"
     return f"the request to {url} failed ({type(error).__name__})"
+
+
+def _is_http2_greeting(error: BaseException) -> bool:
+    """Whether ``error`` is http.client reading an HTTP/2 server's first frame as a status line.
+
+    A gRPC server opens with a SETTINGS frame: 3 length bytes, type 4, flags, stream 0.
+    """
+    line = getattr(error, "line", None) if isinstance(error, http.client.BadStatusLine) else None
+    return isinstance(line, str) and len(line) >= 9 and line[3] == "\x04" and line[5:9] == "\0\0\0\0"
+
+
+def grpc_answered_by_http1(details: str) -> bool:
+    """Whether a failed gRPC call's ``details`` say the port answered HTTP/1 (a REST port)."""
+    return any(sign in details for sign in _HTTP1_ANSWER_SIGNS)
+
+
+#: how gRPC core describes an HTTP/1 answer (uvicorn's 400, or any HTTP/1 server's status line)
+_HTTP1_ANSWER_SIGNS: Final = (
+    "Trying to connect an http1.x server",
+    "Expected SETTINGS frame as the first frame",
+)
+
+
+def grpc_port_mixup(target: str) -> str:
+    """The one line for ``--grpc`` sent to a REST port."""
+    return (
+        f"{target} speaks HTTP/1.1, not gRPC: it is the service's REST port; gRPC is on port "
+        f"{_port(DEFAULT_GRPC_URL)} by default (audioguard serve prints both), or leave out --grpc"
+    )
+
+
+def _port(address: str) -> int | None:
+    return urlsplit(address if "://" in address else f"//{address}").port
 
 
 def _reason(causes: Sequence[BaseException]) -> str:
@@ -192,21 +231,6 @@ def classify_grpc(
     return asyncio.run(_classify_grpc(url, model_name, audio, parameters, timeout))
 
 
-def _import_kserve() -> None:
-    """Import kserve without letting it parse our command line.
-
-    ``kserve.model_server`` parses ``sys.argv`` at import time, and a client
-    flag such as ``--grpc`` is an ambiguous prefix of its ``--grpc_port``
-    (argparse then exits).
-    """
-    saved = sys.argv
-    sys.argv = saved[:1]
-    try:
-        import kserve  # noqa: F401
-    finally:
-        sys.argv = saved
-
-
 def _quiet_kserve_client_errors() -> None:
     """Keep KServe's gRPC client from logging each failed call.
 
@@ -214,7 +238,7 @@ def _quiet_kserve_client_errors() -> None:
     with a traceback; the command already prints one line per failed file.
     Only the command does this: library callers keep KServe's logging.
     """
-    _import_kserve()
+    import_kserve()
     from kserve.logging import KSERVE_TRACE_LOGGER_NAME
 
     logging.getLogger(KSERVE_TRACE_LOGGER_NAME).setLevel(logging.CRITICAL)
@@ -224,7 +248,7 @@ async def _classify_grpc(
     url: str, model_name: str, audio: bytes, parameters: Mapping[str, Any], timeout: float
 ) -> dict[str, Any]:
     # imported here: kserve is heavy and the REST path does not need it
-    _import_kserve()
+    import_kserve()
     import grpc
     from kserve import InferenceGRPCClient, InferInput, InferRequest
     from kserve.protocol.infer_type import to_http_parameters
@@ -238,6 +262,8 @@ async def _classify_grpc(
     try:
         response = await client.infer(request)
     except grpc.RpcError as error:
+        if grpc_answered_by_http1(error.details() or ""):
+            raise TransportError(grpc_port_mixup(url)) from None
         raise ServiceError(error.code().name, error.details() or "") from None
     finally:
         await client.close()
@@ -246,9 +272,7 @@ async def _classify_grpc(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="audioguard client", description=__doc__, formatter_class=HelpFormatter, allow_abbrev=False
-    )
+    parser = CliParser(prog="audioguard client", description=__doc__, allow_abbrev=False)
     parser.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, MP3, ...)")
     parser.add_argument(
         "--url",
@@ -284,7 +308,7 @@ def request_parameters(args: argparse.Namespace) -> dict[str, Any]:
     if args.top_k is not None:
         parameters["top_k"] = args.top_k
     if args.start_time is not None:
-        parameters["start_time"] = str(args.start_time)
+        parameters["start_time"] = args.start_time  # a JSON number; text over gRPC (no double there)
     if args.filter:
         parameters["filter"] = args.filter
     return parameters

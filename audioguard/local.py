@@ -38,8 +38,9 @@ from types import FrameType
 import requests
 
 from contract.assets import ALL_ASSETS, require_assets
-from contract.cli_style import HelpFormatter, hyphenated, known_flags, underscored
+from contract.cli_style import CliParser, hyphenated, known_flags, underscored, unrecognized
 from contract.errors import MissingModelAsset
+from contract.kserve_import import import_kserve
 
 LOOPBACK = "127.0.0.1"
 #: hosts that mean "every interface": reached locally through loopback
@@ -74,10 +75,9 @@ def local_address(host: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="audioguard serve",
         description=__doc__,
-        formatter_class=HelpFormatter,
         # unknown flags go to the transformer: never let a prefix match swallow one
         allow_abbrev=False,
     )
@@ -124,7 +124,26 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     not know go to the transformer in the transformer's own (KServe) underscore spelling."""
     parser = build_parser()
     args, unknown = parser.parse_known_args(hyphenated(argv, known_flags(parser)))
+    if unknown:
+        check_transformer_flags(parser, unknown)
     return args, underscored(unknown)
+
+
+def check_transformer_flags(parser: argparse.ArgumentParser, unknown: Sequence[str]) -> None:
+    """Refuse (usage error, exit 2) flags that neither ``serve`` nor the transformer knows,
+    before any process starts: a typo is one line with its likely meaning, not the
+    transformer's usage after the predictor has loaded its weights."""
+    import_kserve()  # the transformer's parser is KServe's plus its settings (seconds to import)
+    from transformer.__main__ import build_parser as transformer_parser
+
+    transformer = transformer_parser()
+    transformer.prog = parser.prog  # a bad value for one of its flags is this command's usage error
+    passed = underscored(unknown)
+    as_given = dict(zip(passed, unknown, strict=True))
+    _, rest = transformer.parse_known_args(passed)
+    if rest:
+        passed_on = {flag.replace("_", "-") for flag in known_flags(transformer)}
+        parser.error(unrecognized([as_given.get(arg, arg) for arg in rest], known_flags(parser) | passed_on))
 
 
 def service_commands(args: argparse.Namespace, transformer_extra: Sequence[str]) -> list[Service]:

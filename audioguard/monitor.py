@@ -24,14 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from contract import cli_types
-from contract.cli_style import HelpFormatter, hyphenated, known_flags
+from contract.cli_style import CliParser, hyphenated, known_flags
 from contract.errors import AudioGuardError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="audioguard monitor", description=__doc__, formatter_class=HelpFormatter, allow_abbrev=False
-    )
+    parser = CliParser(prog="audioguard monitor", description=__doc__, allow_abbrev=False)
     parser.add_argument("--sources", type=Path, required=True, help="the sources file (YAML or JSON)")
     parser.add_argument(
         "--model-dir", type=Path, default=Path("models"), help="folder of the three model files"

@@ -41,7 +41,9 @@ re-encodes binary BYTES as UTF-8 and has no metadata ``parameters``); REST
 forwarding to the predictor uses JSON (binary tensors get two Content-Types,
 ``transformer/model.py``); the predictor's model re-registers after unpickling
 (``predictor/model.py``); KServe's routine log lines are filtered by their text
-(``contract.service_logs``, ``transformer.app.PredictorOutageLogFilter``).
+(``contract.service_logs``, ``transformer.app.PredictorOutageLogFilter``);
+``kserve.model_server`` parses ``sys.argv`` at import, so the commands that are not
+KServe servers import it through ``contract.kserve_import``.
 """
 
 from __future__ import annotations

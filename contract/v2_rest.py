@@ -7,7 +7,8 @@ with the binary tensor extension fails with a 500 whose message echoes the file
 representation KServe's gRPC path builds from ``raw_input_contents``), every
 malformed body is an ``InvalidInput`` (400) naming the problem, and no message
 contains payload bytes. ``read_bounded_body`` reads at most a limit, in memory;
-``rest_response`` encodes the answer as KServe does. tests/contract/test_v2_rest.py
+``rest_response`` encodes the answer (``contract.v2_json``: shortest float32
+decimals, typed parameters). tests/contract/test_v2_rest.py
 has a test that fails once KServe keeps raw bytes itself, so the workaround can go.
 """
 
@@ -24,6 +25,7 @@ from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse, 
 
 from contract.errors import AudioGuardError, InvalidInput, InvalidParameter
 from contract.kserve_compat import set_raw_data
+from contract.v2_json import encode_response
 
 INFERENCE_HEADER: Final = "inference-header-content-length"
 #: bodies above this are parsed (JSON, base64, multipart) in a worker thread: the event
@@ -66,13 +68,14 @@ async def read_bounded_body(request: Request, limit: int, too_large: Callable[[]
 
 
 def rest_response(response: InferResponse, response_headers: Mapping[str, str]) -> Response:
-    """The HTTP answer for a v2 response: JSON, or the binary extension when outputs are binary."""
-    content, json_length = response.to_rest()
+    """The HTTP answer for a v2 response: JSON, or the binary extension when outputs are binary
+    (numbers and parameters written as ``contract.v2_json`` says)."""
+    content, json_length = encode_response(response)
     headers = {
         k: v for k, v in response_headers.items() if k.lower() not in ("content-length", "content-type")
     }
     if json_length is None:
-        return Response(orjson.dumps(content), media_type="application/json", headers=headers)
+        return Response(content, media_type="application/json", headers=headers)
     headers[INFERENCE_HEADER] = str(json_length)
     return Response(content, media_type="application/octet-stream", headers=headers)
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from contract import asset_download, assets
+from contract.cli_style import CliParser
 from contract.errors import AudioGuardError
 
 
@@ -87,10 +88,8 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def build_parser(prog: str = "python -m contract.weights_cli") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="weights_command", required=True)
+    parser = CliParser(prog=prog, description=__doc__)
+    sub = parser.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
     add_download_arguments(
         sub.add_parser("download", help="download the official files and verify their sha512")
     )

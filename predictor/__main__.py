@@ -22,6 +22,7 @@ from kserve import model_server
 from kserve.model import InferenceModel
 
 from contract.assets import PREDICTOR_ASSETS, asset_report, log_asset_report, require_assets
+from contract.cli_style import CliParser
 from contract.errors import ModelAssetError
 from contract.kserve_compat import listen_on
 from contract.service_logs import configure_service_logging
@@ -33,11 +34,10 @@ from predictor.settings import PredictorSettings
 
 def build_parser() -> argparse.ArgumentParser:
     """KServe's flags plus one flag per PredictorSettings field."""
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="python -m predictor",
         description="KServe v2 predictor: multi-level attention classifier over VGGish embeddings.",
         parents=[model_server.parser],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_settings_arguments(parser, PredictorSettings)
     return parser

@@ -19,6 +19,7 @@ from kserve.model_server import parser as kserve_parser
 from kserve.predictor_config import PredictorConfig
 from pydantic import ValidationError
 
+from contract.cli_style import CliParser
 from contract.errors import ModelAssetError
 from contract.kserve_compat import listen_on, set_grpc_max_receive_message_length
 from contract.service_logs import configure_service_logging
@@ -37,12 +38,7 @@ GRPC_REQUEST_OVERHEAD_BYTES: Final = 64 * 1024
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m transformer",
-        description=__doc__,
-        parents=[kserve_parser],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = CliParser(prog="python -m transformer", description=__doc__, parents=[kserve_parser])
     add_settings_arguments(parser, TransformerSettings)
     parser.set_defaults(
         predictor_protocol="grpc-v2", predictor_request_timeout_seconds=DEFAULT_PREDICTOR_TIMEOUT_SECONDS

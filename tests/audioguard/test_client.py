@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import socket
 import struct
@@ -10,8 +11,10 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 
@@ -46,14 +49,14 @@ def test_grpc_target_accepts_urls_and_host_port(given: str, expected: str) -> No
     assert client.grpc_target(given) == expected
 
 
-def test_flags_become_v2_parameters_with_floats_as_text() -> None:
+def test_flags_become_typed_v2_parameters() -> None:
     flags = ["--privacy", "dp_noise", "--all-windows", "--top-k", "3", "--start-time", "1.5"]
     args = client.build_parser().parse_args(["a.wav", *flags, "--filter", "Speech,Gunshot, gunfire"])
     assert client.request_parameters(args) == {
         "privacy": "dp_noise",
         "all_windows": True,
         "top_k": 3,
-        "start_time": "1.5",  # gRPC parameters have no double
+        "start_time": 1.5,  # a JSON number over REST; the gRPC call sends it as text (no double there)
         "filter": "Speech,Gunshot, gunfire",
     }
     assert client.request_parameters(client.build_parser().parse_args(["a.wav"])) == {}
@@ -266,3 +269,61 @@ def test_grpc_failure_is_one_line_without_kserve_log_or_traceback(tmp_path: Path
     assert len(lines) == 1, finished.stderr
     assert lines[0].startswith(f"{notes}: error: UNAVAILABLE: ")
     assert "Traceback" not in finished.stderr and "kserve.trace" not in finished.stderr
+
+
+@pytest.fixture
+def http1_server() -> Iterator[int]:
+    """A plain HTTP/1 server on loopback (what the REST port is to a gRPC client); its port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def grpc_server() -> Iterator[int]:
+    """A gRPC server on loopback without services (what the gRPC port is to a REST client); its port."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield port
+    server.stop(grace=None)
+
+
+def run_client(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "audioguard.cli", "client", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_grpc_to_the_rest_port_names_the_mix_up(tmp_path: Path, http1_server: int) -> None:
+    """gRPC's own words are an HTTP/2 parse error; the command says which port speaks what."""
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"RIFF")
+    for url in (f"127.0.0.1:{http1_server}", f"http://127.0.0.1:{http1_server}"):
+        finished = run_client("--grpc", "--url", url, "--timeout", "20", str(audio))
+        assert finished.returncode == 1
+        assert finished.stderr.splitlines() == [
+            f"{audio}: error: 127.0.0.1:{http1_server} speaks HTTP/1.1, not gRPC: it is the service's "
+            "REST port; gRPC is on port 5001 by default (audioguard serve prints both), or leave out --grpc"
+        ]
+
+
+def test_rest_to_the_grpc_port_names_the_mix_up(tmp_path: Path, grpc_server: int) -> None:
+    """http.client's own words are a status line of binary HTTP/2 frame bytes."""
+    audio = tmp_path / "a.wav"
+    audio.write_bytes(b"RIFF")
+    finished = run_client("--url", f"127.0.0.1:{grpc_server}", "--timeout", "20", str(audio))
+    assert finished.returncode == 1
+    assert finished.stderr.splitlines() == [
+        f"{audio}: error: http://127.0.0.1:{grpc_server} speaks gRPC (HTTP/2), not REST: it is the "
+        "service's gRPC port; REST is on port 5000 by default (audioguard serve prints both), or add --grpc"
+    ]

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from contract.cli_style import CliParser
 from transformer.dht.outbox_schema import SCHEMA
 
 
@@ -101,12 +102,8 @@ def resend(path: Path, ids: Sequence[int] | None) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m transformer.dht.dead_letters",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = CliParser(prog="python -m transformer.dht.dead_letters", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     listing = sub.add_parser("list", help="print the dead letters, one JSON object per line")
     outbox_help = "the outbox file (AUDIOGUARD_OUTBOX_PATH)"
     listing.add_argument("--outbox", type=Path, required=True, help=outbox_help)

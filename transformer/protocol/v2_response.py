@@ -2,8 +2,10 @@
 
 Outputs: ``label_id``, ``label`` (BYTES ``[W, K]``), ``probability`` (FP32
 ``[W, K]``), ``window_start_seconds``, ``window_end_seconds`` (FP32 ``[W]``) and
-``anomalies`` (BYTES ``[1]``, a JSON array). Response parameters name the
-privacy method applied and requested and echo the analysis and SIFIS ids.
+``anomalies`` (BYTES ``[1]``: one UTF-8 JSON array, the only way a v2 tensor
+carries nested records). Response parameters name the privacy method applied
+and requested and echo the analysis and SIFIS ids. Numbers over REST:
+``contract.v2_json``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any
 import numpy as np
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
+from contract.rounding import SECONDS_DECIMALS, seconds_value
+from contract.v2_json import NumberParameter
 from transformer.analysis.types import AnalysisResult
 from transformer.protocol.v2_request import AUDIO_INPUT, SIFIS_ID_PARAMETERS
 
@@ -45,8 +49,8 @@ def encode_result(result: AnalysisResult, request: InferRequest) -> InferRespons
         OUTPUT_PROBABILITY: np.array(
             [[p["probability"] for p in w.top] for w in windows], dtype=np.float32
         ).reshape(len(windows), width),
-        OUTPUT_WINDOW_START: np.array([w.start_seconds for w in windows], dtype=np.float32),
-        OUTPUT_WINDOW_END: np.array([w.end_seconds for w in windows], dtype=np.float32),
+        OUTPUT_WINDOW_START: np.array([seconds_value(w.start_seconds) for w in windows], dtype=np.float32),
+        OUTPUT_WINDOW_END: np.array([seconds_value(w.end_seconds) for w in windows], dtype=np.float32),
         OUTPUT_ANOMALIES: np.array([json.dumps(result.anomalies)], dtype=np.object_),
     }
     # flat lists, not arrays: KServe's to_grpc tests ``output.data`` for truth,
@@ -78,7 +82,9 @@ def response_parameters(result: AnalysisResult) -> dict[str, str | int | bool]:
 
     ``privacy_requested`` is the method the request named; a request that named
     none asked for the service default, the operator minimum, which is then
-    also ``privacy_method``. Strings, integers and booleans only, so they cross gRPC too.
+    also ``privacy_method``. Strings, integers and booleans, which cross gRPC too; the
+    seconds are ``NumberParameter``: JSON numbers over REST, text over gRPC (KServe's gRPC
+    parameters have no floating-point type).
     """
     parameters: dict[str, str | int | bool] = {
         "privacy_method": result.privacy_applied,
@@ -86,9 +92,9 @@ def response_parameters(result: AnalysisResult) -> dict[str, str | int | bool]:
         "analyzer_id": result.analyzer_id,
         "analysis_id": result.analysis_id,
         "anomaly_count": len(result.anomalies),
-        "duration_seconds": f"{result.duration_seconds:.3f}",
-        "anomaly_scan_start_seconds": f"{result.scanned_seconds[0]:.3f}",
-        "anomaly_scan_end_seconds": f"{result.scanned_seconds[1]:.3f}",
+        "duration_seconds": NumberParameter.of(result.duration_seconds, SECONDS_DECIMALS),
+        "anomaly_scan_start_seconds": NumberParameter.of(result.scanned_seconds[0], SECONDS_DECIMALS),
+        "anomaly_scan_end_seconds": NumberParameter.of(result.scanned_seconds[1], SECONDS_DECIMALS),
         **result.weights.fields(),
     }
     for name in SIFIS_ID_PARAMETERS:

@@ -16,6 +16,7 @@ import tritonclient.http as triton_http
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
 from contract.errors import InvalidInput, InvalidParameter
+from contract.v2_json import encode_response
 from contract.v2_rest import decode_rest_body
 from contract.weights_status import NOT_OFFICIAL_WARNING, WeightsStatus, weights_official_parameter
 from transformer.analysis.types import AnalysisOptions, AnalysisResult, WindowPrediction
@@ -364,6 +365,31 @@ def test_encode_result_json_outputs_and_parameters() -> None:
     assert scanned == ("0.000", "12.480")
     assert "requestor_type" not in document["parameters"]
     assert parameters["weights_official"] is True and "weights_warning" not in parameters
+
+
+def test_rest_answer_writes_times_to_the_millisecond_and_the_seconds_as_numbers() -> None:
+    """What a REST client reads (``contract.v2_json``); gRPC keeps the seconds as text."""
+    # times as the windowing computes them: sums of 0.96 s, off in the last bits
+    windows = [WindowPrediction(0.96 * 2, 0.96 * 12, _result().windows[0].top)]
+    result = dataclasses.replace(
+        _result(), windows=windows, duration_seconds=12.5004, scanned_seconds=(0.0, 0.96 * 13)
+    )
+    request = InferRequest("audioguard", [], request_id="abc")
+    body, _ = encode_response(encode_result(result, request))
+
+    assert b'"name":"window_start_seconds","shape":[1],"datatype":"FP32","data":[1.92]' in body
+    assert b'"name":"window_end_seconds","shape":[1],"datatype":"FP32","data":[11.52]' in body
+    assert b'"data":[0.75,0.5]' in body
+    parameters = json.loads(body)["parameters"]
+    seconds = [
+        parameters[f"{name}_seconds"] for name in ("duration", "anomaly_scan_start", "anomaly_scan_end")
+    ]
+    assert seconds == [12.5, 0.0, 12.48]
+    assert isinstance(parameters["anomaly_count"], int) and isinstance(parameters["weights_official"], bool)
+
+    grpc_parameters = encode_result(result, request).to_grpc().parameters
+    assert grpc_parameters["duration_seconds"].string_param == "12.500"
+    assert grpc_parameters["anomaly_scan_end_seconds"].string_param == "12.480"
 
 
 def test_non_official_weights_are_stated_in_the_response_over_rest_and_grpc() -> None:
