@@ -65,7 +65,6 @@ _KINDS: Final = {
     "pulse": "PulseAudio source",
     "stdin": "standard input",
 }
-__all__ = ["FFMPEG_MISSING", "SourceSupervisor", "level_dbfs"]
 
 
 class SourceSupervisor:
