@@ -179,6 +179,7 @@ def test_the_monitor_says_what_became_of_each_source(
     base, served, requested = file_server
     conf = tmp_path / "conf"
     cut(shared_audio_dir / "gunshots.wav", conf / "recordings" / "short.wav", 6.5)  # under one window
+    cut(shared_audio_dir / "gunshots.wav", conf / "recordings" / "tiny.wav", 0.5)  # under one example
     shutil.copy(conf / "recordings" / "short.wav", served / "short.wav")
     quiet = 10 ** (-70 / 20) * np.random.default_rng(5).standard_normal(16_000 * 3)  # -70 dBFS
     sf.write(conf / "recordings" / "quiet.wav", quiet, 16_000, subtype="PCM_16")
@@ -190,6 +191,7 @@ def test_the_monitor_says_what_became_of_each_source(
         "  - {name: short, url: 'file:recordings/short.wav', realtime: false}\n"  # the file's folder
         f"  - {{name: web, url: '{base}/short.wav', realtime: false}}\n"  # the same, over HTTP
         "  - {name: quiet, url: 'recordings/quiet.wav', realtime: false, loudness_gate_dbfs: -50}\n"
+        "  - {name: tiny, url: 'recordings/tiny.wav', realtime: false}\n"
         "  - {name: gone, url: 'file:recordings/missing.wav'}\n"
         "  - {name: notes, url: 'recordings/notes.txt'}\n"
     )
@@ -228,8 +230,8 @@ def test_the_monitor_says_what_became_of_each_source(
 
     recordings = conf / "recordings"
     expected = {
-        "listening to 6 sources at T: shots (file), short (file), web (http), quiet (file), gone (file), "
-        "notes (file)",
+        "listening to 7 sources at T: shots (file), short (file), web (http), quiet (file), tiny (file), "
+        "gone (file), notes (file)",
         f"gone: failed at T: file not found: {recordings / 'missing.wav'}",
         f"notes: failed at T: not audio (ffmpeg cannot read it): {recordings / 'notes.txt'}",
         "shots: connected at T (file of 10.50 s, as fast as possible, 44.1 kHz mono)",
@@ -241,11 +243,13 @@ def test_the_monitor_says_what_became_of_each_source(
         "quiet: connected at T (file of 3.00 s, as fast as possible, 16 kHz mono)",
         "quiet: finished at T after 3.00 s of audio: no anomaly heard (too quiet: every window under the "
         "-50 dBFS loudness gate)",
-        f"done at T: 26.50 s of audio from 6 sources, {sum(starts.values())} events, 2 failed",
+        "tiny: connected at T (file of 0.50 s, as fast as possible, 44.1 kHz mono)",
+        "tiny: finished at T after 0.50 s of audio: nothing analysed (too short: one example needs 0.975 s)",
+        f"done at T: 27.00 s of audio from 7 sources, {sum(starts.values())} events, 2 failed",
     }
     lines = said(done.stderr)
     assert sorted(lines) == sorted(expected), "\n".join(lines)
     assert lines[0].startswith("listening") and lines[-1].startswith("done")
-    for name in ("shots", "short", "web", "quiet"):
+    for name in ("shots", "short", "web", "quiet", "tiny"):
         mine = [line for line in lines if line.startswith(f"{name}: ")]
         assert mine[0].startswith(f"{name}: connected") and mine[1].startswith(f"{name}: finished")

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from typing import Final
 
-from contract.constants import EXAMPLE_SECONDS
+from transformer.audio.constants import MIN_SECONDS_FOR_ONE_EXAMPLE
 from transformer.monitor.loop import Monitor
 from transformer.monitor.notices import Notice, Notify, events_text
 from transformer.monitor.sources import SourceSpec
@@ -98,7 +98,8 @@ class Reporter:
         if heard.events:
             found = events_text(heard.events)
         elif heard.windows == 0 and status.seconds_captured:
-            found = f"no anomaly heard (too short to analyse: under {EXAMPLE_SECONDS:g} s)"
+            # as an upload is refused: one example needs this much audio
+            found = f"nothing analysed (too short: one example needs {MIN_SECONDS_FOR_ONE_EXAMPLE:g} s)"
         elif heard.windows and heard.heard_windows == 0 and (gate := heard.detector.gate_dbfs) is not None:
             found = f"no anomaly heard (too quiet: every window under the {gate:g} dBFS loudness gate)"
         else:
