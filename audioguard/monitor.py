@@ -5,7 +5,12 @@ files, stdin; format in ``transformer.monitor.sources``) gets an ffmpeg capture
 under its own supervisor; their audio goes through the service's front end,
 VGGish and classifier in this process, and each anomaly event prints one line
 when it starts and one when it ends (``--json``: one JSON record per line).
-Ctrl-C ends the open events and stops. The audio stays in memory.
+What happens to the sources goes to stderr, one line each with the local time (connected,
+connection lost and the next try, failed, finished with what was heard, audio dropped, a
+summary at the end), so that stdout holds the events alone. Ctrl-C ends the open events
+and stops. Exit status: 0 when every source played out or was listened to until the stop,
+1 when a source failed (at once when every source has), 2 for a bad sources file or option.
+The audio stays in memory.
 
     audioguard monitor --sources sources.yaml --model-dir models
 """
@@ -20,12 +25,17 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from contract import cli_types
 from contract.cli_style import CliParser, hyphenated, known_flags
 from contract.errors import AudioGuardError
+
+if TYPE_CHECKING:
+    from transformer.monitor.notices import Notice
+    from transformer.wiring import Listening
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +76,27 @@ def local_time(iso: object) -> str:
     if not isinstance(iso, str):
         return ""
     return f" ({datetime.fromisoformat(iso).astimezone():%H:%M:%S})"
+
+
+def say(notice: Notice) -> None:
+    """A notice about the sources on stderr, with the local time it happened."""
+    print(notice.line(f"{datetime.fromtimestamp(notice.at):%H:%M:%S}"), file=sys.stderr, flush=True)
+
+
+def unopenable(plan: Listening) -> list[Notice] | None:
+    """When every source is a file that cannot be opened: the failure of each (said before the
+    model loads, as the captures would say it); else None."""
+    from transformer.monitor.capture_errors import file_problem
+    from transformer.monitor.notices import Notice
+    from transformer.monitor.sources import file_path
+
+    failures = []
+    for source in plan.sources:
+        problem = file_problem(file_path(source.resolved_url())) if source.kind == "file" else None
+        if problem is None:
+            return None
+        failures.append(Notice("failed", source.name, "failed", f": {problem}", warning=True))
+    return failures
 
 
 def describe_change(record: dict[str, object]) -> str:
@@ -119,6 +150,7 @@ async def listen(args: argparse.Namespace) -> int:
         lifecycle_override=args.lifecycle,
         hop=args.hop,
         ffmpeg=args.ffmpeg,
+        notify=say,
     )
     if not classifier.weights.official:
         print(f"WARNING: {classifier.weights.warning}", file=sys.stderr, flush=True)
@@ -136,10 +168,8 @@ async def listen(args: argparse.Namespace) -> int:
         await service.stop()
         played_out.cancel()
         worker.close()
-    failed = [s.status for s in service.supervisors if s.status.state == "failed"]
-    for status in failed:
-        print(f"error: source {status.name}: {status.last_error}", file=sys.stderr)
-    return 1 if failed and len(failed) == len(service.supervisors) else 0
+    # each failure was said when it happened (one line, the reason in words)
+    return 1 if any(s.status.state == "failed" for s in service.supervisors) else 0
 
 
 def main(argv: Sequence[str]) -> int:
@@ -160,6 +190,11 @@ def main(argv: Sequence[str]) -> int:
         settings = TransformerSettings(**{"model_dir": args.model_dir})  # and AUDIOGUARD_* variables
         args.plan = wiring.listening(settings, args.sources)
         require_assets(args.model_dir, ALL_ASSETS)
+        failures = unopenable(args.plan)
+        if failures is not None:  # nothing could be listened to: said before the model loads
+            for notice in failures:
+                say(notice)
+            return 1
         return asyncio.run(listen(args))
     except AudioGuardError as error:
         print(f"error: {error.message}", file=sys.stderr)

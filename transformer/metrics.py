@@ -23,7 +23,7 @@ The VGGish histograms count every call, batched or not: ``_count`` is the
 number of calls, ``..._requests_sum`` the request chunks they served and
 ``..._examples_sum`` the examples (mean requests per call > 1 = merging).
 
-While the transformer listens to live sources, ``transformer.monitor.service.MonitorCollector``
+While the transformer listens to live sources, ``transformer.monitor.metrics.MonitorCollector``
 is registered in the same registry and adds, read from the sources' statuses at each scrape:
 
 | metric | type | labels | meaning |

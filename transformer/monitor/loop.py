@@ -108,6 +108,11 @@ class Monitor:
         """The anomaly groups with an event in progress on ``source``."""
         return self._sources[source].tracker.open_groups
 
+    def heard(self, source: str) -> SourceState:
+        """What the monitor made of ``source`` so far: its windows, those loud enough for its gate,
+        its events (read them, do not change them)."""
+        return self._sources[source]
+
     async def process(self, chunks: Iterable[Chunk]) -> list[EventChange]:
         """Take chunks (any sources, in arrival order); return the event changes they caused.
 
@@ -252,6 +257,9 @@ class Monitor:
         if not changes:
             return
         count_events(changes, "live")
+        for change in changes:
+            if change.change == "start":
+                self._sources[change.source].events += 1
         by_source: dict[str, list[EventChange]] = {}
         for change in changes:
             by_source.setdefault(change.source, []).append(change)
@@ -280,7 +288,9 @@ class Monitor:
         changes = []
         for source, window in due:
             fired = []
+            source.windows += 1
             if id(window) in heard:
+                source.heard_windows += 1
                 row = source.detector.check(next(scores)[None, :])[0]
                 fired = source.detector.window(row, window.span())
             changes += source.tracker.update(window.end_seconds, fired)

@@ -9,9 +9,11 @@ cannot be written) is counted and logged at most once a minute; the loop goes on
 with the next audio, and the supervisors keep capturing meanwhile (the bounded
 queue drops the oldest audio if the outage outlasts it).
 
-``status()`` is what ``GET /v1/monitor`` answers; ``MonitorCollector`` exposes
+``status()`` is what ``GET /v1/monitor`` answers; ``MonitorCollector`` (``metrics``) exposes
 the same per-source figures on ``/metrics`` at each scrape. Neither says
-anything of the audio beyond its level.
+anything of the audio beyond its level. What happens to the sources (connected, lost, failed,
+finished with its events, audio dropped, the summary at the stop) is told as it happens
+(``notices``: the console of ``audioguard monitor``, the service's log).
 """
 
 from __future__ import annotations
@@ -22,19 +24,21 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import numpy as np
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import REGISTRY, Collector
+from prometheus_client.registry import REGISTRY
 
 from contract.errors import AudioGuardError
 from transformer.analysis.events import EventChange
 from transformer.analysis.record_context import RecordContext
 from transformer.monitor.chunks import Chunk, ChunkQueue
 from transformer.monitor.loop import Monitor, RecordEvents
+from transformer.monitor.metrics import MonitorCollector
+from transformer.monitor.notices import Notify, log_notice
+from transformer.monitor.reporter import Reporter
 from transformer.monitor.sources import SourceSpec
 from transformer.monitor.supervisor import SourceSupervisor
 
@@ -64,6 +68,7 @@ class MonitorService:
         queue_chunks: int | None = None,
         ffmpeg: str = "ffmpeg",
         session: str | None = None,
+        notify: Notify | None = None,
     ) -> None:
         """
         Args:
@@ -73,6 +78,7 @@ class MonitorService:
                 None: ``default_queue_chunks(sources)``.
             ffmpeg: the ffmpeg program.
             session: this run's id (in the status; the monitor's event ids use it too).
+            notify: how a notice about the sources is said (default: a log line).
         """
         self.sources = list(sources)
         self.monitor = monitor
@@ -87,11 +93,17 @@ class MonitorService:
         self._collector: MonitorCollector | None = None
         self.steps = self.failed_steps = 0
         self._last_failure_log = -FAILURE_LOG_SECONDS
+        self.notify = notify or log_notice
+        self.reporter = Reporter(self.notify, monitor)
 
     async def start(self, *, register_metrics: bool = True) -> None:
         """Start the captures and the consuming loop on the running event loop."""
-        self.queue = ChunkQueue(self.queue_chunks)
-        self.supervisors = [SourceSupervisor(spec, self.queue, binary=self.ffmpeg) for spec in self.sources]
+        self.queue = ChunkQueue(self.queue_chunks, on_drop=self.reporter.dropped)
+        self.reporter.listening(self.sources)
+        self.supervisors = [
+            SourceSupervisor(spec, self.queue, binary=self.ffmpeg, notify=self.notify)
+            for spec in self.sources
+        ]
         self._tasks = [
             asyncio.create_task(
                 self._supervise(supervisor), name=f"audioguard-source-{supervisor.source.name}"
@@ -102,8 +114,6 @@ class MonitorService:
         if register_metrics:
             self._collector = MonitorCollector(self)
             REGISTRY.register(self._collector)
-        names = ", ".join(f"{s.name} ({s.kind})" for s in self.sources)
-        logger.info("listening to %d source(s): %s", len(self.sources), names)
 
     async def _supervise(self, supervisor: SourceSupervisor) -> None:
         """Run one capture; when it ends for good, tell the monitor after the source's last audio."""
@@ -135,6 +145,7 @@ class MonitorService:
             await self.monitor.close()
         except Exception as error:  # the ends could not be recorded: say so, the stop goes on
             logger.error("the open events could not be ended: %s", _describe(error))
+        self.reporter.stopped(self.supervisors)
         if self._collector is not None:
             REGISTRY.unregister(self._collector)
             self._collector = None
@@ -160,8 +171,13 @@ class MonitorService:
                         _describe(error),
                     )
             finally:
-                for _ in chunks:
+                for chunk in chunks:
+                    if chunk.final:  # its audio analysed and its events ended: say how it went
+                        self.reporter.ended(self._supervisor(chunk.source))
                     self.queue.task_done()
+
+    def _supervisor(self, name: str) -> SourceSupervisor:
+        return next(supervisor for supervisor in self.supervisors if supervisor.source.name == name)
 
     def status(self) -> dict[str, Any]:
         """Per source: state, seconds since its last audio, level, restarts, drops, open events."""
@@ -191,53 +207,6 @@ def default_queue_chunks(sources: Sequence[SourceSpec]) -> int:
 
 def _describe(error: BaseException) -> str:
     return error.message if isinstance(error, AudioGuardError) else f"{type(error).__name__}: {error}"
-
-
-class MonitorCollector(Collector):
-    """The sources' figures on ``/metrics``, read from the live statuses at each scrape."""
-
-    def __init__(self, service: MonitorService) -> None:
-        self.service = service
-
-    def collect(self) -> Iterator[Metric]:
-        now = time.monotonic()
-        up = GaugeMetricFamily(
-            "audioguard_monitor_source_up", "1 while the source delivers audio, else 0.", labels=["source"]
-        )
-        age = GaugeMetricFamily(
-            "audioguard_monitor_source_seconds_since_audio",
-            "Seconds since the source's last audio (absent before the first).",
-            labels=["source"],
-        )
-        level = GaugeMetricFamily(
-            "audioguard_monitor_source_level_dbfs", "RMS level of the source's last chunk.", labels=["source"]
-        )
-        open_events = GaugeMetricFamily(
-            "audioguard_monitor_open_events", "Events in progress on the source.", labels=["source"]
-        )
-        restarts = CounterMetricFamily(
-            "audioguard_monitor_source_restarts", "Captures restarted (ended or stalled).", labels=["source"]
-        )
-        dropped = CounterMetricFamily(
-            "audioguard_monitor_dropped_chunks",
-            "Audio chunks (0.1 s) dropped because detection fell behind.",
-            labels=["source"],
-        )
-        for supervisor in self.service.supervisors:
-            status, name = supervisor.status, supervisor.source.name
-            up.add_metric([name], 1.0 if status.state == "online" else 0.0)
-            if status.last_audio is not None:
-                age.add_metric([name], now - status.last_audio)
-            if status.level_dbfs is not None:
-                level.add_metric([name], status.level_dbfs)
-            open_events.add_metric([name], len(self.service.monitor.open_groups(name)))
-            restarts.add_metric([name], status.restarts)
-            dropped.add_metric([name], status.dropped_chunks)
-        failed = CounterMetricFamily(
-            "audioguard_monitor_failed_steps", "Detection steps that failed (their audio not analysed)."
-        )
-        failed.add_metric([], self.service.failed_steps)
-        yield from (up, age, level, open_events, restarts, dropped, failed)
 
 
 def logged_events(record: RecordEvents | None) -> RecordEvents:

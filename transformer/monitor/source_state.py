@@ -18,16 +18,28 @@ from transformer.monitor.sources import SourceSpec
 from transformer.privacy import PrivacyRequest
 
 
+def unknown_groups(groups: Sequence[AnomalyGroup], source: SourceSpec) -> list[str]:
+    """What the source names that is no configured anomaly group, field by field (one sentence
+    each, naming the source and the field)."""
+    names = {group.name for group in groups}
+    problems = []
+    for field_name, named in (("groups", source.groups or ()), ("thresholds", source.thresholds)):
+        unknown = sorted(set(named) - names)
+        if unknown:
+            problems.append(
+                f"source {source.name}: {field_name}: unknown anomaly group(s) {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(names))})"
+            )
+    return problems
+
+
 def source_groups(groups: Sequence[AnomalyGroup], source: SourceSpec) -> tuple[AnomalyGroup, ...]:
     """The groups the source watches, with its own thresholds; InvalidConfiguration names unknown
     groups."""
+    problems = unknown_groups(groups, source)
+    if problems:
+        raise InvalidConfiguration("; ".join(problems))
     names = {group.name for group in groups}
-    unknown = sorted((set(source.thresholds) | set(source.groups or ())) - names)
-    if unknown:
-        raise InvalidConfiguration(
-            f"source {source.name}: unknown anomaly group(s) {', '.join(unknown)} "
-            f"(known: {', '.join(sorted(names))})"
-        )
     watched = set(source.groups or names)
     return tuple(
         dataclasses.replace(group, threshold=source.thresholds[group.name])
@@ -52,6 +64,9 @@ class SourceState:
     next_start: float | None = None  # stream time the source's next chunk should start at
     gap_from: float | None = None  # where the audio dropped before the next segment start began
     clock: tuple[float, float] | None = None  # (stream seconds, wall-clock epoch) of its newest audio
+    windows: int = 0  # windows detected, and of them loud enough for the gate (what was heard)
+    heard_windows: int = 0
+    events: int = 0  # events started
 
     def wall_time(self, stream_seconds: float | None) -> str | None:
         """The wall-clock time (UTC ISO 8601) of a stream time, from the newest audio's arrival."""

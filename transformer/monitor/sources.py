@@ -16,7 +16,9 @@ Kinds by URL: ``rtsp://``/``rtsps://`` (camera audio), ``http://``/``https://`` 
 streams), ``file:PATH`` or a bare path, ``alsa:DEVICE`` and ``pulse:DEVICE`` (sound cards),
 ``stdin:`` (16-bit PCM on the monitor's standard input). Credentials come from the
 environment (a Kubernetes Secret), never from the file, and are never logged (``redacted``).
-A bad file raises ``InvalidConfiguration`` naming every problem, before anything starts.
+A bad file raises ``InvalidConfiguration`` naming every problem, before anything starts. A
+relative ``file:`` path is taken from the sources file's folder (not the current directory):
+the file says where its recordings are, wherever the monitor is started from.
 """
 
 from __future__ import annotations
@@ -55,9 +57,10 @@ class SourceSpec(BaseModel):
     Attributes:
         name: identifier in metrics, events and the status endpoint (``[A-Za-z0-9_-]``).
         url: where the audio comes from (see the module); ``${VAR}`` is read from the environment.
-        realtime: files only: play at real time (as a live source: audio the detection cannot
-            keep up with is dropped) or as fast as possible (every second analysed: the capture
-            waits for the detection).
+        realtime: files and finite HTTP resources (a length known, e.g. a WAV a web server
+            serves) only: play at the pace of the audio (as a live source: audio the detection
+            cannot keep up with is dropped) or as fast as possible (every second analysed: the
+            capture waits for the detection).
         privacy: anonymisation applied to the stream before features (None = the service's
             minimum), seamless across chunks (``transformer.privacy.stream``).
         privacy_params: the method's parameters, as a request names them (defaults filled in).
@@ -112,6 +115,20 @@ class SourceSpec(BaseModel):
         variables = os.environ if environ is None else environ
         return _VARIABLE.sub(lambda match: variables[match.group(1)], self.url)
 
+    def missing_variables(self, environ: Mapping[str, str] | None = None) -> list[str]:
+        """The ``${VAR}`` names of the URL that the environment does not set."""
+        variables = os.environ if environ is None else environ
+        return sorted({name for name in _VARIABLE.findall(self.url) if name not in variables})
+
+
+def file_path(url: str) -> Path:
+    """The path a ``file:`` source (its resolved URL) names: ``file:`` or ``file://`` removed,
+    ``~`` expanded."""
+    path = url[5:] if url.lower().startswith("file:") else url
+    if path.startswith("///"):  # file:///abs/path, the URL form
+        path = path[2:]
+    return Path(os.path.expanduser(path))
+
 
 def source_kind(url: str) -> SourceKind:
     """The kind of source a URL names; ValueError for anything else."""
@@ -144,8 +161,9 @@ class _SourcesFile(BaseModel):
     sources: list[SourceSpec] = Field(min_length=1)
 
 
-def parse_sources(document: Any, origin: str = "sources") -> list[SourceSpec]:
-    """Validate a parsed sources document; InvalidConfiguration lists every problem."""
+def parse_sources(document: Any, origin: str = "sources", folder: Path | None = None) -> list[SourceSpec]:
+    """Validate a parsed sources document; InvalidConfiguration lists every problem. ``folder``:
+    where relative ``file:`` paths are (the sources file's; None: the current directory)."""
     try:
         sources = _SourcesFile.model_validate(document).sources
     except ValidationError as error:
@@ -160,7 +178,18 @@ def parse_sources(document: Any, origin: str = "sources") -> list[SourceSpec]:
         raise InvalidConfiguration(f"{origin}: source names must be unique, repeated: {', '.join(repeated)}")
     if sum(source.kind == "stdin" for source in sources) > 1:
         raise InvalidConfiguration(f"{origin}: only one source can read standard input")
-    return sources
+    return sources if folder is None else [_anchored(source, folder) for source in sources]
+
+
+def _anchored(source: SourceSpec, folder: Path) -> SourceSpec:
+    """``source`` with a relative file path made absolute from ``folder`` (a path that starts with
+    ``${VAR}`` or ``~`` is left to the variable or the home folder)."""
+    if source.kind != "file":
+        return source
+    path = source.url[5:] if source.url.lower().startswith("file:") else source.url
+    if path.startswith(("/", "~", "${")):
+        return source
+    return source.model_copy(update={"url": f"file:{os.path.normpath(folder / path)}"})
 
 
 def load_sources(path: Path) -> list[SourceSpec]:
@@ -177,4 +206,4 @@ def load_sources(path: Path) -> list[SourceSpec]:
         document = yaml.safe_load(text) if path.suffix.lower() != ".json" else json.loads(text)
     except (yaml.YAMLError, json.JSONDecodeError) as error:
         raise InvalidConfiguration(f"{path} is not valid YAML/JSON: {error}") from None
-    return parse_sources(document, str(path))
+    return parse_sources(document, str(path), Path(path).absolute().parent)

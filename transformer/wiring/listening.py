@@ -1,4 +1,9 @@
-"""The listening side from the settings: the sources (checked before any model loads) and the monitor."""
+"""The listening side from the settings: the sources (checked before any model loads) and the monitor.
+
+Checked before the weights load (seconds to tens of seconds), each problem naming the source
+and the field: the sources file itself (``load_sources``), the anomaly groups a source names
+(``groups``, ``thresholds``), the environment variables its URL needs, its privacy against
+the operator's minimum."""
 
 from __future__ import annotations
 
@@ -8,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contract.errors import AudioGuardError, InvalidConfiguration
-from transformer.analysis.anomaly_groups import AnomalyGroup
+from transformer.analysis.anomaly_groups import AnomalyGroup, load_anomaly_groups
 from transformer.analysis.events import LifecycleSettings
 from transformer.analysis.labels import Labels
 from transformer.monitor.loop import EmbedExamples, Monitor, RecordEvents
 from transformer.monitor.loop import ScoreWindows as ScoreLiveWindows
+from transformer.monitor.notices import Notify
 from transformer.monitor.service import MonitorService
+from transformer.monitor.source_state import unknown_groups
 from transformer.monitor.sources import SourceSpec, load_sources
 from transformer.privacy import PrivacyPolicy, PrivacyRequest
 from transformer.settings import TransformerSettings
@@ -47,6 +54,15 @@ def listening(settings: TransformerSettings, sources_file: Path | None = None) -
     if path is None:
         raise InvalidConfiguration("listening needs a sources file (sources_file)")
     sources = tuple(load_sources(path))
+    groups = load_anomaly_groups(settings.anomaly_groups_file)
+    problems = [problem for source in sources for problem in unknown_groups(groups, source)]
+    problems += [
+        f"source {source.name}: url: environment variable {name} is not set"
+        for source in sources
+        for name in source.missing_variables()
+    ]
+    if problems:
+        raise InvalidConfiguration(f"{path}: {'; '.join(problems)}")
     return Listening(sources, source_privacy(sources, privacy_policy(settings)))
 
 
@@ -64,6 +80,7 @@ def monitor_service(
     lifecycle_override: LifecycleSettings | None = None,
     hop: int | None = None,
     ffmpeg: str | None = None,
+    notify: Notify | None = None,
 ) -> MonitorService:
     """The monitor over ``plan``'s sources: the service's detection settings, a fresh session."""
     session = str(uuid.uuid4())
@@ -88,4 +105,5 @@ def monitor_service(
         queue_chunks=settings.monitor_queue_chunks if queue_chunks is None else queue_chunks,
         ffmpeg=ffmpeg or settings.ffmpeg_path,
         session=session,
+        notify=notify,
     )

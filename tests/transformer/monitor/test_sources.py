@@ -10,7 +10,14 @@ from contract.errors import InvalidConfiguration
 from transformer.analysis.anomaly_groups import load_anomaly_groups
 from transformer.monitor.ffmpeg import ffmpeg_command
 from transformer.monitor.source_state import source_groups
-from transformer.monitor.sources import SourceSpec, load_sources, parse_sources, redacted, source_kind
+from transformer.monitor.sources import (
+    SourceSpec,
+    file_path,
+    load_sources,
+    parse_sources,
+    redacted,
+    source_kind,
+)
 from transformer.settings import TransformerSettings
 from transformer.wiring import privacy_policy, source_privacy
 
@@ -54,6 +61,34 @@ def test_a_sources_file_is_read_with_credentials_from_the_environment(tmp_path: 
     assert (replay.kind, replay.realtime) == ("file", False)
 
 
+def test_a_relative_file_path_is_taken_from_the_sources_files_folder(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "sources.yaml"
+    path.write_text(
+        "sources:\n"
+        "  - {name: a, url: 'file:night.wav'}\n"
+        "  - {name: b, url: '../recordings/day.wav'}\n"
+        "  - {name: c, url: 'file:/abs/c.wav'}\n"
+        "  - {name: d, url: 'file:${RECORDINGS}/d.wav'}\n"
+        "  - {name: e, url: '~/e.wav'}\n"
+        "  - {name: f, url: 'pulse:default'}\n"
+    )
+    a, b, c, d, e, f = load_sources(path)
+    assert a.url == f"file:{tmp_path / 'conf' / 'night.wav'}"
+    assert b.url == f"file:{tmp_path / 'recordings' / 'day.wav'}"
+    # absolute, from a variable, from the home folder, or no file: as written
+    assert (c.url, d.url, e.url, f.url) == (
+        "file:/abs/c.wav",
+        "file:${RECORDINGS}/d.wav",
+        "~/e.wav",
+        "pulse:default",
+    )
+    assert file_path(e.url) == Path.home() / "e.wav" and file_path("file:///x/y.wav") == Path("/x/y.wav")
+    # a document with no file behind it (the chart's ConfigMap) keeps the current directory's
+    (g,) = parse_sources({"sources": [{"name": "g", "url": "file:night.wav"}]})
+    assert g.url == "file:night.wav"
+
+
 def test_every_problem_of_a_sources_file_is_named_at_once() -> None:
     document = {
         "sources": [
@@ -92,8 +127,13 @@ def test_the_ffmpeg_command_of_each_kind() -> None:
     assert rtsp[rtsp.index("-rtsp_transport") + 1] == "tcp" and "-timeout" in rtsp and rtsp[-10:] == wav
     assert "-ar" not in rtsp and "-ac" not in rtsp
     assert "-rw_timeout" in command("http://radio/live")
-    assert command("file:/a.wav")[-13:-10] == ["-re", "-i", "/a.wav"]
-    assert "-re" not in command("/a.wav", realtime=False)
+    # a file is read as fast as the capture takes it (the supervisor paces one played at real
+    # time) and named with file: so that a ':' in its name is no protocol
+    assert command("file:/a.wav")[-12:-10] == ["-i", "file:/a.wav"]
+    assert command("file:///a:b.wav", realtime=False)[-12:-10] == ["-i", "file:/a:b.wav"]
+    assert not any("-re" in command(url) for url in ("/a.wav", "http://radio/live", "rtsp://cam/s"))
+    # every line of ffmpeg's with its level (its errors told from its input's description)
+    assert rtsp[rtsp.index("-loglevel") + 1] == "level+info" and "-nostats" in rtsp
     assert command("alsa:hw:1,0")[-14:-10] == ["-f", "alsa", "-i", "hw:1,0"]
     assert command("stdin:")[-12:-10] == ["-i", "pipe:0"]
 
@@ -156,8 +196,10 @@ def test_a_source_can_watch_some_groups_with_its_own_thresholds() -> None:
     default = {group.name: group for group in groups}["glass_break"].threshold
     assert watched["glass_break"].threshold == default
     assert len(source_groups(groups, SourceSpec(name="b", url="pulse:x"))) == len(groups)
-    with pytest.raises(InvalidConfiguration, match=r"source c: unknown anomaly group\(s\) gunshots"):
+    with pytest.raises(InvalidConfiguration, match=r"source c: groups: unknown anomaly group\(s\) gunshots"):
         source_groups(groups, SourceSpec(name="c", url="pulse:x", groups=["gunshots"]))
+    with pytest.raises(InvalidConfiguration, match=r"source c: thresholds: unknown anomaly group\(s\) fir "):
+        source_groups(groups, SourceSpec(name="c", url="pulse:x", thresholds={"fir": 0.3}))
     with pytest.raises(InvalidConfiguration, match="hop"):
         parse_sources({"sources": [{"name": "d", "url": "pulse:x", "hop": 11}]})
 

@@ -23,8 +23,9 @@ from tests.support.dht_standin import eventually
 from tests.support.serverutil import free_port
 from transformer.dht.backoff import Backoff
 from transformer.monitor.chunks import Chunk, ChunkQueue
+from transformer.monitor.source_status import level_dbfs
 from transformer.monitor.sources import SourceSpec
-from transformer.monitor.supervisor import FFMPEG_MISSING, SourceSupervisor, level_dbfs
+from transformer.monitor.supervisor import FFMPEG_MISSING, SourceSupervisor
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 
