@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ def listening(
     (work / "sources.yaml").write_text(
         "sources:\n"
         f"  - {{name: replay, url: 'file:{work / 'night.wav'}', realtime: false}}\n"
-        f"  - {{name: kitchen, url: 'file:{work / 'night.wav'}', realtime: false, privacy: speech_mask}}\n"
+        f"  - {{name: kitchen, url: 'file:{work / 'night.wav'}', realtime: true, privacy: speech_mask}}\n"
         f"  - {{name: garden-cam, url: 'http://127.0.0.1:{dead_port}/audio', no_data_seconds: 2}}\n"
     )
     broker = DhtBroker(work / "dht").start()
@@ -108,7 +109,8 @@ def _source(status: dict[str, Any], name: str) -> dict[str, Any]:
 def test_a_played_recording_raises_events_that_start_and_end_at_the_dht(
     listening: tuple[RunningServer, DhtBroker, Path],
 ) -> None:
-    server, broker, _ = listening
+    server, broker, work = listening
+    began = datetime.fromtimestamp((work / "sources.yaml").stat().st_mtime, UTC)  # just before the start
     for name in ("replay", "kitchen"):
         poll(lambda n=name: _source(_status(server), n)["state"] == "finished", f"{name} to play out")
     records = poll(lambda: broker.entries(ANOMALY_TOPIC) or None, "live event records at the DHT")
@@ -137,7 +139,14 @@ def test_a_played_recording_raises_events_that_start_and_end_at_the_dht(
         assert (
             record["privacy_method"] == privacy[record["source"]] and record["analyzer_id"] == "e2e-listener"
         )
-        assert record["started_at"] is not None  # the wall clock of a live event
+        if record["source"] == "kitchen":  # played at real time: a live source's wall clock
+            started = datetime.fromisoformat(record["started_at"])
+            assert began <= started <= datetime.now(UTC)
+            if record["change"] == "end":
+                lasted = (datetime.fromisoformat(record["ended_at"]) - started).total_seconds()
+                assert lasted == pytest.approx(record["end_seconds"] - record["start_seconds"], abs=0.5)
+        else:  # a replay as fast as possible runs ahead of the clock: none, as for a recording
+            assert (record["started_at"], record["ended_at"]) == (None, None)
         assert record["weights_official"] is False and "official" in record["weights_warning"]
         assert 0 <= record["start_seconds"] <= SECONDS
         if record["change"] == "end":

@@ -26,7 +26,7 @@ class Chunk:
     final: bool = False
     sample_rate: int = 16_000
     droppable: bool = True  # False for a replay's audio and for an end marker: never dropped
-    received_at: float | None = None  # wall clock (epoch seconds) when its last sample arrived
+    received_at: float | None = None  # wall clock (epoch) of its last sample; None: a replay
 
 
 class ChunkQueue(asyncio.Queue[Chunk]):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -146,7 +145,8 @@ class Monitor:
                 run.append(chunk)
                 in_run[chunk.source] = (chunk.segment, chunk.sample_rate)
                 source.next_start = chunk.start_seconds + chunk.samples.shape[0] / chunk.sample_rate
-                source.clock = (source.next_start, chunk.received_at or time.time())
+                arrived = chunk.received_at
+                source.clock = None if arrived is None else (source.next_start, arrived)
         changes += self._timed(await self._run(run, errors))
         await self._record_changes(changes)
         if errors:

@@ -270,7 +270,8 @@ class SourceSupervisor:
             self._segment,
             sample_rate=sample_rate,
             droppable=not self._replay,
-            received_at=time.time(),
+            # a replay runs ahead of the clock: its times are the recording's own, no wall clock
+            received_at=None if self._replay else time.time(),
         )
         self._segment_samples += samples.shape[0]
         status = self.status
