@@ -47,6 +47,8 @@ from contract.v2_rest import (
 
 INFER_PATH: Final = "/v2/models/{model_name}/infer"
 METADATA_PATH: Final = "/v2/models/{model_name}"
+#: where ``serve_model`` keeps an app's served models (``contract.availability`` reads the names)
+_STATE_KEY: Final = SERVED_MODELS_KEY
 
 ParametersSource = Callable[[], dict[str, object]]
 #: ``admit(declared_body_bytes)``: a context held while the request runs (raises to refuse it)
@@ -76,10 +78,10 @@ class ServedModel:
 
 def served_models(app: FastAPI) -> dict[str, ServedModel]:
     """The models ``app`` serves, by name (empty before any ``serve_model``)."""
-    models: dict[str, ServedModel] | None = getattr(app.state, SERVED_MODELS_KEY, None)
+    models: dict[str, ServedModel] | None = getattr(app.state, _STATE_KEY, None)
     if models is None:
         models = {}
-        setattr(app.state, SERVED_MODELS_KEY, models)
+        setattr(app.state, _STATE_KEY, models)
     return models
 
 
