@@ -44,7 +44,8 @@ re-encodes binary BYTES as UTF-8 and has no metadata ``parameters``); REST
 forwarding to the predictor uses JSON (binary tensors get two Content-Types,
 ``transformer/model.py``); the predictor's model re-registers after unpickling
 (``predictor/model.py``); KServe's routine log lines are filtered by their text
-(``contract.service_logs``, ``transformer.app.PredictorOutageLogFilter``).
+(``contract.service_logs``) and its client's records of failed predictor calls by
+their exception (``transformer.app.PredictorCallLogFilter``).
 """
 
 from __future__ import annotations

@@ -154,8 +154,8 @@ class MonitorService:
                 self.failures.log(
                     logging.WARNING,
                     failure_cause(error),
-                    "listening: up to %.1f s of audio not analysed (%d step(s) failed so far): %s",
-                    sum(chunk.samples.shape[0] / chunk.sample_rate for chunk in chunks),
+                    # the windows due in the step are lost, not just its chunks: no seconds to give
+                    "listening: a detection step failed, its windows not analysed (%d step(s) so far): %s",
                     self.failed_steps,
                     describe_failure(error),
                     error=error,
