@@ -28,6 +28,7 @@ from contract import cli_types, weights_cli
 from contract.assets import HOW_TO_GET_WEIGHTS
 from contract.cli_style import CliParser, hyphenated, known_flags
 from contract.errors import AudioGuardError
+from contract.native_logs import quiet_native_logs
 from transformer.privacy import PRIVACY_METHODS
 
 if TYPE_CHECKING:
@@ -36,7 +37,11 @@ if TYPE_CHECKING:
 
 
 def _weights_synthetic(args: argparse.Namespace) -> int:
-    written = write_synthetic_assets(args.dest, seed=args.seed, include=args.only, force=args.force)
+    from contract.native_logs import native_stderr_to_debug
+
+    # the VGGish writer runs TensorFlow, whose native banners are not this command's output
+    with native_stderr_to_debug("tensorflow"):
+        written = write_synthetic_assets(args.dest, seed=args.seed, include=args.only, force=args.force)
     for name, path in written.items():
         print(f"{name}: {path} (SYNTHETIC: random weights in the official format, not the real model)")
     return 0
@@ -61,7 +66,7 @@ def _classify(args: argparse.Namespace) -> int:
         return 2
     from tqdm import tqdm
 
-    from contract.service_logs import native_stderr_to_debug
+    from contract.native_logs import native_stderr_to_debug
     from transformer.analysis.document import result_document
     from transformer.analysis.labels import parse_label_filter
 
@@ -248,6 +253,7 @@ _DELEGATE_MODULES: Final = {
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_native_logs()
     if argv and argv[0] in DELEGATED:
         import importlib
 

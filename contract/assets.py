@@ -134,12 +134,25 @@ def asset_report(model_dir: Path, names: Iterable[str] = ALL_ASSETS) -> dict[str
     }
 
 
+#: Hex digits of a sha512 shown at INFO: enough to tell two files apart at a glance.
+SHORT_SUM_CHARS: Final = 12
+
+
+def short_sum(digest: str | None) -> str:
+    """The first ``SHORT_SUM_CHARS`` hex digits of a checksum, "-" without one."""
+    return "-" if not digest else f"{digest[:SHORT_SUM_CHARS]}..."
+
+
 def log_asset_report(report: Mapping[str, object], service: str) -> None:
-    """Log the report once at start-up; a loud warning for non-official weights."""
+    """Log the report once at start-up (a short checksum at INFO, the whole sum at DEBUG and
+    from ``audioguard weights verify``); a loud warning for non-official weights."""
     files = report["files"]
     assert isinstance(files, Mapping)
     for name, status in files.items():
-        logger.info("%s: %s official=%s sha512=%s", service, name, status["official"], status["sha512"])
+        logger.info(
+            "%s: %s official=%s sha512=%s", service, name, status["official"], short_sum(status["sha512"])
+        )
+        logger.debug("%s: %s sha512=%s", service, name, status["sha512"])
     if not report["official"]:
         logger.warning(
             "%s: weights in %s do NOT match the official sha512 sums: scores are not those of "

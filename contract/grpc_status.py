@@ -7,7 +7,9 @@ with a traceback. ``StatusMappingInterceptor`` answers our ``ClientRequestError`
 with the code that matches its HTTP status and logs one line without traceback
 (messages never contain audio); our ``ServiceUnavailableError`` (503: not
 ready, predictor down) becomes UNAVAILABLE with one WARNING line, since an
-outage would otherwise log a traceback per request; a server fault
+outage would otherwise log a traceback per request; KServe's "model not found"
+is NOT_FOUND naming the models served here and its "not ready" UNAVAILABLE with
+the service's reason, without KServe's traceback (``contract.availability``); a server fault
 (``ServerFaultError``, KServe's ``InferenceError``) is INTERNAL, where KServe
 says INVALID_ARGUMENT and blames the client; everything else goes to KServe's
 own mapping.
@@ -28,9 +30,11 @@ from typing import Any, Final
 
 from grpc import StatusCode
 from grpc.aio import ServicerContext
-from kserve.errors import InferenceError
+from kserve import model_server
+from kserve.errors import InferenceError, ModelNotFound, ModelNotReady, ServerNotReady
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 
+from contract.availability import log_not_served, not_ready_reason, not_served_message, served_model_names
 from contract.http import ClientRequestError, ServerFaultError, ServiceUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -42,6 +46,11 @@ GRPC_CODE_FOR_HTTP_STATUS: Final[dict[int, StatusCode]] = {
     404: StatusCode.NOT_FOUND,
     413: StatusCode.RESOURCE_EXHAUSTED,
 }
+
+
+def _requested_model(request: Any) -> str:
+    """The model a v2 gRPC request names (``ModelInfer``: ``model_name``; the others: ``name``)."""
+    return str(getattr(request, "model_name", "") or getattr(request, "name", "") or "?")
 
 
 def grpc_code_for(http_status: int) -> StatusCode:
@@ -65,6 +74,17 @@ class StatusMappingInterceptor(ExceptionToStatusInterceptor):
         elif isinstance(ex, ServerFaultError):
             logger.error("gRPC %s failed: %s", method_name, ex.reason)
             await context.abort(StatusCode.INTERNAL, ex.reason)
+        elif isinstance(ex, ModelNotFound):
+            # KServe's message lacks what the caller needs: the names served here
+            name = _requested_model(request_or_iterator)
+            served = served_model_names(model_server.app)
+            log_not_served(name, served, f"gRPC {method_name}")
+            await context.abort(StatusCode.NOT_FOUND, not_served_message(name, served))
+        elif isinstance(ex, (ModelNotReady, ServerNotReady)):
+            reason = not_ready_reason(model_server.app)
+            message = str(ex) + (f" {reason}" if reason else "")
+            logger.debug("gRPC %s unavailable: %s", method_name, message)
+            await context.abort(StatusCode.UNAVAILABLE, message)
         elif isinstance(ex, InferenceError):
             # KServe's own may quote the payload: the type only, in the log and the answer
             logger.error("gRPC %s failed: %s", method_name, type(ex).__name__)

@@ -37,7 +37,7 @@ from kserve import errors as kserve_errors
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.errors import AudioGuardError
-from contract.service_logs import RequestLogMiddleware
+from contract.service_logs import RequestLogMiddleware, is_probe
 
 logger = logging.getLogger(__name__)
 
@@ -180,10 +180,13 @@ async def service_unavailable_handler(request: Request, error: Exception) -> JSO
     """REST answer for ``ServiceUnavailableError``: 503, one WARNING line, no traceback.
 
     An expected state (weights loading, predictor down), logged once per
-    request instead of KServe's ``server_not_ready_handler`` traceback.
+    request (at DEBUG for readiness probes) instead of KServe's ``server_not_ready_handler``
+    traceback.
     """
     assert isinstance(error, ServiceUnavailableError)
-    logger.warning("%s %s: 503 %s", request.method, request.url.path, error.error_msg)
+    # a probe's "not ready" is a state, logged once where it changes, not per probe
+    level = logging.DEBUG if is_probe(request.url.path) else logging.WARNING
+    logger.log(level, "%s %s: 503 %s", request.method, request.url.path, error.error_msg)
     return JSONResponse(status_code=503, content={"error": error.error_msg}, headers=retry_headers(error))
 
 

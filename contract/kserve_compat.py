@@ -12,7 +12,8 @@ concern (``contract.http``, ``contract.grpc_status``, ``contract.service_logs``)
 The entry points, who calls them, and the KServe internals they touch:
 
 - ``install_service_patches(app)`` (both services, at import): the REST
-  server's ``inference_error_handler``, the gRPC server's
+  server's ``inference_error_handler``, ``model_not_found_handler``,
+  ``model_not_ready_handler`` and ``server_not_ready_handler``, the gRPC server's
   ``ExceptionToStatusInterceptor`` and ``LoggingInterceptor`` (module globals),
   the ORJSONResponse warning; also adds ``contract.http``'s middlewares and
   handlers to the app;
@@ -20,6 +21,8 @@ The entry points, who calls them, and the KServe internals they touch:
   server module's ``aio``;
 - ``set_grpc_max_receive_message_length(n)`` (transformer ``__main__``):
   ``model_server.args``;
+- ``answer_readiness(dataplane, ...)`` (transformer ``__main__``): the
+  ``ready`` and ``model_ready`` methods of the server's ``DataPlane`` instance;
 - ``connect_predictor_grpc`` / ``predictor_grpc_client_of`` (the transformer
   model's ``connect_predictor`` and ``_grpc_client`` override): KServe's private
   ``Model._grpc_client`` property and its ``_grpc_client_stub`` cache;
@@ -41,9 +44,10 @@ re-encodes binary BYTES as UTF-8 and has no metadata ``parameters``); REST
 forwarding to the predictor uses JSON (binary tensors get two Content-Types,
 ``transformer/model.py``); the predictor's model re-registers after unpickling
 (``predictor/model.py``); KServe's routine log lines are filtered by their text
-(``contract.service_logs``, ``transformer.app.PredictorOutageLogFilter``);
-``kserve.model_server`` parses ``sys.argv`` at import, so the commands that are not
-KServe servers import it through ``contract.kserve_import``.
+(``contract.service_logs``) and its client's records of failed predictor calls by
+their exception (``transformer.app.PredictorCallLogFilter``); ``kserve.model_server``
+parses ``sys.argv`` at import, so the commands that are not KServe servers import it
+through ``contract.kserve_import``.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ import importlib.metadata
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from fastapi import FastAPI
@@ -61,11 +65,13 @@ from grpc import aio
 from kserve import Model, model_server
 from kserve.inference_client import InferenceGRPCClient
 from kserve.predictor_config import PredictorConfig
+from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import server as kserve_grpc_server
 from kserve.protocol.infer_type import InferInput
 from kserve.protocol.rest import server as kserve_rest_server
 from kserve.utils.inference_client_factory import InferenceClientFactory
 
+from contract import availability
 from contract.constants import ALL_INTERFACES
 from contract.grpc_status import StatusMappingInterceptor
 from contract.http import inference_error_handler, install_http_fixes
@@ -151,14 +157,43 @@ def install_service_patches(app: FastAPI) -> None:
 
 
 def use_our_rest_inference_error_handler() -> None:
-    """Answer KServe's ``InferenceError`` with ``contract.http.inference_error_handler``.
+    """Answer KServe's ``InferenceError``, ``ModelNotFound``, ``ModelNotReady`` and
+    ``ServerNotReady`` with our handlers (``contract.http``, ``contract.availability``).
 
-    KServe 0.21's REST server registers its own handler for ``InferenceError``
-    when the server starts, after ours, and that one echoes the message (which
-    may quote the request's audio). It looks the handler up by name in
-    ``kserve.protocol.rest.server``, so the name is replaced there.
+    KServe 0.21's REST server registers its own handlers for them when the server
+    starts, after ours: its ``InferenceError`` one echoes the message (which may
+    quote the request's audio), and all four log an ERROR traceback per call (a
+    readiness probe every few seconds). It looks the handlers up by name in
+    ``kserve.protocol.rest.server``, so the names are replaced there.
     """
     kserve_rest_server.inference_error_handler = inference_error_handler  # type: ignore[assignment]
+    kserve_rest_server.model_not_found_handler = availability.model_not_found_handler  # type: ignore[assignment]
+    kserve_rest_server.model_not_ready_handler = availability.model_not_ready_handler  # type: ignore[assignment]
+    kserve_rest_server.server_not_ready_handler = availability.server_not_ready_handler  # type: ignore[assignment]
+
+
+#: ``model_ready(model_name, disable_predictor_health_check)``, as KServe's ``DataPlane.model_ready``
+ModelReady = Callable[[str, bool], Awaitable[bool]]
+
+
+def answer_readiness(
+    dataplane: DataPlane, server_ready: Callable[[], Awaitable[bool]], model_ready: ModelReady
+) -> None:
+    """Make every readiness probe of a server ask ``server_ready`` / ``model_ready``.
+
+    KServe 0.21's REST v1 and v2 and gRPC probes all call the server's
+    ``DataPlane.ready`` and ``DataPlane.model_ready``; with a predictor they only
+    ask whether the predictor *server* is up (and only with
+    ``--enable_predictor_health_check``), never whether it serves the model the
+    transformer will ask for. Replacing the two methods on the instance covers every probe.
+    """
+    check_kserve_version()
+    dataplane.ready = server_ready  # type: ignore[method-assign]
+
+    async def model_ready_(model_name: str, disable_predictor_health_check: bool = False) -> bool:
+        return await model_ready(model_name, disable_predictor_health_check)
+
+    dataplane.model_ready = model_ready_  # type: ignore[method-assign]
 
 
 def use_our_grpc_interceptors() -> None:

@@ -7,13 +7,18 @@ import. Here instead:
 
 - one INFO line per REST or gRPC request: method, path, status, latency and the
   caller's request id (never the payload, never the query string); health and
-  readiness probes get the same line at DEBUG;
+  readiness probes get the same line at DEBUG. A service whose callers log their
+  own requests (the predictor: the transformer calls it every hop of a live
+  source) calls ``summarize_requests``: each request at DEBUG, and at INFO one
+  summary line at most every ``REQUEST_SUMMARY_SECONDS`` and at stop;
 - KServe's and uvicorn's own per-request and start-up lines are dropped unless
   the service logs at DEBUG (warnings and errors always pass);
 - ``announce_lifecycle`` adds "<service> serving ..." once it listens and
   "<service> stopped" when it has shut down;
 - ``native_stderr_to_debug`` turns what a native library prints while it is
-  imported into DEBUG records;
+  imported into DEBUG records, ``quiet_native_logs`` keeps TensorFlow's C++ INFO
+  and WARNING lines off afterwards (both in ``contract.native_logs``, which the
+  CLI imports without gRPC; the entry points call ``quiet_native_logs`` first);
 - ``configure_service_logging`` sends our loggers to KServe's handlers, in its format.
 
 ``GrpcRequestLogInterceptor`` replaces KServe's gRPC logging interceptor through
@@ -23,18 +28,22 @@ the ``audioguard`` CLI uses this module without a model server.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
-import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Final
 
 import grpc
 from grpc.aio import ServerInterceptor
+
+# re-exported: the services' log level and the native banners' capture live with the CLI's needs
+# LOG_LEVEL_ENV and native_stderr_to_debug live in contract.native_logs (no gRPC for the CLI);
+# named here too, where callers have always found them
+from contract.native_logs import LOG_LEVEL_ENV as LOG_LEVEL_ENV
+from contract.native_logs import native_stderr_to_debug as native_stderr_to_debug
 
 logger = logging.getLogger("contract.requests")
 
@@ -43,8 +52,8 @@ PROBE_PATH: Final = re.compile(r"^/(?:|v2/health/(?:live|ready)|v2/models/[^/]+/
 PROBE_GRPC_METHODS: Final = frozenset({"ServerLive", "ServerReady", "ModelReady"})
 #: Our packages' loggers, shown next to KServe's with its format.
 SERVICE_LOGGERS: Final = ("contract", "predictor", "transformer")
-#: The services' log level (DEBUG, INFO, WARNING ...).
-LOG_LEVEL_ENV: Final = "AUDIOGUARD_LOG_LEVEL"
+#: Shortest time between two request summaries (``summarize_requests``).
+REQUEST_SUMMARY_SECONDS: Final = 300.0
 #: (logger, message pattern) of KServe's and uvicorn's INFO records replaced by the lines above.
 _REPLACED: Final = (
     ("uvicorn.access", re.compile("")),
@@ -122,11 +131,73 @@ def configure_service_logging(log_config_file: str | None = None, level: int | N
                 service_logger.addHandler(handler)
 
 
+class RequestSummary:
+    """The requests since the last summary line, by status; a line once ``interval_seconds``
+    have passed since the last one (written by the request that finds it due, or at stop)."""
+
+    def __init__(
+        self,
+        service: str,
+        interval_seconds: float = REQUEST_SUMMARY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.service = service
+        self.interval_seconds = interval_seconds
+        self._clock = clock
+        self._since = clock()
+        self._statuses: dict[str, int] = {}
+        self._total_seconds = self._slowest = 0.0
+
+    def add(self, status: int | str, seconds: float) -> None:
+        self._statuses[str(status)] = self._statuses.get(str(status), 0) + 1
+        self._total_seconds += seconds
+        self._slowest = max(self._slowest, seconds)
+        if self._clock() - self._since >= self.interval_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the summary of what was counted (nothing if nothing was) and start again."""
+        now = self._clock()
+        count = sum(self._statuses.values())
+        if count:
+            by_status = sorted(self._statuses.items(), key=lambda item: -item[1])
+            logger.info(
+                "%s: %d request(s) in the last %.0f s: %s; mean %.1f ms, slowest %.1f ms (each at DEBUG)",
+                self.service,
+                count,
+                now - self._since,
+                ", ".join(f"{n} {status}" for status, n in by_status),
+                self._total_seconds / count * 1000,
+                self._slowest * 1000,
+            )
+        self._since, self._statuses = now, {}
+        self._total_seconds = self._slowest = 0.0
+
+
+#: set by ``summarize_requests``: this process's requests are summarized, not logged one by one
+_summary: RequestSummary | None = None
+
+
+def summarize_requests(service: str, interval_seconds: float = REQUEST_SUMMARY_SECONDS) -> None:
+    """Log this process's requests at DEBUG and a summary at INFO (see the module)."""
+    global _summary
+    if _summary is None or _summary.service != service:
+        _summary = RequestSummary(service, interval_seconds)
+
+
+def flush_request_summary() -> None:
+    """Write the pending request summary now (the service stops)."""
+    if _summary is not None:
+        _summary.flush()
+
+
 def log_request(method: str, path: str, status: int | str, seconds: float, request_id: str | None) -> None:
     """The request line; ``path`` is the URL path, or the gRPC method's full name."""
     probe = is_probe(path) or path.rsplit("/", 1)[-1] in PROBE_GRPC_METHODS
-    level = logging.DEBUG if probe else logging.INFO
+    level = logging.DEBUG if probe or _summary is not None else logging.INFO
     logger.log(level, "%s %s %s %.1f ms id=%s", method, path, status, seconds * 1000, request_id or "-")
+    if _summary is not None and not probe:
+        _summary.add(status, seconds)
 
 
 class RequestLogMiddleware:
@@ -206,28 +277,7 @@ def announce_lifecycle(app: Any, service: str, describe: Callable[[], str]) -> N
             try:
                 yield state
             finally:
+                flush_request_summary()
                 service_logger.info("%s stopped", service)
 
     app.router.lifespan_context = lifespan
-
-
-@contextlib.contextmanager
-def native_stderr_to_debug(library: str) -> Iterator[None]:
-    """Capture what native code writes to fd 2 while importing ``library``; re-log it at DEBUG.
-
-    (TensorFlow's C++ start-up banners ignore ``TF_CPP_MIN_LOG_LEVEL`` before absl is
-    initialised.) Python exceptions still propagate; their text is Python's, not fd 2's.
-    """
-    with tempfile.TemporaryFile() as captured:
-        saved = os.dup(2)
-        try:
-            os.dup2(captured.fileno(), 2)
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            native = logging.getLogger(library)
-            for line in captured.read().decode("utf-8", "replace").splitlines():
-                if line.strip():
-                    native.debug("%s", line)

@@ -34,6 +34,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from kserve.errors import ModelNotFound, ModelNotReady
 from kserve.model import InferenceModel
 
+from contract.availability import SERVED_MODELS_KEY
 from contract.errors import AudioGuardError
 from contract.v2_rest import (
     INFERENCE_HEADER,
@@ -46,8 +47,8 @@ from contract.v2_rest import (
 
 INFER_PATH: Final = "/v2/models/{model_name}/infer"
 METADATA_PATH: Final = "/v2/models/{model_name}"
-#: where ``serve_model`` keeps an app's served models
-_STATE_KEY: Final = "audioguard_served_models"
+#: where ``serve_model`` keeps an app's served models (``contract.availability`` reads the names)
+_STATE_KEY: Final = SERVED_MODELS_KEY
 
 ParametersSource = Callable[[], dict[str, object]]
 #: ``admit(declared_body_bytes)``: a context held while the request runs (raises to refuse it)

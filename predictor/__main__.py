@@ -25,6 +25,7 @@ from contract.assets import PREDICTOR_ASSETS, asset_report, log_asset_report, re
 from contract.cli_style import CliParser
 from contract.errors import ModelAssetError
 from contract.kserve_compat import listen_on
+from contract.native_logs import quiet_native_logs
 from contract.service_logs import configure_service_logging
 from contract.settings_cli import add_settings_arguments, settings_from_args
 from predictor.model import WORKER_LOAD_FAILED, ClassifierModel, model_parameters
@@ -74,6 +75,7 @@ def build_model(name: str, settings: PredictorSettings, *, workers: int = 1) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    quiet_native_logs()
     args = build_parser().parse_args(argv)
     if args.configure_logging:
         configure_service_logging(args.log_config_file)

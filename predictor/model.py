@@ -34,7 +34,7 @@ from contract.constants import (
 from contract.errors import AudioGuardError, InvalidInput, ServiceNotReady
 from contract.http import to_kserve_error
 from contract.kserve_compat import install_service_patches
-from contract.service_logs import native_stderr_to_debug
+from contract.native_logs import native_stderr_to_debug
 from contract.weights_status import WEIGHTS_OFFICIAL
 from predictor.routes import install_model_routes, register_served_model
 from predictor.settings import PredictorSettings

@@ -9,6 +9,10 @@
   has its weights, which matters for ``--workers > 1`` where worker copies load
   after the server listens.
 
+Its requests come from the transformer, every hop of every live source: each is
+logged at DEBUG only, with a summary line at INFO every few minutes
+(``contract.service_logs.summarize_requests``).
+
 Models (ours, or a RayModel in front of ours) join with ``register_served_model``.
 """
 
@@ -23,7 +27,7 @@ from kserve.model import InferenceModel
 from contract.constants import EMBEDDING_SIZE, EMBEDDINGS_PER_WINDOW, SCORES_TENSOR
 from contract.errors import RequestTooLarge
 from contract.http import ServiceUnavailableError
-from contract.service_logs import announce_lifecycle
+from contract.service_logs import announce_lifecycle, summarize_requests
 from contract.v2_routes import ParametersSource, ServedModel, add_v2_routes, serve_model, served_models
 from contract.weights_status import WEIGHTS_OFFICIAL
 
@@ -65,8 +69,10 @@ async def server_ready(request: Request) -> dict[str, bool]:
 
 
 def install_model_routes(app: FastAPI) -> None:
-    """Route infer, metadata and server readiness to our handlers, ahead of KServe's."""
+    """Route infer, metadata and server readiness to our handlers, ahead of KServe's; the
+    requests (the transformer's, which logs its own) summarized, one at a time only at DEBUG."""
     add_v2_routes(app)
+    summarize_requests("predictor")
     app.add_api_route("/v2/health/ready", server_ready, methods=["GET"], tags=["V2"])
     announce_lifecycle(app, "predictor", lambda: describe_served_models(app))
 

@@ -22,9 +22,10 @@ from pydantic import ValidationError
 from contract.cli_style import CliParser
 from contract.errors import ModelAssetError
 from contract.kserve_compat import listen_on, set_grpc_max_receive_message_length
+from contract.native_logs import quiet_native_logs
 from contract.service_logs import configure_service_logging
 from contract.settings_cli import add_settings_arguments, settings_from_args
-from transformer.app import bind_model
+from transformer.app import answer_readiness, bind_model
 from transformer.model import AudioTransformer
 from transformer.settings import TransformerSettings
 
@@ -60,6 +61,7 @@ def fit_grpc_limit_to_uploads(args: argparse.Namespace, settings: TransformerSet
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_native_logs()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.configure_logging:
@@ -98,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("cannot start: %s", error)
         return 1
     bind_model(model)
+    answer_readiness(server.dataplane, model)
     server.start([model])
     return 0
 

@@ -13,12 +13,17 @@ at module top level, before ``ModelServer.start``. Importing this module:
   (``model.admitted``) before its body is read, and the metadata carries
   ``parameters`` (official or synthetic weights, limits, privacy methods);
 - adds the SIFIS routes (``transformer.protocol.sifis``);
-- maps predictor transport failures met outside a request (the readiness
-  probe with ``--enable_predictor_health_check``) to 503 instead of 500;
-- keeps an unreachable predictor to one WARNING line per request or probe:
-  KServe's gRPC client logs each failed call at ERROR with a traceback on
-  ``kserve.trace``; ``PredictorOutageLogFilter`` drops those records for the
-  outage codes only (our handlers log the event), other failures keep theirs;
+- answers every readiness probe (REST v1 and v2, gRPC) from the model's own
+  readiness (``answer_readiness``): its weights, and whether its predictor
+  serves the model it asks for (``transformer.predictor_link``; with
+  ``--enable_predictor_health_check`` also whether the predictor is up); a
+  REST probe's 503 says why;
+- maps predictor transport failures met outside a request to 503 instead of
+  500, one WARNING line a minute;
+- keeps a failing predictor call to the one line our handlers write: KServe's
+  gRPC client logs each failed call at ERROR with a traceback on
+  ``kserve.trace``; ``PredictorCallLogFilter`` turns those records into DEBUG
+  ones (our handlers, the monitor and the predictor link name the failure);
 - answers ``GET /v1/monitor`` with the live sources' status (``--sources_file``);
 - adds a lifespan hook that connects to the predictor and runs the DHT
   outbox sender (and the live sources) for as long as the server runs.
@@ -29,7 +34,6 @@ at module top level, before ``ModelServer.start``. Importing this module:
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -38,15 +42,19 @@ import grpc
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from kserve.errors import ModelNotFound
 from kserve.logging import KSERVE_TRACE_LOGGER_NAME
 from kserve.model_server import app
+from kserve.protocol.dataplane import DataPlane
 
+from contract import kserve_compat
+from contract.availability import set_not_ready_reason
 from contract.errors import upload_too_large
 from contract.kserve_compat import install_service_patches
+from contract.log_limit import RateLimitedLog
 from contract.service_logs import announce_lifecycle
 from contract.v2_routes import ServedModel, add_v2_routes, serve_model
 from transformer.model import AudioTransformer
-from transformer.predictor_client import is_predictor_outage
 from transformer.protocol import sifis
 from transformer.protocol.v2_response import OUTPUT_NAMES
 
@@ -98,36 +106,60 @@ def rest_body_limit(model: AudioTransformer) -> int:
     return model.sifis.max_upload_bytes * 4 // 3 + JSON_OVERHEAD_BYTES
 
 
-#: At most one WARNING per this many seconds while the predictor stays unreachable
-#: (readiness is probed every few seconds: a predictor that takes a minute to load
-#: would otherwise write a warning per probe).
+#: At most one WARNING per this many seconds while the predictor stays unreachable.
 OUTAGE_WARNING_INTERVAL_SECONDS: Final = 60.0
-_outage = {"warned_at": -OUTAGE_WARNING_INTERVAL_SECONDS}
+_outage = RateLimitedLog(logger, OUTAGE_WARNING_INTERVAL_SECONDS)
 
 
 async def predictor_unavailable_handler(request: Request, error: Exception) -> JSONResponse:
-    """503 for a predictor transport failure that escaped a handler (readiness probes): one WARNING
-    line a minute, DEBUG in between."""
-    now = time.monotonic()
-    level = logging.DEBUG
-    if now - _outage["warned_at"] >= OUTAGE_WARNING_INTERVAL_SECONDS:
-        _outage["warned_at"], level = now, logging.WARNING
-    logger.log(
-        level, "predictor unreachable on %s %s: %s", request.method, request.url.path, type(error).__name__
+    """503 for a predictor transport failure that escaped a handler: one WARNING line a minute,
+    DEBUG in between."""
+    _outage.log(
+        logging.WARNING,
+        "outage",
+        "predictor unreachable on %s %s: %s",
+        request.method,
+        request.url.path,
+        type(error).__name__,
     )
     return JSONResponse(status_code=503, content={"error": "the predictor is unavailable"})
 
 
-class PredictorOutageLogFilter(logging.Filter):
-    """Drop KServe client records whose exception is a predictor outage (UNAVAILABLE, timeout).
+class PredictorCallLogFilter(logging.Filter):
+    """KServe client records of a failed predictor call (a gRPC or HTTP error) become DEBUG ones.
 
-    The request or probe that met the outage answers 503 and logs one WARNING
-    line itself; KServe's record would add a multi-line traceback per call.
+    Whoever made the call logs the failure in one line (the request's handler, the monitor's
+    rate-limited line, the predictor link's change of state); KServe's ERROR record would add a
+    multi-line traceback per call, per hop of a live source. At DEBUG it is still written.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        return error is None or not is_predictor_outage(error)
+        if not isinstance(error, grpc.RpcError | httpx.HTTPError):
+            return True
+        if not logging.getLogger("transformer").isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+def answer_readiness(dataplane: DataPlane, model: AudioTransformer, target: FastAPI = app) -> None:
+    """Every readiness probe answers ``model``'s readiness (``AudioTransformer.check_ready``);
+    a REST probe's 503 carries ``model.not_ready_reason()``."""
+    registry = dataplane.model_registry
+
+    async def server_ready() -> bool:
+        return await model.check_ready()
+
+    async def model_ready(name: str, disable_predictor_health_check: bool) -> bool:
+        if registry.get_model(name) is None:
+            raise ModelNotFound(name)
+        if disable_predictor_health_check:  # KServe's infer path: loaded is enough, no check per request
+            return bool(await registry.is_model_ready(name))
+        return await model.check_ready()
+
+    kserve_compat.answer_readiness(dataplane, server_ready, model_ready)
+    set_not_ready_reason(target, model.not_ready_reason)
 
 
 @asynccontextmanager
@@ -164,8 +196,8 @@ def install(target: FastAPI) -> None:
     target.add_exception_handler(grpc.RpcError, predictor_unavailable_handler)
     target.add_exception_handler(httpx.TransportError, predictor_unavailable_handler)
     trace_logger = logging.getLogger(KSERVE_TRACE_LOGGER_NAME)
-    if not any(isinstance(f, PredictorOutageLogFilter) for f in trace_logger.filters):
-        trace_logger.addFilter(PredictorOutageLogFilter())
+    if not any(isinstance(f, PredictorCallLogFilter) for f in trace_logger.filters):
+        trace_logger.addFilter(PredictorCallLogFilter())
     _chain_lifespan(target)
     announce_lifecycle(target, "transformer", lambda: describe_model(target))
 

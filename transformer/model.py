@@ -12,6 +12,7 @@ here: see ``transformer.analysis.analyzer`` and ``transformer.protocol``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import logging
@@ -19,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from kserve import Model
 from kserve.inference_client import InferenceGRPCClient
 from kserve.model import InferenceVerb, InferReturnType
@@ -38,6 +40,7 @@ from transformer.dht.delivery import DeliveryService
 from transformer.dht.listener import RequestListener
 from transformer.monitor.service import MonitorService
 from transformer.predictor_client import PREDICTOR_CHANNEL_ARGS, PredictorClient
+from transformer.predictor_link import PredictorLink, grpc_probe, rest_probe, stop_watching
 from transformer.privacy import PRIVACY_METHODS
 from transformer.protocol import v2_request, v2_response
 from transformer.protocol.sifis_schema import SifisConfig, options_from_dht_request
@@ -77,6 +80,10 @@ class AudioTransformer(Model):
         self.listener: RequestListener | None = None
         self.monitor: MonitorService | None = None
         self.admission: Admission | None = None
+        #: whether the predictor serves this model (``connect_predictor``; None without a predictor)
+        self.link: PredictorLink | None = None
+        self._link_task: asyncio.Task[None] | None = None
+        self._probe_http: httpx.AsyncClient | None = None
         self.assets: dict[str, object] = {}
         self.sifis: SifisConfig = wiring.sifis_config(settings)
         self.limits: dict[str, object] = wiring.service_parameters(settings)
@@ -115,7 +122,10 @@ class AudioTransformer(Model):
         return True
 
     async def start_background(self) -> None:
-        """Start the DHT outbox sender and request listener (on the server's event loop)."""
+        """Start watching the predictor, the DHT outbox sender and request listener (on the
+        server's event loop)."""
+        if self.link is not None:
+            self._link_task = asyncio.create_task(self.link.run(), name="audioguard-predictor-link")
         if self.delivery is not None:
             await self.delivery.start()
         if self.listener is not None:
@@ -132,6 +142,11 @@ class AudioTransformer(Model):
             await self.listener.stop()
         if self.delivery is not None:
             await self.delivery.stop()
+        await stop_watching(self._link_task)
+        self._link_task = None
+        if self._probe_http is not None:
+            await self._probe_http.aclose()
+            self._probe_http = None
 
     def vggish_batch_stats(self) -> BatchStats | None:
         """Counters of the VGGish batcher (``windows`` = examples); None when batching is off."""
@@ -149,9 +164,38 @@ class AudioTransformer(Model):
 
         Call on the server's event loop before the first request: KServe's
         client factory keeps the first client it makes, and its readiness
-        check shares it (``contract.kserve_compat.predictor_grpc_client``).
+        check shares it (``contract.kserve_compat.predictor_grpc_client``). Then the link
+        that checks the predictor serves this model (``transformer.predictor_link``).
         """
         kserve_compat.connect_predictor_grpc(self, PREDICTOR_CHANNEL_ARGS)
+        config = self.predictor_config
+        if config is None or not config.predictor_host:
+            return
+        if config.protocol == "grpc-v2":
+            probe = grpc_probe(lambda: self._grpc_client, self.name)
+        else:
+            self._probe_http = httpx.AsyncClient()
+            probe = rest_probe(self._probe_http, config.predictor_base_url, self.name)
+        self.link = PredictorLink(
+            probe,
+            address=config.predictor_host,
+            model_name=self.name,
+            health_check=config.predictor_health_check,
+        )
+        if self.predictor is not None:
+            self.predictor.link = self.link
+
+    def not_ready_reason(self) -> str | None:
+        """Why this transformer is not ready (its weights, its predictor); None when it is."""
+        if not self.ready:
+            return f"model {self.name!r} has not loaded its weights yet"
+        return None if self.link is None else self.link.not_ready_reason()
+
+    async def check_ready(self) -> bool:
+        """Readiness, the predictor re-asked when the last answer is a few seconds old."""
+        if self.link is not None and self.ready:
+            await self.link.refresh()
+        return self.not_ready_reason() is None
 
     @property
     def _grpc_client(self) -> InferenceGRPCClient:

@@ -3,9 +3,11 @@
 The transport is KServe's own (``Model.predict`` with the server's predictor
 config: gRPC v2 or REST v2, timeouts, retries, and the client its readiness
 check shares), handed in as ``send``. This module adds what the product needs
-around it: an unreachable predictor is a 503 (``ServiceNotReady``), any other
-predictor failure a server fault (``ServiceFault``, 500 / gRPC INTERNAL), and the scores are
-checked against the windows that were sent.
+around it: an unreachable predictor is a 503 (``ServiceNotReady``), so is a predictor that
+serves another model name (named in the answer; while ``transformer.predictor_link`` knows the
+names differ a call is not even sent), any other predictor failure a server fault
+(``ServiceFault``, 500 / gRPC INTERNAL), and the scores are checked against the windows that
+were sent. Every outcome tells the link (``PredictorLink.observe``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import httpx
 import numpy as np
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
-from contract.errors import ServiceFault, ServiceNotReady
+from contract.errors import AudioGuardError, ServiceFault, ServiceNotReady
 from contract.weights_status import weights_official_parameter
 from transformer.analysis.types import PredictorScores
+from transformer.predictor_link import LinkState, PredictorLink, observe_error
 from transformer.protocol.predictor_tensors import embeddings_request, scores_from_response
 
 #: gRPC reconnect backoff towards the predictor: short, so that a restarted
@@ -32,15 +35,9 @@ PREDICTOR_CHANNEL_ARGS: Final = (
     ("grpc.min_reconnect_backoff_ms", 250),
     ("grpc.max_reconnect_backoff_ms", 1000),
 )
-_UNAVAILABLE_CODES: Final = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 #: ``send(request, headers)``: KServe's call to the predictor
 SendRequest = Callable[[InferRequest, dict[str, str] | None], Awaitable[Any]]
-
-
-def is_predictor_outage(error: BaseException) -> bool:
-    """True for a gRPC failure that means "predictor unreachable" (answered 503), not a fault."""
-    return isinstance(error, grpc.RpcError) and error.code() in _UNAVAILABLE_CODES
 
 
 class PredictorClient:
@@ -57,6 +54,8 @@ class PredictorClient:
         self._send = send
         self.model_name = model_name
         self.binary = binary
+        #: what the service knows of the predictor (set once it is connected; None in tests)
+        self.link: PredictorLink | None = None
 
     def request(self, windows: np.ndarray, request_id: str | None) -> InferRequest:
         """The predictor request for (W, 10, 128) uint8 windows."""
@@ -68,24 +67,41 @@ class PredictorClient:
         """Send a predictor request.
 
         Raises:
-            ServiceNotReady: the predictor is unreachable or not ready (503).
+            ServiceNotReady: the predictor is unreachable, not ready, or serves another model (503).
             ServiceFault: it failed or answered nonsense (500).
         """
+        refusal = None if self.link is None else self.link.refusal()
+        if refusal is not None:
+            raise refusal
         try:
             response = await self._send(request, None if headers is None else dict(headers))
-        except grpc.RpcError as error:
-            if is_predictor_outage(error):
-                raise ServiceNotReady(f"the predictor is unavailable ({error.code().name})") from None
-            raise ServiceFault(f"the predictor failed: {error.code().name}: {error.details()}") from None
-        except httpx.TransportError as error:
-            raise ServiceNotReady(f"the predictor is unavailable ({type(error).__name__})") from None
-        except httpx.HTTPStatusError as error:
-            if error.response.status_code == 503:
-                raise ServiceNotReady("the predictor is not ready") from None
-            raise ServiceFault(f"the predictor failed with HTTP {error.response.status_code}") from None
+        except (grpc.RpcError, httpx.HTTPError) as error:
+            raise self._failure(error) from None
         if not isinstance(response, InferResponse):
             raise ServiceFault(f"unexpected predictor response type {type(response).__name__}")
+        if self.link is not None:
+            self.link.observe_success()
         return response
+
+    def _failure(self, error: grpc.RpcError | httpx.HTTPError) -> AudioGuardError:
+        """The typed error for a failed call (the link learns from it first)."""
+        observed = observe_error(error)
+        if observed is not None and self.link is not None:
+            self.link.observe(observed)
+        if observed is not None and observed.state is LinkState.MISSING:
+            refusal = None if self.link is None else self.link.refusal()
+            return refusal or ServiceNotReady(
+                f"the predictor does not serve model {self.model_name!r} ({observed.detail})"
+            )
+        if observed is not None:
+            return ServiceNotReady(f"the predictor is unavailable ({observed.detail})")
+        if isinstance(error, grpc.RpcError):
+            return ServiceFault(f"the predictor failed: {error.code().name}: {error.details()}")
+        if isinstance(error, httpx.HTTPStatusError):
+            if error.response.status_code == 503:
+                return ServiceNotReady("the predictor is not ready")
+            return ServiceFault(f"the predictor failed with HTTP {error.response.status_code}")
+        return ServiceNotReady(f"the predictor is unavailable ({type(error).__name__})")
 
     @staticmethod
     def scores(response: InferResponse, num_windows: int) -> PredictorScores:

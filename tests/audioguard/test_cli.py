@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -134,6 +135,40 @@ def test_synthetic_refuses_to_overwrite_existing_files_unless_forced(tmp_path: P
     with np.load(tmp_path / assets.PCA_PARAMS) as replaced:  # the synthetic npz now
         assert set(replaced.files) == {"pca_eigen_vectors", "pca_means"}
     assert (tmp_path / assets.CLASSIFIER_H5).read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_synthetic_vggish_prints_no_tensorflow_banner(tmp_path: Path) -> None:
+    """scripts/run.sh's weights step (WEIGHTS=synthetic): TensorFlow writes the checkpoint, and its
+    native banners (absl, oneDNN, cpu_feature_guard) ignore TF_CPP_MIN_LOG_LEVEL; none is output."""
+    environment = {
+        k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "AUDIOGUARD_LOG_LEVEL")
+    }
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "audioguard.cli",
+            "weights",
+            "synthetic",
+            "--dest",
+            str(tmp_path),
+            "--only",
+            "vggish",
+        ],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stderr == ""
+    assert finished.stdout.splitlines() == [
+        f"{assets.VGGISH_CHECKPOINT}: {tmp_path / assets.VGGISH_CHECKPOINT} "
+        "(SYNTHETIC: random weights in the official format, not the real model)"
+    ]
 
 
 @pytest.mark.parametrize("force", [False, True])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
+import re
 import tarfile
 from pathlib import Path
 
@@ -153,6 +155,23 @@ def test_asset_report_flags_non_official_files(tmp_path: Path) -> None:
         "official": False,
     }
     assert files[assets.VGGISH_CHECKPOINT]["present"] is False
+
+
+def test_the_start_up_report_shows_a_short_checksum_and_the_whole_one_at_debug(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / assets.PCA_PARAMS).write_bytes(PCA)
+    report = assets.asset_report(tmp_path, [assets.PCA_PARAMS])
+    with caplog.at_level(logging.INFO, logger="contract.assets"):
+        assets.log_asset_report(report, "transformer")
+    info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert info == [f"transformer: {assets.PCA_PARAMS} official=False sha512={_sha512(PCA)[:12]}..."]
+    assert not re.search(r"[0-9a-f]{128}", caplog.text)  # no 128-hex run at INFO
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="contract.assets"):
+        assets.log_asset_report(report, "transformer")
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert debug == [f"transformer: {assets.PCA_PARAMS} sha512={_sha512(PCA)}"]
 
 
 def test_require_assets_names_missing_file_and_command(tmp_path: Path) -> None:

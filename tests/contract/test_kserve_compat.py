@@ -17,17 +17,20 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from kserve import Model, model_server
-from kserve.errors import InferenceError
+from kserve.errors import InferenceError, ModelNotFound, ModelNotReady, ServerNotReady
 from kserve.predictor_config import PredictorConfig
+from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import server as kserve_grpc_server
 from kserve.protocol.infer_type import InferInput
 from kserve.protocol.rest import server as kserve_rest_server
 from kserve.utils.inference_client_factory import InferenceClientFactory
 
-from contract import http, kserve_compat
+from contract import availability, http, kserve_compat
+from contract.availability import set_not_ready_reason
 from contract.errors import PrivacyPolicyViolation
 from contract.grpc_status import StatusMappingInterceptor
 from contract.service_logs import GrpcRequestLogInterceptor
+from contract.v2_routes import ServedModel, serve_model
 
 # --- the version gate ------------------------------------------------------------------------
 
@@ -116,6 +119,10 @@ def test_only_the_value_1_is_the_override(untested_kserve: str, monkeypatch: pyt
 
 def test_kserve_still_has_every_name_the_patches_replace() -> None:
     assert callable(kserve_rest_server.inference_error_handler)
+    assert callable(kserve_rest_server.model_not_found_handler)
+    assert callable(kserve_rest_server.model_not_ready_handler)
+    assert callable(kserve_rest_server.server_not_ready_handler)
+    assert callable(DataPlane.ready) and callable(DataPlane.model_ready)
     assert hasattr(kserve_grpc_server, "ExceptionToStatusInterceptor")
     assert hasattr(kserve_grpc_server, "LoggingInterceptor")
     assert hasattr(kserve_grpc_server, "aio")
@@ -133,6 +140,8 @@ def test_installing_the_patches_makes_kserves_grpc_server_use_our_interceptors()
     assert kserve_grpc_server.ExceptionToStatusInterceptor is StatusMappingInterceptor
     assert kserve_grpc_server.LoggingInterceptor is GrpcRequestLogInterceptor
     assert kserve_rest_server.inference_error_handler is http.inference_error_handler
+    assert kserve_rest_server.model_not_found_handler is availability.model_not_found_handler
+    assert kserve_rest_server.server_not_ready_handler is availability.server_not_ready_handler
 
 
 def _app_as_kserve_starts_it() -> FastAPI:
@@ -144,6 +153,16 @@ def _app_as_kserve_starts_it() -> FastAPI:
     @app.post("/kserve-error")
     async def kserve_error() -> None:
         raise InferenceError("Failed to encode \"b'RIFF\\x00\\x01secret audio'\" using UTF-8")
+
+    @app.get("/v2/models/{model_name}/ready")
+    async def model_ready(model_name: str) -> None:
+        if model_name != "audioguard":
+            raise ModelNotFound(model_name)
+        raise ModelNotReady(model_name)
+
+    @app.get("/v2/health/ready")
+    async def server_ready() -> None:
+        raise ServerNotReady()
 
     @app.post("/policy")
     async def policy() -> None:
@@ -160,6 +179,38 @@ def test_kserves_own_inference_error_handler_answers_without_echoing_the_payload
     assert answer.status_code == 500
     assert answer.json() == {"error": "internal server error (InferenceError)"}
     assert "RIFF" not in answer.text
+
+
+def test_kserves_not_found_and_not_ready_answer_why_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A wrong model name, a probe while not ready: KServe logged an ERROR traceback for each."""
+    app = _app_as_kserve_starts_it()
+    serve_model(app, ServedModel(Model("audioguard"), dict, 1024, lambda: PrivacyPolicyViolation("x"), ()))
+    set_not_ready_reason(app, lambda: "the predictor at p:1 does not serve model 'audioguard'")
+    availability._not_served.forget("other")  # once a minute per name: this test's minute
+    with caplog.at_level(logging.DEBUG), TestClient(app, raise_server_exceptions=False) as client:
+        missing = [client.get("/v2/models/other/ready") for _ in range(5)]
+        not_ready = client.get("/v2/models/audioguard/ready")
+        server = client.get("/v2/health/ready")
+    assert {answer.status_code for answer in missing} == {404}
+    assert missing[0].json() == {"error": "model 'other' is not served here; this server serves 'audioguard'"}
+    assert not_ready.status_code == 503
+    assert not_ready.json() == {
+        "error": "model 'audioguard' is not ready: the predictor at p:1 does not serve model 'audioguard'"
+    }
+    assert (server.status_code, server.json()) == (
+        503,
+        {"error": "the predictor at p:1 does not serve model 'audioguard'"},
+    )
+    assert not any(record.exc_info for record in caplog.records)
+    assert not any(record.levelno >= logging.ERROR for record in caplog.records)
+    # the wrong name: one WARNING, not one per request; the probes at DEBUG
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "GET /v2/models/other/ready: model 'other' is not served here; this server serves 'audioguard'"
+        " (a caller uses another model name)"
+    ]
 
 
 def test_a_typed_error_keeps_its_status_and_json_body_through_kserves_handlers() -> None:

@@ -2,8 +2,10 @@
 
 A real ``python -m transformer`` process on loopback points at a port where
 nothing listens, over gRPC v2 and over REST v2. Kubernetes probes it every
-few seconds during an outage, so each probe and each request must log one
-WARNING line, not KServe's ERROR records with multi-line tracebacks.
+few seconds during an outage: the probes answer 503 with the reason and log
+nothing beyond one INFO line "waiting for the predictor" (it has never
+answered), each request logs one WARNING line, and nothing is KServe's ERROR
+records with multi-line tracebacks.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import numpy as np
 import pytest
 import requests
@@ -23,7 +27,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
 from tests.support.serverutil import RunningServer, free_port, start_server
-from transformer.app import PredictorOutageLogFilter
+from transformer.app import PredictorCallLogFilter
 
 MODEL = "audioguard"
 PROBES = 7
@@ -64,7 +68,11 @@ def test_outage_answers_503_with_one_warning_line_per_event(orphan_transformer: 
     logged_before = len(server.log_text().splitlines())
 
     for _ in range(PROBES):
-        assert requests.get(f"{server.http_url}/v2/health/ready", timeout=10).status_code == 503
+        probe = requests.get(f"{server.http_url}/v2/health/ready", timeout=10)
+        assert probe.status_code == 503
+        assert re.fullmatch(
+            r"the predictor at 127\.0\.0\.1:\d+ is unreachable \(\w+\)", probe.json()["error"]
+        )
     body = {
         "inputs": [
             {
@@ -99,12 +107,15 @@ def test_outage_answers_503_with_one_warning_line_per_event(orphan_transformer: 
     log = "\n".join(lines)
     assert "Traceback" not in log, log
     assert not [line for line in lines if " ERROR " in line], log
-    # each failed request is one WARNING; readiness probes during the outage at most one a minute
-    # (a predictor that takes a minute to load must not write a warning per probe)
-    probe_warnings = sum(" WARNING " in line and "/v2/health/ready" in line for line in lines)
-    assert probe_warnings <= 1, log
-    assert sum(" WARNING " in line for line in lines) - probe_warnings == 3, log
+    # each failed request is one WARNING; readiness probes during the outage none (a predictor
+    # that takes a minute to load must not write a warning per probe): the link said once that
+    # it waits for the predictor, and warns only after a minute of it
+    assert not [line for line in lines if " WARNING " in line and "/v2/health/ready" in line], log
+    assert sum(" WARNING " in line for line in lines) == 3, log
     assert len(lines) <= MAX_LINES_PER_EVENT * events, log
+    whole = server.log_text()
+    assert whole.count("waiting for the predictor at 127.0.0.1:") == 1, whole
+    assert "predictor unreachable" not in whole, whole
 
 
 def _record_with(error: BaseException) -> logging.LogRecord:
@@ -124,18 +135,34 @@ def _rpc_error(code: grpc.StatusCode) -> grpc.aio.AioRpcError:
 
 
 @pytest.mark.parametrize(
-    ("error", "kept"),
+    ("error", "predictor_call"),
     [
-        (_rpc_error(grpc.StatusCode.UNAVAILABLE), False),
-        (_rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED), False),
-        # a real fault of the predictor keeps KServe's ERROR record and traceback
+        (_rpc_error(grpc.StatusCode.UNAVAILABLE), True),
+        (_rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED), True),
+        (_rpc_error(grpc.StatusCode.NOT_FOUND), True),
+        # a fault of the predictor too: the request's handler logs it in one ERROR line
         (_rpc_error(grpc.StatusCode.INTERNAL), True),
-        (_rpc_error(grpc.StatusCode.INVALID_ARGUMENT), True),
-        (RuntimeError("boom"), True),
+        (httpx.ConnectError("refused"), True),
+        (RuntimeError("boom"), False),
     ],
-    ids=["unavailable", "deadline", "internal", "invalid_argument", "not_grpc"],
+    ids=["unavailable", "deadline", "not_found", "internal", "rest", "not_a_call"],
 )
-def test_outage_filter_drops_only_outage_records(error: BaseException, kept: bool) -> None:
-    assert PredictorOutageLogFilter().filter(_record_with(error)) is kept
+def test_kserves_record_of_a_failed_predictor_call_is_debug_only(
+    error: BaseException, predictor_call: bool
+) -> None:
+    """Whoever made the call logs it in one line; KServe's record (a traceback) only at DEBUG."""
+    service = logging.getLogger("transformer")
+    level = service.level
+    try:
+        service.setLevel(logging.INFO)
+        record = _record_with(error)
+        assert PredictorCallLogFilter().filter(record) is not predictor_call
+        assert record.levelno == logging.ERROR
+        service.setLevel(logging.DEBUG)
+        record = _record_with(error)
+        assert PredictorCallLogFilter().filter(record) is True
+        assert record.levelno == (logging.DEBUG if predictor_call else logging.ERROR)
+    finally:
+        service.setLevel(level)
     plain = logging.LogRecord("kserve.trace", logging.INFO, __file__, 1, "timing", (), None)
-    assert PredictorOutageLogFilter().filter(plain) is True
+    assert PredictorCallLogFilter().filter(plain) is True

@@ -103,13 +103,18 @@ def module_command(module: str, args: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-def service_env(env: Mapping[str, str] | None) -> dict[str, str]:
-    """The test's environment + the project on PYTHONPATH + ``env``."""
+def service_env(env: Mapping[str, str | None] | None) -> dict[str, str]:
+    """The test's environment + the project on PYTHONPATH + ``env`` (a None value unsets the
+    variable, e.g. ``TF_CPP_MIN_LOG_LEVEL`` to see what a user's shell would)."""
     merged = dict(os.environ)
     merged["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), merged.get("PYTHONPATH")) if p)
     merged.setdefault("PYTHONUNBUFFERED", "1")
     merged.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    merged.update(env or {})
+    for name, value in (env or {}).items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
     return merged
 
 

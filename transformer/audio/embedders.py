@@ -12,6 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
+from contract.native_logs import native_stderr_to_debug
 from transformer.audio.constants import RUNTIMES, Precision, Runtime
 from transformer.audio.pca import PCAQuantizer
 
@@ -48,16 +49,18 @@ def load_embedder(
     if runtime == "tensorflow":
         if precision != "fp32":
             raise ValueError("the TensorFlow runtime runs fp32 only; int8 needs --vggish_runtime onnxruntime")
-        try:
-            from transformer.audio.vggish import VGGishEmbedder
-        except ImportError as error:
-            raise ValueError(
-                "TensorFlow is not installed in this image (it serves VGGish on ONNX Runtime); "
-                f"use --vggish_runtime onnxruntime ({error.name} missing)"
-            ) from error
-        return VGGishEmbedder.from_files(
-            checkpoint_path, pca_params_path, fc2_relu=fc2_relu, batch_size=batch_size
-        )
+        # TensorFlow's native banners (printed while it loads and builds its graph) go to DEBUG
+        with native_stderr_to_debug("tensorflow"):
+            try:
+                from transformer.audio.vggish import VGGishEmbedder
+            except ImportError as error:
+                raise ValueError(
+                    "TensorFlow is not installed in this image (it serves VGGish on ONNX Runtime); "
+                    f"use --vggish_runtime onnxruntime ({error.name} missing)"
+                ) from error
+            return VGGishEmbedder.from_files(
+                checkpoint_path, pca_params_path, fc2_relu=fc2_relu, batch_size=batch_size
+            )
     if runtime != "onnxruntime":
         raise ValueError(f"unknown VGGish runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     from transformer.audio.vggish_ort import OnnxVGGishEmbedder

@@ -4,10 +4,11 @@
 (events through the DHT outbox) and ``audioguard monitor`` runs it alone (events
 printed). The loop takes every chunk waiting (up to ``MAX_CHUNKS_PER_STEP``, all
 sources together) and hands them to ``Monitor.process``: one VGGish call and one
-predictor call per step. A step that fails (the predictor is down, the outbox
-cannot be written) is counted and logged at most once a minute; the loop goes on
-with the next audio, and the supervisors keep capturing meanwhile (the bounded
-queue drops the oldest audio if the outage outlasts it).
+predictor call per step. A step that fails (the predictor is down or serves another
+model, the outbox cannot be written) is counted and logged at most once a minute per
+cause, in one line without a traceback (``contract.log_limit``); the loop goes on with
+the next audio, and the supervisors keep capturing meanwhile (the bounded queue drops
+the oldest audio if the outage outlasts it).
 
 ``status()`` is what ``GET /v1/monitor`` answers; ``MonitorCollector`` (``metrics``) exposes
 the same per-source figures on ``/metrics`` at each scrape. Neither says
@@ -31,7 +32,7 @@ from typing import Any, Final
 import numpy as np
 from prometheus_client.registry import REGISTRY
 
-from contract.errors import AudioGuardError
+from contract.log_limit import RateLimitedLog, describe_failure, failure_cause
 from transformer.analysis.events import EventChange
 from transformer.analysis.record_context import RecordContext
 from transformer.monitor.chunks import Chunk, ChunkQueue
@@ -53,7 +54,7 @@ MAX_CHUNKS_PER_STEP: Final = 1024
 QUEUE_SECONDS: Final = 5.0
 #: Seconds of audio per chunk (the supervisors' reads).
 CHUNK_SECONDS: Final = 0.1
-#: Shortest time between two log lines about failing steps.
+#: Shortest time between two log lines about steps failing for the same cause.
 FAILURE_LOG_SECONDS: Final = 60.0
 
 
@@ -92,7 +93,7 @@ class MonitorService:
         self._consumer: asyncio.Task[None] | None = None
         self._collector: MonitorCollector | None = None
         self.steps = self.failed_steps = 0
-        self._last_failure_log = -FAILURE_LOG_SECONDS
+        self.failures = RateLimitedLog(logger, FAILURE_LOG_SECONDS)
         self.notify = notify or log_notice
         self.reporter = Reporter(self.notify, monitor)
 
@@ -144,7 +145,7 @@ class MonitorService:
         try:
             await self.monitor.close()
         except Exception as error:  # the ends could not be recorded: say so, the stop goes on
-            logger.error("the open events could not be ended: %s", _describe(error))
+            logger.error("the open events could not be ended: %s", describe_failure(error))
         self.reporter.stopped(self.supervisors)
         if self._collector is not None:
             REGISTRY.unregister(self._collector)
@@ -161,15 +162,15 @@ class MonitorService:
                 self.steps += 1
             except Exception as error:  # one failing step never stops the listening
                 self.failed_steps += 1
-                now = time.monotonic()
-                if now - self._last_failure_log >= FAILURE_LOG_SECONDS:
-                    self._last_failure_log = now
-                    logger.warning(
-                        "listening: up to %.1f s of audio not analysed (%d step(s) failed so far): %s",
-                        sum(chunk.samples.shape[0] / chunk.sample_rate for chunk in chunks),
-                        self.failed_steps,
-                        _describe(error),
-                    )
+                self.failures.log(
+                    logging.WARNING,
+                    failure_cause(error),
+                    # the windows due in the step are lost, not just its chunks: no seconds to give
+                    "listening: a detection step failed, its windows not analysed (%d step(s) so far): %s",
+                    self.failed_steps,
+                    describe_failure(error),
+                    error=error,
+                )
             finally:
                 for chunk in chunks:
                     if chunk.final:  # its audio analysed and its events ended: say how it went
@@ -203,10 +204,6 @@ def default_queue_chunks(sources: Sequence[SourceSpec]) -> int:
     source releases a window's audio at once, and sources started together release together."""
     seconds = sum(QUEUE_SECONDS + source.privacy_window_seconds for source in sources)
     return max(10, math.ceil(seconds / CHUNK_SECONDS))
-
-
-def _describe(error: BaseException) -> str:
-    return error.message if isinstance(error, AudioGuardError) else f"{type(error).__name__}: {error}"
 
 
 def logged_events(record: RecordEvents | None) -> RecordEvents:
