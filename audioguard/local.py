@@ -5,8 +5,10 @@ Two processes, as in a cluster: the predictor (``python -m predictor``, REST
 the SIFIS endpoint, gRPC 5001), the transformer sending embeddings to the
 predictor over gRPC v2 under the same model name. The command waits until the
 transformer reports ready (its readiness includes the predictor's), prints the
-URLs, and stops both on Ctrl-C / SIGTERM. If either process dies, the other is
-stopped and the command exits non-zero.
+URLs, and stops both on Ctrl-C / SIGTERM, also while they start; it then exits
+128 + the signal (130 for Ctrl-C, 143 for SIGTERM), as a shell reports a command
+stopped by a signal. A second Ctrl-C kills both at once. If either process dies,
+the other is stopped and the command exits 1.
 
 Both listen on ``--host``: 127.0.0.1 by default, this machine only (KServe
 alone would listen on every interface). ``--host 0.0.0.0`` opens them to the
@@ -22,6 +24,7 @@ both processes. Its own flags take hyphens (``--model-dir``) or underscores.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import os
 import signal
@@ -40,6 +43,7 @@ import requests
 from contract.assets import ALL_ASSETS, require_assets
 from contract.cli_style import HelpFormatter, hyphenated, known_flags, underscored
 from contract.errors import MissingModelAsset
+from contract.interrupts import exit_now
 
 LOOPBACK = "127.0.0.1"
 #: hosts that mean "every interface": reached locally through loopback
@@ -212,6 +216,14 @@ def stop(services: Sequence[Service], grace_seconds: float = STOP_GRACE_SECONDS)
             process.wait()
 
 
+def kill(services: Sequence[Service]) -> None:
+    """SIGKILL every service still running (their process groups: helpers go too)."""
+    for service in services:
+        if service.process is not None and service.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(service.process.pid, signal.SIGKILL)
+
+
 def is_ready(service: Service) -> bool:
     try:
         return requests.get(service.ready_url, timeout=2).status_code == 200
@@ -277,19 +289,27 @@ def main(argv: Sequence[str]) -> int:
         return 2
 
     stopping = threading.Event()
+    signals: list[int] = []
+    services = service_commands(args, transformer_extra)
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
+        signals.append(signum)
+        if len(signals) > 1:  # a second signal: no more waiting for the graceful stop
+            kill(services)
+            os.write(2, b"audioguard stopped (killed)\n")  # not print: main may be mid-write
+            exit_now(signals[0])
         stopping.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    services = service_commands(args, transformer_extra)
     try:
         for service in services:
             start(service)
         problem = wait_until_ready(services, stopping, args.startup_timeout_seconds)
+        if signals:  # stopped on purpose, while starting or after: 128 + the signal
+            return 128 + signals[0]
         if problem is not None:
             print(f"error: {problem}", file=sys.stderr)
-            return 0 if stopping.is_set() and first_exit(services) is None else 1
+            return 1
         print(banner(args, services), flush=True)
         while not stopping.is_set():
             dead = first_exit(services)
@@ -297,7 +317,7 @@ def main(argv: Sequence[str]) -> int:
                 print(f"error: the {dead.name} exited with code {dead.exited()}", file=sys.stderr)
                 return 1
             stopping.wait(READY_POLL_SECONDS)
-        return 0
+        return 128 + signals[0]
     finally:
         stop(services)
         for sig, handler in previous.items():

@@ -5,7 +5,8 @@ files, stdin; format in ``transformer.monitor.sources``) gets an ffmpeg capture
 under its own supervisor; their audio goes through the service's front end,
 VGGish and classifier in this process, and each anomaly event prints one line
 when it starts and one when it ends (``--json``: one JSON record per line).
-Ctrl-C ends the open events and stops. The audio stays in memory.
+Ctrl-C (or SIGTERM) ends the open events and stops, exit 130 (143); while the
+model loads, and at a second Ctrl-C, it exits at once. The audio stays in memory.
 
     audioguard monitor --sources sources.yaml --model-dir models
 """
@@ -20,12 +21,17 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from contract import cli_types
 from contract.cli_style import HelpFormatter, hyphenated, known_flags
 from contract.errors import AudioGuardError
+from contract.interrupts import exit_now
+
+if TYPE_CHECKING:
+    from audioguard.offline import OfflineClassifier
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,10 +99,12 @@ async def listen(args: argparse.Namespace) -> int:
     from transformer.analysis.records import event_record
     from transformer.analysis.types import PredictorScores
 
+    loop = asyncio.get_running_loop()
+    # nothing to save until the sources run: Ctrl-C exits at once, also while the load (in a
+    # worker thread, so that the loop stays free to take the signal) sits in C code
+    loop.add_signal_handler(signal.SIGINT, exit_now, signal.SIGINT)
     with native_stderr_to_debug("tensorflow"):  # the classifier's native banners are not output
-        from audioguard.offline import OfflineClassifier
-
-        classifier = OfflineClassifier.from_model_dir(args.model_dir)
+        classifier = await asyncio.to_thread(_load_classifier, args.model_dir)
     worker = wiring.embedding_worker(classifier.settings, classifier.pipeline, "audioguard")
 
     async def score(windows: np.ndarray) -> PredictorScores:
@@ -126,9 +134,17 @@ async def listen(args: argparse.Namespace) -> int:
         print(f"WARNING: {classifier.weights.warning}", file=sys.stderr, flush=True)
     await service.start(register_metrics=False)
     stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
+    stopped_by: list[int] = []
+
+    def stop(signum: int) -> None:
+        """The first signal ends the open events and stops; a second one exits at once."""
+        stopped_by.append(signum)
+        stopping.set()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, exit_now, sig)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
+        loop.add_signal_handler(sig, stop, sig)
     played_out = asyncio.create_task(service.wait_sources_done())
     interrupted = asyncio.create_task(stopping.wait())
     try:
@@ -141,7 +157,15 @@ async def listen(args: argparse.Namespace) -> int:
     failed = [s.status for s in service.supervisors if s.status.state == "failed"]
     for status in failed:
         print(f"error: source {status.name}: {status.last_error}", file=sys.stderr)
+    if stopped_by:  # 128 + the signal, as a shell reports a command it stopped
+        return 128 + stopped_by[0]
     return 1 if failed and len(failed) == len(service.supervisors) else 0
+
+
+def _load_classifier(model_dir: Path) -> OfflineClassifier:
+    from audioguard.offline import OfflineClassifier
+
+    return OfflineClassifier.from_model_dir(model_dir)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -9,6 +9,13 @@ The weights load before the server starts, so it is ready as soon as it listens.
 
 from __future__ import annotations
 
+if __name__ == "__main__":
+    from contract.interrupts import install_exit_on_interrupt
+
+    # Ctrl-C while starting (imports, weights): exit 130 at once, no traceback; KServe puts its
+    # graceful handler in place when the server starts
+    install_exit_on_interrupt()
+
 import argparse
 import importlib.util
 import os
@@ -23,6 +30,7 @@ from kserve.model import InferenceModel
 
 from contract.assets import PREDICTOR_ASSETS, asset_report, log_asset_report, require_assets
 from contract.errors import ModelAssetError
+from contract.interrupts import run_interruptibly
 from contract.kserve_compat import listen_on
 from contract.service_logs import configure_service_logging
 from contract.settings_cli import add_settings_arguments, settings_from_args
@@ -79,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         configure_service_logging(args.log_config_file)
     try:
         settings = settings_from_args(PredictorSettings, args)
-        model = build_model(args.model_name, settings, workers=args.workers)
+        # in a worker thread: Ctrl-C is not held up by the h5 load's C code
+        model = run_interruptibly(build_model, args.model_name, settings, workers=args.workers)
     except ModelAssetError as error:
         sys.exit(f"predictor: cannot start: {error.message}")
     except ValueError as error:  # pydantic's ValidationError is a ValueError

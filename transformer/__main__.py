@@ -8,6 +8,13 @@ KServe's standard flags (``--model_name``, ``--http_port``, ``--grpc_port``,
 
 from __future__ import annotations
 
+if __name__ == "__main__":
+    from contract.interrupts import install_exit_on_interrupt
+
+    # Ctrl-C while starting (imports, weights): exit 130 at once, no traceback; KServe puts its
+    # graceful handler in place when the server starts
+    install_exit_on_interrupt()
+
 import argparse
 import logging
 import sys
@@ -20,6 +27,7 @@ from kserve.predictor_config import PredictorConfig
 from pydantic import ValidationError
 
 from contract.errors import ModelAssetError
+from contract.interrupts import run_interruptibly
 from contract.kserve_compat import listen_on, set_grpc_max_receive_message_length
 from contract.service_logs import configure_service_logging
 from contract.settings_cli import add_settings_arguments, settings_from_args
@@ -96,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.warning("--workers %d ignored: the transformer runs one worker (KServe 0.21)", args.workers)
     model = AudioTransformer(args.model_name, settings)
     try:
-        model.load()
+        run_interruptibly(model.load)  # in a worker thread: Ctrl-C is not held up by C code
     except (ModelAssetError, ValueError) as error:
         # ValueError: InvalidConfiguration of the anomaly groups
         logger.error("cannot start: %s", error)
