@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -109,7 +110,7 @@ class EmbeddingWorker:
         """``job(*args, stop)`` in the pool. Cancelled: a job not started never starts; one in
         progress is told to stop and waited for (it holds the request's memory until it returns)."""
         stop = threading.Event()
-        future = self._executor.submit(self._counted, job, *args, stop)
+        future = self._executor.submit(self._counted, functools.partial(job, *args, stop))
         try:
             # cancelled, this also cancels ``future`` if it has not started
             return await asyncio.wrap_future(future)
@@ -120,11 +121,11 @@ class EmbeddingWorker:
                     await asyncio.wrap_future(future)
             raise
 
-    def _counted(self, job: Callable[..., T], *args: object) -> T:
+    def _counted(self, job: Callable[[], T]) -> T:
         with self._jobs_lock:
             self._jobs += 1
         try:
-            return job(*args)
+            return job()
         finally:
             with self._jobs_lock:
                 self._jobs -= 1
