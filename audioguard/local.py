@@ -50,6 +50,8 @@ LOOPBACK = "127.0.0.1"
 _EVERY_INTERFACE = ("0.0.0.0", "::", "[::]")
 READY_POLL_SECONDS = 0.5
 STOP_GRACE_SECONDS = 20.0
+#: a stop that takes longer than this is said (requests in flight), with the way to stop at once
+SLOW_STOP_SECONDS = 1.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -203,11 +205,20 @@ def start(service: Service) -> None:
 
 
 def stop(services: Sequence[Service], grace_seconds: float = STOP_GRACE_SECONDS) -> None:
-    """SIGTERM every running service, then SIGKILL whatever is left after the grace."""
+    """SIGTERM every running service, then SIGKILL whatever is left after the grace.
+
+    A server finishes the requests in flight first: when that takes longer than a moment, one
+    line says so and how to stop at once (a second Ctrl-C)."""
     running = [s.process for s in services if s.process is not None and s.process.poll() is None]
     for process in running:
         process.terminate()
     deadline = time.monotonic() + grace_seconds
+    if not _all_ended(running, time.monotonic() + SLOW_STOP_SECONDS):
+        print(
+            "audioguard: the servers are finishing the requests in flight (Ctrl-C again: stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
     for process in running:
         try:
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -216,12 +227,24 @@ def stop(services: Sequence[Service], grace_seconds: float = STOP_GRACE_SECONDS)
             process.wait()
 
 
+def _all_ended(processes: Sequence[subprocess.Popen[bytes]], deadline: float) -> bool:
+    try:
+        for process in processes:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
 def kill(services: Sequence[Service]) -> None:
-    """SIGKILL every service still running (their process groups: helpers go too)."""
-    for service in services:
-        if service.process is not None and service.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(service.process.pid, signal.SIGKILL)
+    """SIGKILL every service still running (their process groups: helpers go too) and reap it."""
+    running = [s.process for s in services if s.process is not None and s.process.poll() is None]
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    for process in running:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(STOP_GRACE_SECONDS)
 
 
 def is_ready(service: Service) -> bool:

@@ -28,7 +28,7 @@ import numpy as np
 from contract import cli_types
 from contract.cli_style import HelpFormatter, hyphenated, known_flags
 from contract.errors import AudioGuardError
-from contract.interrupts import exit_now
+from contract.interrupts import exit_now, leave
 
 if TYPE_CHECKING:
     from audioguard.offline import OfflineClassifier
@@ -157,8 +157,9 @@ async def listen(args: argparse.Namespace) -> int:
     failed = [s.status for s in service.supervisors if s.status.state == "failed"]
     for status in failed:
         print(f"error: source {status.name}: {status.last_error}", file=sys.stderr)
-    if stopped_by:  # 128 + the signal, as a shell reports a command it stopped
-        return 128 + stopped_by[0]
+    if stopped_by:  # 128 + the signal, as a shell reports a command it stopped; all is said, so
+        # no waiting for a worker thread's model call or TensorFlow's teardown (seconds)
+        leave(128 + stopped_by[0])
     return 1 if failed and len(failed) == len(service.supervisors) else 0
 
 

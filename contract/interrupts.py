@@ -28,7 +28,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Final, TypeVar
+from typing import Final, NoReturn, TypeVar
 
 #: the exit status of a command stopped by Ctrl-C (128 + SIGINT)
 EXIT_INTERRUPTED: Final = 128 + signal.SIGINT
@@ -40,23 +40,34 @@ T = TypeVar("T")
 _cleanups: list[Callable[[], object]] = []
 
 
-def exit_now(signum: int = signal.SIGINT, _frame: FrameType | None = None) -> None:
+def exit_now(signum: int = signal.SIGINT, _frame: FrameType | None = None) -> NoReturn:
     """End the process at once with 128 + ``signum``: run the clean-ups, flush what was written,
     end a half-drawn terminal line; no traceback, no interpreter shutdown (which could wait on
     threads stuck in C code)."""
     for cleanup in reversed(list(_cleanups)):  # a worker thread may add or remove one meanwhile
         with contextlib.suppress(Exception):
             cleanup()
-    for stream in (sys.stdout, sys.stderr):
-        # the main thread may have been interrupted inside a write to the same stream
-        with contextlib.suppress(Exception):
-            stream.flush()
     # the terminal shows "^C" after the last output (a progress bar's line): the prompt goes below
     with contextlib.suppress(Exception):
         terminal = next((fd for fd in (2, 1) if os.isatty(fd)), None)
         if terminal is not None:
+            _flush()
             os.write(terminal, b"\n")
-    os._exit(128 + signum)
+    leave(128 + signum)
+
+
+def leave(code: int) -> NoReturn:
+    """Exit with ``code`` now that everything is said: flush the output and skip the interpreter's
+    shutdown (joining worker threads in the middle of a model call, TensorFlow's teardown: seconds)."""
+    _flush()
+    os._exit(code)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        # the main thread may have been interrupted inside a write to the same stream
+        with contextlib.suppress(Exception):
+            stream.flush()
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ from kserve.model import InferenceModel
 
 from contract.assets import PREDICTOR_ASSETS, asset_report, log_asset_report, require_assets
 from contract.errors import ModelAssetError
-from contract.interrupts import run_interruptibly
+from contract.interrupts import leave, run_interruptibly
 from contract.kserve_compat import listen_on
 from contract.service_logs import configure_service_logging
 from contract.settings_cli import add_settings_arguments, settings_from_args
@@ -112,6 +112,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     ).start([model])
     if worker_failed.is_set():
         sys.exit("predictor: a worker process could not load the weights (see the log above); stopped")
+    if settings.ray_replicas == 0:
+        # stopped and logged so, nothing left to save: no second of TensorFlow's teardown
+        # (Ray's replicas are left to Ray's own exit handlers)
+        leave(0)
 
 
 def stop_when_a_worker_cannot_load() -> threading.Event:

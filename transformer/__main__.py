@@ -27,7 +27,7 @@ from kserve.predictor_config import PredictorConfig
 from pydantic import ValidationError
 
 from contract.errors import ModelAssetError
-from contract.interrupts import run_interruptibly
+from contract.interrupts import leave, run_interruptibly
 from contract.kserve_compat import listen_on, set_grpc_max_receive_message_length
 from contract.service_logs import configure_service_logging
 from contract.settings_cli import add_settings_arguments, settings_from_args
@@ -111,7 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     bind_model(model)
     server.start([model])
-    return 0
+    # stopped (the outbox closed, "transformer stopped" logged): no wait for the interpreter's
+    # teardown of the worker threads and native runtimes
+    leave(0)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """A client that hangs up mid-analysis stops the work it asked for (real servers, real sockets).
 
-A real predictor and transformer; a raw HTTP client sends a 10-minute recording
-(about ten VGGish calls of 64 examples, a second each on the test machines),
-waits until ``/metrics`` shows the first VGGish call done (the analysis is under
-way, its body read), then closes its socket. The transformer must stop: the
-remaining VGGish calls never run, the predictor is never called, the admission
-slot is free again, the request is counted as abandoned and logged as 499, and
-the service answers the next request.
+A real predictor and transformer; a client sends a 10-minute recording (about
+ten VGGish calls of 64 examples, a second each on the test machines), waits
+until ``/metrics`` shows the first VGGish call done (the analysis is under way,
+its body read), then goes: a raw HTTP client closes its socket (v2 and SIFIS
+routes), or ``audioguard client`` gets Ctrl-C (REST and gRPC) and must exit 130
+at once without a traceback. The transformer must stop: the remaining VGGish
+calls never run, the predictor is never called, the admission slot is free
+again, the request is logged (499 over HTTP) and the service answers the next
+request.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import pytest
 
 from audioguard.client import BINARY_HEADER, rest_body
+from tests.support.interrupts import EXIT_BOUND_S, interrupt, start
 from tests.support.serverutil import RunningServer, start_server
 from tests.support.service_clients import (
     MODEL,
@@ -139,11 +142,47 @@ def test_a_client_that_hangs_up_mid_analysis_stops_the_work(
         wait_for(lambda: vggish_calls(transformer) > calls_before, "the analysis never started")
     # the client has gone: the transformer logs the request as 499 once its work has stopped
     wait_for(lambda: f"POST {path} 499" in transformer.log_text(), "no 499 line for the abandoned request")
+    assert metric(transformer, "audioguard_requests_abandoned_total", route=route) == abandoned_before + 1
+    assert_the_work_stopped(pair, examples_before, scored_before)
 
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_ctrl_c_in_the_client_during_a_request_exits_130_and_stops_the_work(
+    pair: Pair, long_recording: bytes, transport: str, tmp_path: Path
+) -> None:
+    transformer, predictor = pair.transformer, pair.predictor
+    recording = tmp_path / "long.wav"
+    recording.write_bytes(long_recording)
+    examples_before, calls_before = vggish_examples(transformer), vggish_calls(transformer)
+    scored_before = scored_windows(predictor)
+    log_lines_before = len(transformer.log_text().splitlines())
+    url = transformer.grpc_address if transport == "grpc" else transformer.http_url
+    client = start(["client", "--url", url, *(["--grpc"] if transport == "grpc" else []), str(recording)])
+    try:
+        wait_for(lambda: vggish_calls(transformer) > calls_before, "the analysis never started")
+        code, seconds = interrupt(client)
+    finally:
+        client.kill()
+    assert code == 130
+    assert seconds < EXIT_BOUND_S
+    assert client.stderr() == "" and client.stdout() == ""  # quiet: no traceback, no half answer
+
+    # the call's one log line is written once the transformer has stopped its work
+    logged = "POST /v2/models/audioguard/infer 499" if transport == "rest" else "gRPC "
+    wait_for(
+        lambda: any(logged in line for line in transformer.log_text().splitlines()[log_lines_before:]),
+        "no log line for the abandoned call",
+    )
+    assert_the_work_stopped(pair, examples_before, scored_before)
+
+
+def assert_the_work_stopped(pair: Pair, examples_before: float, scored_before: float) -> None:
+    """Some VGGish calls ran, not all; the predictor never scored; nothing is held; the service
+    answers the next request."""
+    transformer, predictor = pair.transformer, pair.predictor
     done = vggish_examples(transformer) - examples_before
     assert 0 < done < EXAMPLES, f"{done:g} of {EXAMPLES} examples embedded: the work went on"
     assert scored_windows(predictor) == scored_before
-    assert metric(transformer, "audioguard_requests_abandoned_total", route=route) == abandoned_before + 1
     assert metric(transformer, "audioguard_admission_inflight", budget="analyses") == 0
     assert metric(transformer, "audioguard_admission_inflight", budget="memory_bytes") == 0
     # nothing more happens later either: the embedded count stays where the stop left it
