@@ -87,8 +87,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         configure_service_logging(args.log_config_file)
     try:
         settings = settings_from_args(PredictorSettings, args)
-        # in a worker thread: Ctrl-C is not held up by the h5 load's C code
-        model = run_interruptibly(build_model, args.model_name, settings, workers=args.workers)
+        if settings.ray_replicas:  # Ray Serve's handle is made on the main thread (else it never answers)
+            model = build_model(args.model_name, settings, workers=args.workers)
+        else:  # in a worker thread, so that Ctrl-C is not held up by the h5 load's C code
+            model = run_interruptibly(build_model, args.model_name, settings, workers=args.workers)
     except ModelAssetError as error:
         sys.exit(f"predictor: cannot start: {error.message}")
     except ValueError as error:  # pydantic's ValidationError is a ValueError
