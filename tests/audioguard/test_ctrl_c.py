@@ -48,8 +48,8 @@ def noise_wav(path: Path, seconds: float, seed: int = 0) -> Path:
     return path
 
 
-def assert_quiet_exit(command: Command, code: int, seconds: float) -> None:
-    assert code == 130, command.stderr()[-3000:]
+def assert_quiet_exit(command: Command, code: int, seconds: float, expected: int = 130) -> None:
+    assert code == expected, command.stderr()[-3000:]
     assert seconds < EXIT_BOUND_S
     assert "Traceback" not in command.stderr() and "KeyboardInterrupt" not in command.stderr()
 
@@ -166,18 +166,21 @@ def test_ctrl_c_while_the_monitor_loads_the_model(synthetic_model_dir: Path, tmp
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
-@pytest.mark.parametrize("presses", [1, 2])
+@pytest.mark.parametrize(
+    ("sig", "presses", "expected"),
+    [(signal.SIGINT, 1, 130), (signal.SIGINT, 2, 130), (signal.SIGTERM, 1, 143)],
+)
 def test_ctrl_c_while_the_monitor_listens_ends_the_open_events(
-    synthetic_model_dir: Path, tmp_path: Path, presses: int
+    synthetic_model_dir: Path, tmp_path: Path, sig: int, presses: int, expected: int
 ) -> None:
-    """Once listening, one Ctrl-C ends every open event (END line with its reason) and exits 130
-    at once; a second one right after never makes it hang or print a traceback."""
+    """Once listening, one Ctrl-C (SIGTERM: 143) ends every open event (END line with its reason)
+    and exits 130 at once; a second one right after never makes it hang or print a traceback."""
     sources = sources_file(tmp_path, noise_wav(tmp_path / "a.wav", 120.0))
     arguments = ["monitor", "--sources", str(sources), "--model-dir", str(synthetic_model_dir)]
     with running(start(arguments)) as command:
         wait_until(command, lambda: "START kitchen:" in command.stdout(), "an event started")
-        code, seconds = interrupt(command, times=presses)
-    assert_quiet_exit(command, code, seconds)
+        code, seconds = interrupt(command, sig, times=presses)
+    assert_quiet_exit(command, code, seconds, expected)
     lines = command.stdout().splitlines()
     started = {line.split(" [")[1].split("]")[0] for line in lines if line.startswith("START")}
     ended = [line for line in lines if line.startswith("END")]
