@@ -237,14 +237,23 @@ def _all_ended(processes: Sequence[subprocess.Popen[bytes]], deadline: float) ->
 
 
 def kill(services: Sequence[Service]) -> None:
-    """SIGKILL every service still running (their process groups: helpers go too) and reap it."""
-    running = [s.process for s in services if s.process is not None and s.process.poll() is None]
-    for process in running:
+    """SIGKILL every service still running (their process groups: helpers go too); return once
+    they are dead.
+
+    Called from the signal handler, maybe while the main thread waits in ``Popen.wait`` (which
+    holds its lock): so no ``Popen`` call here, and no reaping (``WNOWAIT``).
+    """
+    pids = [s.process.pid for s in services if s.process is not None and s.process.returncode is None]
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-    for process in running:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(STOP_GRACE_SECONDS)
+            os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError):  # already reaped
+            while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
 
 
 def is_ready(service: Service) -> bool:

@@ -68,6 +68,7 @@ async def while_connected(request: Request, work: Awaitable[T], route: str) -> T
     if task.done():
         watcher.cancel()
         return task.result()
+    watcher.exception()  # (None: a disconnect; read either way, so that nothing is left unread)
     task.cancel()
     # its clean-up (a worker thread finishing its stage) ends before the request does, so
     # that the admission ticket, released after, never counts memory still in use
