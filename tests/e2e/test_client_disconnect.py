@@ -168,7 +168,10 @@ def test_ctrl_c_in_the_client_during_a_request_exits_130_and_stops_the_work(
     assert client.stderr() == "" and client.stdout() == ""  # quiet: no traceback, no half answer
 
     # the call's one log line is written once the transformer has stopped its work
-    logged = "POST /v2/models/audioguard/infer 499" if transport == "rest" else "gRPC "
+    logged = {
+        "rest": f"POST /v2/models/{MODEL}/infer 499",
+        "grpc": "gRPC /inference.GRPCInferenceService/ModelInfer CANCELLED",
+    }[transport]
     wait_for(
         lambda: any(logged in line for line in transformer.log_text().splitlines()[log_lines_before:]),
         "no log line for the abandoned call",
