@@ -28,6 +28,7 @@ from contract import cli_types, weights_cli
 from contract.assets import HOW_TO_GET_WEIGHTS
 from contract.cli_style import CliParser, hyphenated, known_flags
 from contract.errors import AudioGuardError
+from contract.interrupts import exit_on_interrupt, run_interruptibly
 from contract.native_logs import quiet_native_logs
 from transformer.privacy import PRIVACY_METHODS
 
@@ -39,9 +40,12 @@ if TYPE_CHECKING:
 def _weights_synthetic(args: argparse.Namespace) -> int:
     from contract.native_logs import native_stderr_to_debug
 
-    # the VGGish writer runs TensorFlow, whose native banners are not this command's output
+    # TensorFlow's import and its checkpoint writer sit in C code for seconds: Ctrl-C still exits;
+    # its native banners are not this command's output
     with native_stderr_to_debug("tensorflow"):
-        written = write_synthetic_assets(args.dest, seed=args.seed, include=args.only, force=args.force)
+        written = run_interruptibly(
+            write_synthetic_assets, args.dest, seed=args.seed, include=args.only, force=args.force
+        )
     for name, path in written.items():
         print(f"{name}: {path} (SYNTHETIC: random weights in the official format, not the real model)")
     return 0
@@ -71,18 +75,16 @@ def _classify(args: argparse.Namespace) -> int:
     from transformer.analysis.labels import parse_label_filter
 
     only = parse_label_filter(args.filter)
-    # TensorFlow's native banners (the classifier) are not the command's output
+    # TensorFlow's native banners (the classifier) are not the command's output; the load and
+    # the analyses run in a worker thread, so that Ctrl-C exits at once (``contract.interrupts``)
     with native_stderr_to_debug("tensorflow"):
-        from audioguard.offline import OfflineClassifier
-
-        classifier = OfflineClassifier.from_model_dir(
-            args.model_dir, max_audio_seconds=args.max_audio_seconds
-        )
+        classifier = run_interruptibly(_load_classifier, args.model_dir, args.max_audio_seconds)
     failures = 0
     outputs: list[Any] = []
     for path in tqdm(args.files, unit="file", disable=None if len(args.files) > 1 else True, file=sys.stderr):
         try:
-            result = classifier.classify(
+            result = run_interruptibly(
+                classifier.classify,
                 Path(path).read_bytes(),
                 privacy=args.privacy,
                 start_time=args.start_time,
@@ -107,13 +109,36 @@ def _classify(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _load_classifier(model_dir: Path, max_audio_seconds: float) -> OfflineClassifier:
+    from audioguard.offline import OfflineClassifier
+
+    return OfflineClassifier.from_model_dir(model_dir, max_audio_seconds=max_audio_seconds)
+
+
+def file_problem(path: str) -> str | None:
+    """Why ``path`` cannot be classified, from its header alone (the services' own check:
+    ``transformer.audio.decode.probe_audio``), or None."""
+    from transformer.audio.decode import probe_audio
+
+    if not Path(path).is_file():
+        return f"{path}: no such file"
+    try:
+        probe_audio(Path(path).read_bytes())
+    except OSError as error:
+        return f"{path}: cannot read it ({error.strerror or type(error).__name__})"
+    except AudioGuardError as error:
+        return f"{path}: {error.message}"
+    return None
+
+
 def classify_problems(args: argparse.Namespace) -> list[str]:
-    """What is wrong with ``classify``'s files, model folder, filter and plot path (nothing loaded)."""
+    """What is wrong with ``classify``'s files (missing, unreadable, not audio), model folder,
+    filter and plot path (nothing loaded)."""
     from contract.assets import ALL_ASSETS, require_assets
     from contract.errors import MissingModelAsset
     from transformer.analysis.labels import parse_label_filter
 
-    problems = [f"{path}: no such file" for path in args.files if not Path(path).is_file()]
+    problems = [problem for problem in map(file_problem, args.files) if problem is not None]
     if not Path(args.model_dir).is_dir():
         problems.append(f"model folder {args.model_dir} does not exist: {HOW_TO_GET_WEIGHTS}")
     else:
@@ -251,16 +276,19 @@ _DELEGATE_MODULES: Final = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; Ctrl-C exits 130 at once, without a traceback (``contract.interrupts``;
+    ``monitor`` and ``serve`` first stop what they run)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     quiet_native_logs()
-    if argv and argv[0] in DELEGATED:
-        import importlib
+    with exit_on_interrupt():
+        if argv and argv[0] in DELEGATED:
+            import importlib
 
-        module = importlib.import_module(_DELEGATE_MODULES[argv[0]])
-        return int(module.main(argv[1:]))
-    parser = build_parser()
-    return weights_cli.run(parser.parse_args(hyphenated(argv, known_flags(parser))))
+            module = importlib.import_module(_DELEGATE_MODULES[argv[0]])
+            return int(module.main(argv[1:]))
+        parser = build_parser()
+        return weights_cli.run(parser.parse_args(hyphenated(argv, known_flags(parser))))
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@ Two processes, as in a cluster: the predictor (``python -m predictor``, REST
 the SIFIS endpoint, gRPC 5001), the transformer sending embeddings to the
 predictor over gRPC v2 under the same model name. The command waits until the
 transformer reports ready (its readiness includes the predictor's), prints the
-URLs, and stops both on Ctrl-C / SIGTERM. If either process dies, the other is
-stopped and the command exits non-zero.
+URLs, and stops both on Ctrl-C / SIGTERM, also while they start; it then exits
+128 + the signal (130 for Ctrl-C, 143 for SIGTERM), as a shell reports a command
+stopped by a signal. A second Ctrl-C kills both at once. If either process dies,
+the other is stopped and the command exits 1.
 
 Both listen on ``--host``: 127.0.0.1 by default, this machine only (KServe
 alone would listen on every interface). ``--host 0.0.0.0`` opens them to the
@@ -22,6 +24,7 @@ both processes. Its own flags take hyphens (``--model-dir``) or underscores.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import os
 import signal
@@ -40,6 +43,7 @@ import requests
 from contract.assets import ALL_ASSETS, require_assets
 from contract.cli_style import CliParser, hyphenated, known_flags, underscored, unrecognized
 from contract.errors import MissingModelAsset
+from contract.interrupts import exit_now
 from contract.kserve_import import import_kserve
 
 LOOPBACK = "127.0.0.1"
@@ -47,6 +51,8 @@ LOOPBACK = "127.0.0.1"
 _EVERY_INTERFACE = ("0.0.0.0", "::", "[::]")
 READY_POLL_SECONDS = 0.5
 STOP_GRACE_SECONDS = 20.0
+#: a stop that takes longer than this is said (requests in flight), with the way to stop at once
+SLOW_STOP_SECONDS = 1.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -218,17 +224,55 @@ def start(service: Service) -> None:
 
 
 def stop(services: Sequence[Service], grace_seconds: float = STOP_GRACE_SECONDS) -> None:
-    """SIGTERM every running service, then SIGKILL whatever is left after the grace."""
+    """SIGTERM every running service, then SIGKILL whatever is left after the grace.
+
+    A server finishes the requests in flight first: when that takes longer than a moment, one
+    line says so and how to stop at once (a second Ctrl-C)."""
     running = [s.process for s in services if s.process is not None and s.process.poll() is None]
     for process in running:
         process.terminate()
     deadline = time.monotonic() + grace_seconds
+    if not _all_ended(running, time.monotonic() + SLOW_STOP_SECONDS):
+        print(
+            "audioguard: the servers are finishing the requests in flight (Ctrl-C again: stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
     for process in running:
         try:
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _all_ended(processes: Sequence[subprocess.Popen[bytes]], deadline: float) -> bool:
+    try:
+        for process in processes:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def kill(services: Sequence[Service]) -> None:
+    """SIGKILL every service still running (their process groups: helpers go too); return once
+    they are dead.
+
+    Called from the signal handler, maybe while the main thread waits in ``Popen.wait`` (which
+    holds its lock): so no ``Popen`` call here, and no reaping (``WNOWAIT``).
+    """
+    pids = [s.process.pid for s in services if s.process is not None and s.process.returncode is None]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError):  # already reaped
+            while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
 
 
 def is_ready(service: Service) -> bool:
@@ -296,19 +340,27 @@ def main(argv: Sequence[str]) -> int:
         return 2
 
     stopping = threading.Event()
+    signals: list[int] = []
+    services = service_commands(args, transformer_extra)
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
+        signals.append(signum)
+        if len(signals) > 1:  # a second signal: no more waiting for the graceful stop
+            kill(services)
+            os.write(2, b"audioguard stopped (killed)\n")  # not print: main may be mid-write
+            exit_now(signals[0])
         stopping.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    services = service_commands(args, transformer_extra)
     try:
         for service in services:
             start(service)
         problem = wait_until_ready(services, stopping, args.startup_timeout_seconds)
+        if signals:  # stopped on purpose, while starting or after: 128 + the signal
+            return 128 + signals[0]
         if problem is not None:
             print(f"error: {problem}", file=sys.stderr)
-            return 0 if stopping.is_set() and first_exit(services) is None else 1
+            return 1
         print(banner(args, services), flush=True)
         while not stopping.is_set():
             dead = first_exit(services)
@@ -316,7 +368,7 @@ def main(argv: Sequence[str]) -> int:
                 print(f"error: the {dead.name} exited with code {dead.exited()}", file=sys.stderr)
                 return 1
             stopping.wait(READY_POLL_SECONDS)
-        return 0
+        return 128 + signals[0]
     finally:
         stop(services)
         for sig, handler in previous.items():

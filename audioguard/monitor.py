@@ -7,10 +7,11 @@ VGGish and classifier in this process, and each anomaly event prints one line
 when it starts and one when it ends (``--json``: one JSON record per line).
 What happens to the sources goes to stderr, one line each with the local time (connected,
 connection lost and the next try, failed, finished with what was heard, audio dropped, a
-summary at the end), so that stdout holds the events alone. Ctrl-C ends the open events
-and stops. Exit status: 0 when every source played out or was listened to until the stop,
-1 when a source failed (at once when every source has), 2 for a bad sources file or option.
-The audio stays in memory.
+summary at the end), so that stdout holds the events alone. Ctrl-C (or SIGTERM) ends the
+open events and stops; while the model loads, and at a second Ctrl-C, it exits at once.
+Exit status: 0 when every source played out or was listened to until the stop, 1 when a
+source failed (at once when every source has), 2 for a bad sources file or option, 130
+(143) when stopped by Ctrl-C (SIGTERM). The audio stays in memory.
 
     audioguard monitor --sources sources.yaml --model-dir models
 """
@@ -32,6 +33,10 @@ import numpy as np
 from contract import cli_types
 from contract.cli_style import CliParser, hyphenated, known_flags
 from contract.errors import AudioGuardError
+from contract.interrupts import exit_now, leave
+
+if TYPE_CHECKING:
+    from audioguard.offline import OfflineClassifier
 
 if TYPE_CHECKING:
     from transformer.monitor.notices import Notice
@@ -122,10 +127,12 @@ async def listen(args: argparse.Namespace) -> int:
     from transformer.analysis.records import event_record
     from transformer.analysis.types import PredictorScores
 
+    loop = asyncio.get_running_loop()
+    # nothing to save until the sources run: Ctrl-C exits at once, also while the load (in a
+    # worker thread, so that the loop stays free to take the signal) sits in C code
+    loop.add_signal_handler(signal.SIGINT, exit_now, signal.SIGINT)
     with native_stderr_to_debug("tensorflow"):  # the classifier's native banners are not output
-        from audioguard.offline import OfflineClassifier
-
-        classifier = OfflineClassifier.from_model_dir(args.model_dir)
+        classifier = await asyncio.to_thread(_load_classifier, args.model_dir)
     worker = wiring.embedding_worker(classifier.settings, classifier.pipeline, "audioguard")
 
     async def score(windows: np.ndarray) -> PredictorScores:
@@ -156,9 +163,17 @@ async def listen(args: argparse.Namespace) -> int:
         print(f"WARNING: {classifier.weights.warning}", file=sys.stderr, flush=True)
     await service.start(register_metrics=False)
     stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
+    stopped_by: list[int] = []
+
+    def stop(signum: int) -> None:
+        """The first signal ends the open events and stops; a second one exits at once."""
+        stopped_by.append(signum)
+        stopping.set()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, exit_now, sig)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
+        loop.add_signal_handler(sig, stop, sig)
     played_out = asyncio.create_task(service.wait_sources_done())
     interrupted = asyncio.create_task(stopping.wait())
     try:
@@ -168,8 +183,17 @@ async def listen(args: argparse.Namespace) -> int:
         await service.stop()
         played_out.cancel()
         worker.close()
+    if stopped_by:  # 128 + the signal, as a shell reports a command it stopped; all is said, so
+        # no waiting for a worker thread's model call or TensorFlow's teardown (seconds)
+        leave(128 + stopped_by[0])
     # each failure was said when it happened (one line, the reason in words)
     return 1 if any(s.status.state == "failed" for s in service.supervisors) else 0
+
+
+def _load_classifier(model_dir: Path) -> OfflineClassifier:
+    from audioguard.offline import OfflineClassifier
+
+    return OfflineClassifier.from_model_dir(model_dir)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -8,9 +8,11 @@ line naming the host and the offline way out.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
+import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -29,6 +31,7 @@ from contract.assets import (
 )
 from contract.errors import ChecksumMismatch, ModelAssetError
 from contract.exception_chain import linked_exceptions, os_error_reason
+from contract.interrupts import cleanup_on_interrupt
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +162,11 @@ def download_assets(
         else:
             pending.append(asset)
 
-    with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".download-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(dir=dest_dir, prefix=".download-") as tmp,
+        # Ctrl-C ends the command at once (contract.interrupts): no partial download left behind
+        cleanup_on_interrupt(functools.partial(shutil.rmtree, tmp, ignore_errors=True)),
+    ):
         work = Path(tmp)
         tarball: Path | None = None
         for asset in pending:

@@ -28,6 +28,7 @@ the ``audioguard`` CLI uses this module without a model server.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -245,14 +246,17 @@ class GrpcRequestLogInterceptor(ServerInterceptor):  # type: ignore[misc]
 
         async def logged(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
-            failed = True
+            outcome = "UNKNOWN"
             try:
                 answer = await inner(request, context)
-                failed = False
+                outcome = "OK"
                 return answer
+            except asyncio.CancelledError:  # the client went away: grpc.aio cancelled the call
+                outcome = "CANCELLED"
+                raise
             finally:
                 code = context.code() if hasattr(context, "code") else None
-                name = code.name if isinstance(code, grpc.StatusCode) else ("UNKNOWN" if failed else "OK")
+                name = code.name if isinstance(code, grpc.StatusCode) else outcome
                 log_request("gRPC", method, name, time.perf_counter() - started, getattr(request, "id", None))
 
         return grpc.unary_unary_rpc_method_handler(

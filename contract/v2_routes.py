@@ -8,7 +8,8 @@
   no payload quoted), and the model then runs exactly as under KServe. A model
   with an admission check (the transformer's budgets) admits the request from
   its declared length *before* the body is read, so a refused upload never
-  occupies memory.
+  occupies memory. A client that disconnects before the answer stops the work
+  (``contract.disconnects``).
 - ``GET /v2/models/{name}``: KServe's metadata response model has no
   ``parameters`` field; ours adds the model's (weights, limits, ...). v2
   clients ignore the extra key. gRPC keeps KServe's handler (its proto has no
@@ -35,6 +36,7 @@ from kserve.errors import ModelNotFound, ModelNotReady
 from kserve.model import InferenceModel
 
 from contract.availability import SERVED_MODELS_KEY
+from contract.disconnects import CLIENT_CLOSED_REQUEST, ClientGone, while_connected
 from contract.errors import AudioGuardError
 from contract.v2_rest import (
     INFERENCE_HEADER,
@@ -126,7 +128,13 @@ async def infer(model_name: str, request: Request, served: Served) -> Response:
             model_name,
             output_names=served.output_names,
         )
-        response, response_headers = await served.model(infer_request, headers=dict(request.headers))
+        # a client that hangs up stops the work (``contract.disconnects``)
+        try:
+            response, response_headers = await while_connected(
+                request, served.model(infer_request, headers=dict(request.headers)), "v2"
+            )
+        except ClientGone:
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
     return rest_response(response, response_headers)
 
 

@@ -9,6 +9,13 @@ The weights load before the server starts, so it is ready as soon as it listens.
 
 from __future__ import annotations
 
+if __name__ == "__main__":
+    from contract.interrupts import install_exit_on_interrupt
+
+    # Ctrl-C while starting (imports, weights): exit 130 at once, no traceback; KServe puts its
+    # graceful handler in place when the server starts
+    install_exit_on_interrupt()
+
 import argparse
 import importlib.util
 import os
@@ -24,6 +31,7 @@ from kserve.model import InferenceModel
 from contract.assets import PREDICTOR_ASSETS, asset_report, log_asset_report, require_assets
 from contract.cli_style import CliParser
 from contract.errors import ModelAssetError
+from contract.interrupts import leave, run_interruptibly
 from contract.kserve_compat import listen_on
 from contract.native_logs import quiet_native_logs
 from contract.service_logs import configure_service_logging
@@ -81,7 +89,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         configure_service_logging(args.log_config_file)
     try:
         settings = settings_from_args(PredictorSettings, args)
-        model = build_model(args.model_name, settings, workers=args.workers)
+        if settings.ray_replicas:  # Ray Serve's handle is made on the main thread (else it never answers)
+            model = build_model(args.model_name, settings, workers=args.workers)
+        else:  # in a worker thread, so that Ctrl-C is not held up by the h5 load's C code
+            model = run_interruptibly(build_model, args.model_name, settings, workers=args.workers)
     except ModelAssetError as error:
         sys.exit(f"predictor: cannot start: {error.message}")
     except ValueError as error:  # pydantic's ValidationError is a ValueError
@@ -105,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     ).start([model])
     if worker_failed.is_set():
         sys.exit("predictor: a worker process could not load the weights (see the log above); stopped")
+    if settings.ray_replicas == 0:
+        # stopped and logged so, nothing left to save: no second of TensorFlow's teardown
+        # (Ray's replicas are left to Ray's own exit handlers)
+        leave(0)
 
 
 def stop_when_a_worker_cannot_load() -> threading.Event:

@@ -8,6 +8,13 @@ KServe's standard flags (``--model_name``, ``--http_port``, ``--grpc_port``,
 
 from __future__ import annotations
 
+if __name__ == "__main__":
+    from contract.interrupts import install_exit_on_interrupt
+
+    # Ctrl-C while starting (imports, weights): exit 130 at once, no traceback; KServe puts its
+    # graceful handler in place when the server starts
+    install_exit_on_interrupt()
+
 import argparse
 import logging
 import sys
@@ -21,6 +28,7 @@ from pydantic import ValidationError
 
 from contract.cli_style import CliParser
 from contract.errors import ModelAssetError
+from contract.interrupts import leave, run_interruptibly
 from contract.kserve_compat import listen_on, set_grpc_max_receive_message_length
 from contract.native_logs import quiet_native_logs
 from contract.service_logs import configure_service_logging
@@ -94,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.warning("--workers %d ignored: the transformer runs one worker (KServe 0.21)", args.workers)
     model = AudioTransformer(args.model_name, settings)
     try:
-        model.load()
+        run_interruptibly(model.load)  # in a worker thread: Ctrl-C is not held up by C code
     except (ModelAssetError, ValueError) as error:
         # ValueError: InvalidConfiguration of the anomaly groups
         logger.error("cannot start: %s", error)
@@ -102,7 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     bind_model(model)
     answer_readiness(server.dataplane, model)
     server.start([model])
-    return 0
+    # stopped (the outbox closed, "transformer stopped" logged): no wait for the interpreter's
+    # teardown of the worker threads and native runtimes
+    leave(0)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ KServe's model server exposes the default ``prometheus_client`` registry on
 | ``audioguard_anomalies_total`` | counter | group | anomalies detected |
 | ``audioguard_admission_inflight`` | gauge | budget | analyses / decoding-memory bytes admitted now |
 | ``audioguard_admission_rejected_total`` | counter | reason | requests refused with 503 + Retry-After |
+| ``audioguard_requests_abandoned_total`` | counter | route | client gone first: work stopped |
 | ``audioguard_outbox_depth`` | gauge | kind | messages waiting in the outbox |
 | ``audioguard_outbox_dropped_total`` | counter | kind | messages dropped because the outbox was full |
 | ``audioguard_outbox_dead_letters`` | gauge | kind | messages the DHT refused for good, kept aside |

@@ -7,12 +7,14 @@ sums differ), so they can never pass as the published model.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import glob
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final
 
 from contract.assets import CLASSIFIER_H5, OFFICIAL_ASSETS, PCA_PARAMS, VGGISH_CHECKPOINT, sha512_of
 from contract.errors import ModelAssetError
+from contract.interrupts import cleanup_on_interrupt
 
 #: The parts ``write_synthetic_assets`` can write, by short name.
 PARTS: Final = {"vggish": VGGISH_CHECKPOINT, "pca": PCA_PARAMS, "classifier": CLASSIFIER_H5}
@@ -71,17 +73,46 @@ def write_synthetic_assets(
     written: dict[str, Path] = {}
     for part in parts:
         path = model_dir / PARTS[part]
-        if part == "vggish":
-            from audioguard.synthetic.vggish import write_synthetic_vggish_checkpoint
-
-            write_synthetic_vggish_checkpoint(path, seed=seed)
-        elif part == "pca":
-            from audioguard.synthetic.vggish import write_synthetic_pca_params
-
-            write_synthetic_pca_params(path, seed=seed)
-        else:
-            from audioguard.synthetic.classifier import write_synthetic_classifier_h5
-
-            write_synthetic_classifier_h5(path, seed=seed)
+        # Ctrl-C ends the command at once (contract.interrupts): no half-written file stays
+        with cleanup_on_interrupt(_partial_file_remover(path)):
+            _write_part(part, path, seed)
         written[PARTS[part]] = path
     return written
+
+
+def _write_part(part: str, path: Path, seed: int) -> None:
+    if part == "vggish":
+        from audioguard.synthetic.vggish import write_synthetic_vggish_checkpoint
+
+        write_synthetic_vggish_checkpoint(path, seed=seed)
+    elif part == "pca":
+        from audioguard.synthetic.vggish import write_synthetic_pca_params
+
+        write_synthetic_pca_params(path, seed=seed)
+    else:
+        from audioguard.synthetic.classifier import write_synthetic_classifier_h5
+
+        write_synthetic_classifier_h5(path, seed=seed)
+
+
+def _partial_file_remover(path: Path) -> Callable[[], None]:
+    """What removes a half-written ``path``: TensorFlow's temporary file for it (its checkpoint
+    writer renames one into place), and ``path`` itself once the writer has touched it (a file
+    that ``--force`` was about to replace stays while it is untouched)."""
+    before = _signature(path)
+
+    def remove() -> None:
+        for temporary in path.parent.glob(f"{glob.escape(path.name)}.tempstate*"):
+            temporary.unlink(missing_ok=True)
+        if _signature(path) != before:
+            path.unlink(missing_ok=True)
+
+    return remove
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_mtime_ns, status.st_size

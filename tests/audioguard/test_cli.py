@@ -203,8 +203,7 @@ def test_classify_missing_weights_names_the_command(
 def test_classify_where_every_file_fails_prints_only_the_errors(
     synthetic_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bad = tmp_path / "bad.wav"
-    bad.write_bytes(b"RIFF" + b"\0" * 40)
+    bad = _wav(tmp_path / "bad.wav", 0.5)  # audio by its header: found too short once decoded
     assert main(["classify", str(bad), "--model-dir", str(synthetic_model_dir)]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""  # no empty line after the error
@@ -249,8 +248,13 @@ def test_classify_checks_every_argument_before_loading_the_model(tmp_path: Path)
     partial.mkdir()
     (partial / assets.PCA_PARAMS).write_bytes(b"")
     ok = ["classify", str(wav), "--model-dir", str(models)]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not audio")
     cases = {
         "missing.wav: no such file": ["classify", str(tmp_path / "missing.wav"), "--model-dir", str(models)],
+        f"{notes}: the 9 bytes received are not an audio file that can be decoded": [
+            "classify", str(wav), str(notes), "--model-dir", str(models),
+        ],
         f"model folder {tmp_path / 'nowhere'} does not exist": [
             "classify", str(wav), "--model_dir", str(tmp_path / "nowhere"),
         ],
@@ -296,8 +300,9 @@ def test_classify_prints_top5_windows_and_the_services_anomalies(
 ) -> None:
     short = _wav(tmp_path / "short.wav", 3.0)
     long = _wav(tmp_path / "long.wav", 25.0, sample_rate=44_100, freq=300.0)
-    bad = tmp_path / "bad.wav"
-    bad.write_bytes(b"this is not audio at all" * 10)
+    # audio by its header (a file that is not audio stops the command before the model loads),
+    # too short once decoded: that file fails, the others are classified
+    bad = _wav(tmp_path / "bad.wav", 0.5)
 
     code = main(
         [
@@ -313,7 +318,7 @@ def test_classify_prints_top5_windows_and_the_services_anomalies(
     )
     captured = capsys.readouterr()
     assert code == 1  # one file failed, the others were still classified
-    assert "bad.wav: error:" in captured.err and "this is not audio" not in captured.err
+    assert f"{bad}: error: the clip lasts 0.5 s" in captured.err
     results = {Path(item["file"]).name: item for item in json.loads(captured.out)}
     assert set(results) == {"short.wav", "long.wav"}
     assert len(results["short.wav"]["windows"]) == 1

@@ -28,6 +28,7 @@ import soundfile as sf
 
 from audioguard import local
 from audioguard.offline import OfflineClassifier
+from tests.support.interrupts import EXIT_BOUND_S, TENSORFLOW_LIBRARY, maps_library
 from tests.support.serverutil import PROJECT_ROOT, free_port, listening_addresses, service_env
 from transformer.analysis.document import result_document
 
@@ -92,13 +93,29 @@ class Supervisor:
             time.sleep(0.2)
         pytest.fail(f"serve printed no banner within {START_TIMEOUT_S:.0f} s:\n{self.text()[-4000:]}")
 
-    def interrupt(self) -> int:
-        """Ctrl-C: SIGINT to the supervisor's process group; return its exit code."""
-        os.killpg(self.process.pid, signal.SIGINT)
-        return self.process.wait(STOP_TIMEOUT_S)
+    def interrupt(self, sig: int = signal.SIGINT, times: int = 1) -> int:
+        """Ctrl-C: SIGINT to the supervisor's process group (``times`` presses); its exit code,
+        within ``EXIT_BOUND_S`` of the signal."""
+        sent = time.monotonic()
+        for _ in range(times):
+            os.killpg(self.process.pid, sig)
+        code = self.process.wait(STOP_TIMEOUT_S)
+        elapsed = time.monotonic() - sent
+        print(f"\n[serve: exit {code} {elapsed:.3f} s after the signal]", file=sys.stderr)
+        assert elapsed < EXIT_BOUND_S, f"{elapsed:.1f} s from the signal to the exit"
+        return code
+
+    def children(self) -> list[int]:
+        """The supervisor's child processes now (its two servers once started)."""
+        found: list[int] = []
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+                with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                    found += [int(pid) for pid in (task / "children").read_text().split()]
+        return found
 
     def kill_everything(self) -> None:
-        for pid in (self.process.pid, *self.child_pids):
+        for pid in (self.process.pid, *self.child_pids, *self.children()):
             if pid and alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
@@ -139,7 +156,7 @@ def supervisor(
 
 
 def assert_stopped_cleanly(running: Supervisor, code: int) -> None:
-    assert code == 0, running.text()[-4000:]
+    assert code == 130, running.text()[-4000:]  # 128 + SIGINT, as for every command stopped by Ctrl-C
     for pid in running.child_pids:
         assert not alive(pid), f"child {pid} is still running after Ctrl-C"
     for port in running.ports.values():
@@ -390,6 +407,87 @@ def test_run_script_serves_and_stops_on_ctrl_c(synthetic_model_dir: Path, tmp_pa
         if not metadata["parameters"]["weights_official"]:
             assert "are not the official weights" in running.text()
         assert_stopped_cleanly(running, running.interrupt())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sig", "presses", "code", "last_line"),
+    [
+        (signal.SIGINT, 1, 130, "audioguard stopped"),
+        (signal.SIGTERM, 1, 143, "audioguard stopped"),
+        (signal.SIGINT, 2, 130, None),  # the second may come after the first stop: either line
+    ],
+)
+def test_serve_stopped_while_starting_exits_128_plus_the_signal_and_stops_both(
+    synthetic_model_dir: Path, tmp_path: Path, sig: int, presses: int, code: int, last_line: str | None
+) -> None:
+    """Ctrl-C (or SIGTERM) while both servers load: both stop at once and the command says it was
+    stopped (130 / 143), with no error line and no traceback."""
+    command = [sys.executable, "-m", "audioguard", "serve", "--model-dir", str(synthetic_model_dir)]
+    with supervisor(command, tmp_path / "serve.log") as running:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        # both servers started, the predictor inside its TensorFlow import: well before ready
+        while not (
+            len(children := running.children()) == 2
+            and any(maps_library(pid, TENSORFLOW_LIBRARY) for pid in children)
+        ):
+            assert running.process.poll() is None, running.text()[-4000:]
+            assert time.monotonic() < deadline, "the servers never started"
+            time.sleep(0.01)
+        assert "audioguard is ready" not in running.text()
+        assert running.interrupt(sig, presses) == code
+        for pid in children:
+            assert not alive(pid), f"server {pid} is still running"
+        for port in running.ports.values():
+            assert not listening(port)
+        text = running.text()
+        assert "Traceback" not in text and "error:" not in text, text[-4000:]
+        lines = text.rstrip().splitlines()
+        assert lines[-1] == last_line if last_line else lines[-1].startswith("audioguard stopped")
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_stops_serve_at_once_while_a_request_runs(
+    synthetic_model_dir: Path, tmp_path: Path
+) -> None:
+    """The first Ctrl-C lets the transformer finish the request in flight (a 10-minute recording)
+    and says how to stop at once; the second kills both servers: exit 130 at once."""
+    command = [sys.executable, "-m", "audioguard", "serve", "--model-dir", str(synthetic_model_dir)]
+    with supervisor(command, tmp_path / "serve.log") as running:
+        running.wait_for_banner()
+        rng = np.random.default_rng(3)
+        recording = tmp_path / "long.wav"
+        sf.write(recording, np.clip(0.2 * rng.standard_normal(600 * 16000), -1, 1), 16000, subtype="PCM_16")
+        client = subprocess.Popen(
+            [sys.executable, "-m", "audioguard", "client", "--url", running.url, str(recording)],
+            cwd=PROJECT_ROOT,
+            env=service_env(None),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            metrics = f"{running.url}/metrics"
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while (
+                "audioguard_transformer_vggish_batch_examples_count"
+                not in requests.get(metrics, timeout=10).text
+            ):
+                assert time.monotonic() < deadline, "the request never reached VGGish"
+                time.sleep(0.05)
+            os.killpg(running.process.pid, signal.SIGINT)
+            while "Ctrl-C again" not in running.text():
+                assert running.process.poll() is None, running.text()[-4000:]
+                assert time.monotonic() < deadline, "serve never said why it waits"
+                time.sleep(0.02)
+            assert running.interrupt() == 130
+        finally:
+            client.kill()
+            client.wait()
+        for pid in running.child_pids:
+            assert not alive(pid), f"server {pid} is still running"
+        text = running.text()
+        assert "Traceback" not in text
+        assert text.rstrip().splitlines()[-1] == "audioguard stopped (killed)"
 
 
 @pytest.mark.slow

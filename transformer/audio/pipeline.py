@@ -9,10 +9,14 @@ the per-request front end (``features``: everything up to the log-mel examples
 and the loudness) and the VGGish forward pass on the examples, followed by the
 per-request PCA/uint8 step (``quantized``). ``embed`` runs both for one request,
 as the offline and benchmark users want it.
+
+The front end takes a ``stop`` event: set (the server's client has left), the
+next stage does not start and ``Stopped`` is raised in the worker thread.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +29,16 @@ from transformer.audio.embedders import Embedder, load_embedder
 from transformer.audio.features import waveform_to_examples
 from transformer.audio.loudness import example_dbfs, example_profile_dbfs
 from transformer.privacy import PrivacyRequest, apply_privacy
+
+
+class Stopped(Exception):
+    """The work was stopped between two stages (its ``stop`` event was set)."""
+
+
+def check_stop(stop: threading.Event | None) -> None:
+    """Raise ``Stopped`` if ``stop`` is set: called between two stages of a request's work."""
+    if stop is not None and stop.is_set():
+        raise Stopped
 
 
 class EmbeddingPipeline:
@@ -69,10 +83,15 @@ class EmbeddingPipeline:
         """Decode and resample: (n,) float64 16 kHz mono, validated (typed 4xx errors)."""
         return load_waveform(audio, max_seconds=self.max_audio_seconds, budget_hz=self.decode_budget_hz)
 
-    def waveform_features(self, samples: np.ndarray, privacy: PrivacyRequest) -> AudioFeatures:
-        """Anonymise a 16 kHz waveform and derive its log-mel examples and loudness."""
+    def waveform_features(
+        self, samples: np.ndarray, privacy: PrivacyRequest, stop: threading.Event | None = None
+    ) -> AudioFeatures:
+        """Anonymise a 16 kHz waveform and derive its log-mel examples and loudness
+        (``Stopped`` between two stages once ``stop`` is set)."""
         anonymised = apply_privacy(samples, privacy)
+        check_stop(stop)
         examples = waveform_to_examples(anonymised)
+        check_stop(stop)
         return AudioFeatures(
             examples=examples,
             example_dbfs=example_dbfs(samples, examples.shape[0]),
@@ -81,9 +100,14 @@ class EmbeddingPipeline:
             example_profile_dbfs=example_profile_dbfs(samples, examples.shape[0]),
         )
 
-    def features(self, audio: bytes, privacy: PrivacyRequest) -> AudioFeatures:
-        """The front end: encoded audio file bytes -> log-mel examples and loudness (typed 4xx errors)."""
-        return self.waveform_features(self.waveform(audio), privacy)
+    def features(
+        self, audio: bytes, privacy: PrivacyRequest, stop: threading.Event | None = None
+    ) -> AudioFeatures:
+        """The front end: encoded audio file bytes -> log-mel examples and loudness (typed 4xx
+        errors; ``Stopped`` between two stages once ``stop`` is set)."""
+        samples = self.waveform(audio)
+        check_stop(stop)
+        return self.waveform_features(samples, privacy, stop)
 
     def quantized(self, features: AudioFeatures, raw_embeddings: np.ndarray) -> EmbeddedAudio:
         """PCA + uint8 of VGGish's (N, 128) float32 output for ``features.examples``."""

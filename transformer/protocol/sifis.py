@@ -37,6 +37,7 @@ from fastapi.routing import APIRoute
 from kserve.errors import InferenceError
 from starlette.routing import Match
 
+from contract.disconnects import CLIENT_CLOSED_REQUEST, ClientGone, while_connected
 from contract.errors import AudioGuardError, ServiceNotReady, upload_too_large
 from contract.http import retry_headers
 from contract.v2_rest import declared_length, off_the_loop_if_large, read_bounded_body
@@ -136,7 +137,12 @@ async def predict(
                 "request_id": request_id,
             }
             options = options_from_form(config, parts, path)
-            result = await model.analyze(upload.data, options, dict(request.headers))
+            # a client that hangs up stops the analysis (``contract.disconnects``)
+            result = await while_connected(
+                request, model.analyze(upload.data, options, dict(request.headers)), "sifis"
+            )
+    except ClientGone:
+        return JSONResponse(status_code=CLIENT_CLOSED_REQUEST, content=None)
     except AudioGuardError as error:
         if error.status_code >= 500:
             logger.warning("SIFIS request %s: %s %s", request_id, error.status_code, error.message)

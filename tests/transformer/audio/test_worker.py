@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -212,3 +213,32 @@ async def test_a_failing_front_end_does_not_fail_the_requests_batched_with_it(
     assert after.chunks - before.chunks == len(good)
     assert after.failed_calls == before.failed_calls
     assert after.calls - before.calls < len(good)
+
+
+async def test_a_cancelled_request_stops_its_work_before_vggish(unbatched: AudioTransformer) -> None:
+    """The HTTP client left (``contract.disconnects`` cancels the request): its pool job stops
+    before its next stage and has ended when the cancellation returns, so VGGish never runs
+    for it, then or later."""
+    worker = unbatched.worker
+    assert worker is not None and worker.jobs_in_progress() == 0
+    none = parse_privacy_request("none", {})
+    long_clip = wav(120.0, 400)  # a front end of a few hundred milliseconds, then VGGish
+    before = vggish_counters(UNBATCHED)
+    task = asyncio.create_task(worker.embed(long_clip, none))
+    deadline = time.monotonic() + 30
+    while worker.jobs_in_progress() == 0:  # until its job runs in the pool
+        assert time.monotonic() < deadline and not task.done()
+        await asyncio.sleep(0.001)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert worker.jobs_in_progress() == 0  # stopped and ended: its memory may be counted free
+    assert difference(vggish_counters(UNBATCHED), before)["calls"] == 0
+    # the same work again, to its end: exactly its own VGGish call is counted
+    embedded = await worker.embed(long_clip, none)
+    assert difference(vggish_counters(UNBATCHED), before) == {
+        "calls": 1,
+        "chunks": 1,
+        "examples": embedded.embeddings.shape[0],
+        "timed_calls": 1,
+    }
