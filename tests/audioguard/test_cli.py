@@ -18,6 +18,7 @@ import soundfile as sf
 from audioguard.cli import main
 from contract import assets
 from tests.support.anomaly_table import shipped_groups
+from tests.support.cli import run_audioguard
 from tests.support.serverutil import PROJECT_ROOT, free_port
 from transformer.analysis.labels import load_labels
 
@@ -55,14 +56,7 @@ def test_download_failure_is_one_line_naming_the_host_and_the_offline_way(
     mirror = served if answer == "http_404" else f"http://127.0.0.1:{free_port()}"
     dest = tmp_path / "models"
     command = ["weights", "download", "--dest", str(dest), "--mirror", mirror]
-    finished = subprocess.run(
-        [sys.executable, "-m", "audioguard.cli", *command],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    finished = run_audioguard(*command, timeout=60)
     assert finished.returncode == 2  # the command's code for an AudioGuardError
     lines = finished.stderr.strip().splitlines()
     assert len(lines) == 1, finished.stderr
@@ -107,14 +101,7 @@ def test_unknown_synthetic_part_is_a_usage_error_before_tensorflow_loads(tmp_pat
 
 def _run_synthetic(dest: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     command = ["weights", "synthetic", "--dest", str(dest), "--only", "pca,classifier", *flags]
-    return subprocess.run(
-        [sys.executable, "-m", "audioguard.cli", *command],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_audioguard(*command, timeout=120)
 
 
 def test_synthetic_refuses_to_overwrite_existing_files_unless_forced(tmp_path: Path) -> None:

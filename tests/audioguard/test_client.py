@@ -8,7 +8,6 @@ import json
 import socket
 import struct
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from concurrent import futures
@@ -21,7 +20,8 @@ import pytest
 from audioguard import client
 from contract.cli_style import hyphenated, known_flags
 from contract.weights_status import NOT_OFFICIAL_WARNING
-from tests.support.serverutil import PROJECT_ROOT, free_port
+from tests.support.cli import run_audioguard
+from tests.support.serverutil import free_port
 
 
 def test_rest_body_is_a_json_header_then_one_length_prefixed_bytes_element() -> None:
@@ -256,14 +256,7 @@ def test_grpc_failure_is_one_line_without_kserve_log_or_traceback(tmp_path: Path
     notes = tmp_path / "notes.txt"
     notes.write_text("not audio")
     command = ["client", "--grpc", "--url", f"127.0.0.1:{free_port()}", "--timeout", "20", str(notes)]
-    finished = subprocess.run(
-        [sys.executable, "-m", "audioguard.cli", *command],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    finished = run_audioguard(*command, timeout=120)
     assert finished.returncode == 1
     lines = finished.stderr.splitlines()
     assert len(lines) == 1, finished.stderr
@@ -294,14 +287,7 @@ def grpc_server() -> Iterator[int]:
 
 
 def run_client(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "audioguard.cli", "client", *args],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_audioguard("client", *args, timeout=120)
 
 
 def test_grpc_to_the_rest_port_names_the_mix_up(tmp_path: Path, http1_server: int) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.support.cli import run_audioguard
 from tests.support.records import assert_event_records
 from tests.support.serverutil import PROJECT_ROOT
 
@@ -25,14 +26,7 @@ CLOCK = re.compile(r" at \d\d:\d\d:\d\d")
 def run_monitor(
     *args: str, timeout: float = 300, cwd: Path = PROJECT_ROOT
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "audioguard.cli", "monitor", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_audioguard("monitor", *args, cwd=cwd, timeout=timeout)
 
 
 def said(stderr: str) -> list[str]:

@@ -28,6 +28,7 @@ import soundfile as sf
 
 from audioguard import local
 from audioguard.offline import OfflineClassifier
+from tests.support.cli import run_audioguard
 from tests.support.interrupts import EXIT_BOUND_S, TENSORFLOW_LIBRARY, maps_library
 from tests.support.serverutil import PROJECT_ROOT, free_port, listening_addresses, service_env
 from transformer.analysis.document import result_document
@@ -200,15 +201,7 @@ def assert_quiet_start(text: str) -> None:
 
 
 def run_client(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "audioguard.cli", "client", *args],
-        cwd=PROJECT_ROOT,
-        env=service_env(None),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_audioguard("client", *args)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 
 from tests.e2e.test_local import Supervisor, supervisor
-from tests.support.serverutil import PROJECT_ROOT, service_env
+from tests.support.cli import run_audioguard
+from tests.support.serverutil import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
 SHARED = PROJECT_ROOT / ".." / "shared" / "audio"
@@ -61,15 +62,7 @@ def audioguard(
 ) -> subprocess.CompletedProcess[str]:
     """The ``audioguard`` command of the venv, as the activated shell runs it."""
     assert arguments[0] == "audioguard", arguments
-    return subprocess.run(
-        [sys.executable, "-m", "audioguard.cli", *arguments[1:]],
-        cwd=cwd,
-        env=service_env(None),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_audioguard(*arguments[1:], cwd=cwd, timeout=timeout)
 
 
 def synthetic(model_dir: Path) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,7 +23,8 @@ import numpy as np
 import pytest
 import requests
 
-from tests.support.serverutil import PROJECT_ROOT, RunningServer, start_server
+from tests.support.cli import run_audioguard
+from tests.support.serverutil import RunningServer, start_server
 from tests.support.service_clients import MODEL, clip, kserve_grpc, predictor_args, transformer_args
 
 pytestmark = pytest.mark.slow
@@ -142,14 +142,7 @@ def test_predictor_scores_are_shortest_float32(services: Services) -> None:
 
 
 def run_client(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "audioguard.cli", "client", *args],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_audioguard("client", *args, timeout=120)
 
 
 def test_client_names_the_port_mix_up_with_the_real_service(services: Services, tmp_path: Path) -> None:
