@@ -16,7 +16,6 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +23,13 @@ import pytest
 
 from audioguard.client import BINARY_HEADER, rest_body
 from tests.support.interrupts import EXIT_BOUND_S, interrupt, start
-from tests.support.serverutil import RunningServer, start_server
+from tests.support.serverutil import RunningServer
 from tests.support.service_clients import (
     MODEL,
+    Services,
     metric_value,
-    predictor_args,
+    running_services,
     sifis_post,
-    transformer_args,
     wav_bytes,
 )
 
@@ -41,25 +40,10 @@ EXAMPLES = 624  # 0.96-s examples in SECONDS (the last 0.975-s frame needs a ful
 DEADLINE_S = 60.0
 
 
-@dataclass
-class Pair:
-    predictor: RunningServer
-    transformer: RunningServer
-
-
 @pytest.fixture(scope="module")
-def pair(synthetic_model_dir: Path) -> Iterator[Pair]:
-    predictor = start_server("predictor", predictor_args(synthetic_model_dir))
-    try:
-        transformer = start_server(
-            "transformer", transformer_args(synthetic_model_dir, predictor.grpc_address)
-        )
-        try:
-            yield Pair(predictor, transformer)
-        finally:
-            transformer.stop()
-    finally:
-        predictor.stop()
+def pair(synthetic_model_dir: Path) -> Iterator[Services]:
+    with running_services(synthetic_model_dir) as services:
+        yield services
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +111,7 @@ def wait_for(condition: object, what: str) -> None:
     ],
 )
 def test_a_client_that_hangs_up_mid_analysis_stops_the_work(
-    pair: Pair, long_recording: bytes, route: str, request_bytes: object, path: str
+    pair: Services, long_recording: bytes, route: str, request_bytes: object, path: str
 ) -> None:
     transformer, predictor = pair.transformer, pair.predictor
     examples_before = vggish_examples(transformer)
@@ -148,7 +132,7 @@ def test_a_client_that_hangs_up_mid_analysis_stops_the_work(
 
 @pytest.mark.parametrize("transport", ["rest", "grpc"])
 def test_ctrl_c_in_the_client_during_a_request_exits_130_and_stops_the_work(
-    pair: Pair, long_recording: bytes, transport: str, tmp_path: Path
+    pair: Services, long_recording: bytes, transport: str, tmp_path: Path
 ) -> None:
     transformer, predictor = pair.transformer, pair.predictor
     recording = tmp_path / "long.wav"
@@ -179,7 +163,7 @@ def test_ctrl_c_in_the_client_during_a_request_exits_130_and_stops_the_work(
     assert_the_work_stopped(pair, examples_before, scored_before)
 
 
-def assert_the_work_stopped(pair: Pair, examples_before: float, scored_before: float) -> None:
+def assert_the_work_stopped(pair: Services, examples_before: float, scored_before: float) -> None:
     """Some VGGish calls ran, not all; the predictor never scored; nothing is held; the service
     answers the next request."""
     transformer, predictor = pair.transformer, pair.predictor

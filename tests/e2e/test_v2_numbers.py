@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,31 +23,15 @@ import pytest
 import requests
 
 from tests.support.cli import run_audioguard
-from tests.support.serverutil import RunningServer, start_server
-from tests.support.service_clients import MODEL, clip, kserve_grpc, predictor_args, transformer_args
+from tests.support.service_clients import MODEL, Services, clip, kserve_grpc, running_services
 
 pytestmark = pytest.mark.slow
 
 
-@dataclass(frozen=True)
-class Services:
-    predictor: RunningServer
-    transformer: RunningServer
-
-
 @pytest.fixture(scope="module")
 def services(synthetic_model_dir: Path) -> Iterator[Services]:
-    predictor = start_server("predictor", predictor_args(synthetic_model_dir))
-    try:
-        transformer = start_server(
-            "transformer", transformer_args(synthetic_model_dir, predictor.grpc_address)
-        )
-        try:
-            yield Services(predictor, transformer)
-        finally:
-            transformer.stop()
-    finally:
-        predictor.stop()
+    with running_services(synthetic_model_dir) as running:
+        yield running
 
 
 def binary_body(audio: bytes, parameters: dict[str, Any]) -> tuple[bytes, int]:

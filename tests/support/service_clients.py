@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,22 +41,35 @@ def transformer_args(model_dir: Path, predictor_host: str, protocol: str = "grpc
     ]  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Services:
+    predictor: RunningServer
+    transformer: RunningServer
+
+
 @contextlib.contextmanager
-def service_pair(
-    model_dir: Path, transformer_env: Mapping[str, str] | None = None
-) -> Iterator[RunningServer]:
+def running_services(model_dir: Path, transformer_env: Mapping[str, str] | None = None) -> Iterator[Services]:
     """A predictor and a transformer calling it over gRPC v2 (``transformer_env`` its extra
-    environment); yields the transformer, stops both."""
+    environment); stops both."""
     predictor = start_server("predictor", predictor_args(model_dir))
     try:
         args = transformer_args(model_dir, predictor.grpc_address)
         transformer = start_server("transformer", args, transformer_env)
         try:
-            yield transformer
+            yield Services(predictor, transformer)
         finally:
             transformer.stop()
     finally:
         predictor.stop()
+
+
+@contextlib.contextmanager
+def service_pair(
+    model_dir: Path, transformer_env: Mapping[str, str] | None = None
+) -> Iterator[RunningServer]:
+    """``running_services``' transformer."""
+    with running_services(model_dir, transformer_env) as services:
+        yield services.transformer
 
 
 def metric_value(server: RunningServer, name: str, **labels: str) -> float | None:
