@@ -9,9 +9,9 @@ What happens to the sources goes to stderr, one line each with the local time (c
 connection lost and the next try, failed, finished with what was heard, audio dropped, a
 summary at the end), so that stdout holds the events alone. Ctrl-C (or SIGTERM) ends the
 open events and stops; while the model loads, and at a second Ctrl-C, it exits at once.
-Exit status: 0 when every source played out or was listened to until the stop, 1 when a
-source failed (at once when every source has), 2 for a bad sources file or option, 130
-(143) when stopped by Ctrl-C (SIGTERM). The audio stays in memory.
+Exit status: 0 when every source played out and all of it was analysed, 1 when a source
+failed (at once when every source has) or a detection step failed, 2 for a bad sources file
+or option, 130 (143) when stopped by Ctrl-C (SIGTERM). The audio stays in memory.
 
     audioguard monitor --sources sources.yaml --model-dir models
 """
@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import signal
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
@@ -37,10 +38,15 @@ from contract.interrupts import exit_now, leave
 
 if TYPE_CHECKING:
     from audioguard.offline import OfflineClassifier
-
-if TYPE_CHECKING:
     from transformer.monitor.notices import Notice
     from transformer.wiring import Listening
+
+
+#: a stop still running after this long says why it waits, and how to quit at once
+SLOW_STOP_SECONDS: Final = 1.0
+SLOW_STOP: Final = (
+    "stopping: the audio already captured is analysed, then the open events end; Ctrl-C again to quit at once"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +127,7 @@ def describe_change(record: dict[str, object]) -> str:
 
 
 async def listen(args: argparse.Namespace) -> int:
-    from contract.service_logs import native_stderr_to_debug
+    from contract.native_logs import native_stderr_to_debug
     from transformer import wiring
     from transformer.analysis.record_context import RecordContext
     from transformer.analysis.records import event_record
@@ -171,6 +177,7 @@ async def listen(args: argparse.Namespace) -> int:
         stopping.set()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, exit_now, sig)
+        loop.call_later(SLOW_STOP_SECONDS, functools.partial(print, SLOW_STOP, file=sys.stderr, flush=True))
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop, sig)
@@ -186,8 +193,11 @@ async def listen(args: argparse.Namespace) -> int:
     if stopped_by:  # 128 + the signal, as a shell reports a command it stopped; all is said, so
         # no waiting for a worker thread's model call or TensorFlow's teardown (seconds)
         leave(128 + stopped_by[0])
-    # each failure was said when it happened (one line, the reason in words)
-    return 1 if any(s.status.state == "failed" for s in service.supervisors) else 0
+    # each failure was said when it happened (one line, the reason in words), each lost window in
+    # its source's last line: either way something was not analysed
+    failed = any(s.status.state == "failed" for s in service.supervisors)
+    lost = any(service.monitor.heard(s.source.name).lost_windows for s in service.supervisors)
+    return 1 if failed or lost else 0
 
 
 def _load_classifier(model_dir: Path) -> OfflineClassifier:

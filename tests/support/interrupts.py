@@ -9,6 +9,7 @@ measures the time from the signal to the exit.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -31,6 +32,15 @@ EXIT_WAIT_S = 60.0
 EXIT_BOUND_S = 3.0
 #: the native libraries mapped while TensorFlow is being imported (the first seconds of a load)
 TENSORFLOW_LIBRARY = "_pywrap_tensorflow_internal"
+
+
+_OUTPUT_FILES: list[Path] = []
+
+
+@atexit.register
+def _remove_output_files() -> None:
+    for path in _OUTPUT_FILES:
+        path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -69,6 +79,7 @@ def start(
     to instead of the stderr file, e.g. a terminal)."""
     out_fd, out_name = tempfile.mkstemp(prefix="interrupt-", suffix=".out")
     err_fd, err_name = tempfile.mkstemp(prefix="interrupt-", suffix=".err")
+    _OUTPUT_FILES.extend((Path(out_name), Path(err_name)))  # read after the exit, removed at the end
     with os.fdopen(out_fd, "wb") as out, os.fdopen(err_fd, "wb") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", module, *arguments],

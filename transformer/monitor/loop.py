@@ -274,16 +274,21 @@ class Monitor:
         and scored) with the anomalies their scores fire, the gated ones with none (their time
         still passes)."""
         audible = [window for source, window in due if source.detector.audible(window.level_dbfs)]
-        await embed_entries(unembedded(audible), self._embed)
         scores: Iterator[np.ndarray] = iter(())
-        if audible:
-            scored = await self._score(np.stack([window.embeddings() for window in audible]))
-            if len(scored.values) != len(audible):
-                raise ValueError(
-                    f"the predictor answered {len(scored.values)} rows for {len(audible)} windows"
-                )
-            self._weights = WeightsStatus(self.embedding_official, scored.weights_official)
-            scores = iter(scored.values)
+        try:
+            await embed_entries(unembedded(audible), self._embed)
+            if audible:
+                scored = await self._score(np.stack([window.embeddings() for window in audible]))
+                if len(scored.values) != len(audible):
+                    raise ValueError(
+                        f"the predictor answered {len(scored.values)} rows for {len(audible)} windows"
+                    )
+                self._weights = WeightsStatus(self.embedding_official, scored.weights_official)
+                scores = iter(scored.values)
+        except Exception:  # these windows are lost: the source's last line must not say "too short"
+            for source, _ in due:
+                source.lost_windows += 1
+            raise
         heard = {id(window) for window in audible}
         changes = []
         for source, window in due:

@@ -97,6 +97,8 @@ class Reporter:
             return f": never connected: {status.last_error or 'not tried'} ({tries})"
         if heard.events:
             found = events_text(heard.events)
+        elif heard.lost_windows and heard.windows == 0:
+            found = "nothing analysed (every detection step failed)"
         elif heard.windows == 0 and status.seconds_captured:
             # as an upload is refused: one example needs this much audio
             found = f"nothing analysed (too short: one example needs {MIN_SECONDS_FOR_ONE_EXAMPLE:g} s)"
@@ -105,6 +107,9 @@ class Reporter:
         else:
             found = "no anomaly heard"
         extras = []
+        if heard.lost_windows and heard.windows:
+            lost = heard.lost_windows
+            extras.append(f"{lost} window{'s' if lost > 1 else ''} not analysed (detection failed)")
         if status.restarts:
             extras.append("1 reconnect" if status.restarts == 1 else f"{status.restarts} reconnects")
         dropped = self.dropped_seconds[supervisor.source.name]

@@ -118,7 +118,11 @@ class MonitorService:
 
     async def _supervise(self, supervisor: SourceSupervisor) -> None:
         """Run one capture; when it ends for good, tell the monitor after the source's last audio."""
-        await supervisor.run()
+        try:
+            await supervisor.run()
+        except Exception as error:  # a fault of the supervisor itself: that source fails, said once
+            logger.exception("source %s: its capture broke down", supervisor.source.name)
+            supervisor.fail(f"the capture broke down ({type(error).__name__}: {error})")
         if supervisor.status.state in ("finished", "failed") and self.queue is not None:
             name = supervisor.source.name
             end = Chunk(name, np.zeros(0, dtype=np.int16), 0.0, 0, final=True, droppable=False)

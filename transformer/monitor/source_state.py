@@ -66,6 +66,7 @@ class SourceState:
     clock: tuple[float, float] | None = None  # (stream seconds, wall-clock epoch) of its newest audio
     windows: int = 0  # windows detected, and of them loud enough for the gate (what was heard)
     heard_windows: int = 0
+    lost_windows: int = 0  # due in a detection step that failed (predictor down, wrong model...)
     events: int = 0  # events started
 
     def wall_time(self, stream_seconds: float | None) -> str | None:

@@ -29,7 +29,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -114,6 +114,15 @@ class SourceSpec(BaseModel):
         """The URL with ``${VAR}`` replaced from the environment (KeyError names a missing one)."""
         variables = os.environ if environ is None else environ
         return _VARIABLE.sub(lambda match: variables[match.group(1)], self.url)
+
+    def secrets(self, environ: Mapping[str, str] | None = None) -> list[str]:
+        """The values the URL's ``${VAR}``s stand for, as written and percent-encoded, longest
+        first: what no log line or status may show, wherever in the URL they sit (a password in
+        a query string, ``?pwd=${CAM_PW}``, is not the URL's password part)."""
+        variables = os.environ if environ is None else environ
+        values = {variables[name] for name in _VARIABLE.findall(self.url) if variables.get(name)}
+        values |= {quote(value, safe="") for value in values}
+        return sorted(values, key=len, reverse=True)
 
     def missing_variables(self, environ: Mapping[str, str] | None = None) -> list[str]:
         """The ``${VAR}`` names of the URL that the environment does not set."""

@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import random
 import time
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import numpy as np
@@ -48,6 +50,7 @@ from transformer.monitor.sources import SourceSpec, file_path, redacted
 from transformer.monitor.wav_header import NotFloatWav, PcmFormat, read_wav_header
 
 logger = logging.getLogger(__name__)
+_CANNOT_RUN: Final = (errno.EACCES, errno.ENOEXEC, errno.EISDIR, errno.ENOTDIR, errno.EPERM)
 
 FFMPEG_MISSING: Final = "ffmpeg not found: install it (e.g. apt-get install ffmpeg) or give its path"
 #: How long ffmpeg may take to exit after closing its output before it is killed.
@@ -117,10 +120,10 @@ class SourceSupervisor:
             try:
                 url = self.source.resolved_url(self._environ)
             except KeyError as missing:
-                self._fail(f"url: environment variable {missing.args[0]} is not set")
+                self.fail(f"url: environment variable {missing.args[0]} is not set")
                 return
             if self.source.kind == "file" and (problem := file_problem(file_path(url))) is not None:
-                self._fail(problem)
+                self.fail(problem)
                 return
             before = self.status.seconds_captured
             outcome = await self._capture(url)
@@ -147,14 +150,22 @@ class SourceSupervisor:
                 stdin=None if self.source.kind == "stdin" else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
+                # a terminal's Ctrl-C (or a service manager's signal to the group) is the monitor's
+                # to handle: ffmpeg stopped under it would read as a lost connection
+                start_new_session=self.source.kind != "stdin",
             )
         except FileNotFoundError:
-            self._fail(FFMPEG_MISSING)
+            self.fail(FFMPEG_MISSING)
             return "failed"
+        except OSError as error:  # not a program (a folder, no permission) or no room for a process
+            if error.errno in _CANNOT_RUN:
+                self.fail(f"cannot run ffmpeg ({self.binary}): {error.strerror}")
+                return "failed"
+            self.status.last_error = f"cannot start ffmpeg: {error.strerror}"  # EMFILE, EAGAIN: passes
+            return "retry"
         self._segment += 1
         self.status.state, self._problem = "starting", None
-        shown = redacted(url)
-        log = FfmpegLog(self.source.name, lambda text: text.replace(url, shown))
+        log = FfmpegLog(self.source.name, _redactor(url, self.source.secrets(self._environ)))
         said = asyncio.create_task(log.read(process.stderr))
         stopping = asyncio.create_task(self._stopping.wait())
         before = self.status.seconds_captured
@@ -177,6 +188,10 @@ class SourceSupervisor:
             if not said.done():
                 said.cancel()
         if reason == "stalled":
+            if self.source.kind == "file" or (self._finite and self.status.seconds_captured > before):
+                # a file read again would start over: its events twice
+                self.fail(f"{self._problem}; the rest of the file is not analysed")
+                return "failed"
             self.status.last_error = self._problem
             return "retry"
         if reason != "eof":
@@ -187,10 +202,10 @@ class SourceSupervisor:
         why = self._problem or capture_failure(log.problems, log.errors, self.source.kind, code)
         if self._single:  # a file does not get better by reading it again
             path = file_path(url) if self.source.kind == "file" else None
-            self._fail(f"{why}: {path}" if path is not None and str(path) not in why else why)
+            self.fail(f"{why}: {path}" if path is not None and str(path) not in why else why)
             return "failed"
         if self._finite and self.status.seconds_captured > before:  # an HTTP file, broken off
-            self._fail(f"connection lost ({why}); the rest of the file is not analysed")
+            self.fail(f"connection lost ({why}); the rest of the file is not analysed")
             return "failed"
         self.status.last_error = why
         return "retry"
@@ -224,8 +239,9 @@ class SourceSupervisor:
             data = await self._next(asyncio.create_task(process.stdout.read(chunk_bytes)), stopping)
             if isinstance(data, str):
                 return data
-            if isinstance(data, BaseException):
-                raise data
+            if isinstance(data, BaseException):  # the pipe broke: as an end, ffmpeg's code says why
+                self._problem = f"reading ffmpeg's output failed: {data}"
+                return "eof"
             if not data:
                 return "eof"
             data = leftover + data
@@ -315,11 +331,26 @@ class SourceSupervisor:
         self._said = reason
         self._notify(Notice("retrying", self.source.name, what, detail, warning=True))
 
-    def _fail(self, message: str) -> None:
+    def fail(self, message: str) -> None:
+        """Given up for good: one line saying why."""
         self.status.state, self.status.last_error = "failed", message
         seconds = self.status.seconds_captured
         detail = f" after {seconds:.2f} s of audio: {message}" if seconds else f": {message}"
         self._notify(Notice("failed", self.source.name, "failed", detail, warning=True))
+
+
+def _redactor(url: str, secrets: Sequence[str]) -> Callable[[str], str]:
+    """What turns an ffmpeg line into one fit for a log: the URL as ``redacted`` shows it, and
+    every value of its variables hidden wherever it stands."""
+    shown = redacted(url)
+
+    def redact(text: str) -> str:
+        text = text.replace(url, shown)
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    return redact
 
 
 async def _reaped(process: asyncio.subprocess.Process) -> int:

@@ -21,6 +21,7 @@ from transformer.analysis.types import PredictorScores
 from transformer.dht.delivery import DeliveryService
 from transformer.dht.outbox import Outbox
 from transformer.monitor.loop import Monitor
+from transformer.monitor.notices import Notice
 from transformer.monitor.service import MonitorService
 from transformer.monitor.sources import SourceSpec
 
@@ -58,7 +59,9 @@ async def test_a_predictor_outage_costs_its_steps_not_the_listening(
         labels=load_labels(),
         session="run-1",
     )
-    service = MonitorService(sources, monitor, queue_chunks=20)  # a replay waits: steps of 2 s at most
+    notices: list[Notice] = []
+    # a replay waits: steps of 2 s at most
+    service = MonitorService(sources, monitor, queue_chunks=20, notify=notices.append)
     await service.start()
     try:
         await service.wait_sources_done()
@@ -68,6 +71,13 @@ async def test_a_predictor_outage_costs_its_steps_not_the_listening(
         await service.stop()
 
     assert service.failed_steps == 1 and status["failed_steps"] == 1 and status["steps"] >= 2
+    # the windows of the failed step are said in their source's last line, never "no anomaly"
+    lost = {name: monitor.heard(name).lost_windows for name in ("kitchen", "hall")}
+    assert sum(lost.values()) >= 1, lost
+    finished = {n.source: n.line() for n in notices if n.kind == "finished"}
+    for name, count in lost.items():
+        said = f"{count} window{'s' if count > 1 else ''} not analysed (detection failed)"
+        assert (said in finished[name]) == (count > 0), finished[name]
     states = {source["name"]: source for source in status["sources"]}
     assert states["kitchen"]["state"] == states["hall"]["state"] == "finished"
     assert states["kitchen"]["seconds_captured"] == pytest.approx(30.0, abs=0.01)
@@ -87,6 +97,39 @@ async def test_a_predictor_outage_costs_its_steps_not_the_listening(
     assert 'audioguard_monitor_source_up{source="kitchen"} 0.0' in metrics
     assert "audioguard_monitor_source_restarts_total" in metrics
     assert "audioguard_monitor_" not in generate_latest(REGISTRY).decode()
+
+
+async def test_a_source_whose_every_step_failed_says_so_not_too_short(
+    synthetic_model_dir: Path, tmp_path: Path
+) -> None:
+    """The predictor serves another model for the whole file: its last line says that nothing
+    was analysed because detection failed (before: "too short"), and the windows count as lost."""
+    recording(tmp_path / "a.wav", 12.0)
+    offline = OfflineClassifier.from_model_dir(synthetic_model_dir)
+
+    async def score(windows: np.ndarray) -> PredictorScores:
+        raise ServiceNotReady("the predictor does not serve model 'audioguard'")
+
+    sources = [SourceSpec(name="hall", url=f"file:{tmp_path / 'a.wav'}", realtime=False)]
+    monitor = Monitor(
+        sources,
+        embed=embedder(offline),
+        score=score,
+        record=lambda changes, context: None,
+        groups=load_anomaly_groups(),
+        labels=load_labels(),
+    )
+    notices: list[Notice] = []
+    service = MonitorService(sources, monitor, queue_chunks=20, notify=notices.append)
+    await service.start()
+    try:
+        await service.wait_sources_done()
+    finally:
+        await service.stop()
+    assert service.failed_steps >= 1
+    assert monitor.heard("hall").windows == 0 and monitor.heard("hall").lost_windows >= 1
+    (finished,) = [n.line() for n in notices if n.kind == "finished"]
+    assert finished.endswith("after 12.00 s of audio: nothing analysed (every detection step failed)")
 
 
 async def test_many_live_sources_at_once_each_get_their_own_events_and_lose_no_audio(

@@ -5,14 +5,19 @@ stream per connection), the notices as the console and the log get them."""
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
+import os
 import shutil
 import socket
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from tests.support.dht_standin import eventually
 from tests.support.serverutil import free_port
@@ -187,3 +192,76 @@ async def test_audio_dropped_behind_a_live_source_is_said_once_per_burst(tmp_pat
     seconds = float(dropped.what.split()[1])
     assert 0.05 <= seconds <= first * 0.1 + 0.05  # chunks of 0.1 s at most
     assert reporter.dropped_seconds["fast"] > seconds  # the later drops are counted, said later
+
+
+async def test_an_ffmpeg_that_cannot_run_fails_the_source_once(tmp_path: Path) -> None:
+    """A folder or a file without the execute bit as the ffmpeg program: before, the supervisor
+    died with the PermissionError unsaid and the source stayed "starting" for ever."""
+    wav(tmp_path / "a.wav", 1.0)
+    (tmp_path / "not-a-program").write_text("#!/bin/sh\n")  # no execute bit
+    for binary in (str(tmp_path), str(tmp_path / "not-a-program")):
+        notices: list[Notice] = []
+        source = SourceSpec(name="mic", url=f"file:{tmp_path / 'a.wav'}")
+        async with supervised(source, notify=notices.append, binary=binary) as (supervisor, _):
+            await eventually(lambda s=supervisor: s.status.state == "failed", 10, "the source to fail")
+            assert supervisor.status.restarts == 0
+        assert lines(notices) == [f"mic: failed: cannot run ffmpeg ({binary}): Permission denied"]
+
+
+async def test_a_file_that_stops_giving_audio_fails_instead_of_starting_over(tmp_path: Path) -> None:
+    """A file ffmpeg stops reading from midway (a named pipe whose writer stalls, as a slow share
+    would): before, the stall was retried and the file read again from its start (its events
+    twice); now the source fails, saying how much it heard."""
+    fifo = tmp_path / "slow.wav"
+    os.mkfifo(fifo)
+    given = io.BytesIO()  # 8 s: more than ffmpeg's probe reads before it gives its first sample
+    sf.write(given, np.zeros(8 * 16_000, dtype=np.int16), 16_000, format="WAV", subtype="PCM_16")
+    header_and_audio = bytearray(given.getvalue())
+    header_and_audio[4:8] = header_and_audio[40:44] = (0x7FFF_FFF0).to_bytes(4, "little")  # "more to come"
+    release = threading.Event()
+
+    def writer() -> None:
+        with open(fifo, "wb") as pipe:  # blocks until ffmpeg opens it
+            pipe.write(header_and_audio)
+            pipe.flush()
+            release.wait(30)  # open but silent: the reader waits for more
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    notices: list[Notice] = []
+    source = SourceSpec(name="share", url=f"file:{fifo}", realtime=False, no_data_seconds=1.5)
+    try:
+        async with supervised(source, notify=notices.append) as (supervisor, queue):
+            await eventually(lambda: supervisor.status.state == "failed", 20, "the stalled file to fail")
+            assert supervisor.status.restarts == 0
+            heard = sum(chunk.samples.shape[0] for chunk in drain(queue))
+    finally:
+        release.set()
+        thread.join(10)
+    # the seconds it gave, once (ffmpeg holds back its last part-filled packet while it waits)
+    assert 7 * 16_000 <= heard <= 8 * 16_000
+    assert lines(notices)[-1] == (
+        f"share: failed after {heard / 16_000:.2f} s of audio: no audio for 1.5 s; "
+        "the rest of the file is not analysed"
+    )
+
+
+async def test_a_password_in_the_query_string_never_reaches_a_log_or_the_status(
+    file_server: tuple[str, Path, list[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Many cameras take their password as a query parameter (``?pwd=${CAM_PW}``), which the
+    URL's user:password redaction does not see; ffmpeg's lines name the whole URL."""
+    base, _, requested = file_server  # an empty folder: 404 for every path
+    secret = "s3cr3t/pa ss"  # as written and percent-encoded, both hidden
+    notices: list[Notice] = []
+    source = SourceSpec(name="cam", url=f"{base}/audio.cgi?user=admin&pwd=${{CAM_PW}}")
+    caplog.set_level(logging.DEBUG, logger="transformer.monitor")
+    async with supervised(source, notify=notices.append, environ={"CAM_PW": secret}) as (supervisor, _):
+        await eventually(lambda: supervisor.status.restarts >= 1, 20, "a failed try")
+        status_error = supervisor.status.last_error or ""
+    assert requested and all("pwd=" in path for path in requested)  # the password was sent
+    ffmpeg_lines = [r.getMessage() for r in caplog.records if "ffmpeg:" in r.getMessage()]
+    assert any("pwd=***" in line for line in ffmpeg_lines), ffmpeg_lines  # the URL was there
+    said = [*ffmpeg_lines, *lines(notices), status_error, supervisor.status.url]
+    for text in said:
+        assert secret not in text and quote(secret, safe="") not in text and "s3cr3t" not in text, text
