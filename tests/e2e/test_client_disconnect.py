@@ -32,6 +32,7 @@ from tests.support.service_clients import (
     sifis_post,
     wav_bytes,
 )
+from transformer.settings import TransformerSettings
 
 pytestmark = pytest.mark.slow
 
@@ -175,12 +176,14 @@ def assert_the_work_stopped(pair: Services, examples_before: float, scored_befor
     assert "Traceback" not in transformer.log_text()
 
     # the service is whole: the next requests are served and scored; and nothing more of the
-    # abandoned one happens later: the first next request adds exactly what the second adds
+    # abandoned one happens later than the one VGGish call that was running when the client left
+    # (a native call is not interrupted): the first next request adds what the second adds, plus
+    # at most that call's rows
     added = []
     for _ in range(2):
         before = vggish_examples(transformer)
         answer = sifis_post(transformer, wav_bytes(np.zeros(32000)))
         assert answer.status_code == 200, answer.text
         added.append(vggish_examples(transformer) - before)
-    assert added[0] == added[1] > 0, added
+    assert added[1] > 0 and 0 <= added[0] - added[1] <= TransformerSettings().vggish_batch_size, added
     wait_for(lambda: scored_windows(predictor) > scored_before, "the predictor never scored the next request")
