@@ -329,11 +329,13 @@ kserve() {
   local src=$K8S_HOME/src/kserve/config t0; t0=$(date +%s)
   say "KServe $KSERVE_VERSION: CRDs, inferenceservice-config (Standard mode)"
   kubectl create namespace kserve --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-  kubectl apply --server-side -k "$src/crd/full" >/dev/null
+  kubectl apply --server-side --force-conflicts -k "$src/crd/full" >/dev/null
   kubectl wait --for=condition=Established --timeout=60s crd/inferenceservices.serving.kserve.io >/dev/null
-  kubectl apply --server-side -f "$src/configmap/inferenceservice.yaml" >/dev/null
-  kubectl -n kserve patch configmap inferenceservice-config --type merge \
-    -p '{"data":{"deploy":"{\"defaultDeploymentMode\": \"Standard\"}"}}' >/dev/null
+  sed '/^  deploy: |-$/,/^    }$/ s/"defaultDeploymentMode": "Serverless"/"defaultDeploymentMode": "Standard"/' \
+    "$src/configmap/inferenceservice.yaml" > "$RUN/inferenceservice-config.yaml"
+  grep -q '^      "defaultDeploymentMode": "Standard"$' "$RUN/inferenceservice-config.yaml" \
+    || die "could not set Standard mode in KServe's inferenceservice-config"
+  kubectl apply --server-side --force-conflicts -f "$RUN/inferenceservice-config.yaml" >/dev/null
   # The controller runs out of cluster. Its webhooks are required (the pod mutator mounts pvc:// models at
   # /mnt/models: without it the pods find no model): served with a certificate made here, registered by URL.
   # controller-runtime reads the certificate from $TMPDIR/k8s-webhook-server/serving-certs.

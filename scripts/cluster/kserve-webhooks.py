@@ -1,8 +1,9 @@
 """KServe's webhook registrations, pointed at a controller that runs out of the cluster.
 
-Used by scripts/cluster.sh: reads KServe's config/webhook/manifests.yaml (from the KServe module's source, which
-names the webhooks' Service through kustomize variables) and prints it with each `clientConfig.service` replaced by
-`clientConfig.url: <base><path>` and the self-made certificate as `caBundle`.
+Used by scripts/cluster.sh: reads KServe's config/webhook/manifests.yaml (from the KServe module's
+source, which names the webhooks' Service through kustomize variables) and prints it with each
+`clientConfig.service` replaced by `clientConfig.url: <base><path>` and the self-made certificate
+as `caBundle`.
 
     python3 kserve-webhooks.py MANIFESTS_YAML CERT_PEM BASE_URL > webhooks.yaml
 """
@@ -14,7 +15,8 @@ import sys
 
 def main() -> None:
     manifests, cert, base = sys.argv[1:4]
-    text = open(manifests, encoding="utf-8").read()
+    with open(manifests, encoding="utf-8") as f:
+        text = f.read()
     with open(cert, "rb") as f:
         bundle = base64.b64encode(f.read()).decode()
     service = re.compile(r"^(\s*)service:\n\s*name: .*\n\s*namespace: .*\n\s*path: (\S+)\n", re.M)
