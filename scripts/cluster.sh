@@ -330,7 +330,7 @@ kserve() {
   say "KServe $KSERVE_VERSION: CRDs, inferenceservice-config (Standard mode)"
   kubectl create namespace kserve --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   kubectl apply --server-side --force-conflicts -k "$src/crd/full" >/dev/null
-  kubectl wait --for=condition=Established --timeout=60s crd/inferenceservices.serving.kserve.io >/dev/null
+  wait_for 60 "KServe's CRDs" kubectl wait --for=condition=Established --timeout=5s crd/inferenceservices.serving.kserve.io
   sed '/^  deploy: |-$/,/^    }$/ s/"defaultDeploymentMode": "Serverless"/"defaultDeploymentMode": "Standard"/' \
     "$src/configmap/inferenceservice.yaml" > "$RUN/inferenceservice-config.yaml"
   grep -q '^      "defaultDeploymentMode": "Standard"$' "$RUN/inferenceservice-config.yaml" \
@@ -424,7 +424,8 @@ down() {
   for ipt in iptables ip6tables; do
     command -v "$ipt" >/dev/null || continue
     for table in filter nat mangle; do
-      "$ipt" -t "$table" -S 2>/dev/null | grep -E '^-A [^ ]+ .*-j KUBE-' | grep -Ev '^-A KUBE-' | while read -r rule; do
+      { "$ipt" -t "$table" -S 2>/dev/null || true; } | { grep -E '^-A [^ ]+ .*-j KUBE-' || true; } \
+        | { grep -Ev '^-A KUBE-' || true; } | while read -r rule; do
         eval "$ipt -t $table ${rule/-A /-D }" 2>/dev/null || true
       done
       for chain in $("$ipt" -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do "$ipt" -t "$table" -F "$chain" 2>/dev/null || true; done
@@ -432,7 +433,9 @@ down() {
     done
   done
   # mounts under the run directory (containerd's snapshots and shm, the kubelet's volumes), deepest first
-  grep -o " $RUN/[^ ]*" /proc/mounts 2>/dev/null | sed 's/^ //' | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  { grep -o " $RUN/[^ ]*" /proc/mounts || true; } | sed 's/^ //' | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
   if [ -f "$RUN/bridge.ours" ]; then ip link delete "$BRIDGE" 2>/dev/null || true; fi
   if [ -f "$RUN/sysctl.saved" ]; then
     while read -r line; do sysctl -q -w "$line" >/dev/null 2>&1 || true; done < "$RUN/sysctl.saved"
