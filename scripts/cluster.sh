@@ -194,8 +194,8 @@ up() {
   [ "$(id -u)" = 0 ] || die "needs root (bridge, iptables, containerd)"
   need containerd ctr runc iptables podman openssl ip curl
   [ -x /usr/lib/cni/bridge ] || die "missing the CNI plugins (apt-get install containernetworking-plugins)"
-  if running apiserver; then say "already up"; env_; return 0; fi
-  [ -e "$RUN" ] && die "$RUN is left from an earlier run: \`bash scripts/cluster.sh down\` first"
+  if [ -f "$RUN/up.done" ] && running apiserver && running kubelet; then say "already up"; env_; return 0; fi
+  [ ! -e "$RUN" ] || die "$RUN is left from an earlier or unfinished \`up\`: \`bash scripts/cluster.sh down\` first"
   # refuse to share the host with another cluster: `down` removes the KUBE-* chains and the bridge
   [ -z "$(kube_chains)" ] || die "iptables already has KUBE-* chains (another cluster on this machine?): not starting"
   ! ip link show "$BRIDGE" >/dev/null 2>&1 || die "the bridge $BRIDGE exists already (another cluster?): not starting"
@@ -302,6 +302,7 @@ EOF
   say "cluster DNS (CoreDNS $COREDNS_VERSION)"
   kubectl apply -f "$HERE/coredns.yaml" >/dev/null
   wait_for 120 "cluster DNS" kubectl -n kube-system rollout status deploy/coredns --timeout=5s
+  touch "$RUN/up.done"
   say "up in $(( $(date +%s) - t0 )) s"
   env_
 }
