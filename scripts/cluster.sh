@@ -15,8 +15,9 @@
 #                                           and after a half-failed `up`)
 #
 # Environment: K8S_HOME (default: .cache/cluster in the project), K8S_VERSION (v1.34.2), ETCD_VERSION (v3.6.13),
-# KSERVE_VERSION (v0.20.0), COREDNS_VERSION (v1.12.4). Binaries go to $K8S_HOME/bin with their sha256 sums in
-# $K8S_HOME/bin/SHA256SUMS and the versions they were built from in $K8S_HOME/bin/VERSIONS; the running cluster's
+# KSERVE_VERSION (v0.20.0), COREDNS_VERSION (v1.12.4). Binaries go to $K8S_HOME/bin with the versions they were
+# built from in $K8S_HOME/bin/VERSIONS (a component is rebuilt when its version changes) and their sha256 sums in
+# $K8S_HOME/bin/SHA256SUMS (written when something was built, checked by every later build/up); the running cluster's
 # state (pids, logs, kubeconfig, etcd, containerd) in $K8S_HOME/run, removed by `down`.
 # Everything listens on 127.0.0.1, except the API server: on 10.244.0.1, the address of the pod network's bridge
 # (k8slocal0, made here with no uplink and no NAT, so nothing leaves the machine).
@@ -70,7 +71,7 @@ record() {  # component version
 build() {
   need go gcc python3
   mkdir -p "$BIN"
-  local t0; t0=$(date +%s)
+  local t0 before; t0=$(date +%s); before=$(cat "$BIN/VERSIONS" 2>/dev/null || true)
   if ! built kubernetes "$K8S_VERSION"; then
     say "building Kubernetes $K8S_VERSION (kube-apiserver, controller-manager, scheduler, kubelet, kube-proxy, kubectl; ~3-5 min)"
     local src=$K8S_HOME/src/kubernetes
@@ -152,8 +153,14 @@ fi
 exec "$(command -v runc)" "$@"
 EOF
   chmod +x "$BIN/runc-wrap"
-  ( cd "$BIN" && sha256sum kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl etcd \
-      coredns kserve-manager pause runc-wrap > SHA256SUMS )
+  # the sums are written when something was built, and checked otherwise
+  if [ "$(cat "$BIN/VERSIONS")" != "$before" ] || [ ! -f "$BIN/SHA256SUMS" ]; then
+    ( cd "$BIN" && sha256sum kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl etcd \
+        coredns kserve-manager pause runc-wrap > SHA256SUMS )
+  else
+    ( cd "$BIN" && sha256sum --quiet -c SHA256SUMS ) \
+      || die "the binaries in $BIN differ from their SHA256SUMS (remove $BIN/VERSIONS to rebuild them)"
+  fi
   say "binaries in $BIN (versions: $BIN/VERSIONS, sha256: $BIN/SHA256SUMS; $(( $(date +%s) - t0 )) s)"
 }
 
