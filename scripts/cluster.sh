@@ -20,7 +20,8 @@
 # $K8S_HOME/bin/SHA256SUMS (written when something was built, checked by every later build/up); the running cluster's
 # state (pids, logs, kubeconfig, etcd, containerd) in $K8S_HOME/run, removed by `down`.
 # Everything listens on 127.0.0.1, except the API server: on 10.244.0.1, the address of the pod network's bridge
-# (k8slocal0, made here with no uplink and no NAT, so nothing leaves the machine).
+# (k8slocal0, made here with no uplink and no NAT, so nothing leaves the machine), and KServe's webhook server
+# (port 19443 on all addresses: controller-runtime has no flag for its host).
 # Needs root, Go >= 1.24, and `apt-get install containerd containernetworking-plugins runc iptables gcc podman
 # openssl` (checked, not installed, by this script).
 set -euo pipefail
@@ -460,5 +461,5 @@ case "${1:-}" in
   status) status ;;
   env) env_ ;;
   down) down ;;
-  *) sed -n '2,24p' "$0"; exit 2 ;;
+  *) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 2 ;;
 esac
