@@ -71,7 +71,12 @@ def test_chart_environment(name: str) -> None:
 
 
 # read by the process before any settings object (logging, the KServe version check) or by the tests
-NOT_SETTINGS = {"AUDIOGUARD_REQUIRE_DEPLOY_TOOLS", "AUDIOGUARD_LOG_LEVEL", "AUDIOGUARD_ALLOW_UNTESTED_KSERVE"}
+NOT_SETTINGS = {
+    "AUDIOGUARD_REQUIRE_DEPLOY_TOOLS",
+    "AUDIOGUARD_CLUSTER_TESTS",
+    "AUDIOGUARD_LOG_LEVEL",
+    "AUDIOGUARD_ALLOW_UNTESTED_KSERVE",
+}
 
 
 def test_documented_variables() -> None:
