@@ -32,7 +32,7 @@ from audioguard.offline import OfflineClassifier
 from tests.support.dht_broker import DhtBroker
 from tests.support.records import assert_event_records
 from tests.support.serverutil import RunningServer, run_module, start_server
-from tests.support.service_clients import MODEL, clip, metric_value, predictor_args, sifis_post, triton_binary
+from tests.support.service_clients import MODEL, clip, metric_value, sifis_post, triton_binary
 from transformer.analysis.labels import load_labels
 from transformer.dht.clients import same_json
 
@@ -121,13 +121,6 @@ def plan(synthetic_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 # --- servers -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def predictor(synthetic_model_dir: Path) -> Iterator[RunningServer]:
-    server = start_server("predictor", predictor_args(synthetic_model_dir))
-    yield server
-    server.stop()
 
 
 def transformer_args(model_dir: Path, predictor: RunningServer) -> list[str]:

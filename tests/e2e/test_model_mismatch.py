@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -25,7 +24,7 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
 from tests.support.serverutil import RunningServer, start_server
-from tests.support.service_clients import predictor_args, wav_bytes
+from tests.support.service_clients import wav_bytes
 
 pytestmark = [pytest.mark.slow]
 
@@ -36,21 +35,6 @@ MISMATCH = re.compile(
     r"give both services the same model name \(--model_name audioguard here, or --model_name other "
     r"on the predictor\)"
 )
-
-
-@pytest.fixture(scope="module")
-def ffmpeg_installed() -> None:
-    import shutil
-
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed (bash scripts/install-system-tools.sh)")
-
-
-@pytest.fixture(scope="module")
-def predictor(synthetic_model_dir: Path) -> Iterator[RunningServer]:
-    server = start_server("predictor", predictor_args(synthetic_model_dir))
-    yield server
-    server.stop()
 
 
 def mismatched_transformer(

@@ -29,27 +29,12 @@ from tests.support.dht_broker import DhtBroker
 from tests.support.leakscan import AudioFingerprints, files_under, read_bounded, scan_files
 from tests.support.records import assert_event_records
 from tests.support.serverutil import RunningServer, free_port, start_server
-from tests.support.service_clients import metric_value, predictor_args, wav_bytes
+from tests.support.service_clients import metric_value, wav_bytes
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ffmpeg_installed")]
 
 ANOMALY_TOPIC = "SIFIS:Audio_Anomaly"
 SECONDS = 14.0
-
-
-@pytest.fixture(scope="module")
-def ffmpeg_installed() -> None:
-    import shutil
-
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed (bash scripts/install-system-tools.sh)")
-
-
-@pytest.fixture(scope="module")
-def predictor(synthetic_model_dir: Path) -> Iterator[RunningServer]:
-    server = start_server("predictor", predictor_args(synthetic_model_dir))
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
