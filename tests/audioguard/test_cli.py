@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -128,28 +127,9 @@ def test_synthetic_refuses_to_overwrite_existing_files_unless_forced(tmp_path: P
 def test_synthetic_vggish_prints_no_tensorflow_banner(tmp_path: Path) -> None:
     """scripts/run.sh's weights step (WEIGHTS=synthetic): TensorFlow writes the checkpoint, and its
     native banners (absl, oneDNN, cpu_feature_guard) ignore TF_CPP_MIN_LOG_LEVEL; none is output."""
-    environment = {
-        k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "AUDIOGUARD_LOG_LEVEL")
-    }
-    finished = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "audioguard.cli",
-            "weights",
-            "synthetic",
-            "--dest",
-            str(tmp_path),
-            "--only",
-            "vggish",
-        ],
-        cwd=PROJECT_ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    # as a user's shell runs it: neither variable set
+    unset: dict[str, str | None] = {"TF_CPP_MIN_LOG_LEVEL": None, "AUDIOGUARD_LOG_LEVEL": None}
+    finished = run_audioguard("weights", "synthetic", "--dest", str(tmp_path), "--only", "vggish", env=unset)
     assert finished.returncode == 0, finished.stderr
     assert finished.stderr == ""
     assert finished.stdout.splitlines() == [
