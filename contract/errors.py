@@ -75,9 +75,14 @@ class PrivacyPolicyViolation(AudioGuardError):
 
 
 class ServiceNotReady(AudioGuardError):
-    """Weights not loaded yet, or the predictor is unreachable (503)."""
+    """Weights not loaded yet, or the predictor is unreachable (503; with ``Retry-After`` when
+    ``retry_after_seconds`` is known)."""
 
     status_code = 503
+
+    def __init__(self, message: str, *, retry_after_seconds: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class ServiceFault(AudioGuardError):
@@ -93,8 +98,7 @@ class Overloaded(ServiceNotReady):
     """At capacity: the request was not started (503 with Retry-After; gRPC UNAVAILABLE)."""
 
     def __init__(self, message: str, *, retry_after_seconds: int) -> None:
-        super().__init__(message)
-        self.retry_after_seconds = retry_after_seconds
+        super().__init__(message, retry_after_seconds=retry_after_seconds)
 
 
 class ModelAssetError(AudioGuardError):

@@ -55,6 +55,7 @@ from contract.log_limit import RateLimitedLog
 from contract.service_logs import announce_lifecycle
 from contract.v2_routes import ServedModel, add_v2_routes, serve_model
 from transformer.model import AudioTransformer
+from transformer.predictor_client import PREDICTOR_RETRY_AFTER_SECONDS
 from transformer.protocol import sifis
 from transformer.protocol.v2_response import OUTPUT_NAMES
 
@@ -122,7 +123,11 @@ async def predictor_unavailable_handler(request: Request, error: Exception) -> J
         request.url.path,
         type(error).__name__,
     )
-    return JSONResponse(status_code=503, content={"error": "the predictor is unavailable"})
+    return JSONResponse(
+        status_code=503,
+        content={"error": "the predictor is unavailable"},
+        headers={"Retry-After": str(PREDICTOR_RETRY_AFTER_SECONDS)},
+    )
 
 
 class PredictorCallLogFilter(logging.Filter):

@@ -35,6 +35,10 @@ PREDICTOR_CHANNEL_ARGS: Final = (
     ("grpc.min_reconnect_backoff_ms", 250),
     ("grpc.max_reconnect_backoff_ms", 1000),
 )
+#: Retry-After of the 503 a call gets while the predictor is unreachable or not ready: a deleted
+#: predictor pod was back in 20-35 s on the test cluster (docs/deploy.md), so a caller retrying at
+#: this pace gets through within seconds of its return.
+PREDICTOR_RETRY_AFTER_SECONDS: Final = 5
 
 #: ``send(request, headers)``: KServe's call to the predictor
 SendRequest = Callable[[InferRequest, dict[str, str] | None], Awaitable[Any]]
@@ -94,14 +98,22 @@ class PredictorClient:
                 f"the predictor does not serve model {self.model_name!r} ({observed.detail})"
             )
         if observed is not None:
-            return ServiceNotReady(f"the predictor is unavailable ({observed.detail})")
+            return ServiceNotReady(
+                f"the predictor is unavailable ({observed.detail})",
+                retry_after_seconds=PREDICTOR_RETRY_AFTER_SECONDS,
+            )
         if isinstance(error, grpc.RpcError):
             return ServiceFault(f"the predictor failed: {error.code().name}: {error.details()}")
         if isinstance(error, httpx.HTTPStatusError):
             if error.response.status_code == 503:
-                return ServiceNotReady("the predictor is not ready")
+                return ServiceNotReady(
+                    "the predictor is not ready", retry_after_seconds=PREDICTOR_RETRY_AFTER_SECONDS
+                )
             return ServiceFault(f"the predictor failed with HTTP {error.response.status_code}")
-        return ServiceNotReady(f"the predictor is unavailable ({type(error).__name__})")
+        return ServiceNotReady(
+            f"the predictor is unavailable ({type(error).__name__})",
+            retry_after_seconds=PREDICTOR_RETRY_AFTER_SECONDS,
+        )
 
     @staticmethod
     def scores(response: InferResponse, num_windows: int) -> PredictorScores:

@@ -28,6 +28,7 @@ from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceSt
 
 from tests.support.serverutil import RunningServer, free_port, start_server
 from transformer.app import PredictorCallLogFilter
+from transformer.predictor_client import PREDICTOR_RETRY_AFTER_SECONDS
 
 MODEL = "audioguard"
 PROBES = 7
@@ -86,6 +87,8 @@ def test_outage_answers_503_with_one_warning_line_per_event(orphan_transformer: 
     }
     response = requests.post(f"{server.http_url}/v2/models/{MODEL}/infer", json=body, timeout=30)
     assert response.status_code == 503 and "predictor is unavailable" in response.json()["error"]
+    # the caller is told when to try again (a restarted predictor pod is back within seconds)
+    assert response.headers.get("Retry-After") == str(PREDICTOR_RETRY_AFTER_SECONDS)
     tensor = pb.ModelInferRequest.InferInputTensor(
         name="audio", datatype="BYTES", shape=[1], contents=pb.InferTensorContents(bytes_contents=[audio])
     )
@@ -101,6 +104,7 @@ def test_outage_answers_503_with_one_warning_line_per_event(orphan_transformer: 
         timeout=30,
     )
     assert response.status_code == 503 and response.json()["status"] == "error"
+    assert response.headers.get("Retry-After") == str(PREDICTOR_RETRY_AFTER_SECONDS)
 
     events = PROBES + 3
     lines = server.log_text().splitlines()[logged_before:]
