@@ -10,7 +10,12 @@ call too (``observe_error``). It says:
 - why the transformer is not ready (``not_ready_reason``): always when the predictor serves
   another model (a configuration error: one clear line naming both names); when it is
   unreachable or still loading only with ``--enable_predictor_health_check`` (KServe's meaning
-  of that flag: without it the transformer's readiness does not follow its predictor's);
+  of that flag: without it the transformer's readiness does not follow its predictor's), and
+  only until the predictor has served the model once. That gates a new pod (a rollout sends it
+  nothing before it can reach the predictor) without emptying the Service in an outage: every
+  transformer shares the one predictor, so unready pods would turn the callers' clear 503 +
+  Retry-After into refused connections (seen on a real cluster when a predictor pod took over
+  30 s to come back);
 - which error a call gets without being sent while the names differ (``refusal``: 503);
 - each change of state, once, in one line: INFO "waiting for the predictor" while it has never
   answered (a WARNING if that lasts ``GRACE_SECONDS``), a WARNING when a predictor that
@@ -166,7 +171,7 @@ class PredictorLink:
         state = self.current.state
         if state is LinkState.MISSING:
             return self.mismatch_message()
-        if state is LinkState.SERVING or not self.health_check:
+        if state is LinkState.SERVING or not self.health_check or self._reached:
             return None
         if state is LinkState.LOADING:
             return f"the predictor at {self.address} is up, but model {self.model_name!r} is still loading"

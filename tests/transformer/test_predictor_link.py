@@ -222,3 +222,28 @@ async def test_other_predictor_failures_keep_their_meaning(windows: np.ndarray) 
     )
     with pytest.raises(ServiceNotReady, match="the predictor does not serve model 'm'"):
         await missing.score(windows, None, None)
+
+
+async def test_with_the_health_check_only_a_predictor_never_reached_keeps_the_transformer_unready(
+    clock: Clock,
+) -> None:
+    """Readiness gates a new pod until the predictor has served once; a later outage leaves it
+    ready (callers get 503 + Retry-After instead of a Service with no endpoints)."""
+    link = link_for(
+        ScriptedPredictor(UNREACHABLE, UNREACHABLE, SERVING, UNREACHABLE), clock, health_check=True
+    )
+    await poll(link, clock, 2, step=3.0)
+    assert link.not_ready_reason() == f"the predictor at {ADDRESS} is unreachable (UNAVAILABLE)"
+    await poll(link, clock, 1, step=3.0)
+    assert link.not_ready_reason() is None
+    await poll(link, clock, 2, step=3.0)
+    assert link.current.state is LinkState.UNREACHABLE
+    assert link.not_ready_reason() is None
+
+
+async def test_a_predictor_serving_another_model_after_serving_ours_makes_the_transformer_unready(
+    clock: Clock,
+) -> None:
+    link = link_for(ScriptedPredictor(SERVING, MISSING), clock, health_check=True)
+    await poll(link, clock, 2, step=3.0)
+    assert link.not_ready_reason() is not None and "does not serve model 'other'" in link.not_ready_reason()  # type: ignore[operator]
