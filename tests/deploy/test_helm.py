@@ -243,3 +243,42 @@ def test_values_schema_is_a_closed_json_schema_that_accepts_the_defaults() -> No
     jsonschema.Draft7Validator.check_schema(schema)
     jsonschema.validate(yaml.safe_load((CHART / "values.yaml").read_text("utf-8")), schema)
     assert schema["additionalProperties"] is False
+
+
+def _checksums(values: dict[str, Any]) -> dict[str, str]:
+    """The config-checksum annotation of each component's pods (InferenceService or edge Deployment)."""
+    found = {}
+    for doc in yaml.safe_load_all(helm_template(values)):
+        if doc and doc["kind"] == "InferenceService":
+            for component in ("predictor", "transformer"):
+                if component in doc["spec"]:
+                    found[component] = doc["spec"][component]["annotations"]["audioguard/config-checksum"]
+        if doc and doc["kind"] == "Deployment":
+            found["edge"] = doc["spec"]["template"]["metadata"]["annotations"]["audioguard/config-checksum"]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("change", "rolled"),
+    [
+        ({"settings": {"topK": 3}}, {"transformer"}),
+        ({"dht": {"url": "http://dht.example:3000"}}, {"transformer"}),
+        ({"transformer": {"extraEnv": {"AUDIOGUARD_WINDOW_HOP": 2}}}, {"transformer"}),
+        ({"predictor": {"batching": {"maxBatchSize": 8}}}, {"predictor"}),
+        ({"predictor": {"extraEnv": {"AUDIOGUARD_PREDICTOR_MAX_BATCH_WAIT_MS": 9}}}, {"predictor"}),
+        ({"transformer": {"maxReplicas": 5}}, set()),
+    ],
+)
+def test_an_upgrade_that_changes_a_setting_rolls_exactly_the_component_that_reads_it(
+    change: dict[str, Any], rolled: set[str]
+) -> None:
+    """Settings reach the pods as environment variables read at start: the pod annotation carries a
+    digest of them, so `helm upgrade` rolls the pods whose settings changed (tests/cluster runs it)."""
+    before, after = _checksums({}), _checksums(change)
+    assert {component for component in before if before[component] != after[component]} == rolled
+
+
+def test_an_edge_transformer_rolls_when_its_settings_change() -> None:
+    edge = {"topology": "transformer-only", "edge": {"predictorHost": "p.example:443"}}
+    before = _checksums(edge)["edge"]
+    assert _checksums({**edge, "settings": {"privacyMinimum": "scramble"}})["edge"] != before

@@ -104,6 +104,20 @@ replace CMD, and KServe appends --predictor_host only when it is absent).
 - "8081"
 {{- end -}}
 
+{{/*
+Graceful stop. Kubernetes takes a terminating pod out of its Service's endpoints while it sends the
+SIGTERM, and kube-proxy learns it a moment later: a server that closes its port at once refuses the
+connections still sent its way (seen in a rolling update on a real cluster: docs/deploy.md). The
+preStop sleep keeps the pod serving through that moment; then SIGTERM lets the requests in flight
+finish (terminationGracePeriodSeconds covers the longest: the component's timeout).
+*/}}
+{{- define "audioguard.preStop" -}}
+lifecycle:
+  preStop:
+    exec:
+      command: ["sleep", "5"]
+{{- end -}}
+
 {{- define "audioguard.transformerProbes" -}}
 readinessProbe:
   httpGet:
@@ -241,3 +255,17 @@ livenessProbe:
 {{- end -}}
 {{- $names | uniq | sortAlpha | toJson -}}
 {{- end -}}
+
+{{/*
+A digest of the files a component reads its settings from (its ConfigMaps, the DHT Secret), for a
+pod annotation: a `helm upgrade` that changes a setting then rolls the pods (an edited ConfigMap alone
+reaches no running pod: the settings are environment variables read at start). Takes (list $ file...).
+*/}}
+{{- define "audioguard.configChecksum" -}}
+{{- $root := index . 0 -}}
+{{- $rendered := list -}}
+{{- range slice . 1 -}}
+{{- $rendered = append $rendered (include (print $root.Template.BasePath "/" .) $root) -}}
+{{- end -}}
+{{- join "\n---\n" $rendered | sha256sum | trunc 16 -}}
+{{- end }}
