@@ -114,3 +114,25 @@ def test_weights_job_renders_strictly_valid_objects(kubeconform: Kubeconform) ->
         if env["name"] == "STORAGE_URI"
     }
     assert storage == {f"pvc://{claim}/"}
+
+
+def test_dht_broker_renders_strictly_valid_objects_where_the_dht_component_points(
+    kubeconform: Kubeconform,
+) -> None:
+    """manifests/dht-broker is the broker the dht component's default URL names (run for real in
+    tests/cluster)."""
+    rendered = kustomize_build(MANIFESTS / "dht-broker")
+    kubeconform.assert_valid(rendered, expected_kinds={"PersistentVolumeClaim", "Deployment", "Service"})
+    docs = by_kind_and_name(documents(rendered))
+    service = docs["Service", "sifis-dht"]
+    url = f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local:3000"
+    secret = (MANIFESTS / "components" / "dht" / "secret-dht.yaml").read_text("utf-8")
+    assert f'AUDIOGUARD_DHT_URL: "{url}"' in secret
+    pod = docs["Deployment", "sifis-dht"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    # the network's key only from a Secret the site creates, never a file in git
+    (key,) = [env for env in container["env"] if env["name"] == "DHT_SHARED_KEY"]
+    assert key["valueFrom"]["secretKeyRef"] == {"name": "sifis-dht-key", "key": "DHT_SHARED_KEY"}
+    assert docs["Deployment", "sifis-dht"]["spec"]["strategy"] == {"type": "Recreate"}
