@@ -97,6 +97,7 @@ def test_components_equal_the_chart_values_that_enable_them(tmp_path: Path) -> N
         "dht": {"url": secret["stringData"]["AUDIOGUARD_DHT_URL"]},
         "settings": {"anomalyGroups": json.loads(ANOMALY_GROUPS_FILE.read_text("utf-8"))},
         "transformer": {"logger": {"enabled": True, **logger}},
+        "deploymentMode": "Knative",
     }
     assert_same_deployment(helm_template(values), manifests)
 
@@ -108,6 +109,7 @@ def test_the_comparison_notices_drift() -> None:
         {
             "images": {"predictor": {"tag": "0.2.0"}},
             "transformer": {"resources": {"limits": {"memory": "5Gi"}}},
+            "deploymentMode": "Knative",
         }
     )
     with pytest.raises(AssertionError) as caught:

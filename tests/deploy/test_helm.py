@@ -17,6 +17,7 @@ from tests.deploy.tools import (
     CHART,
     REPO,
     by_kind_and_name,
+    documents,
     helm_command,
     helm_template,
     helm_template_error,
@@ -65,12 +66,20 @@ def test_strict_validation_catches_what_helm_lets_through(kubeconform: Kubeconfo
     assert "scaleMetric" in bad.message and "resource" in bad.message
 
 
-def test_default_is_knative_full_topology_with_concurrency_autoscaling() -> None:
-    isvc = by_kind_and_name(render_variant("default"))["InferenceService", "audioguard"]
-    assert isvc["metadata"]["annotations"] == {"serving.kserve.io/deploymentMode": "Knative"}
-    assert {isvc["spec"]["transformer"]["scaleMetric"], isvc["spec"]["predictor"]["scaleMetric"]} == {
-        "concurrency"
-    }
+@pytest.mark.parametrize(
+    ("api_versions", "mode", "metric"),
+    [((), "Standard", "cpu"), (("serving.knative.dev/v1",), "Knative", "concurrency")],
+)
+def test_default_mode_is_what_the_cluster_can_run(
+    api_versions: tuple[str, ...], mode: str, metric: str
+) -> None:
+    """deploymentMode Auto: Knative where the cluster serves Knative Serving's API, else Standard
+    (KServe leaves a Knative InferenceService on a cluster without Knative at READY Unknown)."""
+    command = [*helm_command("template"), *(f"--api-versions={v}" for v in api_versions)]
+    isvc = by_kind_and_name(documents(run(command)))["InferenceService", "audioguard"]
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == mode
+    assert {isvc["spec"]["transformer"]["scaleMetric"], isvc["spec"]["predictor"]["scaleMetric"]} == {metric}
+    assert ("serving.kserve.io/autoscalerClass" in isvc["metadata"]["annotations"]) == (mode == "Standard")
 
 
 def test_standard_variant_uses_hpa_on_cpu() -> None:

@@ -142,7 +142,7 @@ serves gRPC (h2c) there, so the probes are TCP on 8081. In Standard mode the HTT
 on 8080 are reachable and used.
 */}}
 {{- define "audioguard.predictorProbes" -}}
-{{- if eq .Values.deploymentMode "Knative" -}}
+{{- if eq (include "audioguard.deploymentMode" .) "Knative" -}}
 readinessProbe:
   tcpSocket:
     port: 8081
@@ -268,4 +268,21 @@ reaches no running pod: the settings are environment variables read at start). T
 {{- $rendered = append $rendered (include (print $root.Template.BasePath "/" .) $root) -}}
 {{- end -}}
 {{- join "\n---\n" $rendered | sha256sum | trunc 16 -}}
+{{- end }}
+
+{{/*
+The KServe deployment mode: deploymentMode, or for Auto what the cluster can run. Knative mode needs
+Knative Serving, and KServe gives an InferenceService it cannot run no condition a user sees (READY
+stays Unknown; only its controller's log says "Knative Serving is not available": seen on a real
+cluster). Auto is Knative where the cluster serves serving.knative.dev/v1, else Standard (`helm
+template` without --api-versions serving.knative.dev/v1 renders Standard).
+*/}}
+{{- define "audioguard.deploymentMode" -}}
+{{- if ne .Values.deploymentMode "Auto" -}}
+{{- .Values.deploymentMode -}}
+{{- else if .Capabilities.APIVersions.Has "serving.knative.dev/v1" -}}
+Knative
+{{- else -}}
+Standard
+{{- end -}}
 {{- end }}
