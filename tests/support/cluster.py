@@ -9,17 +9,21 @@ port-forward``, which pins one pod.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import re
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import requests
 
 from tests.support.serverutil import PROJECT_ROOT
 
@@ -207,3 +211,157 @@ class Cluster:
         finally:
             forward.terminate()
             forward.wait(timeout=10)
+
+
+def site_kustomization(
+    site: Path,
+    base: Path,
+    *,
+    images: dict[str, str],
+    pull_never: list[tuple[str, str, str]],
+    components: tuple[Path, ...] = (),
+    resources: dict[str, str] | None = None,
+) -> Path:
+    """A site's kustomization over ``base`` (kustomize refuses absolute paths): ``images`` maps an
+    image name to the loaded one, ``pull_never`` names (kind, name, container path) whose
+    imagePullPolicy becomes Never (the images exist only in the node's containerd), ``resources``
+    are extra files (name -> YAML) of the site."""
+    site.mkdir(parents=True, exist_ok=True)
+    extra = dict(resources or {})
+    for name, text in extra.items():
+        (site / name).write_text(text)
+    lines = [
+        "apiVersion: kustomize.config.k8s.io/v1beta1",
+        "kind: Kustomization",
+        f"resources: [{', '.join([os.path.relpath(base, site), *extra])}]",
+    ]
+    if components:
+        lines.append(f"components: [{', '.join(os.path.relpath(c, site) for c in components)}]")
+    lines.append("images:")
+    for name, loaded in images.items():
+        repository, tag = loaded.rsplit(":", 1)
+        lines.append(f"  - {{name: {name}, newName: {repository}, newTag: {tag}}}")
+    lines.append("patches:")
+    for kind, name, container in pull_never:
+        lines += [
+            f"  - target: {{kind: {kind}, name: {name}}}",
+            "    patch: |-",
+            f"      - {{op: replace, path: {container}/imagePullPolicy, value: Never}}",
+        ]
+    (site / "kustomization.yaml").write_text("\n".join(lines) + "\n")
+    return site
+
+
+class ClusterBroker:
+    """The SIFIS DHT broker of manifests/dht-broker, through its Service (REST API)."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+
+    @property
+    def url(self) -> str:
+        return self.cluster.service("sifis-dht", self.namespace, 3000).http_url
+
+    def get(self, topic_name: str, topic_uuid: str) -> Any:
+        """The stored value, or None."""
+        answer = requests.get(f"{self.url}/topic_name/{topic_name}/topic_uuid/{topic_uuid}", timeout=10)
+        answer.raise_for_status()
+        return answer.json().get("value")
+
+    def scale(self, replicas: int) -> None:
+        """Stop (0) or start (1) the broker and wait for it."""
+        self.cluster.kubectl("scale", "deploy/sifis-dht", f"--replicas={replicas}", "-n", self.namespace)
+        if replicas:
+            self.cluster.rollout("sifis-dht", self.namespace, timeout=180)
+        else:
+            poll(
+                lambda: not self.cluster.pods(self.namespace, "app.kubernetes.io/name=sifis-dht"),
+                "the broker pod to go",
+                120,
+            )
+
+
+def site_values(path: Path, *, dht_url: str = "", groups: dict[str, Any] | None = None, **extra: Any) -> Path:
+    """Helm values of the test site: the loaded images (never pulled), requests small enough for two
+    transformer pods at once on a 2-core node (a rolling update's surge), the DHT and anomaly groups."""
+    values: dict[str, Any] = {
+        "images": {
+            component: {"repository": IMAGES[component].rsplit(":", 1)[0], "tag": TAG, "pullPolicy": "Never"}
+            for component in ("transformer", "predictor")
+        },
+        "transformer": {"resources": _resources("400m", "1Gi", "2", "4Gi")},
+        "predictor": {"resources": _resources("200m", "512Mi", "1", "2Gi")},
+        **extra,
+    }
+    if dht_url:
+        values["dht"] = {"url": dht_url}
+    if groups:
+        values["settings"] = {"anomalyGroups": groups}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(values, indent=1))  # JSON is YAML
+    return path
+
+
+def _resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict[str, Any]:
+    return {
+        "requests": {"cpu": cpu, "memory": memory, "ephemeral-storage": "256Mi"},
+        "limits": {"cpu": cpu_limit, "memory": memory_limit, "ephemeral-storage": "2Gi"},
+    }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One request of a ``RequestStream``: its HTTP status (or the exception's name) and Retry-After."""
+
+    at: float
+    status: int | str
+    retry_after: str | None
+    detail: str
+
+
+class RequestStream:
+    """``clients`` threads sending one short v2 REST request after another to ``endpoint`` (each on
+    a new connection, so every request goes through the Service's current endpoints) until stopped."""
+
+    def __init__(self, endpoint: Endpoint, audio: bytes, clients: int = 2, model: str = "audioguard") -> None:
+        self.url = f"{endpoint.http_url}/v2/models/{model}/infer"
+        encoded = base64.b64encode(audio).decode()
+        self.body = {
+            "inputs": [{"name": "audio", "shape": [1], "datatype": "BYTES", "data": [encoded]}],
+            "parameters": {"content_encoding": "base64"},
+        }
+        self.outcomes: list[Outcome] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._send, daemon=True) for _ in range(clients)]
+
+    def _send(self) -> None:
+        while not self._stop.is_set():
+            at = time.monotonic()
+            try:
+                answer = requests.post(self.url, json=self.body, timeout=60, headers={"Connection": "close"})
+                detail = "" if answer.status_code == 200 else answer.text[:200]
+                self.outcomes.append(
+                    Outcome(at, answer.status_code, answer.headers.get("Retry-After"), detail)
+                )
+            except requests.RequestException as error:
+                self.outcomes.append(Outcome(at, type(error).__name__, None, str(error)[:200]))
+
+    def __enter__(self) -> RequestStream:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=90)
+
+    def count_since(self, start: float, status: int | str = 200) -> int:
+        return sum(1 for outcome in list(self.outcomes) if outcome.at >= start and outcome.status == status)
+
+    def summary(self) -> dict[int | str, int]:
+        counts: dict[int | str, int] = {}
+        for outcome in self.outcomes:
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        return counts
