@@ -271,8 +271,7 @@ def test_a_killed_transformer_delivers_its_queued_anomalies_after_it_comes_back(
     broker.scale(0)
     try:
         events = [
-            any_sound(triton_binary(release.transformer, clip(30 + i, seconds=2.0), {}))
-            for i in range(3)
+            any_sound(triton_binary(release.transformer, clip(30 + i, seconds=2.0), {})) for i in range(3)
         ]
         (pod,) = cluster.ready_pods(NAMESPACE, "component=transformer")
         # SIGKILL, no grace: the records exist only in the outbox on the claim
