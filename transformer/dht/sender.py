@@ -1,11 +1,14 @@
 """The background task that empties the outbox into the DHT.
 
 Each topic's head is posted; on the broker's acknowledgement the row is
-deleted and the next one of that topic follows; on a transient failure the row waits
+deleted and the next one of that topic follows, one post at a time (``max_in_flight``: the pinned
+SIFIS broker deadlocks under concurrent REST posts, never answering again: two clients posting at once
+hung it after ~64 posts, one client posted 3000 in 8 s; docs/deploy.md); on a transient failure the row waits
 ``Backoff.delay(attempts)`` and is retried, forever; a permanent refusal (a 4xx
 for this very message) moves it to the dead letters, kept and re-sendable, so
 one poison message cannot hold back every later anomaly of its topic. Topics are independent: a
-hanging topic does not hold up the others. Undelivered rows survive a restart
+failing topic waits out its backoff while the others go on (a hanging post holds them up to the
+client's timeout). Undelivered rows survive a restart
 in the outbox (``transformer.dht.outbox``) and are sent first.
 """
 
@@ -36,6 +39,7 @@ class OutboxSender:
         *,
         backoff: Backoff | None = None,
         poll_seconds: float = 5.0,
+        max_in_flight: int = 1,
     ) -> None:
         """
         Args:
@@ -44,11 +48,13 @@ class OutboxSender:
             backoff: retry delays (default: 0.5 s doubling up to 60 s).
             poll_seconds: longest idle wait before looking at the outbox again
                 (enqueues in this process wake the sender at once).
+            max_in_flight: posts awaiting the broker at once, across topics (see the module).
         """
         self.outbox = outbox
         self.client = client
         self.backoff = backoff or Backoff(0.5, 60.0)
         self.poll_seconds = poll_seconds
+        self.max_in_flight = max_in_flight
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -104,14 +110,15 @@ class OutboxSender:
             for head in heads:
                 if head.topic_name in self._inflight:
                     continue
-                if head.next_attempt_at <= now:
-                    self._inflight[head.topic_name] = asyncio.create_task(
-                        self._deliver(head), name=f"dht-deliver-{head.id}"
-                    )
-                else:
+                if head.next_attempt_at > now:
                     next_due = (
                         head.next_attempt_at if next_due is None else min(next_due, head.next_attempt_at)
                     )
+                elif len(self._inflight) < self.max_in_flight:
+                    self._inflight[head.topic_name] = asyncio.create_task(
+                        self._deliver(head), name=f"dht-deliver-{head.id}"
+                    )
+                # else due, and waits for the post in flight (its end wakes this loop)
             wait = self.poll_seconds if next_due is None else min(self.poll_seconds, max(0.0, next_due - now))
             # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a
             # cancellation that arrives as the wake-up fires, and stop() would hang

@@ -224,3 +224,44 @@ async def test_configured_topics_and_mode_reach_the_dht(tmp_path: Path) -> None:
     finally:
         await service.stop()
         await asyncio.to_thread(broker.stop)
+
+
+@pytest.mark.slow
+async def test_a_burst_over_several_topics_reaches_the_real_broker_one_post_at_a_time(tmp_path: Path) -> None:
+    """The pinned broker stops answering for good under concurrent REST posts (two clients posting at
+    once hung it after ~64 posts, found on the cluster): the sender keeps one post in flight, so a
+    backlog of four topics (an outbox flushed after an outage) all arrives and the broker still answers."""
+    from transformer.dht.sender import OutboxSender
+
+    broker = DhtBroker(tmp_path / "dht")
+    await asyncio.to_thread(broker.start)
+    outbox = Outbox(tmp_path / "outbox.sqlite3", max_items=10_000)
+    topics = [f"Burst:{n}" for n in range(4)]
+    messages = [
+        OutboxMessage(
+            topic, str(uuid.uuid5(uuid.NAMESPACE_URL, f"{topic}/{i}")), {"i": i, "pad": "x" * 400}, "anomaly"
+        )
+        for i in range(150)
+        for topic in topics
+    ]
+    outbox.enqueue_many(messages)
+    sender = OutboxSender(outbox, DhtRestClient(broker.url, timeout=5.0))
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, len(sender._inflight))
+            await asyncio.sleep(0.001)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await sender.start()
+        await eventually(lambda: len(outbox) == 0, 120, "the burst delivered")
+        assert all(len(broker.entries(topic)) == 150 for topic in topics)
+        assert broker.get(topics[0], messages[0].topic_uuid) == {"i": 0, "pad": "x" * 400}
+        assert peak == 1
+    finally:
+        watcher.cancel()
+        await sender.stop()
+        await asyncio.to_thread(broker.stop)
