@@ -5,7 +5,8 @@
 # of this host noted where it is handled.
 #
 #   bash scripts/cluster.sh build           build the binaries once (pinned versions; ~9 min cold on 2 cores)
-#   bash scripts/cluster.sh up              start etcd, the control plane, containerd, kubelet, kube-proxy, CoreDNS
+#   bash scripts/cluster.sh up              start etcd, the control plane, containerd, kubelet, kube-proxy, CoreDNS,
+#                                           metrics-server (HPAs get their CPU figures)
 #   bash scripts/cluster.sh kserve          install KServe: CRDs, inferenceservice-config (Standard mode), the
 #                                           controller run out of cluster with its webhooks (self-made cert)
 #   bash scripts/cluster.sh load IMAGE...   copy podman images into the cluster's containerd (imagePullPolicy: Never)
@@ -14,24 +15,26 @@
 #   bash scripts/cluster.sh down            stop everything `up`/`kserve` started, remove its state (safe to repeat,
 #                                           and after a half-failed `up`)
 #
-# Environment: K8S_HOME (default: .cache/cluster in the project), K8S_VERSION (v1.34.2), ETCD_VERSION (v3.6.13),
-# KSERVE_VERSION (v0.20.0), COREDNS_VERSION (v1.12.4). Binaries go to $K8S_HOME/bin with the versions they were
-# built from in $K8S_HOME/bin/VERSIONS (a component is rebuilt when its version changes) and their sha256 sums in
+# Environment: K8S_HOME (default: ${XDG_CACHE_HOME:-~/.cache}/audioguard-cluster: every checkout on the machine
+# shares it, so a cold build is paid once; one cluster at a time, `up` refuses a second), K8S_VERSION (v1.34.2),
+# ETCD_VERSION (v3.6.13), KSERVE_VERSION (v0.20.0), COREDNS_VERSION (v1.12.4), METRICS_SERVER_VERSION (v0.8.1).
+# Binaries go to $K8S_HOME/bin with the versions they were built from in $K8S_HOME/bin/VERSIONS (a component is rebuilt when its version changes) and their sha256 sums in
 # $K8S_HOME/bin/SHA256SUMS (written when something was built, checked by every later build/up); the running cluster's
 # state (pids, logs, kubeconfig, etcd, containerd) in $K8S_HOME/run, removed by `down`.
-# Everything listens on 127.0.0.1, except the API server: on 10.244.0.1, the address of the pod network's bridge
-# (k8slocal0, made here with no uplink and no NAT, so nothing leaves the machine), and KServe's webhook server
+# Everything listens on 127.0.0.1, except the API server and metrics-server: on 10.244.0.1, the address of the pod
+# network's bridge (k8slocal0, made here with no uplink and no NAT, so nothing leaves the machine), and KServe's webhook server
 # (port 19443 on all addresses: controller-runtime has no flag for its host).
 # Needs root, Go >= 1.24, and `apt-get install containerd containernetworking-plugins runc iptables gcc podman
 # openssl` (checked, not installed, by this script).
 set -euo pipefail
 PROJECT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HERE=$PROJECT/scripts/cluster
-K8S_HOME=${K8S_HOME:-$PROJECT/.cache/cluster}
+K8S_HOME=${K8S_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/audioguard-cluster}
 K8S_VERSION=${K8S_VERSION:-v1.34.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.13}
 KSERVE_VERSION=${KSERVE_VERSION:-v0.20.0}
 COREDNS_VERSION=${COREDNS_VERSION:-v1.12.4}
+METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-v0.8.1}
 BIN=$K8S_HOME/bin
 RUN=$K8S_HOME/run
 KC=$RUN/kubeconfig
@@ -39,6 +42,9 @@ BRIDGE=k8slocal0
 BRIDGE_IP=10.244.0.1
 API_PORT=16443
 WEBHOOK_PORT=19443
+METRICS_PORT=10350
+# Go from its tarball's place when it is not on PATH (as scripts/install-deploy-tools.sh finds it)
+command -v go >/dev/null || [ ! -x /usr/local/go/bin/go ] || PATH=$PATH:/usr/local/go/bin
 export GOPATH=$K8S_HOME/go GOMODCACHE=$K8S_HOME/go/pkg/mod GOWORK=off GOFLAGS=-mod=mod GOTOOLCHAIN=local
 
 say() { printf '[cluster] %s\n' "$*" >&2; }
@@ -108,6 +114,11 @@ build() {
     CGO_ENABLED=0 GOBIN=$BIN go install "github.com/coredns/coredns@$COREDNS_VERSION"
     record coredns "$COREDNS_VERSION"
   fi
+  if ! built metrics-server "$METRICS_SERVER_VERSION"; then
+    say "building metrics-server $METRICS_SERVER_VERSION"
+    CGO_ENABLED=0 GOBIN=$BIN go install "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+    record metrics-server "$METRICS_SERVER_VERSION"
+  fi
   if ! built kserve "$KSERVE_VERSION"; then
     say "building the KServe controller $KSERVE_VERSION (~2-3 min)"
     local src=$K8S_HOME/src/kserve
@@ -157,7 +168,7 @@ EOF
   # the sums are written when something was built, and checked otherwise
   if [ "$(cat "$BIN/VERSIONS")" != "$before" ] || [ ! -f "$BIN/SHA256SUMS" ]; then
     ( cd "$BIN" && sha256sum kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl etcd \
-        coredns kserve-manager pause runc-wrap > SHA256SUMS )
+        coredns metrics-server kserve-manager pause runc-wrap > SHA256SUMS )
   else
     ( cd "$BIN" && sha256sum --quiet -c SHA256SUMS ) \
       || die "the binaries in $BIN differ from their SHA256SUMS (remove $BIN/VERSIONS to rebuild them)"
@@ -225,6 +236,15 @@ contexts: [{name: local, context: {cluster: local, user: admin}}]
 current-context: local
 EOF
   )
+  # the aggregation layer's front proxy: the API server forwards metrics.k8s.io to metrics-server with this client
+  # certificate, and metrics-server trusts the users it names (the HPA controller's) through this CA
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=front-proxy-ca" \
+    -keyout "$RUN/front-proxy-ca.key" -out "$RUN/front-proxy-ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=front-proxy-client" \
+    -keyout "$RUN/front-proxy-client.key" -out "$RUN/front-proxy-client.csr" 2>/dev/null
+  printf 'extendedKeyUsage=clientAuth\n' > "$RUN/front-proxy-client.ext"
+  openssl x509 -req -in "$RUN/front-proxy-client.csr" -CA "$RUN/front-proxy-ca.crt" -CAkey "$RUN/front-proxy-ca.key" \
+    -CAcreateserial -days 30 -extfile "$RUN/front-proxy-client.ext" -out "$RUN/front-proxy-client.crt" 2>/dev/null
   # the pod network's bridge, made before the API server: the `kubernetes` Service cannot point at 127.0.0.1,
   # so the API server binds to the bridge's address, which the pods reach
   say "bridge $BRIDGE ($BRIDGE_IP/24, no uplink)"
@@ -240,7 +260,11 @@ EOF
     --advertise-address=$BRIDGE_IP --secure-port=$API_PORT --cert-dir="$RUN/certs" --token-auth-file="$RUN/tokens.csv" \
     --authorization-mode=RBAC --service-account-key-file="$RUN/sa.pub" --service-account-signing-key-file="$RUN/sa.key" \
     --service-account-issuer=https://kubernetes.default.svc --service-cluster-ip-range=10.96.0.0/16 \
-    --kubelet-preferred-address-types=Hostname
+    --kubelet-preferred-address-types=Hostname --enable-aggregator-routing=true \
+    --requestheader-client-ca-file="$RUN/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- --proxy-client-cert-file="$RUN/front-proxy-client.crt" \
+    --proxy-client-key-file="$RUN/front-proxy-client.key"
   wait_for 90 kube-apiserver kubectl get --raw /readyz
   # containerd with its own state and socket (not the system's), the CNI bridge, runc behind the wrapper
   say "containerd (CRI on $RUN/containerd.sock)"
@@ -298,7 +322,8 @@ EOF
   start scheduler "$BIN/kube-scheduler" --kubeconfig "$KC" --bind-address 127.0.0.1 --secure-port 10259
   start controller-manager "$BIN/kube-controller-manager" --kubeconfig "$KC" --bind-address 127.0.0.1 \
     --secure-port 10257 --service-account-private-key-file "$RUN/sa.key" --root-ca-file "$RUN/certs/apiserver.crt" \
-    --use-service-account-credentials=true --controllers='*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle'
+    --use-service-account-credentials=true --controllers='*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle' \
+    --horizontal-pod-autoscaler-downscale-stabilization=30s
   start proxy "$BIN/kube-proxy" --kubeconfig "$KC" --hostname-override localhost --bind-address 127.0.0.1 \
     --cluster-cidr 10.244.0.0/16 --proxy-mode iptables --metrics-bind-address 127.0.0.1:10249 \
     --healthz-bind-address 127.0.0.1:10256
@@ -310,12 +335,43 @@ EOF
   say "cluster DNS (CoreDNS $COREDNS_VERSION)"
   kubectl apply -f "$HERE/coredns.yaml" >/dev/null
   wait_for 120 "cluster DNS" kubectl -n kube-system rollout status deploy/coredns --timeout=5s
+  metrics_server
   touch "$RUN/up.done"
   say "up in $(( $(date +%s) - t0 )) s"
   env_
 }
 
 env_() { echo "export KUBECONFIG=$KC"; }
+
+# metrics-server, out of cluster like KServe's controller: it reads the kubelet's resource metrics on
+# localhost:10250 and serves metrics.k8s.io on the bridge's address, where the API server's aggregation layer
+# reaches it (an Endpoints object cannot name a loopback address). The HPAs get their CPU figures from it.
+metrics_server() {
+  say "metrics-server $METRICS_SERVER_VERSION"
+  mkdir -p "$RUN/metrics-server"
+  start metrics-server "$BIN/metrics-server" --kubeconfig "$KC" --authentication-kubeconfig "$KC" \
+    --authorization-kubeconfig "$KC" --bind-address "$BRIDGE_IP" --secure-port "$METRICS_PORT" \
+    --cert-dir "$RUN/metrics-server" --kubelet-insecure-tls --kubelet-preferred-address-types Hostname \
+    --metric-resolution 15s
+  kubectl apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: metrics-server, namespace: kube-system}
+spec: {ports: [{name: https, port: 443, targetPort: $METRICS_PORT, protocol: TCP}]}
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: metrics-server, namespace: kube-system}
+subsets: [{addresses: [{ip: $BRIDGE_IP}], ports: [{name: https, port: $METRICS_PORT, protocol: TCP}]}]
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.metrics.k8s.io}
+spec: {service: {name: metrics-server, namespace: kube-system, port: 443}, group: metrics.k8s.io, version: v1beta1,
+       insecureSkipTLSVerify: true, groupPriorityMinimum: 100, versionPriority: 100}
+EOF
+  wait_for 120 "metrics-server" kubectl top node localhost
+}
 
 # --- images ------------------------------------------------------------------------------------------------------
 load() {  # podman images into the cluster's containerd, k8s.io namespace (pods use them with imagePullPolicy: Never)
@@ -366,7 +422,7 @@ kserve() {
 }
 
 # --- status, down ------------------------------------------------------------------------------------------------
-NAMES="etcd apiserver containerd kubelet scheduler controller-manager proxy kserve"
+NAMES="etcd apiserver containerd kubelet scheduler controller-manager proxy metrics-server kserve"
 
 status() {
   local name
@@ -402,8 +458,8 @@ stop() {  # name...: TERM, then KILL after 10 s, each process this script starte
 
 down() {
   [ -d "$RUN" ] || { say "nothing to stop ($RUN does not exist)"; return 0; }
-  say "stopping KServe, the scheduler, the controller-manager"
-  stop kserve controller-manager scheduler
+  say "stopping KServe, metrics-server, the scheduler, the controller-manager"
+  stop kserve metrics-server controller-manager scheduler
   if running apiserver && running kubelet; then
     # the pods, deleted while the kubelet still runs: it stops their sandboxes through the CRI, so the CNI
     # releases their addresses and network namespaces (nothing recreates them now)

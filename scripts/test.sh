@@ -2,7 +2,9 @@
 # The test command (README and CI): set up, install the deployment validators and the
 # real SIFIS DHT broker, lint, type-check, then every test (fast unit tests and the slow
 # end-to-end ones over real loopback servers), then build and test the container images
-# (scripts/images.sh; skipped with a message only where podman cannot run).
+# (scripts/images.sh; skipped with a message only where podman cannot run), then the deployment on a
+# real Kubernetes + KServe built from source (scripts/cluster-tests.sh; skipped only where no
+# cluster can run: not root, no apt-get).
 # Extra arguments go to pytest and skip the images, e.g. `bash scripts/test.sh -m "not slow"`
 # for the quick loop.
 set -euo pipefail
@@ -20,4 +22,5 @@ export AUDIOGUARD_REQUIRE_DEPLOY_TOOLS=1
 .venv/bin/pytest -ra --durations=15 "$@"
 if [ $# -eq 0 ]; then
     bash scripts/images.sh
+    bash scripts/cluster-tests.sh
 fi

@@ -109,7 +109,7 @@ def broker(cluster: Cluster) -> ClusterBroker:
 @pytest.fixture(scope="session")
 def timings() -> Iterator[dict[str, float]]:
     """Seconds measured by the tests (InferenceService ready, rolling update, ...): printed at the end
-    and written to .cache/cluster/report.json for the record."""
+    and written to report.json in K8S_HOME for the record."""
     figures: dict[str, float] = {}
     yield figures
     Cluster().home.mkdir(parents=True, exist_ok=True)

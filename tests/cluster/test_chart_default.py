@@ -8,28 +8,20 @@ the default storage URI pvc://audioguard-models/ and the outbox from the chart's
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.cluster import IMAGES, TAG, Cluster, Endpoint
-from tests.support.serverutil import PROJECT_ROOT
 from tests.support.service_clients import Services, clip, sifis_post, triton_binary
 
 NAMESPACE = "defaults"
-CHART = PROJECT_ROOT / "helm" / "audioguard"
 
 
 @pytest.fixture(scope="module")
 def default_release(cluster: Cluster, weights: Path, timings: dict[str, float]) -> Iterator[Endpoint]:
-    cluster.namespace(NAMESPACE)
-    cluster.volume("audioguard-models", NAMESPACE, weights, "2Gi")
-    cluster.claim("audioguard-models", NAMESPACE, "2Gi")
-    cluster.volume(
-        "audioguard-outbox", NAMESPACE, cluster.run_dir / "volumes" / f"outbox-{NAMESPACE}", owner=1000
-    )
+    cluster.storage(NAMESPACE, weights)
     images = [
         f"images.{component}.{key}={value}"
         for component in ("transformer", "predictor")
@@ -39,16 +31,10 @@ def default_release(cluster: Cluster, weights: Path, timings: dict[str, float]) 
             ("pullPolicy", "Never"),
         )
     ]
-    started = time.monotonic()
-    cluster.helm("install", "audioguard", str(CHART), "-n", NAMESPACE, "--set", ",".join(images))
-    cluster.wait_isvc_ready("audioguard", NAMESPACE)
-    timings["chart defaults: install to InferenceService Ready"] = time.monotonic() - started
-    try:
+    with cluster.helm_release(NAMESPACE, "--set", ",".join(images)) as seconds:
+        timings["chart defaults: install to InferenceService Ready"] = seconds
         yield cluster.service("audioguard-transformer", NAMESPACE, 80, 8081)
-    finally:
-        cluster.helm("uninstall", "audioguard", "-n", NAMESPACE, "--wait")
-        for claim in ("audioguard-models", "audioguard-outbox"):
-            cluster.delete_volume(claim, NAMESPACE)
+    cluster.drop_storage(NAMESPACE)
 
 
 def test_the_default_values_become_a_standard_mode_service_that_answers(

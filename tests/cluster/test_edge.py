@@ -9,7 +9,6 @@ ignores policies): the cross-namespace call shows the topology, not the policy.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,33 +16,26 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.conftest import ANY_SOUND_GROUPS
-from tests.support.cluster import Cluster, ClusterBroker, Endpoint, poll, site_values
-from tests.support.serverutil import PROJECT_ROOT
+from tests.support.cluster import CHART, Cluster, ClusterBroker, Endpoint, poll, site_values
 from tests.support.service_clients import Services, sifis_post, triton_binary
 from transformer.dht.topics import ANOMALY_TOPIC_NAME
 
 CLOUD, EDGE = "audioguard-cloud", "audioguard-edge"
-CHART = PROJECT_ROOT / "helm" / "audioguard"
 
 
 @pytest.fixture(scope="module")
 def edge(
     cluster: Cluster, weights: Path, broker: ClusterBroker, timings: dict[str, float]
 ) -> Iterator[Endpoint]:
-    for namespace in (CLOUD, EDGE):
-        cluster.namespace(namespace)
-    cluster.volume("audioguard-models", CLOUD, weights, "2Gi")
-    cluster.claim("audioguard-models", CLOUD, "2Gi")
-    cluster.volume("audioguard-vggish", EDGE, weights, "2Gi")
-    cluster.claim("audioguard-vggish", EDGE, "2Gi")
-    cluster.volume("audioguard-outbox", EDGE, cluster.run_dir / "volumes" / f"outbox-{EDGE}", owner=1000)
+    cluster.storage(CLOUD, weights)
+    cluster.storage(EDGE, weights, models_claim="audioguard-vggish")
     sites = cluster.home / "sites"
-    started = time.monotonic()
-    cluster.helm(
-        "install", "audioguard", str(CHART), "-n", CLOUD,
-        "-f", str(CHART / "ci" / "predictor-only-values.yaml"), "-f", str(site_values(sites / "cloud.json")),
-    )  # fmt: skip
-    cluster.wait_isvc_ready("audioguard", CLOUD)
+    cloud_values = (
+        "-f",
+        str(CHART / "ci" / "predictor-only-values.yaml"),
+        "-f",
+        str(site_values(sites / "cloud.json")),
+    )
     edge_values = site_values(
         sites / "edge.json",
         dht_url=f"http://sifis-dht.{broker.namespace}.svc.cluster.local:3000",
@@ -57,17 +49,14 @@ def edge(
             "service": {"type": "ClusterIP", "port": 5000},
         },
     )
-    cluster.helm("install", "audioguard", str(CHART), "-n", EDGE, "-f", str(edge_values))
-    cluster.rollout("audioguard-transformer", EDGE)
-    timings["edge: both releases to Ready"] = time.monotonic() - started
-    try:
+    with (
+        cluster.helm_release(CLOUD, *cloud_values) as cloud_seconds,
+        cluster.helm_release(EDGE, "-f", str(edge_values), ready="deploy") as edge_seconds,
+    ):
+        timings["edge: both releases to Ready"] = cloud_seconds + edge_seconds
         yield cluster.service("audioguard-transformer", EDGE, 5000)
-    finally:
-        for namespace in (EDGE, CLOUD):
-            cluster.helm("uninstall", "audioguard", "-n", namespace, "--wait")
-        cluster.delete_volume("audioguard-models", CLOUD)
-        for claim in ("audioguard-vggish", "audioguard-outbox"):
-            cluster.delete_volume(claim, EDGE)
+    cluster.drop_storage(CLOUD)
+    cluster.drop_storage(EDGE, models_claim="audioguard-vggish")
 
 
 def test_the_edge_transformer_answers_on_port_5000_through_the_cluster_predictor(

@@ -29,12 +29,7 @@ MANIFESTS = PROJECT_ROOT / "manifests"
 def overlay(
     cluster: Cluster, weights: Path, broker: ClusterBroker, timings: dict[str, float]
 ) -> Iterator[Cluster]:
-    cluster.namespace(NAMESPACE)
-    cluster.volume("audioguard-models", NAMESPACE, weights, "2Gi")
-    cluster.claim("audioguard-models", NAMESPACE, "2Gi")
-    cluster.volume(
-        "audioguard-outbox", NAMESPACE, cluster.run_dir / "volumes" / f"outbox-{NAMESPACE}", owner=1000
-    )
+    cluster.storage(NAMESPACE, weights)
     site = site_kustomization(
         cluster.home / "sites" / "overlay-standard",
         MANIFESTS / "overlays" / "standard",
@@ -62,8 +57,7 @@ def overlay(
         yield cluster
     finally:
         cluster.kubectl("delete", "-n", NAMESPACE, "-k", str(site), "--wait=true", timeout=300)
-        for claim in ("audioguard-models", "audioguard-outbox"):
-            cluster.delete_volume(claim, NAMESPACE)
+        cluster.drop_storage(NAMESPACE)
 
 
 def test_the_sifis_request_through_port_forward_answers_and_reaches_the_broker(

@@ -28,7 +28,12 @@ import requests
 from tests.support.serverutil import PROJECT_ROOT
 
 SCRIPT = PROJECT_ROOT / "scripts" / "cluster.sh"
-K8S_HOME = Path(os.environ.get("K8S_HOME", PROJECT_ROOT / ".cache" / "cluster"))
+CHART = PROJECT_ROOT / "helm" / "audioguard"
+#: scripts/cluster.sh's K8S_HOME and its default
+K8S_HOME = Path(
+    os.environ.get("K8S_HOME")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "audioguard-cluster"
+)
 TAG = os.environ.get("AUDIOGUARD_IMAGES_TAG", "test")
 IMAGES = {
     "transformer": f"localhost/audioguard-transformer:{TAG}",
@@ -141,6 +146,37 @@ class Cluster:
             f" resources: {{requests: {{storage: {size}}}}}}}\n",
             namespace,
         )
+
+    def storage(self, namespace: str, weights: Path, models_claim: str = "audioguard-models") -> Path:
+        """The namespace, the weights' claim (``models_claim``) on a volume of ``weights``, and a volume
+        for the outbox's claim ``audioguard-outbox`` (the chart's and the manifests'); returns the
+        outbox's folder."""
+        self.namespace(namespace)
+        self.volume(models_claim, namespace, weights, "2Gi")
+        self.claim(models_claim, namespace, "2Gi")
+        outbox = self.run_dir / "volumes" / f"outbox-{namespace}"
+        self.volume("audioguard-outbox", namespace, outbox, owner=1000)
+        return outbox
+
+    def drop_storage(self, namespace: str, models_claim: str = "audioguard-models") -> None:
+        for claim in (models_claim, "audioguard-outbox"):
+            self.delete_volume(claim, namespace)
+
+    @contextlib.contextmanager
+    def helm_release(self, namespace: str, *args: str, ready: str = "isvc") -> Iterator[float]:
+        """``helm install audioguard <chart> -n namespace ARGS``, waited for (``ready``: "isvc" for the
+        InferenceService, "deploy" for the edge transformer's Deployment); yields the seconds that took
+        and uninstalls at the end."""
+        started = time.monotonic()
+        self.helm("install", "audioguard", str(CHART), "-n", namespace, *args)
+        if ready == "isvc":
+            self.wait_isvc_ready("audioguard", namespace)
+        else:
+            self.rollout("audioguard-transformer", namespace)
+        try:
+            yield time.monotonic() - started
+        finally:
+            self.helm("uninstall", "audioguard", "-n", namespace, "--wait")
 
     def delete_volume(self, claim: str, namespace: str) -> None:
         self.kubectl("delete", "pvc", claim, "-n", namespace, "--ignore-not-found", "--wait=true")
