@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.constants import ALL_INTERFACES
 from contract.errors import InvalidParameter
+from transformer.analysis.detectors.sudden_loud import SuddenLoudSettings
 from transformer.analysis.events import LifecycleSettings
 from transformer.audio.constants import Precision, Runtime
 from transformer.dht.topics import (
@@ -23,6 +24,7 @@ from transformer.dht.topics import (
 from transformer.privacy.request import ENFORCEMENT_MODES, canonical_method
 
 _LIFECYCLE = LifecycleSettings()  # the one home of the lifecycle defaults
+_LOUD = SuddenLoudSettings()  # and of the sudden-loud detector's
 
 
 class TransformerSettings(BaseSettings):
@@ -148,6 +150,25 @@ class TransformerSettings(BaseSettings):
     )
     loudness_gate_dbfs: float | None = Field(
         None, le=0, description="Skip anomaly detection in windows quieter than this RMS level (dBFS)."
+    )
+    sudden_loud: bool = Field(
+        False,
+        description="Raise sudden_loud events (a level rising fast over the background, any sound) in "
+        "live sources and uploaded recordings; a source can turn it on or off in the sources file.",
+    )
+    sudden_loud_rise_db: float = Field(
+        _LOUD.rise_db, description="sudden_loud: dB a level must rise over the background (3-60)."
+    )
+    sudden_loud_rise_seconds: float = Field(
+        _LOUD.rise_seconds, description="sudden_loud: ... within this many seconds (0.12-5)."
+    )
+    sudden_loud_floor_dbfs: float = Field(
+        _LOUD.floor_dbfs, description="sudden_loud: the level must also reach this RMS level (dBFS)."
+    )
+    baselines_path: Path = Field(
+        Path("state/baselines.json"),
+        description="JSON file of each live source's learned loudness baseline per hour of day "
+        "(numbers only, never audio), kept across restarts.",
     )
 
     # --- SIFIS DHT delivery --------------------------------------------------------
@@ -288,3 +309,21 @@ class TransformerSettings(BaseSettings):
         # one rule, the lifecycle's own (its messages name the fields)
         LifecycleSettings(self.event_min_hits, self.event_within_hops, self.event_max_not_heard_seconds)
         return self
+
+    @model_validator(mode="after")
+    def _sudden_loud(self) -> TransformerSettings:
+        try:
+            self.sudden_loud_settings()
+        except ValueError as error:
+            # its messages name its keys: say them as the settings' names
+            problems = [f"sudden_loud_{problem}" for problem in str(error).split("; ")]
+            raise ValueError("; ".join(problems)) from None
+        return self
+
+    def sudden_loud_settings(self) -> SuddenLoudSettings:
+        """The sudden-loud detector's service-wide settings (whether it is on or not)."""
+        return SuddenLoudSettings(
+            rise_db=self.sudden_loud_rise_db,
+            rise_seconds=self.sudden_loud_rise_seconds,
+            floor_dbfs=self.sudden_loud_floor_dbfs,
+        )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -33,6 +34,8 @@ from contract.errors import InvalidConfiguration
 from contract.weights_status import WeightsStatus
 from transformer.analysis.anomalies import Detector
 from transformer.analysis.anomaly_groups import AnomalyGroup
+from transformer.analysis.detectors.baseline import BaselineStore
+from transformer.analysis.detectors.sudden_loud import SuddenLoudSettings
 from transformer.analysis.events import EventChange, EventTracker, LifecycleSettings
 from transformer.analysis.labels import Labels
 from transformer.analysis.record_context import RecordContext
@@ -41,7 +44,7 @@ from transformer.metrics import count_events
 from transformer.monitor.chunks import Chunk
 from transformer.monitor.front import Examples, SourceFront
 from transformer.monitor.ring import Window, embed_entries, unembedded
-from transformer.monitor.source_state import SourceState, source_groups
+from transformer.monitor.source_state import SourceState, loud_detector, source_groups
 from transformer.monitor.sources import SourceSpec
 from transformer.privacy import PrivacyRequest, parse_privacy_request
 from transformer.privacy.stream import stream_anonymiser
@@ -50,6 +53,8 @@ from transformer.privacy.stream import stream_anonymiser
 EmbedExamples = Callable[[np.ndarray], Awaitable[np.ndarray]]
 ScoreWindows = Callable[[np.ndarray], Awaitable[PredictorScores]]
 RecordEvents = Callable[[Sequence[EventChange], RecordContext], None]
+#: how often the sources' learned loudness baselines are written while listening
+BASELINE_SAVE_SECONDS = 300.0
 
 
 class Monitor:
@@ -71,12 +76,16 @@ class Monitor:
         privacy: Mapping[str, PrivacyRequest] | None = None,
         session: str = "",
         embedding_official: bool = False,
+        sudden_loud: SuddenLoudSettings | None = None,
+        baselines: BaselineStore | None = None,
     ) -> None:
         """``analyzer_id`` is in every record; ``privacy`` is each source's anonymisation
         (validated, the operator's minimum applied; a source not named gets none); ``session``
         (e.g. a uuid per run) keeps the event ids of two runs apart and is in every record;
         ``embedding_official``: VGGish and the PCA are the published files (each record then
-        carries the weights verdict with the predictor's)."""
+        carries the weights verdict with the predictor's); ``sudden_loud``: the service's
+        sudden-loud detector (None: off unless a source turns it on), each source's learned
+        baseline restored from and saved to ``baselines``."""
         if not 1 <= hop <= EMBEDDINGS_PER_WINDOW:
             raise InvalidConfiguration(
                 f"hop must be between 1 and {EMBEDDINGS_PER_WINDOW} examples, got {hop}"
@@ -96,6 +105,10 @@ class Monitor:
             )
             for spec in sources
         }
+        self.baselines = baselines
+        for state in self._sources.values():
+            state.loud = loud_detector(state.spec, sudden_loud, baselines)
+        self._saved_at = time.monotonic()
         self._embed, self._score, self._record = embed, score, record
         self.hop = hop
         self.analyzer_id, self.session = analyzer_id, session
@@ -149,15 +162,29 @@ class Monitor:
                 source.clock = None if arrived is None else (source.next_start, arrived)
         changes += self._timed(await self._run(run, errors))
         await self._record_changes(changes)
+        if time.monotonic() - self._saved_at >= BASELINE_SAVE_SECONDS:  # a crash loses minutes, not days
+            self._saved_at = time.monotonic()
+            await asyncio.to_thread(self.save_baselines)
         if errors:
             raise errors[0]
         return changes
 
     async def close(self) -> list[EventChange]:
-        """End every open event (the monitor stops); they are recorded too."""
+        """End every open event (the monitor stops); they are recorded too; the baselines saved."""
         changes = self._timed([c for source in self._sources.values() for c in source.tracker.close()])
         await self._record_changes(changes)
+        await asyncio.to_thread(self.save_baselines)
         return changes
+
+    def save_baselines(self) -> None:
+        """Write every source's learned loudness baseline to the store (if there is one)."""
+        learned = {
+            name: source.loud.baseline
+            for name, source in self._sources.items()
+            if source.loud is not None and source.loud.baseline is not None
+        }
+        if self.baselines is not None and learned:
+            self.baselines.save(learned)
 
     def _timed(self, changes: Sequence[EventChange]) -> list[EventChange]:
         """``changes`` with their wall-clock times, from their source's clock as it is now (before
@@ -298,6 +325,8 @@ class Monitor:
                 source.heard_windows += 1
                 row = source.detector.check(next(scores)[None, :])[0]
                 fired = source.detector.window(row, window.span())
+            if source.loud is not None:  # loudness alone: gated windows too
+                fired += source.loud.window(window.span(), source.local_hour(window.end_seconds))
             changes += source.tracker.update(window.end_seconds, fired)
         return changes
 

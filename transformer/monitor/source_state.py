@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from contract.errors import InvalidConfiguration
 from transformer.analysis.anomalies import Detector
 from transformer.analysis.anomaly_groups import AnomalyGroup
+from transformer.analysis.detectors.baseline import BaselineStore, HourlyBaseline
+from transformer.analysis.detectors.sudden_loud import SuddenLoud, SuddenLoudSettings, source_settings
 from transformer.analysis.events import EventTracker
 from transformer.monitor.front import SourceFront
 from transformer.monitor.ring import Ring
@@ -50,6 +52,19 @@ def source_groups(groups: Sequence[AnomalyGroup], source: SourceSpec) -> tuple[A
     )
 
 
+def loud_detector(
+    spec: SourceSpec, service: SuddenLoudSettings | None, store: BaselineStore | None
+) -> SuddenLoud | None:
+    """The source's sudden-loud detector (None: off), its learned baseline restored from ``store``."""
+    settings = source_settings(spec.sudden_loud, service)
+    if settings is None:
+        return None
+    baseline = HourlyBaseline()
+    if store is not None:
+        store.restore(spec.name, baseline)
+    return SuddenLoud(settings, baseline)
+
+
 @dataclass
 class SourceState:
     """One source as the monitor follows it: its detection, events, privacy, front end and clock."""
@@ -68,6 +83,7 @@ class SourceState:
     heard_windows: int = 0
     lost_windows: int = 0  # due in a detection step that failed (predictor down, wrong model...)
     events: int = 0  # events started
+    loud: SuddenLoud | None = None  # the sudden-loud detector, when the source runs it
 
     def wall_time(self, stream_seconds: float | None) -> str | None:
         """The wall-clock time (UTC ISO 8601) of a stream time, from the newest audio's arrival."""
@@ -75,3 +91,8 @@ class SourceState:
             return None
         epoch = self.clock[1] - (self.clock[0] - stream_seconds)
         return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+    def local_hour(self, stream_seconds: float) -> int:
+        """The host's local hour of day (0-23) when a stream time was heard (now, without a clock)."""
+        epoch = None if self.clock is None else self.clock[1] - (self.clock[0] - stream_seconds)
+        return (datetime.now() if epoch is None else datetime.fromtimestamp(epoch)).hour

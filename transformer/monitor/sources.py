@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from contract.errors import InvalidConfiguration, InvalidParameter
 from transformer.analysis.anomaly_groups import NAME_PATTERN, Probability
+from transformer.analysis.detectors.sudden_loud import SuddenLoudOverrides
 from transformer.privacy import PrivacyRequest, parse_privacy_request
 
 SourceKind = Literal["rtsp", "http", "file", "alsa", "pulse", "stdin"]
@@ -72,6 +73,9 @@ class SourceSpec(BaseModel):
         hop: examples (0.96 s) between the source's detections (None = the service's ``monitor_hop``).
         loudness_gate_dbfs: skip detection when the window is quieter (None = the service's).
         no_data_seconds: restart the capture after this long without a byte of audio.
+        sudden_loud: the sudden-loud detector on this source: ``true``/``false``, or its own
+            ``rise_db``, ``rise_seconds``, ``floor_dbfs``, ``background_seconds`` (None: the
+            service's ``sudden_loud`` settings).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -87,6 +91,7 @@ class SourceSpec(BaseModel):
     hop: int | None = Field(None, ge=1, le=10)
     loudness_gate_dbfs: float | None = Field(None, le=0)
     no_data_seconds: float = Field(10.0, gt=0, le=600)
+    sudden_loud: bool | SuddenLoudOverrides | None = None
 
     @field_validator("url")
     @classmethod

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from contract.errors import AudioGuardError, InvalidConfiguration
 from transformer.analysis.anomaly_groups import AnomalyGroup, load_anomaly_groups
+from transformer.analysis.detectors.baseline import BaselineStore
 from transformer.analysis.events import LifecycleSettings
 from transformer.analysis.labels import Labels
 from transformer.monitor.loop import EmbedExamples, Monitor, RecordEvents
@@ -98,6 +99,8 @@ def monitor_service(
         privacy=plan.privacy,
         session=session,
         embedding_official=embedding_official,
+        sudden_loud=settings.sudden_loud_settings() if settings.sudden_loud else None,
+        baselines=BaselineStore(settings.baselines_path),
     )
     return MonitorService(
         plan.sources,

@@ -1,0 +1,11 @@
+"""Class-agnostic detectors: anomalies the 527 labels cannot name, judged against a source's own past.
+
+They feed the same detection step, event lifecycle, records and outbox as the label groups
+(``transformer.analysis.events``): each gives ``Anomaly`` hits per classifier window, under its
+own group name.
+
+sudden_loud.py   onset detector: a rise of X dB within a short rise time over the background,
+                 above an absolute floor (group ``sudden_loud``)
+baseline.py      a source's learned loudness baseline: a running percentile per hour of day,
+                 a few numbers, persisted across restarts (``BaselineStore``)
+"""
