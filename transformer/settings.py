@@ -17,6 +17,7 @@ from transformer.analysis.events import LifecycleSettings
 from transformer.audio.constants import Precision, Runtime
 from transformer.dht.topics import (
     ANOMALY_TOPIC_NAME,
+    MODE_TOPIC_NAME,
     REQUEST_TOPIC_NAME,
     RESULTS_TOPIC_NAME,
     RESULTS_TOPIC_UUID,
@@ -251,6 +252,11 @@ class TransformerSettings(BaseSettings):
         ANOMALY_TOPIC_NAME,
         min_length=1,
         description="DHT topic_name of anomaly events (one topic_uuid per event).",
+    )
+    dht_mode_topic: str = Field(
+        MODE_TOPIC_NAME,
+        min_length=1,
+        description="DHT topic_name of live sources' mode changes (one topic_uuid per change).",
     )
     listener_topic: str = Field(
         REQUEST_TOPIC_NAME,

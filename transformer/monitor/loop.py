@@ -38,11 +38,13 @@ from transformer.analysis.detectors.baseline import BaselineStore
 from transformer.analysis.detectors.sudden_loud import SuddenLoudSettings
 from transformer.analysis.events import EventChange, EventTracker, LifecycleSettings
 from transformer.analysis.labels import Labels
+from transformer.analysis.modes import ModeBoard
 from transformer.analysis.record_context import RecordContext
 from transformer.analysis.types import PredictorScores
 from transformer.metrics import count_events
 from transformer.monitor.chunks import Chunk
 from transformer.monitor.front import Examples, SourceFront
+from transformer.monitor.mode_keeper import ModeKeeper, RecordModes
 from transformer.monitor.ring import Window, embed_entries, unembedded
 from transformer.monitor.source_state import SourceState, loud_detector, source_groups
 from transformer.monitor.sources import SourceSpec
@@ -78,6 +80,8 @@ class Monitor:
         embedding_official: bool = False,
         sudden_loud: SuddenLoudSettings | None = None,
         baselines: BaselineStore | None = None,
+        modes: ModeBoard | None = None,
+        record_modes: RecordModes | None = None,
     ) -> None:
         """``analyzer_id`` is in every record; ``privacy`` is each source's anonymisation
         (validated, the operator's minimum applied; a source not named gets none); ``session``
@@ -85,7 +89,8 @@ class Monitor:
         ``embedding_official``: VGGish and the PCA are the published files (each record then
         carries the weights verdict with the predictor's); ``sudden_loud``: the service's
         sudden-loud detector (None: off unless a source turns it on), each source's learned
-        baseline restored from and saved to ``baselines``."""
+        baseline restored from and saved to ``baselines``; ``modes``: each source's mode and the
+        groups it watches (None: every group, always), its changes recorded by ``record_modes``."""
         if not 1 <= hop <= EMBEDDINGS_PER_WINDOW:
             raise InvalidConfiguration(
                 f"hop must be between 1 and {EMBEDDINGS_PER_WINDOW} examples, got {hop}"
@@ -109,6 +114,7 @@ class Monitor:
         for state in self._sources.values():
             state.loud = loud_detector(state.spec, sudden_loud, baselines)
         self._saved_at = time.monotonic()
+        self.modes = None if modes is None else ModeKeeper(modes, record_modes, self.record_context)
         self._embed, self._score, self._record = embed, score, record
         self.hop = hop
         self.analyzer_id, self.session = analyzer_id, session
@@ -131,6 +137,8 @@ class Monitor:
         A failing part (the predictor down) loses its audio but not the rest of the step: the
         sources that ended or reconnected in it still end their events, the changes are still
         recorded, and then the first error is raised (the caller counts the failed step)."""
+        if self.modes is not None:  # a scheduled switch takes effect with the next audio
+            await self.modes.update()
         changes: list[EventChange] = []
         errors: list[Exception] = []
         run: list[Chunk] = []
@@ -327,6 +335,8 @@ class Monitor:
                 fired = source.detector.window(row, window.span())
             if source.loud is not None:  # loudness alone: gated windows too
                 fired += source.loud.window(window.span(), source.local_hour(window.end_seconds))
+            if self.modes is not None:
+                fired = self.modes.fired(source.spec.name, fired)
             changes += source.tracker.update(window.end_seconds, fired)
         return changes
 

@@ -32,8 +32,10 @@ from typing import Any, Final
 import numpy as np
 from prometheus_client.registry import REGISTRY
 
+from contract.errors import InvalidParameter
 from contract.log_limit import RateLimitedLog, describe_failure, failure_cause
 from transformer.analysis.events import EventChange
+from transformer.analysis.modes import SetBy, mode_request
 from transformer.analysis.record_context import RecordContext
 from transformer.monitor.chunks import Chunk, ChunkQueue
 from transformer.monitor.loop import Monitor, RecordEvents
@@ -101,6 +103,8 @@ class MonitorService:
         """Start the captures and the consuming loop on the running event loop."""
         self.queue = ChunkQueue(self.queue_chunks, on_drop=self.reporter.dropped)
         self.reporter.listening(self.sources)
+        if self.monitor.modes is not None:  # every source's first mode, recorded
+            await self.monitor.modes.update()
         self.supervisors = [
             SourceSupervisor(spec, self.queue, binary=self.ffmpeg, notify=self.notify)
             for spec in self.sources
@@ -200,7 +204,24 @@ class MonitorService:
         name = supervisor.source.name
         if status["state"] == "finished" and name not in self.monitor.ended:
             status["state"] = "finishing"  # played out; its held-back audio is still being analysed
-        return {**status, "open_events": self.monitor.open_groups(name)}
+        modes = {} if self.monitor.modes is None else self.monitor.modes.board.status().get(name, {})
+        return {**status, "open_events": self.monitor.open_groups(name), **modes}
+
+    async def set_mode(self, request: object, by: SetBy) -> dict[str, Any]:
+        """Apply a mode request (``{"mode", "source"}``, InvalidParameter if bad); the changes it
+        made (recorded before this returns) and every source's mode now."""
+        if self.monitor.modes is None:
+            raise InvalidParameter("this monitor runs without modes")
+        board = self.monitor.modes.board
+        mode, source = mode_request(request, board.sources)
+        changes = await self.monitor.modes.request(mode, source, by)
+        return {
+            "changed": [
+                {"source": change.source, "mode": change.mode, "previous": change.previous}
+                for change in changes
+            ],
+            "modes": board.status(),
+        }
 
 
 def default_queue_chunks(sources: Sequence[SourceSpec]) -> int:

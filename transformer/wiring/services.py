@@ -94,6 +94,7 @@ def delivery_service(settings: TransformerSettings) -> DeliveryService:
         results_topic=(settings.dht_results_topic, settings.dht_results_uuid),
         anomaly_topic=settings.dht_anomaly_topic,
         sender=OutboxSender(outbox, client),
+        mode_topic=settings.dht_mode_topic,
     )
 
 

@@ -83,6 +83,7 @@ def transformer_parts(
             embed=worker.embed_examples,
             score=score_live,
             record=logged_events(None if delivery is None else delivery.record_events),
+            record_modes=None if delivery is None else delivery.record_mode_changes,
             groups=groups,
             labels=labels,
             embedding_official=official,

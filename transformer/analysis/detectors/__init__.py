@@ -9,3 +9,10 @@ sudden_loud.py   onset detector: a rise of X dB within a short rise time over th
 baseline.py      a source's learned loudness baseline: a running percentile per hour of day,
                  a few numbers, persisted across restarts (``BaselineStore``)
 """
+
+from typing import Final
+
+from transformer.analysis.detectors.sudden_loud import GROUP as SUDDEN_LOUD
+
+#: the groups the detectors raise (a mode's group list may name them beside the label groups)
+DETECTOR_GROUPS: Final = (SUDDEN_LOUD,)
