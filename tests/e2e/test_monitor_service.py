@@ -27,13 +27,14 @@ import requests
 from tests.e2e.test_anomaly_delivery import poll, transformer_args
 from tests.support.dht_broker import DhtBroker
 from tests.support.leakscan import AudioFingerprints, files_under, read_bounded, scan_files
-from tests.support.records import assert_event_records
+from tests.support.records import assert_event_records, assert_mode_records
 from tests.support.serverutil import RunningServer, free_port, start_server
 from tests.support.service_clients import metric_value, wav_bytes
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ffmpeg_installed")]
 
 ANOMALY_TOPIC = "SIFIS:Audio_Anomaly"
+MODE_TOPIC = "SIFIS:Audio_Mode"
 SECONDS = 14.0
 
 
@@ -190,3 +191,36 @@ def test_the_status_endpoint_says_when_nothing_is_listened_to(
         assert answer.status_code == 404 and "--sources_file" in answer.json()["error"]
     finally:
         server.stop()
+
+
+def test_a_mode_request_over_the_api_changes_one_source_and_reaches_the_dht_as_a_record(
+    listening: tuple[RunningServer, DhtBroker, Path],
+) -> None:
+    server, broker, _ = listening
+    url = server.http_url + "/v1/monitor/mode"
+    answer = requests.put(url, json={"mode": "away", "source": "garden-cam"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["changed"] == [{"source": "garden-cam", "mode": "away", "previous": "home"}]
+    status = _status(server)
+    assert (_source(status, "garden-cam")["mode"], _source(status, "garden-cam")["set_by"]) == ("away", "api")
+    assert _source(status, "replay")["mode"] == "home"  # only the source named
+
+    def recorded() -> list[dict[str, Any]] | None:
+        values = list(broker.entries(MODE_TOPIC).values())
+        return values if any(value["set_by"] == "api" for value in values) else None
+
+    records = assert_mode_records(poll(recorded, "the mode change at the DHT"))
+    assert {(r["source"], r["mode"], r["set_by"]) for r in records} == {
+        ("replay", "home", "start"),
+        ("kitchen", "home", "start"),
+        ("garden-cam", "home", "start"),
+        ("garden-cam", "away", "api"),
+    }
+    for body, problem in (
+        (b"{not json", "the body of a mode request must be JSON"),
+        (b'{"mode": "holiday"}', "'mode' must be one of home, away, night"),
+        (b'{"mode": "away", "source": "attic"}', "'source' must be one of the sources listened to"),
+    ):
+        refused = requests.put(url, data=body, headers={"content-type": "application/json"}, timeout=10)
+        assert refused.status_code == 400 and problem in refused.json()["error"], refused.text
+    assert _source(_status(server), "garden-cam")["mode"] == "away"  # nothing changed by them
