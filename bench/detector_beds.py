@@ -2,7 +2,7 @@
 
 Beds (16 kHz mono float64, never written anywhere):
 
-- ``room``: room tone, pink noise with a mains hum, steady (-50 dBFS);
+- ``room``: room tone, pink noise with a mains hum 15 dB under it, steady (-50 dBFS);
 - ``rain``: band-passed noise whose level wanders slowly (+-3 dB over tens of seconds, -35 dBFS);
 - ``rain_start``: the room tone, then rain fading in over ``ramp_seconds`` (a slow rise: no event);
 - ``shared``: the shared recordings (rain, birds, snoring) looped, when /work/shared is there.
@@ -55,9 +55,10 @@ def band_noise(rng: np.random.Generator, n: int, low: float, high: float) -> np.
 
 
 def room(seconds: float, rng: np.random.Generator, dbfs: float = -50.0) -> np.ndarray:
+    """Pink noise at ``dbfs`` and a mains hum 15 dB under it."""
     n = int(seconds * RATE)
     t = np.arange(n) / RATE
-    return at_dbfs(pink_noise(rng, n) + 0.3 * np.sin(2 * np.pi * 50 * t), dbfs)
+    return at_dbfs(pink_noise(rng, n), dbfs) + at_dbfs(np.sin(2 * np.pi * 50 * t), dbfs - 15.0)
 
 
 def rain(seconds: float, rng: np.random.Generator, dbfs: float = -35.0) -> np.ndarray:

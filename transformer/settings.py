@@ -166,6 +166,14 @@ class TransformerSettings(BaseSettings):
     sudden_loud_floor_dbfs: float = Field(
         _LOUD.floor_dbfs, description="sudden_loud: the level must also reach this RMS level (dBFS)."
     )
+    voices_while_armed: bool = Field(
+        True,
+        description="Raise voices_while_armed events (speech presence, never content) on a live source "
+        "while its mode watches that group (away, by default); speech is not even analysed otherwise.",
+    )
+    voices_min_speech_seconds: float = Field(
+        1.0, ge=0.1, le=9.6, description="voices_while_armed: seconds of speech a 9.6-s window must hold."
+    )
     baselines_path: Path = Field(
         Path("state/baselines.json"),
         description="JSON file of each live source's learned loudness baseline per hour of day "

@@ -36,6 +36,7 @@ from transformer.analysis.anomalies import Detector
 from transformer.analysis.anomaly_groups import AnomalyGroup
 from transformer.analysis.detectors.baseline import BaselineStore
 from transformer.analysis.detectors.sudden_loud import SuddenLoudSettings
+from transformer.analysis.detectors.voices import Voices, VoicesSettings
 from transformer.analysis.events import EventChange, EventTracker, LifecycleSettings
 from transformer.analysis.labels import Labels
 from transformer.analysis.modes import ModeBoard
@@ -80,6 +81,7 @@ class Monitor:
         embedding_official: bool = False,
         sudden_loud: SuddenLoudSettings | None = None,
         baselines: BaselineStore | None = None,
+        voices: VoicesSettings | None = None,
         modes: ModeBoard | None = None,
         record_modes: RecordModes | None = None,
     ) -> None:
@@ -90,7 +92,9 @@ class Monitor:
         carries the weights verdict with the predictor's); ``sudden_loud``: the service's
         sudden-loud detector (None: off unless a source turns it on), each source's learned
         baseline restored from and saved to ``baselines``; ``modes``: each source's mode and the
-        groups it watches (None: every group, always), its changes recorded by ``record_modes``."""
+        groups it watches (None: every group, always), its changes recorded by ``record_modes``;
+        ``voices``: the speech presence detector (``voices_while_armed``: with ``modes`` only,
+        it listens while a source's mode watches the group)."""
         if not 1 <= hop <= EMBEDDINGS_PER_WINDOW:
             raise InvalidConfiguration(
                 f"hop must be between 1 and {EMBEDDINGS_PER_WINDOW} examples, got {hop}"
@@ -113,6 +117,7 @@ class Monitor:
         self.baselines = baselines
         for state in self._sources.values():
             state.loud = loud_detector(state.spec, sudden_loud, baselines)
+            state.voices = None if voices is None or modes is None else Voices(voices)
         self._saved_at = time.monotonic()
         self.modes = None if modes is None else ModeKeeper(modes, record_modes, self.record_context)
         self._embed, self._score, self._record = embed, score, record
@@ -139,6 +144,7 @@ class Monitor:
         recorded, and then the first error is raised (the caller counts the failed step)."""
         if self.modes is not None:  # a scheduled switch takes effect with the next audio
             await self.modes.update()
+            self.modes.tune(self._sources.values())
         changes: list[EventChange] = []
         errors: list[Exception] = []
         run: list[Chunk] = []
@@ -260,7 +266,11 @@ class Monitor:
         short_gap = gap is not None and gap < EMBEDDINGS_PER_WINDOW * EXAMPLE_SECONDS
         source.ring.restart(chunk.start_seconds, keep=chunk.segment == source.segment and short_gap)
         source.gap_from = None
-        source.front, source.segment = SourceFront(chunk.sample_rate, anonymiser), chunk.segment
+        tap = None
+        if source.voices is not None:
+            source.voices.restart(chunk.start_seconds)
+            tap = source.voices.push
+        source.front, source.segment = SourceFront(chunk.sample_rate, anonymiser, tap), chunk.segment
 
     async def _detect_completed(self, completed: Sequence[tuple[SourceState, Examples]]) -> list[EventChange]:
         """New examples into the rings; the due windows the gate lets through are embedded (one
@@ -333,8 +343,7 @@ class Monitor:
                 source.heard_windows += 1
                 row = source.detector.check(next(scores)[None, :])[0]
                 fired = source.detector.window(row, window.span())
-            if source.loud is not None:  # loudness alone: gated windows too
-                fired += source.loud.window(window.span(), source.local_hour(window.end_seconds))
+            fired += source.detector_hits(window.span())
             if self.modes is not None:
                 fired = self.modes.fired(source.spec.name, fired)
             changes += source.tracker.update(window.end_seconds, fired)

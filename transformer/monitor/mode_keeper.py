@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from transformer.analysis.anomalies import Anomaly
+from transformer.analysis.detectors.voices import GROUP as VOICES
 from transformer.analysis.modes import Mode, ModeBoard, ModeChange, SetBy
 from transformer.analysis.record_context import RecordContext
+from transformer.monitor.source_state import SourceState
 
 RecordModes = Callable[[Sequence[ModeChange], RecordContext], None]
 
@@ -34,6 +36,12 @@ class ModeKeeper:
     def fired(self, source: str, hits: Iterable[Anomaly]) -> list[Anomaly]:
         """The hits of groups ``source``'s mode watches."""
         return [hit for hit in hits if self.board.active(source, hit.group)]
+
+    def tune(self, sources: Iterable[SourceState]) -> None:
+        """Let each source's speech detector listen only while its mode watches its group."""
+        for source in sources:
+            if source.voices is not None:
+                source.voices.listening = self.board.active(source.spec.name, VOICES)
 
     async def update(self, now: datetime | None = None) -> list[ModeChange]:
         """Bring every source's mode to ``now`` (default: the clock); record the changes."""

@@ -16,6 +16,7 @@ from contract.errors import AudioGuardError, InvalidConfiguration
 from transformer.analysis.anomaly_groups import AnomalyGroup, load_anomaly_groups
 from transformer.analysis.detectors import DETECTOR_GROUPS
 from transformer.analysis.detectors.baseline import BaselineStore
+from transformer.analysis.detectors.voices import VoicesSettings
 from transformer.analysis.events import LifecycleSettings
 from transformer.analysis.labels import Labels
 from transformer.analysis.modes import ModeBoard, ModesSpec, unknown_mode_groups
@@ -108,6 +109,7 @@ def monitor_service(
         embedding_official=embedding_official,
         sudden_loud=settings.sudden_loud_settings() if settings.sudden_loud else None,
         baselines=BaselineStore(settings.baselines_path),
+        voices=VoicesSettings(settings.voices_min_speech_seconds) if settings.voices_while_armed else None,
         modes=ModeBoard(
             plan.modes,
             {source.name: source.schedule for source in plan.sources},
