@@ -11,41 +11,19 @@ import numpy as np
 import pytest
 
 from bench.detector_beds import Burst, room, with_bursts
+from tests.support.gated_monitor import chunks, gated_monitor
 from tests.support.records import assert_event_records, assert_mode_records
-from tests.transformer.monitor.test_sudden_loud import chunks, never_embedded, never_scored
-from transformer.analysis.anomaly_groups import load_anomaly_groups
-from transformer.analysis.detectors import DETECTOR_GROUPS
-from transformer.analysis.labels import load_labels
-from transformer.analysis.modes import ModeBoard, ModesSpec
+from transformer.analysis.modes import ModesSpec
 from transformer.dht.delivery import DeliveryService
 from transformer.dht.outbox import Outbox
 from transformer.dht.topics import ANOMALY_TOPIC_NAME, MODE_TOPIC_NAME
-from transformer.monitor.loop import Monitor
-from transformer.monitor.sources import SourceSpec
 
 
 async def test_a_group_its_mode_does_not_watch_raises_nothing_until_a_request_arms_it(tmp_path: Path) -> None:
     rng = np.random.default_rng(21)
     audio = with_bursts(room(60.0, rng), [Burst(15.0, 18.0), Burst(45.0, 18.0)], rng)
-    groups = load_anomaly_groups()
-    board = ModeBoard(
-        ModesSpec(groups={"home": ["glass_break"]}),  # at home only glass; away: every group
-        {"hall": None},
-        [group.name for group in groups] + list(DETECTOR_GROUPS),
-    )
     outbox = Outbox(tmp_path / "outbox.sqlite3", 1000)
-    delivery = DeliveryService(outbox)
-    monitor = Monitor(
-        [SourceSpec(name="hall", url="pulse:hall", loudness_gate_dbfs=0.0, sudden_loud=True)],
-        embed=never_embedded,
-        score=never_scored,
-        record=delivery.record_events,
-        groups=groups,
-        labels=load_labels(),
-        session="run-1",
-        modes=board,
-        record_modes=delivery.record_mode_changes,
-    )
+    monitor = gated_monitor(DeliveryService(outbox), modes=ModesSpec(groups={"home": ["glass_break"]}))
     pieces = chunks(audio)
     heard = []
     for chunk in pieces[:300]:  # 30 s at home: the first burst is not watched for

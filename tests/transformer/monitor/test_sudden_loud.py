@@ -4,62 +4,30 @@ VGGish and the predictor: the detector reads loudness only, so nothing is embedd
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 from pydantic import ValidationError
 
 from bench.detector_beds import Burst, rain, room, with_bursts
 from contract.errors import InvalidConfiguration
+from tests.support.gated_monitor import EPOCH, chunks, gated_monitor, stereo_wav
 from tests.support.leakscan import AudioFingerprints
 from tests.support.records import assert_event_records
-from transformer.analysis.anomaly_groups import load_anomaly_groups
 from transformer.analysis.detectors.baseline import BaselineStore
 from transformer.analysis.detectors.sudden_loud import GROUP
-from transformer.analysis.labels import load_labels
-from transformer.analysis.types import PredictorScores
 from transformer.dht.delivery import DeliveryService
 from transformer.dht.outbox import Outbox
-from transformer.monitor.chunks import Chunk
 from transformer.monitor.loop import Monitor
-from transformer.monitor.sources import SourceSpec, parse_sources
+from transformer.monitor.sources import parse_sources
 from transformer.settings import TransformerSettings
-
-EPOCH = 1_780_000_000.0  # the wall clock the chunks arrive at (the baseline's hour of day)
-
-
-async def never_embedded(features: np.ndarray) -> np.ndarray:
-    raise AssertionError("the gate holds every window back: nothing reaches VGGish")
-
-
-async def never_scored(windows: np.ndarray) -> PredictorScores:
-    raise AssertionError("the gate holds every window back: nothing reaches the predictor")
-
-
-def chunks(audio: np.ndarray, source: str = "hall") -> list[Chunk]:
-    """0.1-s chunks as a capture hands them over, stamped with their arrival."""
-    return [
-        Chunk(source, part, i * 0.1, 1, received_at=EPOCH + (i + 1) * 0.1)
-        for i, part in enumerate(np.split(audio, audio.size // 1600))
-    ]
 
 
 def monitor(delivery: DeliveryService, store: BaselineStore | None) -> Monitor:
-    return Monitor(
-        [SourceSpec(name="hall", url="pulse:hall", loudness_gate_dbfs=0.0, sudden_loud=True)],
-        embed=never_embedded,
-        score=never_scored,
-        record=delivery.record_events,
-        groups=load_anomaly_groups(),
-        labels=load_labels(),
-        baselines=store,
-        session="run-1",
-    )
+    return gated_monitor(delivery, baselines=store)
 
 
 async def listen(target: Monitor, audio: np.ndarray) -> list[str]:
@@ -68,13 +36,6 @@ async def listen(target: Monitor, audio: np.ndarray) -> list[str]:
         changes += await target.process([chunk])
     changes += await target.close()
     return [f"{c.change} {c.group} {c.start_seconds:.2f}" for c in changes]
-
-
-def wav(audio: np.ndarray) -> bytes:
-    """``audio`` as the stereo PCM16 WAV the fingerprints are made of (both channels alike)."""
-    buffer = io.BytesIO()
-    sf.write(buffer, np.stack([audio, audio], axis=1), 16_000, subtype="PCM_16", format="WAV")
-    return buffer.getvalue()
 
 
 async def test_a_burst_on_a_live_source_is_one_recorded_event_and_nothing_of_the_audio_is_stored(
@@ -95,7 +56,7 @@ async def test_a_burst_on_a_live_source_is_one_recorded_event_and_nothing_of_the
     assert records[0]["origin"] == "live" and records[0]["started_at"] is not None
     assert records[0]["measures"]["rise_db"] >= 12.0
     outbox.close()
-    fingerprints = AudioFingerprints.of_wav(wav(audio), [5.0, 25.0, 25.1, 30.0])
+    fingerprints = AudioFingerprints.of_wav(stereo_wav(audio), [5.0, 25.0, 25.1, 30.0])
     for path in (tmp_path / "outbox.sqlite3", tmp_path / "baselines.json"):
         assert path.exists() and fingerprints.find(path.read_bytes(), path.name) == []
 

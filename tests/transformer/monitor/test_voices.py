@@ -5,45 +5,27 @@ speech times only."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from bench.detector_beds import room
 from tests.support import speech_synth as synth
+from tests.support.gated_monitor import chunks, gated_monitor, stereo_wav
 from tests.support.leakscan import AudioFingerprints
 from tests.support.records import assert_event_records
-from tests.transformer.monitor.test_sudden_loud import chunks, never_embedded, never_scored
-from transformer.analysis.anomaly_groups import load_anomaly_groups
-from transformer.analysis.detectors import DETECTOR_GROUPS
 from transformer.analysis.detectors.voices import GROUP, VoicesSettings
 from transformer.analysis.events import EventChange
-from transformer.analysis.labels import load_labels
-from transformer.analysis.modes import ModeBoard, ModesSpec
+from transformer.analysis.modes import ModesSpec
 from transformer.dht.delivery import DeliveryService
 from transformer.dht.outbox import Outbox
 from transformer.dht.topics import ANOMALY_TOPIC_NAME
 from transformer.monitor.loop import Monitor
-from transformer.monitor.sources import SourceSpec
 
 
 def monitor(delivery: DeliveryService) -> Monitor:
-    groups = load_anomaly_groups()
-    return Monitor(
-        [SourceSpec(name="hall", url="pulse:hall", loudness_gate_dbfs=0.0)],
-        embed=never_embedded,
-        score=never_scored,
-        record=delivery.record_events,
-        groups=groups,
-        labels=load_labels(),
-        session="run-1",
-        voices=VoicesSettings(),
-        modes=ModeBoard(ModesSpec(), {"hall": None}, [g.name for g in groups] + list(DETECTOR_GROUPS)),
-        record_modes=delivery.record_mode_changes,
-    )
+    return gated_monitor(delivery, modes=ModesSpec(), sudden_loud=False, voices=VoicesSettings())
 
 
 def scene(parts: list[tuple[float, np.ndarray]], seconds: float) -> np.ndarray:
@@ -84,9 +66,7 @@ async def test_voices_raise_one_event_only_once_the_source_is_armed(tmp_path: Pa
         "Audio anomaly ended: Voices while nobody should be home (hall)",
     ]
     outbox.close()
-    buffer = io.BytesIO()
-    sf.write(buffer, np.stack([audio, audio], axis=1), 16_000, subtype="PCM_16", format="WAV")
-    found = AudioFingerprints.of_wav(buffer.getvalue(), [9.0, 12.0, 41.0, 44.0]).find(
+    found = AudioFingerprints.of_wav(stereo_wav(audio), [9.0, 12.0, 41.0, 44.0]).find(
         (tmp_path / "outbox.sqlite3").read_bytes(), "outbox"
     )
     assert found == []
