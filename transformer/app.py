@@ -64,6 +64,7 @@ logger = logging.getLogger(__name__)
 
 MONITOR_PATH: Final = "/v1/monitor"
 MONITOR_MODE_PATH: Final = "/v1/monitor/mode"
+NOVELTY_RESET_PATH: Final = "/v1/monitor/unusual_sound/reset"
 #: Room for the JSON around the tensor; base64 makes the audio 4/3 larger.
 JSON_OVERHEAD_BYTES: Final = 64 * 1024
 
@@ -119,6 +120,22 @@ async def set_monitor_mode(request: Request) -> Response:
     except ValueError:
         raise InvalidParameter("the body of a mode request must be JSON") from None
     return JSONResponse(await model.monitor.set_mode(body, "api"))
+
+
+async def reset_novelty(request: Request) -> Response:
+    """POST /v1/monitor/unusual_sound/reset ``{"source": "hall"}`` (``{}``: every source): forget
+    what the source learnt of its normal sounds; its state after (400 naming the problem)."""
+    model = bound_model(request.app)
+    if model is None or model.monitor is None:
+        return JSONResponse(
+            {"error": "this transformer listens to no live source (start it with --sources_file)"},
+            status_code=404,
+        )
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        raise InvalidParameter("the body of a reset request must be JSON") from None
+    return JSONResponse(await model.monitor.reset_novelty(body))
 
 
 def rest_body_limit(model: AudioTransformer) -> int:
@@ -214,6 +231,9 @@ def install(target: FastAPI) -> None:
     target.add_api_route(MONITOR_PATH, monitor_status, methods=["GET"], response_model=None, tags=["monitor"])
     target.add_api_route(
         MONITOR_MODE_PATH, set_monitor_mode, methods=["PUT"], response_model=None, tags=["monitor"]
+    )
+    target.add_api_route(
+        NOVELTY_RESET_PATH, reset_novelty, methods=["POST"], response_model=None, tags=["monitor"]
     )
     target.include_router(sifis.router)
     target.add_exception_handler(grpc.RpcError, predictor_unavailable_handler)

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.constants import ALL_INTERFACES
 from contract.errors import InvalidParameter
+from transformer.analysis.detectors.novelty import NoveltySettings
 from transformer.analysis.detectors.sudden_loud import SuddenLoudSettings
 from transformer.analysis.events import LifecycleSettings
 from transformer.audio.constants import Precision, Runtime
@@ -174,6 +175,27 @@ class TransformerSettings(BaseSettings):
     voices_min_speech_seconds: float = Field(
         1.0, ge=0.1, le=9.6, description="voices_while_armed: seconds of speech a 9.6-s window must hold."
     )
+    unusual_sound: bool = Field(
+        False,
+        description="Learn each live source's normal sounds (statistics of its VGGish embeddings) and "
+        "raise unusual_sound events for windows far outside them once learnt.",
+    )
+    unusual_sound_learning_hours: float = Field(
+        24.0,
+        ge=1 / 60,
+        le=720,
+        description="unusual_sound: hours of scored audio learnt from (half to model, half to calibrate).",
+    )
+    unusual_sound_quantile: float = Field(
+        0.9999,
+        ge=0.9,
+        le=0.99999,
+        description="unusual_sound: the calibrated threshold's quantile (0.9-0.99999), times a 1.2 margin.",
+    )
+    novelty_dir: Path = Field(
+        Path("state/novelty"),
+        description="Folder of each live source's unusual_sound model (statistics only, never audio).",
+    )
     baselines_path: Path = Field(
         Path("state/baselines.json"),
         description="JSON file of each live source's learned loudness baseline per hour of day "
@@ -333,6 +355,12 @@ class TransformerSettings(BaseSettings):
             problems = [f"sudden_loud_{problem}" for problem in str(error).split("; ")]
             raise ValueError("; ".join(problems)) from None
         return self
+
+    def novelty_settings(self) -> NoveltySettings:
+        """The unusual_sound detector's settings (whether it is on or not)."""
+        return NoveltySettings(
+            learning_seconds=self.unusual_sound_learning_hours * 3600, quantile=self.unusual_sound_quantile
+        )
 
     def sudden_loud_settings(self) -> SuddenLoudSettings:
         """The sudden-loud detector's service-wide settings (whether it is on or not)."""

@@ -35,6 +35,7 @@ from contract.weights_status import WeightsStatus
 from transformer.analysis.anomalies import Detector
 from transformer.analysis.anomaly_groups import AnomalyGroup
 from transformer.analysis.detectors.baseline import BaselineStore
+from transformer.analysis.detectors.novelty import NoveltySettings, NoveltyStore
 from transformer.analysis.detectors.sudden_loud import SuddenLoudSettings
 from transformer.analysis.detectors.voices import Voices, VoicesSettings
 from transformer.analysis.events import EventChange, EventTracker, LifecycleSettings
@@ -47,7 +48,7 @@ from transformer.monitor.chunks import Chunk
 from transformer.monitor.front import Examples, SourceFront
 from transformer.monitor.mode_keeper import ModeKeeper, RecordModes
 from transformer.monitor.ring import Window, embed_entries, unembedded
-from transformer.monitor.source_state import SourceState, loud_detector, source_groups
+from transformer.monitor.source_state import SourceState, loud_detector, novelty_model, source_groups
 from transformer.monitor.sources import SourceSpec
 from transformer.privacy import PrivacyRequest, parse_privacy_request
 from transformer.privacy.stream import stream_anonymiser
@@ -82,6 +83,8 @@ class Monitor:
         sudden_loud: SuddenLoudSettings | None = None,
         baselines: BaselineStore | None = None,
         voices: VoicesSettings | None = None,
+        novelty: NoveltySettings | None = None,
+        novelty_store: NoveltyStore | None = None,
         modes: ModeBoard | None = None,
         record_modes: RecordModes | None = None,
     ) -> None:
@@ -94,7 +97,8 @@ class Monitor:
         baseline restored from and saved to ``baselines``; ``modes``: each source's mode and the
         groups it watches (None: every group, always), its changes recorded by ``record_modes``;
         ``voices``: the speech presence detector (``voices_while_armed``: with ``modes`` only,
-        it listens while a source's mode watches the group)."""
+        it listens while a source's mode watches the group); ``novelty``: each source's model of
+        its normal sounds (``unusual_sound``), kept in ``novelty_store``."""
         if not 1 <= hop <= EMBEDDINGS_PER_WINDOW:
             raise InvalidConfiguration(
                 f"hop must be between 1 and {EMBEDDINGS_PER_WINDOW} examples, got {hop}"
@@ -118,6 +122,10 @@ class Monitor:
         for state in self._sources.values():
             state.loud = loud_detector(state.spec, sudden_loud, baselines)
             state.voices = None if voices is None or modes is None else Voices(voices)
+            state.novelty = (
+                None if novelty is None else novelty_model(state.spec.name, novelty, labels, novelty_store)
+            )
+        self.novelty_store = novelty_store
         self._saved_at = time.monotonic()
         self.modes = None if modes is None else ModeKeeper(modes, record_modes, self.record_context)
         self._embed, self._score, self._record = embed, score, record
@@ -178,20 +186,24 @@ class Monitor:
         await self._record_changes(changes)
         if time.monotonic() - self._saved_at >= BASELINE_SAVE_SECONDS:  # a crash loses minutes, not days
             self._saved_at = time.monotonic()
-            await asyncio.to_thread(self.save_baselines)
+            await asyncio.to_thread(self.save_learned)
         if errors:
             raise errors[0]
         return changes
 
     async def close(self) -> list[EventChange]:
-        """End every open event (the monitor stops); they are recorded too; the baselines saved."""
+        """End every open event (the monitor stops); they are recorded too; what was learnt saved."""
         changes = self._timed([c for source in self._sources.values() for c in source.tracker.close()])
         await self._record_changes(changes)
-        await asyncio.to_thread(self.save_baselines)
+        await asyncio.to_thread(self.save_learned)
         return changes
 
-    def save_baselines(self) -> None:
-        """Write every source's learned loudness baseline to the store (if there is one)."""
+    def save_learned(self) -> None:
+        """Write every source's learned loudness baseline and novelty model to their stores."""
+        if self.novelty_store is not None:
+            for name, source in self._sources.items():
+                if source.novelty is not None:
+                    self.novelty_store.save(name, source.novelty)
         learned = {
             name: source.loud.baseline
             for name, source in self._sources.items()
@@ -199,6 +211,15 @@ class Monitor:
         }
         if self.baselines is not None and learned:
             self.baselines.save(learned)
+
+    def forget_novelty(self, names: Sequence[str]) -> None:
+        """Reset these sources' novelty models and delete their stored ones (worker thread)."""
+        for name in names:
+            model = self._sources[name].novelty
+            if model is not None:
+                model.reset()
+                if self.novelty_store is not None:
+                    self.novelty_store.forget(name)
 
     def _timed(self, changes: Sequence[EventChange]) -> list[EventChange]:
         """``changes`` with their wall-clock times, from their source's clock as it is now (before
@@ -343,6 +364,8 @@ class Monitor:
                 source.heard_windows += 1
                 row = source.detector.check(next(scores)[None, :])[0]
                 fired = source.detector.window(row, window.span())
+                if source.novelty is not None:  # it needs the embeddings: scored windows only
+                    fired += source.novelty.window(window.span(), window.embeddings(), row)
             fired += source.detector_hits(window.span())
             if self.modes is not None:
                 fired = self.modes.fired(source.spec.name, fired)

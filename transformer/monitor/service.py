@@ -205,7 +205,27 @@ class MonitorService:
         if status["state"] == "finished" and name not in self.monitor.ended:
             status["state"] = "finishing"  # played out; its held-back audio is still being analysed
         modes = {} if self.monitor.modes is None else self.monitor.modes.board.status().get(name, {})
-        return {**status, "open_events": self.monitor.open_groups(name), **modes}
+        novelty = self.monitor.heard(name).novelty
+        learnt = {} if novelty is None else {"unusual_sound": novelty.status()}
+        return {**status, "open_events": self.monitor.open_groups(name), **modes, **learnt}
+
+    async def reset_novelty(self, request: object) -> dict[str, Any]:
+        """Forget what ``{"source": NAME}`` (no source: every source) learnt of its normal sounds
+        (its stored model too); InvalidParameter names a bad request. Each source's state after."""
+        names = [supervisor.source.name for supervisor in self.supervisors] or [s.name for s in self.sources]
+        learning = [name for name in names if self.monitor.heard(name).novelty is not None]
+        if not learning:
+            raise InvalidParameter("no source learns its normal sounds (unusual_sound is off)")
+        if not isinstance(request, dict) or set(request) - {"source"}:
+            raise InvalidParameter(
+                'a reset request is a JSON object: {"source": NAME} or {} for every source'
+            )
+        source = request.get("source")
+        if source is not None and source not in learning:
+            raise InvalidParameter(f"'source' must be one of the sources that learn ({', '.join(learning)})")
+        chosen = learning if source is None else [source]
+        await asyncio.to_thread(self.monitor.forget_novelty, chosen)
+        return {name: self.monitor.heard(name).novelty.status() for name in chosen}  # type: ignore[union-attr]
 
     async def set_mode(self, request: object, by: SetBy) -> dict[str, Any]:
         """Apply a mode request (``{"mode", "source"}``, InvalidParameter if bad); the changes it

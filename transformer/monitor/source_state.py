@@ -12,9 +12,11 @@ from contract.errors import InvalidConfiguration
 from transformer.analysis.anomalies import Anomaly, Detector, WindowSpan
 from transformer.analysis.anomaly_groups import AnomalyGroup
 from transformer.analysis.detectors.baseline import BaselineStore, HourlyBaseline
+from transformer.analysis.detectors.novelty import NoveltyModel, NoveltySettings, NoveltyStore
 from transformer.analysis.detectors.sudden_loud import SuddenLoud, SuddenLoudSettings, source_settings
 from transformer.analysis.detectors.voices import Voices
 from transformer.analysis.events import EventTracker
+from transformer.analysis.labels import Labels
 from transformer.monitor.front import SourceFront
 from transformer.monitor.ring import Ring
 from transformer.monitor.sources import SourceSpec
@@ -66,6 +68,16 @@ def loud_detector(
     return SuddenLoud(settings, baseline)
 
 
+def novelty_model(
+    name: str, settings: NoveltySettings, labels: Labels, store: NoveltyStore | None
+) -> NoveltyModel:
+    """The source's novelty model, restored from ``store`` when it has one."""
+    model = NoveltyModel(settings, labels)
+    if store is not None:
+        store.restore(name, model)
+    return model
+
+
 @dataclass
 class SourceState:
     """One source as the monitor follows it: its detection, events, privacy, front end and clock."""
@@ -86,6 +98,7 @@ class SourceState:
     events: int = 0  # events started
     loud: SuddenLoud | None = None  # the sudden-loud detector, when the source runs it
     voices: Voices | None = None  # the speech presence detector, when the service runs it
+    novelty: NoveltyModel | None = None  # its model of its normal sounds, when the service runs it
 
     def wall_time(self, stream_seconds: float | None) -> str | None:
         """The wall-clock time (UTC ISO 8601) of a stream time, from the newest audio's arrival."""

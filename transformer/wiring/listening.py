@@ -16,6 +16,7 @@ from contract.errors import AudioGuardError, InvalidConfiguration
 from transformer.analysis.anomaly_groups import AnomalyGroup, load_anomaly_groups
 from transformer.analysis.detectors import DETECTOR_GROUPS
 from transformer.analysis.detectors.baseline import BaselineStore
+from transformer.analysis.detectors.novelty import NoveltyStore
 from transformer.analysis.detectors.voices import VoicesSettings
 from transformer.analysis.events import LifecycleSettings
 from transformer.analysis.labels import Labels
@@ -110,6 +111,8 @@ def monitor_service(
         sudden_loud=settings.sudden_loud_settings() if settings.sudden_loud else None,
         baselines=BaselineStore(settings.baselines_path),
         voices=VoicesSettings(settings.voices_min_speech_seconds) if settings.voices_while_armed else None,
+        novelty=settings.novelty_settings() if settings.unusual_sound else None,
+        novelty_store=NoveltyStore(settings.novelty_dir),
         modes=ModeBoard(
             plan.modes,
             {source.name: source.schedule for source in plan.sources},
