@@ -93,15 +93,23 @@ def bound_model(target: FastAPI) -> AudioTransformer | None:
     return model
 
 
+NO_LIVE_SOURCES: Final = "this transformer listens to no live source (start it with --sources_file)"
+
+
+async def _json_body(request: Request, what: str, empty: bytes = b"") -> object:
+    """The request's JSON body (``empty`` stands for none); InvalidParameter when it is not JSON."""
+    try:
+        return json.loads(await request.body() or empty)
+    except ValueError:
+        raise InvalidParameter(f"the body of {what} must be JSON") from None
+
+
 async def monitor_status(request: Request) -> Response:
     """GET /v1/monitor: each live source's state, last audio, level, restarts, drops, open events
     (404 when the service listens to no source)."""
     model = bound_model(request.app)
     if model is None or model.monitor is None:
-        return JSONResponse(
-            {"error": "this transformer listens to no live source (start it with --sources_file)"},
-            status_code=404,
-        )
+        return JSONResponse({"error": NO_LIVE_SOURCES}, status_code=404)
     return JSONResponse(model.monitor.status())
 
 
@@ -111,15 +119,8 @@ async def set_monitor_mode(request: Request) -> Response:
     404 without live sources)."""
     model = bound_model(request.app)
     if model is None or model.monitor is None:
-        return JSONResponse(
-            {"error": "this transformer listens to no live source (start it with --sources_file)"},
-            status_code=404,
-        )
-    try:
-        body = json.loads(await request.body())
-    except ValueError:
-        raise InvalidParameter("the body of a mode request must be JSON") from None
-    return JSONResponse(await model.monitor.set_mode(body, "api"))
+        return JSONResponse({"error": NO_LIVE_SOURCES}, status_code=404)
+    return JSONResponse(await model.monitor.set_mode(await _json_body(request, "a mode request"), "api"))
 
 
 async def reset_novelty(request: Request) -> Response:
@@ -127,14 +128,8 @@ async def reset_novelty(request: Request) -> Response:
     what the source learnt of its normal sounds; its state after (400 naming the problem)."""
     model = bound_model(request.app)
     if model is None or model.monitor is None:
-        return JSONResponse(
-            {"error": "this transformer listens to no live source (start it with --sources_file)"},
-            status_code=404,
-        )
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        raise InvalidParameter("the body of a reset request must be JSON") from None
+        return JSONResponse({"error": NO_LIVE_SOURCES}, status_code=404)
+    body = await _json_body(request, "a reset request", empty=b"{}")
     return JSONResponse(await model.monitor.reset_novelty(body))
 
 

@@ -70,6 +70,10 @@ def listening(
             "--sources_file", str(work / "sources.yaml"),
             "--dht_url", broker.url,
             "--outbox_path", str(work / "state" / "outbox.sqlite3"),
+            "--sudden_loud", "true",
+            "--unusual_sound", "true",
+            "--baselines_path", str(work / "state" / "baselines.json"),
+            "--novelty_dir", str(work / "state" / "novelty"),
             "--analyzer_id", "e2e-listener",
             "--privacy_minimum", "dp_noise",
         ],
@@ -174,6 +178,13 @@ def test_nothing_of_the_live_audio_in_the_log_the_outbox_or_the_dht(
     server, broker, work = listening
     for name in ("replay", "kitchen"):
         poll(lambda n=name: _source(_status(server), n)["state"] == "finished", f"{name} to play out")
+    state = work / "state"
+
+    def learnt() -> list[Path] | None:  # a source that ends has what it learnt saved
+        stores = [state / "baselines.json", *sorted((state / "novelty").glob("*.novelty.npz"))]
+        return stores if len(stores) >= 2 and all(path.exists() for path in stores) else None
+
+    assert poll(learnt, "the learnt baselines and a novelty model on disk")  # scanned below too
     fingerprints = AudioFingerprints.of_wav(recording, [0.5, 3.0, 7.5, 12.0])
     findings = fingerprints.find(read_bounded(server.logs), "transformer log")
     findings += scan_files(list(files_under([work / "state"])), fingerprints)
@@ -210,6 +221,7 @@ def test_a_mode_request_over_the_api_changes_one_source_and_reaches_the_dht_as_a
         return values if any(value["set_by"] == "api" for value in values) else None
 
     records = assert_mode_records(poll(recorded, "the mode change at the DHT"))
+    assert _source(status, "replay")["unusual_sound"]["state"] == "learning"  # a day to learn, by default
     assert {(r["source"], r["mode"], r["set_by"]) for r in records} == {
         ("replay", "home", "start"),
         ("kitchen", "home", "start"),
@@ -224,3 +236,24 @@ def test_a_mode_request_over_the_api_changes_one_source_and_reaches_the_dht_as_a
         refused = requests.put(url, data=body, headers={"content-type": "application/json"}, timeout=10)
         assert refused.status_code == 400 and problem in refused.json()["error"], refused.text
     assert _source(_status(server), "garden-cam")["mode"] == "away"  # nothing changed by them
+
+
+def test_a_source_forgets_its_normal_sounds_on_request(
+    listening: tuple[RunningServer, DhtBroker, Path],
+) -> None:
+    server, _, work = listening
+    poll(lambda: _source(_status(server), "replay")["state"] == "finished", "replay to play out")
+    before = _source(_status(server), "replay")["unusual_sound"]
+    assert before["state"] == "learning" and before["seconds_learnt"] > 0
+    url = server.http_url + "/v1/monitor/unusual_sound/reset"
+    answer = requests.post(url, json={"source": "replay"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["replay"]["seconds_learnt"] == 0 and answer.json()["replay"]["state"] == "learning"
+    assert _source(_status(server), "replay")["unusual_sound"]["seconds_learnt"] == 0
+    assert not (work / "state" / "novelty" / "replay.novelty.npz").exists()  # its stored model too
+    assert _source(_status(server), "kitchen")["unusual_sound"]["seconds_learnt"] > 0  # only the one named
+    refused = requests.post(url, json={"source": "attic"}, timeout=10)
+    assert (
+        refused.status_code == 400
+        and "'source' must be one of the sources that learn" in refused.json()["error"]
+    )

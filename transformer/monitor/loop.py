@@ -171,6 +171,7 @@ class Monitor:
                 changes += self._timed(ended + source.tracker.close(reason, source_ended=chunk.final))
                 if chunk.final:
                     self.ended.add(chunk.source)
+                    self._saved_at = -BASELINE_SAVE_SECONDS  # what it learnt: saved with this step
             elif continued and _after_gap(chunk, source.next_start):
                 changes += self._timed(await self._run(run, errors))
                 run, in_run = [], {}
