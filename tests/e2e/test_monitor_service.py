@@ -35,6 +35,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ffmpeg_installed")]
 
 ANOMALY_TOPIC = "SIFIS:Audio_Anomaly"
 MODE_TOPIC = "SIFIS:Audio_Mode"
+REQUEST_TOPIC = "SIFIS:Privacy_Aware_Audio_Anomaly_Detection"
 SECONDS = 14.0
 
 
@@ -74,6 +75,8 @@ def listening(
             "--unusual_sound", "true",
             "--baselines_path", str(work / "state" / "baselines.json"),
             "--novelty_dir", str(work / "state" / "novelty"),
+            "--listener_enabled", "true",  # for mode requests over the DHT
+            "--listener_audio_dir", str(work),
             "--analyzer_id", "e2e-listener",
             "--privacy_minimum", "dp_noise",
         ],
@@ -257,3 +260,33 @@ def test_a_source_forgets_its_normal_sounds_on_request(
         refused.status_code == 400
         and "'source' must be one of the sources that learn" in refused.json()["error"]
     )
+
+
+def test_a_mode_request_written_to_the_dht_changes_the_source_and_a_bad_one_changes_nothing(
+    listening: tuple[RunningServer, DhtBroker, Path],
+) -> None:
+    server, broker, _ = listening
+    poll(
+        lambda: metric_value(server, "audioguard_dht_listener_connected") == 1,
+        "the listener's subscription (the broker subscribes a socket before its handshake ends)",
+    )
+    broker.post(REQUEST_TOPIC, "mode-2", {"Type": "Audio_mode", "mode": "holiday", "request_id": "m-bad"})
+    broker.post(
+        REQUEST_TOPIC,
+        "mode-1",
+        {"Type": "Audio_mode", "mode": "night", "source": "kitchen", "request_id": "m-1"},
+    )
+
+    def recorded() -> list[dict[str, Any]] | None:
+        values = [value for value in broker.entries(MODE_TOPIC).values() if value["set_by"] == "dht"]
+        return values or None
+
+    [record] = assert_mode_records(poll(recorded, "the DHT mode request's change at the DHT"))
+    assert (record["source"], record["mode"]) == ("kitchen", "night")
+    assert _source(_status(server), "kitchen")["set_by"] == "dht"
+    poll(
+        lambda: "mode request 'm-bad' refused: 'mode' must be one of home, away, night" in server.log_text(),
+        "the log line",
+    )
+    assert "holiday" not in server.log_text()  # named, never echoed
+    assert {s["name"]: s["mode"] for s in _status(server)["sources"]}["replay"] == "home"

@@ -18,3 +18,5 @@ MODE_TOPIC_NAME: Final = "SIFIS:Audio_Mode"
 REQUEST_TOPIC_NAME: Final = "SIFIS:Privacy_Aware_Audio_Anomaly_Detection"
 #: the ``Type`` of an analysis request naming an audio file
 REQUEST_TYPE: Final = "Audio_file"
+#: the ``Type`` of a request setting live sources' mode (``{"mode", "source"}``)
+MODE_REQUEST_TYPE: Final = "Audio_mode"
