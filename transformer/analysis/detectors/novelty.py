@@ -98,6 +98,7 @@ class NoveltyModel:
     threshold: float | None = None
     _precision: np.ndarray | None = None
     _last_example: float = -math.inf  # stream time of the newest example taken in this run
+    _judged: dict[float, float] = field(default_factory=dict)  # distance of each example in the window
 
     @property
     def learning_examples(self) -> int:
@@ -125,6 +126,7 @@ class NoveltyModel:
         fresh = NoveltyModel(self.settings, self.labels)
         self.count, self.mean, self.scatter = fresh.count, fresh.mean, fresh.scatter
         self.histogram, self.threshold, self._precision = fresh.histogram, None, None
+        self._judged = {}
 
     def window(
         self, span: WindowSpan, embeddings: np.ndarray, scores: np.ndarray, index: int = 0
@@ -144,7 +146,7 @@ class NoveltyModel:
             self._take(values[new])
         if self.threshold is None:
             return []
-        distances = self.distances(values)
+        distances = self._window_distances(values, starts[: len(values)])
         farthest = int(np.argmax(distances))
         if distances[farthest] <= self.threshold:
             return []
@@ -171,6 +173,17 @@ class NoveltyModel:
                 },
             )
         ]
+
+    def _window_distances(self, values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """The distance of each of the window's examples, each computed once (at hop 1 a window
+        shares nine examples with the one before)."""
+        keys = [round(float(start), 3) for start in starts]
+        missing = [index for index, key in enumerate(keys) if key not in self._judged]
+        if missing:
+            for index, distance in zip(missing, self.distances(values[missing]), strict=True):
+                self._judged[keys[index]] = float(distance)
+        self._judged = {key: self._judged[key] for key in keys}  # only the window's: bounded
+        return np.array([self._judged[key] for key in keys])
 
     def _take(self, examples: np.ndarray) -> None:
         for example in examples:
@@ -201,7 +214,7 @@ class NoveltyModel:
             regular = (1 - shrink) * covariance + shrink * target * np.eye(DIMENSIONS)
             self._precision = np.linalg.pinv(regular + 1e-6 * np.eye(DIMENSIONS))
         centred = np.asarray(examples, dtype=np.float64) - self.mean
-        return np.sqrt(np.maximum(0.0, np.einsum("kd,de,ke->k", centred, self._precision, centred)))
+        return np.sqrt(np.maximum(0.0, np.sum((centred @ self._precision) * centred, axis=1)))
 
 
 class NoveltyStore:

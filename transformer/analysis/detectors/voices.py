@@ -2,8 +2,8 @@
 
 Speech presence is the one ``speech_mask`` finds (``transformer.privacy.speech_detect``: voicing
 at a speaking pitch, no single tone, energy in the speech band, syllabic rhythm), here run on the
-source's 16-kHz audio *before* anonymisation, in blocks of ``BLOCK_SECONDS`` with
-``CONTEXT_SECONDS`` of audio either side. Only the times of the speech are kept (a few
+source's 16-kHz audio *before* anonymisation, in blocks of ``BLOCK_SECONDS`` (4 s) with
+``CONTEXT_SECONDS`` (1 s) of audio either side. Only the times of the speech are kept (a few
 intervals over the last window), never the audio beyond the block being analysed and never
 anything of what is said. It runs only while the source's mode watches the group
 (``listening``): at home nothing of the speech is even analysed.
@@ -30,7 +30,7 @@ from transformer.privacy.stft import frame_grid
 GROUP: Final = "voices_while_armed"
 LABEL: Final = "Voices while nobody should be home"
 RATE: Final = 16_000
-BLOCK_SECONDS: Final = 2.0
+BLOCK_SECONDS: Final = 4.0  # with the context either side, 1.5 s analysed per second heard
 CONTEXT_SECONDS: Final = 1.0
 
 
