@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -127,6 +128,7 @@ class Monitor:
             )
         self.novelty_store = novelty_store
         self._saved_at = time.monotonic()
+        self._saving = threading.Lock()  # a reset never interleaves with a save in a worker thread
         self.modes = None if modes is None else ModeKeeper(modes, record_modes, self.record_context)
         self._embed, self._score, self._record = embed, score, record
         self.hop = hop
@@ -201,26 +203,29 @@ class Monitor:
 
     def save_learned(self) -> None:
         """Write every source's learned loudness baseline and novelty model to their stores."""
-        if self.novelty_store is not None:
-            for name, source in self._sources.items():
-                if source.novelty is not None:
-                    self.novelty_store.save(name, source.novelty)
-        learned = {
-            name: source.loud.baseline
-            for name, source in self._sources.items()
-            if source.loud is not None and source.loud.baseline is not None
-        }
-        if self.baselines is not None and learned:
-            self.baselines.save(learned)
+        with self._saving:
+            if self.novelty_store is not None:
+                for name, source in self._sources.items():
+                    if source.novelty is not None:
+                        self.novelty_store.save(name, source.novelty)
+            learned = {
+                name: source.loud.baseline
+                for name, source in self._sources.items()
+                if source.loud is not None and source.loud.baseline is not None
+            }
+            if self.baselines is not None and learned:
+                self.baselines.save(learned)
 
     def forget_novelty(self, names: Sequence[str]) -> None:
-        """Reset these sources' novelty models and delete their stored ones (worker thread)."""
-        for name in names:
-            model = self._sources[name].novelty
-            if model is not None:
-                model.reset()
-                if self.novelty_store is not None:
-                    self.novelty_store.forget(name)
+        """Reset these sources' novelty models and delete their stored ones. On the event loop (the
+        detection changes the models there); it waits for a save in progress, a few ms at most."""
+        with self._saving:
+            for name in names:
+                model = self._sources[name].novelty
+                if model is not None:
+                    model.reset()
+                    if self.novelty_store is not None:
+                        self.novelty_store.forget(name)
 
     def _timed(self, changes: Sequence[EventChange]) -> list[EventChange]:
         """``changes`` with their wall-clock times, from their source's clock as it is now (before
