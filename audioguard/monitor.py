@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
+from audioguard.render import event_detail
 from contract import cli_types
 from contract.cli_style import CliParser, hyphenated, known_flags
 from contract.errors import AudioGuardError
@@ -113,7 +114,7 @@ def unopenable(plan: Listening) -> list[Notice] | None:
 def describe_change(record: dict[str, object]) -> str:
     """``START kitchen: Glass breaking [glass_break] at 12.48 s (19:04:11), peak 0.92: Shatter 0.92``:
     stream seconds, and the local wall-clock time when the source knows it."""
-    classes = ", ".join(f"{c['label']} {c['score']:.2f}" for c in record["triggered_by"][:3])  # type: ignore[index]
+    classes = event_detail(record)
     if record["change"] == "start":
         when = f"at {record['start_seconds']:.2f} s{local_time(record.get('started_at'))}"
     else:
