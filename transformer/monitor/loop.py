@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import threading
-import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -47,6 +45,7 @@ from transformer.analysis.types import PredictorScores
 from transformer.metrics import count_events
 from transformer.monitor.chunks import Chunk
 from transformer.monitor.front import Examples, SourceFront
+from transformer.monitor.learnt import Learnt
 from transformer.monitor.mode_keeper import ModeKeeper, RecordModes
 from transformer.monitor.ring import Window, embed_entries, unembedded
 from transformer.monitor.source_state import SourceState, loud_detector, novelty_model, source_groups
@@ -58,8 +57,6 @@ from transformer.privacy.stream import stream_anonymiser
 EmbedExamples = Callable[[np.ndarray], Awaitable[np.ndarray]]
 ScoreWindows = Callable[[np.ndarray], Awaitable[PredictorScores]]
 RecordEvents = Callable[[Sequence[EventChange], RecordContext], None]
-#: how often the sources' learned loudness baselines are written while listening
-BASELINE_SAVE_SECONDS = 300.0
 
 
 class Monitor:
@@ -119,16 +116,13 @@ class Monitor:
             )
             for spec in sources
         }
-        self.baselines = baselines
         for state in self._sources.values():
             state.loud = loud_detector(state.spec, sudden_loud, baselines)
             state.voices = None if voices is None or modes is None else Voices(voices)
             state.novelty = (
                 None if novelty is None else novelty_model(state.spec.name, novelty, labels, novelty_store)
             )
-        self.novelty_store = novelty_store
-        self._saved_at = time.monotonic()
-        self._saving = threading.Lock()  # a reset never interleaves with a save in a worker thread
+        self.learnt = Learnt(self._sources, baselines, novelty_store)
         self.modes = None if modes is None else ModeKeeper(modes, record_modes, self.record_context)
         self._embed, self._score, self._record = embed, score, record
         self.hop = hop
@@ -173,7 +167,7 @@ class Monitor:
                 changes += self._timed(ended + source.tracker.close(reason, source_ended=chunk.final))
                 if chunk.final:
                     self.ended.add(chunk.source)
-                    self._saved_at = -BASELINE_SAVE_SECONDS  # what it learnt: saved with this step
+                    self.learnt.save_soon()  # what it learnt: saved with this step
             elif continued and _after_gap(chunk, source.next_start):
                 changes += self._timed(await self._run(run, errors))
                 run, in_run = [], {}
@@ -187,9 +181,8 @@ class Monitor:
                 source.clock = None if arrived is None else (source.next_start, arrived)
         changes += self._timed(await self._run(run, errors))
         await self._record_changes(changes)
-        if time.monotonic() - self._saved_at >= BASELINE_SAVE_SECONDS:  # a crash loses minutes, not days
-            self._saved_at = time.monotonic()
-            await asyncio.to_thread(self.save_learned)
+        if self.learnt.due():
+            await asyncio.to_thread(self.learnt.save)
         if errors:
             raise errors[0]
         return changes
@@ -198,34 +191,8 @@ class Monitor:
         """End every open event (the monitor stops); they are recorded too; what was learnt saved."""
         changes = self._timed([c for source in self._sources.values() for c in source.tracker.close()])
         await self._record_changes(changes)
-        await asyncio.to_thread(self.save_learned)
+        await asyncio.to_thread(self.learnt.save)
         return changes
-
-    def save_learned(self) -> None:
-        """Write every source's learned loudness baseline and novelty model to their stores."""
-        with self._saving:
-            if self.novelty_store is not None:
-                for name, source in self._sources.items():
-                    if source.novelty is not None:
-                        self.novelty_store.save(name, source.novelty)
-            learned = {
-                name: source.loud.baseline
-                for name, source in self._sources.items()
-                if source.loud is not None and source.loud.baseline is not None
-            }
-            if self.baselines is not None and learned:
-                self.baselines.save(learned)
-
-    def forget_novelty(self, names: Sequence[str]) -> None:
-        """Reset these sources' novelty models and delete their stored ones. On the event loop (the
-        detection changes the models there); it waits for a save in progress, a few ms at most."""
-        with self._saving:
-            for name in names:
-                model = self._sources[name].novelty
-                if model is not None:
-                    model.reset()
-                    if self.novelty_store is not None:
-                        self.novelty_store.forget(name)
 
     def _timed(self, changes: Sequence[EventChange]) -> list[EventChange]:
         """``changes`` with their wall-clock times, from their source's clock as it is now (before

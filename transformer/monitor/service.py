@@ -224,7 +224,7 @@ class MonitorService:
         if source is not None and source not in learning:
             raise InvalidParameter(f"'source' must be one of the sources that learn ({', '.join(learning)})")
         chosen = learning if source is None else [source]
-        self.monitor.forget_novelty(chosen)
+        self.monitor.learnt.forget_novelty(chosen)
         return {name: self.monitor.heard(name).novelty.status() for name in chosen}  # type: ignore[union-attr]
 
     async def set_mode(self, request: object, by: SetBy) -> dict[str, Any]:
