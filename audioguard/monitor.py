@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
+from audioguard.render import event_detail
 from contract import cli_types
 from contract.cli_style import CliParser, hyphenated, known_flags
 from contract.errors import AudioGuardError
@@ -113,7 +114,7 @@ def unopenable(plan: Listening) -> list[Notice] | None:
 def describe_change(record: dict[str, object]) -> str:
     """``START kitchen: Glass breaking [glass_break] at 12.48 s (19:04:11), peak 0.92: Shatter 0.92``:
     stream seconds, and the local wall-clock time when the source knows it."""
-    classes = ", ".join(f"{c['label']} {c['score']:.2f}" for c in record["triggered_by"][:3])  # type: ignore[index]
+    classes = event_detail(record)
     if record["change"] == "start":
         when = f"at {record['start_seconds']:.2f} s{local_time(record.get('started_at'))}"
     else:
@@ -129,6 +130,7 @@ def describe_change(record: dict[str, object]) -> str:
 async def listen(args: argparse.Namespace) -> int:
     from contract.native_logs import native_stderr_to_debug
     from transformer import wiring
+    from transformer.analysis.modes import ModeChange
     from transformer.analysis.record_context import RecordContext
     from transformer.analysis.records import event_record
     from transformer.analysis.types import PredictorScores
@@ -150,6 +152,16 @@ async def listen(args: argparse.Namespace) -> int:
             record = event_record(change, context)  # type: ignore[arg-type]
             print(json.dumps(record) if args.json else describe_change(record), flush=True)
 
+    def show_modes(changes: Sequence[ModeChange], context: RecordContext) -> None:
+        if args.json:  # the JSON lines are event records only (one schema per stream)
+            return
+        for change in changes:
+            groups = len(change.groups)
+            print(
+                f"MODE  {change.source}: {change.mode} (by {change.set_by}, {groups} groups watched)",
+                flush=True,
+            )
+
     service = wiring.monitor_service(
         classifier.settings,
         args.plan,
@@ -164,6 +176,7 @@ async def listen(args: argparse.Namespace) -> int:
         hop=args.hop,
         ffmpeg=args.ffmpeg,
         notify=say,
+        record_modes=show_modes,
     )
     if not classifier.weights.official:
         print(f"WARNING: {classifier.weights.warning}", file=sys.stderr, flush=True)

@@ -22,15 +22,22 @@ def span(start: float, end: float) -> str:
     return f"{start:.2f}-{end:.2f} s"
 
 
-def anomaly_line(anomaly: Mapping[str, Any]) -> str:
-    """``Glass breaking [glass_break] 0.92 (threshold 0.50) 12.00-12.48 s: Glass 0.92, Shatter 0.71``."""
+def event_detail(anomaly: Mapping[str, Any]) -> str:
+    """What fired an event: its classes (``Glass 0.92, Shatter 0.71``) and, for a class-agnostic
+    group, what it measured (``rise_db 17.2, peak_dbfs -31.5, reference_dbfs -48.7``)."""
     triggers = list(anomaly.get("triggered_by") or [])
     named = ", ".join(f"{t['label']} {t['score']:.2f}" for t in triggers[:TRIGGERS_SHOWN])
     more = f" (+{len(triggers) - TRIGGERS_SHOWN} more)" if len(triggers) > TRIGGERS_SHOWN else ""
+    measured = ", ".join(f"{name} {value:g}" for name, value in (anomaly.get("measures") or {}).items())
+    return "; ".join(part for part in (named + more, measured) if part)
+
+
+def anomaly_line(anomaly: Mapping[str, Any]) -> str:
+    """``Glass breaking [glass_break] 0.92 (threshold 0.50) 12.00-12.48 s: Glass 0.92, Shatter 0.71``."""
     return (
         f"{anomaly['label']} [{anomaly['group']}] {anomaly['peak_score']:.2f} "
         f"(threshold {anomaly['threshold']:.2f}) {span(anomaly['start_seconds'], anomaly['end_seconds'])}: "
-        f"{named}{more}"
+        f"{event_detail(anomaly)}"
     )
 
 

@@ -24,7 +24,8 @@ at module top level, before ``ModelServer.start``. Importing this module:
   gRPC client logs each failed call at ERROR with a traceback on
   ``kserve.trace``; ``PredictorCallLogFilter`` turns those records into DEBUG
   ones (our handlers, the monitor and the predictor link name the failure);
-- answers ``GET /v1/monitor`` with the live sources' status (``--sources_file``);
+- answers ``GET /v1/monitor`` with the live sources' status (``--sources_file``) and
+  ``PUT /v1/monitor/mode`` with a mode change (``transformer.analysis.modes``);
 - adds a lifespan hook that connects to the predictor and runs the DHT
   outbox sender (and the live sources) for as long as the server runs.
 
@@ -33,6 +34,7 @@ at module top level, before ``ModelServer.start``. Importing this module:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -49,7 +51,7 @@ from kserve.protocol.dataplane import DataPlane
 
 from contract import kserve_compat
 from contract.availability import set_not_ready_reason
-from contract.errors import upload_too_large
+from contract.errors import InvalidParameter, upload_too_large
 from contract.kserve_compat import install_service_patches
 from contract.log_limit import RateLimitedLog
 from contract.service_logs import announce_lifecycle
@@ -62,6 +64,8 @@ from transformer.protocol.v2_response import OUTPUT_NAMES
 logger = logging.getLogger(__name__)
 
 MONITOR_PATH: Final = "/v1/monitor"
+MONITOR_MODE_PATH: Final = "/v1/monitor/mode"
+NOVELTY_RESET_PATH: Final = "/v1/monitor/unusual_sound/reset"
 #: Room for the JSON around the tensor; base64 makes the audio 4/3 larger.
 JSON_OVERHEAD_BYTES: Final = 64 * 1024
 
@@ -90,16 +94,44 @@ def bound_model(target: FastAPI) -> AudioTransformer | None:
     return model
 
 
+NO_LIVE_SOURCES: Final = "this transformer listens to no live source (start it with --sources_file)"
+
+
+async def _json_body(request: Request, what: str, empty: bytes = b"") -> object:
+    """The request's JSON body (``empty`` stands for none); InvalidParameter when it is not JSON."""
+    try:
+        return json.loads(await request.body() or empty)
+    except ValueError:
+        raise InvalidParameter(f"the body of {what} must be JSON") from None
+
+
 async def monitor_status(request: Request) -> Response:
     """GET /v1/monitor: each live source's state, last audio, level, restarts, drops, open events
     (404 when the service listens to no source)."""
     model = bound_model(request.app)
     if model is None or model.monitor is None:
-        return JSONResponse(
-            {"error": "this transformer listens to no live source (start it with --sources_file)"},
-            status_code=404,
-        )
+        return JSONResponse({"error": NO_LIVE_SOURCES}, status_code=404)
     return JSONResponse(model.monitor.status())
+
+
+async def set_monitor_mode(request: Request) -> Response:
+    """PUT /v1/monitor/mode ``{"mode": "away", "source": "hall"}`` (no source: every source): the
+    changes made, recorded before the answer, and every source's mode (400 naming a bad field,
+    404 without live sources)."""
+    model = bound_model(request.app)
+    if model is None or model.monitor is None:
+        return JSONResponse({"error": NO_LIVE_SOURCES}, status_code=404)
+    return JSONResponse(await model.monitor.set_mode(await _json_body(request, "a mode request"), "api"))
+
+
+async def reset_novelty(request: Request) -> Response:
+    """POST /v1/monitor/unusual_sound/reset ``{"source": "hall"}`` (``{}``: every source): forget
+    what the source learnt of its normal sounds; its state after (400 naming the problem)."""
+    model = bound_model(request.app)
+    if model is None or model.monitor is None:
+        return JSONResponse({"error": NO_LIVE_SOURCES}, status_code=404)
+    body = await _json_body(request, "a reset request", empty=b"{}")
+    return JSONResponse(await model.monitor.reset_novelty(body))
 
 
 def rest_body_limit(model: AudioTransformer) -> int:
@@ -197,6 +229,12 @@ def install(target: FastAPI) -> None:
     install_service_patches(target)
     add_v2_routes(target)
     target.add_api_route(MONITOR_PATH, monitor_status, methods=["GET"], response_model=None, tags=["monitor"])
+    target.add_api_route(
+        MONITOR_MODE_PATH, set_monitor_mode, methods=["PUT"], response_model=None, tags=["monitor"]
+    )
+    target.add_api_route(
+        NOVELTY_RESET_PATH, reset_novelty, methods=["POST"], response_model=None, tags=["monitor"]
+    )
     target.include_router(sifis.router)
     target.add_exception_handler(grpc.RpcError, predictor_unavailable_handler)
     target.add_exception_handler(httpx.TransportError, predictor_unavailable_handler)

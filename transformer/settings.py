@@ -12,10 +12,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.constants import ALL_INTERFACES
 from contract.errors import InvalidParameter
+from transformer.analysis.detectors.novelty import NoveltySettings
+from transformer.analysis.detectors.sudden_loud import SuddenLoudSettings
 from transformer.analysis.events import LifecycleSettings
 from transformer.audio.constants import Precision, Runtime
 from transformer.dht.topics import (
     ANOMALY_TOPIC_NAME,
+    MODE_TOPIC_NAME,
     REQUEST_TOPIC_NAME,
     RESULTS_TOPIC_NAME,
     RESULTS_TOPIC_UUID,
@@ -23,6 +26,7 @@ from transformer.dht.topics import (
 from transformer.privacy.request import ENFORCEMENT_MODES, canonical_method
 
 _LIFECYCLE = LifecycleSettings()  # the one home of the lifecycle defaults
+_LOUD = SuddenLoudSettings()  # and of the sudden-loud detector's
 
 
 class TransformerSettings(BaseSettings):
@@ -149,6 +153,54 @@ class TransformerSettings(BaseSettings):
     loudness_gate_dbfs: float | None = Field(
         None, le=0, description="Skip anomaly detection in windows quieter than this RMS level (dBFS)."
     )
+    sudden_loud: bool = Field(
+        False,
+        description="Raise sudden_loud events (a level rising fast over the background, any sound) in "
+        "live sources and uploaded recordings; a source can turn it on or off in the sources file.",
+    )
+    sudden_loud_rise_db: float = Field(
+        _LOUD.rise_db, description="sudden_loud: dB a level must rise over the background (3-60)."
+    )
+    sudden_loud_rise_seconds: float = Field(
+        _LOUD.rise_seconds, description="sudden_loud: ... within this many seconds (0.12-5)."
+    )
+    sudden_loud_floor_dbfs: float = Field(
+        _LOUD.floor_dbfs, description="sudden_loud: the level must also reach this RMS level (dBFS)."
+    )
+    voices_while_armed: bool = Field(
+        True,
+        description="Raise voices_while_armed events (speech presence, never content) on a live source "
+        "while its mode watches that group (away, by default); speech is not even analysed otherwise.",
+    )
+    voices_min_speech_seconds: float = Field(
+        1.0, ge=0.1, le=9.6, description="voices_while_armed: seconds of speech a 9.6-s window must hold."
+    )
+    unusual_sound: bool = Field(
+        False,
+        description="Learn each live source's normal sounds (statistics of its VGGish embeddings) and "
+        "raise unusual_sound events for windows far outside them once learnt.",
+    )
+    unusual_sound_learning_hours: float = Field(
+        24.0,
+        ge=1 / 60,
+        le=720,
+        description="unusual_sound: hours of scored audio learnt from (half to model, half to calibrate).",
+    )
+    unusual_sound_quantile: float = Field(
+        0.9999,
+        ge=0.9,
+        le=0.99999,
+        description="unusual_sound: the calibrated threshold's quantile (0.9-0.99999), times a 1.2 margin.",
+    )
+    novelty_dir: Path = Field(
+        Path("state/novelty"),
+        description="Folder of each live source's unusual_sound model (statistics only, never audio).",
+    )
+    baselines_path: Path = Field(
+        Path("state/baselines.json"),
+        description="JSON file of each live source's learned loudness baseline per hour of day "
+        "(numbers only, never audio), kept across restarts.",
+    )
 
     # --- SIFIS DHT delivery --------------------------------------------------------
     dht_url: str | None = Field(
@@ -231,6 +283,11 @@ class TransformerSettings(BaseSettings):
         min_length=1,
         description="DHT topic_name of anomaly events (one topic_uuid per event).",
     )
+    dht_mode_topic: str = Field(
+        MODE_TOPIC_NAME,
+        min_length=1,
+        description="DHT topic_name of live sources' mode changes (one topic_uuid per change).",
+    )
     listener_topic: str = Field(
         REQUEST_TOPIC_NAME,
         min_length=1,
@@ -288,3 +345,27 @@ class TransformerSettings(BaseSettings):
         # one rule, the lifecycle's own (its messages name the fields)
         LifecycleSettings(self.event_min_hits, self.event_within_hops, self.event_max_not_heard_seconds)
         return self
+
+    @model_validator(mode="after")
+    def _sudden_loud(self) -> TransformerSettings:
+        try:
+            self.sudden_loud_settings()
+        except ValueError as error:
+            # its messages name its keys: say them as the settings' names
+            problems = [f"sudden_loud_{problem}" for problem in str(error).split("; ")]
+            raise ValueError("; ".join(problems)) from None
+        return self
+
+    def novelty_settings(self) -> NoveltySettings:
+        """The unusual_sound detector's settings (whether it is on or not)."""
+        return NoveltySettings(
+            learning_seconds=self.unusual_sound_learning_hours * 3600, quantile=self.unusual_sound_quantile
+        )
+
+    def sudden_loud_settings(self) -> SuddenLoudSettings:
+        """The sudden-loud detector's service-wide settings (whether it is on or not)."""
+        return SuddenLoudSettings(
+            rise_db=self.sudden_loud_rise_db,
+            rise_seconds=self.sudden_loud_rise_seconds,
+            floor_dbfs=self.sudden_loud_floor_dbfs,
+        )

@@ -27,13 +27,15 @@ import requests
 from tests.e2e.test_anomaly_delivery import poll, transformer_args
 from tests.support.dht_broker import DhtBroker
 from tests.support.leakscan import AudioFingerprints, files_under, read_bounded, scan_files
-from tests.support.records import assert_event_records
+from tests.support.records import assert_event_records, assert_mode_records
 from tests.support.serverutil import RunningServer, free_port, start_server
 from tests.support.service_clients import metric_value, wav_bytes
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ffmpeg_installed")]
 
 ANOMALY_TOPIC = "SIFIS:Audio_Anomaly"
+MODE_TOPIC = "SIFIS:Audio_Mode"
+REQUEST_TOPIC = "SIFIS:Privacy_Aware_Audio_Anomaly_Detection"
 SECONDS = 14.0
 
 
@@ -69,6 +71,12 @@ def listening(
             "--sources_file", str(work / "sources.yaml"),
             "--dht_url", broker.url,
             "--outbox_path", str(work / "state" / "outbox.sqlite3"),
+            "--sudden_loud", "true",
+            "--unusual_sound", "true",
+            "--baselines_path", str(work / "state" / "baselines.json"),
+            "--novelty_dir", str(work / "state" / "novelty"),
+            "--listener_enabled", "true",  # for mode requests over the DHT
+            "--listener_audio_dir", str(work),
             "--analyzer_id", "e2e-listener",
             "--privacy_minimum", "dp_noise",
         ],
@@ -173,6 +181,13 @@ def test_nothing_of_the_live_audio_in_the_log_the_outbox_or_the_dht(
     server, broker, work = listening
     for name in ("replay", "kitchen"):
         poll(lambda n=name: _source(_status(server), n)["state"] == "finished", f"{name} to play out")
+    state = work / "state"
+
+    def learnt() -> list[Path] | None:  # a source that ends has what it learnt saved
+        stores = [state / "baselines.json", *sorted((state / "novelty").glob("*.novelty.npz"))]
+        return stores if len(stores) >= 2 and all(path.exists() for path in stores) else None
+
+    assert poll(learnt, "the learnt baselines and a novelty model on disk")  # scanned below too
     fingerprints = AudioFingerprints.of_wav(recording, [0.5, 3.0, 7.5, 12.0])
     findings = fingerprints.find(read_bounded(server.logs), "transformer log")
     findings += scan_files(list(files_under([work / "state"])), fingerprints)
@@ -190,3 +205,88 @@ def test_the_status_endpoint_says_when_nothing_is_listened_to(
         assert answer.status_code == 404 and "--sources_file" in answer.json()["error"]
     finally:
         server.stop()
+
+
+def test_a_mode_request_over_the_api_changes_one_source_and_reaches_the_dht_as_a_record(
+    listening: tuple[RunningServer, DhtBroker, Path],
+) -> None:
+    server, broker, _ = listening
+    url = server.http_url + "/v1/monitor/mode"
+    answer = requests.put(url, json={"mode": "away", "source": "garden-cam"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["changed"] == [{"source": "garden-cam", "mode": "away", "previous": "home"}]
+    status = _status(server)
+    assert (_source(status, "garden-cam")["mode"], _source(status, "garden-cam")["set_by"]) == ("away", "api")
+    assert _source(status, "replay")["mode"] == "home"  # only the source named
+
+    def recorded() -> list[dict[str, Any]] | None:
+        values = list(broker.entries(MODE_TOPIC).values())
+        return values if any(value["set_by"] == "api" for value in values) else None
+
+    records = assert_mode_records(poll(recorded, "the mode change at the DHT"))
+    assert _source(status, "replay")["unusual_sound"]["state"] == "learning"  # a day to learn, by default
+    assert {(r["source"], r["mode"], r["set_by"]) for r in records} == {
+        ("replay", "home", "start"),
+        ("kitchen", "home", "start"),
+        ("garden-cam", "home", "start"),
+        ("garden-cam", "away", "api"),
+    }
+    for body, problem in (
+        (b"{not json", "the body of a mode request must be JSON"),
+        (b'{"mode": "holiday"}', "'mode' must be one of home, away, night"),
+        (b'{"mode": "away", "source": "attic"}', "'source' must be one of the sources listened to"),
+    ):
+        refused = requests.put(url, data=body, headers={"content-type": "application/json"}, timeout=10)
+        assert refused.status_code == 400 and problem in refused.json()["error"], refused.text
+    assert _source(_status(server), "garden-cam")["mode"] == "away"  # nothing changed by them
+
+
+def test_a_source_forgets_its_normal_sounds_on_request(
+    listening: tuple[RunningServer, DhtBroker, Path],
+) -> None:
+    server, _, work = listening
+    poll(lambda: _source(_status(server), "replay")["state"] == "finished", "replay to play out")
+    before = _source(_status(server), "replay")["unusual_sound"]
+    assert before["state"] == "learning" and before["seconds_learnt"] > 0
+    url = server.http_url + "/v1/monitor/unusual_sound/reset"
+    answer = requests.post(url, json={"source": "replay"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["replay"]["seconds_learnt"] == 0 and answer.json()["replay"]["state"] == "learning"
+    assert _source(_status(server), "replay")["unusual_sound"]["seconds_learnt"] == 0
+    assert not (work / "state" / "novelty" / "replay.novelty.npz").exists()  # its stored model too
+    assert _source(_status(server), "kitchen")["unusual_sound"]["seconds_learnt"] > 0  # only the one named
+    refused = requests.post(url, json={"source": "attic"}, timeout=10)
+    assert (
+        refused.status_code == 400
+        and "'source' must be one of the sources that learn" in refused.json()["error"]
+    )
+
+
+def test_a_mode_request_written_to_the_dht_changes_the_source_and_a_bad_one_changes_nothing(
+    listening: tuple[RunningServer, DhtBroker, Path],
+) -> None:
+    server, broker, _ = listening
+    poll(
+        lambda: metric_value(server, "audioguard_dht_listener_connected") == 1,
+        "the listener's subscription (the broker subscribes a socket before its handshake ends)",
+    )
+    broker.post(REQUEST_TOPIC, "mode-2", {"Type": "Audio_mode", "mode": "holiday", "request_id": "m-bad"})
+    broker.post(
+        REQUEST_TOPIC,
+        "mode-1",
+        {"Type": "Audio_mode", "mode": "night", "source": "kitchen", "request_id": "m-1"},
+    )
+
+    def recorded() -> list[dict[str, Any]] | None:
+        values = [value for value in broker.entries(MODE_TOPIC).values() if value["set_by"] == "dht"]
+        return values or None
+
+    [record] = assert_mode_records(poll(recorded, "the DHT mode request's change at the DHT"))
+    assert (record["source"], record["mode"]) == ("kitchen", "night")
+    assert _source(_status(server), "kitchen")["set_by"] == "dht"
+    poll(
+        lambda: "mode request 'm-bad' refused: 'mode' must be one of home, away, night" in server.log_text(),
+        "the log line",
+    )
+    assert "holiday" not in server.log_text()  # named, never echoed
+    assert {s["name"]: s["mode"] for s in _status(server)["sources"]}["replay"] == "home"

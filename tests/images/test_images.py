@@ -331,7 +331,7 @@ def test_the_listen_variant_captures_a_live_source_and_delivers_its_events(
         records = found["records"]
         assert isinstance(records, list)
         assert all(r["privacy_method"] == "none" and r["weights_official"] is False for r in records)
-        assert all(r["schema_version"] == 1 and r["origin"] == "live" for r in records)
+        assert all(r["schema_version"] == 2 and r["origin"] == "live" for r in records)
         report["transformer-listen"] = {
             "image_bytes": image_size_bytes(image_name("transformer") + "-listen"),
             "ready_seconds": round(transformer.ready_seconds or 0.0, 1),

@@ -38,6 +38,7 @@ from contract.rounding import seconds_value
 from contract.weights_status import WeightsStatus
 from transformer.analysis.anomalies import Detector, WindowSpan
 from transformer.analysis.anomaly_groups import AnomalyGroup
+from transformer.analysis.detectors.sudden_loud import SuddenLoud, SuddenLoudSettings
 from transformer.analysis.events import EventChange, EventTracker, LifecycleSettings
 from transformer.analysis.labels import Labels
 from transformer.analysis.records import result_value, summaries
@@ -66,6 +67,8 @@ class AnalysisConfig:
         gate_dbfs: loudness gate (None: none).
         lifecycle: when hits become an event, and when it ends.
         max_upload_mb: the largest upload accepted.
+        sudden_loud: the sudden-loud detector's settings (None: off); a recording has no
+            history, so it rises over its own short-term background only.
     """
 
     analyzer_id: str = "audioguard"
@@ -75,6 +78,7 @@ class AnalysisConfig:
     gate_dbfs: float | None = None
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     max_upload_mb: float = 100.0
+    sudden_loud: SuddenLoudSettings | None = None
 
     @property
     def max_upload_bytes(self) -> int:
@@ -226,6 +230,7 @@ class Analyzer:
         tracker = EventTracker(
             prepared.options.audio_file or "upload", self.config.lifecycle, prepared.analysis_id
         )
+        loud = None if self.config.sudden_loud is None else SuddenLoud(self.config.sudden_loud)
         changes: list[EventChange] = []
         for index, (start, end) in enumerate(zip(scan.start_seconds, scan.end_seconds, strict=True)):
             first, last = round(start / EXAMPLE_SECONDS), round(end / EXAMPLE_SECONDS)
@@ -235,7 +240,10 @@ class Analyzer:
                 float(levels[index]),
                 None if profile is None else profile[first:last],
             )
-            changes += tracker.update(float(end), self.detector.window(scores[index], span, index))
+            fired = self.detector.window(scores[index], span, index)
+            if loud is not None:
+                fired += loud.window(span, index=index)
+            changes += tracker.update(float(end), fired)
         return changes + tracker.close("source finished", source_ended=True)
 
     async def finish(self, prepared: PreparedAnalysis, predictor_scores: PredictorScores) -> AnalysisResult:

@@ -12,8 +12,8 @@ This is a supplement to certified alarms, not a replacement for them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,8 @@ class Anomaly:
         onset_seconds, offset_seconds: where the sound lies inside the window (its loud part,
             ``transformer.analysis.locate``) when ``located``; else the window's bounds.
         located: the window's loudness placed the sound (it was measured and had a loud part).
+        measures: what a class-agnostic detector measured (``transformer.analysis.detectors``:
+            ``rise_db``, ``peak_dbfs``, ...); empty for a label group.
     """
 
     group: str
@@ -61,6 +63,7 @@ class Anomaly:
     onset_seconds: float = -1.0
     offset_seconds: float = -1.0
     located: bool = False
+    measures: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.located:  # the window itself
@@ -79,6 +82,7 @@ class Anomaly:
             "end_seconds": seconds_value(self.end_seconds),
             "window_index": self.window_index,
             "triggered_by": triggering_classes(self.triggered_by),
+            "measures": dict(self.measures),
         }
 
 

@@ -75,7 +75,7 @@ class EventChange:
 
     ``start_seconds``/``end_seconds`` place the sound, ``window_start_seconds``/
     ``window_end_seconds`` the windows that fired (both ends None for a start);
-    ``peak_score`` and ``triggered_by`` are those of the strongest window so far.
+    ``peak_score``, ``triggered_by`` and ``measures`` are those of the strongest window so far.
     ``started_at``/``ended_at``: wall-clock times (UTC, ISO 8601) where a live
     source knows them; None for a recording.
     """
@@ -95,6 +95,7 @@ class EventChange:
     window_end_seconds: float | None = None
     started_at: str | None = None
     ended_at: str | None = None
+    measures: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The event's fields of a record (``transformer.analysis.records``), JSON-ready, numbers
@@ -118,6 +119,7 @@ class EventChange:
             "ended_at": self.ended_at,
             "peak_score": score_value(self.peak_score),
             "triggered_by": triggering_classes(self.triggered_by),
+            "measures": dict(self.measures),
             "reason": self.reason,
         }
 
@@ -252,6 +254,7 @@ class EventTracker:
             peak_score=peak.score,
             triggered_by=peak.triggered_by,
             reason=reason,
+            measures=peak.measures,
             window_start_seconds=event.window_start,
             window_end_seconds=event.last_heard if ended else None,
         )

@@ -25,8 +25,9 @@ from transformer.analysis.events import EventChange
 from transformer.analysis.record_context import RecordContext
 from transformer.analysis.types import AnalysisResult, Origin
 
-#: Bumped whenever a field of a record changes meaning or goes away.
-SCHEMA_VERSION: Final = 1
+#: Bumped whenever a field of a record changes meaning or goes away (2: the class-agnostic
+#: groups, whose score is a measure in their own unit, with ``measures`` and no classes).
+SCHEMA_VERSION: Final = 2
 RESULT_DESCRIPTION: Final = "Privacy-aware audio anomaly detection results"
 #: the fields SIFIS consumers of the result topic read
 RESULT_FIELDS: Final = (
@@ -49,6 +50,7 @@ _SUMMARY_FIELDS: Final = (
     "threshold",
     "peak_score",
     "triggered_by",
+    "measures",
     "start_seconds",
     "end_seconds",
     "window_start_seconds",
@@ -67,9 +69,23 @@ class TriggeringClassRecord(BaseModel):
 class EventRecord(BaseModel):
     """One value posted to ``SIFIS:Audio_Anomaly``: an anomaly event starting or ending."""
 
-    model_config = ConfigDict(extra="forbid", title="audioguard anomaly event record")
+    model_config = ConfigDict(
+        extra="forbid",
+        title="audioguard anomaly event record",
+        # a label group's record (nothing measured) has a probability and the classes behind it
+        json_schema_extra={
+            "if": {"properties": {"measures": {"maxProperties": 0}}},
+            "then": {
+                "properties": {
+                    "peak_score": {"maximum": 1},
+                    "threshold": {"maximum": 1},
+                    "triggered_by": {"minItems": 1},
+                }
+            },
+        },
+    )
 
-    schema_version: Literal[1]
+    schema_version: Literal[2]
     description: str = Field(
         description="one line for people, e.g. 'Audio anomaly started: Glass breaking (kitchen)'"
     )
@@ -79,9 +95,22 @@ class EventRecord(BaseModel):
     origin: Origin = Field(description="how the audio came in")
     group: str = Field(description="anomaly group name")
     label: str = Field(description="anomaly group label")
-    threshold: float = Field(gt=0, le=1)
-    peak_score: float = Field(ge=0, le=1, description="the highest group score of the event so far")
-    triggered_by: list[TriggeringClassRecord] = Field(min_length=1, description="classes at the peak")
+    threshold: float = Field(
+        gt=0,
+        description="the group's threshold: a probability in (0, 1] for a label group, dB for sudden_loud",
+    )
+    peak_score: float = Field(
+        ge=0,
+        description="the highest group score of the event so far: a classifier probability (0..1) for a "
+        "label group, the rise in dB for sudden_loud",
+    )
+    triggered_by: list[TriggeringClassRecord] = Field(
+        description="classes at the peak (label groups: never empty; sudden_loud: empty)"
+    )
+    measures: dict[str, float] = Field(
+        description="what a class-agnostic detector measured at the peak (sudden_loud: rise_db, peak_dbfs, "
+        "reference_dbfs); empty for a label group"
+    )
     start_seconds: float = Field(ge=0, description="where the sound starts (seconds of audio)")
     end_seconds: float | None = Field(ge=0, description="where it ends; null in a start record")
     window_start_seconds: float = Field(ge=0, description="start of the first classifier window that fired")

@@ -5,7 +5,8 @@ event (``transformer.analysis.records``: one schema for recordings and live
 sources), always, and the recording's analysis value for every analysis
 (``post_mode="all"``) or only when an event was found (``"anomalies"``, the
 default). A listening source's starts and ends go the same way
-(``record_events``). Both return once the messages are on disk.
+(``record_events``), and its mode changes (``record_mode_changes``, ``SIFIS:Audio_Mode``).
+Both return once the messages are on disk.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from collections.abc import Sequence
 
 from contract.errors import InvalidConfiguration, ServiceNotReady
 from transformer.analysis.events import EventChange
+from transformer.analysis.mode_records import mode_record
+from transformer.analysis.modes import ModeChange
 from transformer.analysis.record_context import RecordContext
 from transformer.analysis.records import event_record, recording_event_records
 from transformer.analysis.types import AnalysisResult
 from transformer.dht.outbox import Outbox, OutboxMessage
-from transformer.dht.records import PostMode, analysis_messages, event_messages
+from transformer.dht.records import PostMode, analysis_messages, event_messages, mode_messages
 from transformer.dht.sender import OutboxSender
-from transformer.dht.topics import ANOMALY_TOPIC_NAME, RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID
+from transformer.dht.topics import ANOMALY_TOPIC_NAME, MODE_TOPIC_NAME, RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ class DeliveryService:
         results_topic: tuple[str, str] = (RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID),
         anomaly_topic: str = ANOMALY_TOPIC_NAME,
         sender: OutboxSender | None = None,
+        mode_topic: str = MODE_TOPIC_NAME,
     ) -> None:
         if post_mode not in ("anomalies", "all"):
             raise InvalidConfiguration(f"dht_post must be 'anomalies' or 'all', got {post_mode!r}")
@@ -46,6 +50,7 @@ class DeliveryService:
         self.results_topic = results_topic
         self.anomaly_topic = anomaly_topic
         self.sender = sender
+        self.mode_topic = mode_topic
 
     def record_analysis(self, result: AnalysisResult) -> None:
         """Store what one analysed recording posts (its event records and its analysis value),
@@ -75,6 +80,11 @@ class DeliveryService:
         records = [event_record(change, context) for change in changes]
         messages = event_messages(records, anomaly_topic=self.anomaly_topic)
         self._store(messages, "the events were not recorded")
+
+    def record_mode_changes(self, changes: Sequence[ModeChange], context: RecordContext) -> None:
+        """Store live sources' mode changes, durably, in one transaction (ServiceNotReady if not)."""
+        records = [mode_record(change, context) for change in changes]
+        self._store(mode_messages(records, mode_topic=self.mode_topic), "the mode changes were not recorded")
 
     def _store(self, messages: Sequence[OutboxMessage], lost: str) -> None:
         """All of ``messages`` in one transaction, or ServiceNotReady saying what was lost."""

@@ -7,7 +7,10 @@ broker's WebSocket (``ws://host:3000/ws``) and, for every persistent write to
 audio_file, method}`` (``Type`` may be absent, as the Analytics-API allows; another
 type is ignored), reads ``audio_file`` from the configured folder and hands
 the bytes and the request value to an injected ``process`` coroutine (the
-transformer's analysis, which records the result in the outbox).
+transformer's analysis, which records the result in the outbox). A write of ``Type:
+"Audio_mode"`` (``{"mode": "away", "source": NAME}``, no source: every source) goes to the
+injected ``modes`` coroutine (the monitor's modes, which records the change); a bad one is
+logged, naming the problem, and changes nothing.
 
 Only plain file names inside the folder are accepted (no paths, no ``..``, no
 symbolic links leading out). Requests written while the socket was down are
@@ -27,15 +30,17 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from contract.errors import AudioTooLarge, InvalidInput
+from contract.errors import AudioGuardError, AudioTooLarge, InvalidInput
 from transformer.dht.backoff import Backoff
-from transformer.dht.topics import REQUEST_TOPIC_NAME, REQUEST_TYPE
+from transformer.dht.topics import MODE_REQUEST_TYPE, REQUEST_TOPIC_NAME, REQUEST_TYPE
 from transformer.metrics import LISTENER_CONNECTED
 
 logger = logging.getLogger(__name__)
 
 #: ``process(audio_bytes, request_value)``: analyse one requested recording
 ProcessCallback = Callable[[bytes, dict[str, Any]], Awaitable[None]]
+#: ``modes(request_value)``: apply a mode request (AudioGuardError names a bad one)
+ModeCallback = Callable[[dict[str, Any]], Awaitable[object]]
 
 
 def resolve_audio_file(audio_dir: Path, name: object) -> Path:
@@ -81,6 +86,7 @@ class RequestListener:
         max_concurrency: int = 2,
         backoff: Backoff | None = None,
         open_timeout: float = 10.0,
+        modes: ModeCallback | None = None,
     ) -> None:
         """
         Args:
@@ -92,6 +98,7 @@ class RequestListener:
             max_concurrency: requests analysed at the same time.
             backoff: reconnect delays (default: 0.5 s doubling up to 30 s).
             open_timeout: seconds for the WebSocket handshake.
+            modes: applies an ``Audio_mode`` request (None: such requests are ignored).
         """
         self.ws_url = ws_url
         self.audio_dir = audio_dir
@@ -100,6 +107,7 @@ class RequestListener:
         self.max_file_bytes = max_file_bytes
         self.backoff = backoff or Backoff(0.5, 30.0)
         self.open_timeout = open_timeout
+        self.modes = modes
         self._slots = asyncio.Semaphore(max_concurrency)
         self._task: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
@@ -178,6 +186,9 @@ class RequestListener:
     async def _serve(self, request: dict[str, Any]) -> None:
         request_id = str(request.get("request_id", ""))[:80]
         kind = request.get("Type")
+        if kind == MODE_REQUEST_TYPE and self.modes is not None:
+            await self._set_mode(request, request_id)
+            return
         # the Analytics-API accepts a request without a Type; only another type is not ours
         if kind is not None and kind != REQUEST_TYPE:
             logger.warning("request %r: Type %r is not %r; ignored", request_id, kind, REQUEST_TYPE)
@@ -196,3 +207,13 @@ class RequestListener:
                 logger.warning("request %r failed: %s: %s", request_id, type(error).__name__, error)
             else:
                 logger.info("request %r analysed (%s)", request_id, path.name)
+
+    async def _set_mode(self, request: dict[str, Any], request_id: str) -> None:
+        assert self.modes is not None
+        fields = {key: value for key, value in request.items() if key in ("mode", "source")}
+        try:
+            await self.modes(fields)
+        except AudioGuardError as error:  # names the field, never echoes the value
+            logger.warning("mode request %r refused: %s", request_id, error.message)
+        else:
+            logger.info("mode request %r applied", request_id)

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from transformer.dht.outbox import OutboxMessage
-from transformer.dht.topics import ANOMALY_TOPIC_NAME, RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID
+from transformer.dht.topics import ANOMALY_TOPIC_NAME, MODE_TOPIC_NAME, RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID
 
 PostMode = Literal["anomalies", "all"]
 
@@ -33,6 +33,16 @@ def event_messages(
     """One outbox message per event record, in order."""
     return [
         OutboxMessage(anomaly_topic, event_topic_uuid(record), dict(record), "anomaly") for record in records
+    ]
+
+
+def mode_messages(
+    records: Sequence[Mapping[str, Any]], *, mode_topic: str = MODE_TOPIC_NAME
+) -> list[OutboxMessage]:
+    """One outbox message per mode change record, under its own ``record_id`` (kept like an event's:
+    a full outbox drops results first)."""
+    return [
+        OutboxMessage(mode_topic, str(record["record_id"]), dict(record), "anomaly") for record in records
     ]
 
 

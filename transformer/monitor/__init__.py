@@ -16,6 +16,9 @@ source_state.py     what the monitor keeps per source (detector, tracker, front,
 ring.py             a source's last ten examples and the windows due over them, embedded when scored
 loop.py             chunks of all sources -> the shared embedder, due windows -> one predictor call,
                     the analysis' detection step and event lifecycle
+mode_keeper.py      each source's mode kept current (schedule, requests), hits filtered by it, changes
+                    recorded (``transformer.analysis.modes``)
+learnt.py           what the sources learn (loudness baselines, novelty models) saved and reset
 service.py          the running monitor: supervisors, the consuming loop, status
 reporter.py         the running monitor's notices: finished with what was heard, drops, summary
 metrics.py          the sources' figures on /metrics

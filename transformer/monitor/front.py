@@ -13,6 +13,7 @@ held-back tail. CPU-bound: the monitor calls it from a worker thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -59,8 +60,12 @@ class _Measured:
 class SourceFront:
     """Resample, measure, anonymise, frame: one capture segment of one source."""
 
-    def __init__(self, sample_rate: int, anonymiser: StreamAnonymiser) -> None:
+    def __init__(
+        self, sample_rate: int, anonymiser: StreamAnonymiser, tap: Callable[[np.ndarray], None] | None = None
+    ) -> None:
+        """``tap``: also given the resampled audio before anonymisation (the speech detector's)."""
         self.sample_rate = sample_rate
+        self._tap = tap
         self._resampler = StreamingResampler(sample_rate)
         self._anonymiser = anonymiser
         self._loudness = _Measured()
@@ -76,6 +81,8 @@ class SourceFront:
 
     def _frame(self, resampled: np.ndarray, *, final: bool) -> Examples:
         self._loudness.push(resampled)
+        if self._tap is not None:
+            self._tap(resampled)
         anonymised = self._anonymiser.push(resampled)
         if final:
             anonymised = np.concatenate([anonymised, self._anonymiser.finish()])

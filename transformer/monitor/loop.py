@@ -33,15 +33,22 @@ from contract.errors import InvalidConfiguration
 from contract.weights_status import WeightsStatus
 from transformer.analysis.anomalies import Detector
 from transformer.analysis.anomaly_groups import AnomalyGroup
+from transformer.analysis.detectors.baseline import BaselineStore
+from transformer.analysis.detectors.novelty import NoveltySettings, NoveltyStore
+from transformer.analysis.detectors.sudden_loud import SuddenLoudSettings
+from transformer.analysis.detectors.voices import Voices, VoicesSettings
 from transformer.analysis.events import EventChange, EventTracker, LifecycleSettings
 from transformer.analysis.labels import Labels
+from transformer.analysis.modes import ModeBoard
 from transformer.analysis.record_context import RecordContext
 from transformer.analysis.types import PredictorScores
 from transformer.metrics import count_events
 from transformer.monitor.chunks import Chunk
 from transformer.monitor.front import Examples, SourceFront
+from transformer.monitor.learnt import Learnt
+from transformer.monitor.mode_keeper import ModeKeeper, RecordModes
 from transformer.monitor.ring import Window, embed_entries, unembedded
-from transformer.monitor.source_state import SourceState, source_groups
+from transformer.monitor.source_state import SourceState, loud_detector, novelty_model, source_groups
 from transformer.monitor.sources import SourceSpec
 from transformer.privacy import PrivacyRequest, parse_privacy_request
 from transformer.privacy.stream import stream_anonymiser
@@ -71,12 +78,25 @@ class Monitor:
         privacy: Mapping[str, PrivacyRequest] | None = None,
         session: str = "",
         embedding_official: bool = False,
+        sudden_loud: SuddenLoudSettings | None = None,
+        baselines: BaselineStore | None = None,
+        voices: VoicesSettings | None = None,
+        novelty: NoveltySettings | None = None,
+        novelty_store: NoveltyStore | None = None,
+        modes: ModeBoard | None = None,
+        record_modes: RecordModes | None = None,
     ) -> None:
         """``analyzer_id`` is in every record; ``privacy`` is each source's anonymisation
         (validated, the operator's minimum applied; a source not named gets none); ``session``
         (e.g. a uuid per run) keeps the event ids of two runs apart and is in every record;
         ``embedding_official``: VGGish and the PCA are the published files (each record then
-        carries the weights verdict with the predictor's)."""
+        carries the weights verdict with the predictor's); ``sudden_loud``: the service's
+        sudden-loud detector (None: off unless a source turns it on), each source's learned
+        baseline restored from and saved to ``baselines``; ``modes``: each source's mode and the
+        groups it watches (None: every group, always), its changes recorded by ``record_modes``;
+        ``voices``: the speech presence detector (``voices_while_armed``: with ``modes`` only,
+        it listens while a source's mode watches the group); ``novelty``: each source's model of
+        its normal sounds (``unusual_sound``), kept in ``novelty_store``."""
         if not 1 <= hop <= EMBEDDINGS_PER_WINDOW:
             raise InvalidConfiguration(
                 f"hop must be between 1 and {EMBEDDINGS_PER_WINDOW} examples, got {hop}"
@@ -96,6 +116,14 @@ class Monitor:
             )
             for spec in sources
         }
+        for state in self._sources.values():
+            state.loud = loud_detector(state.spec, sudden_loud, baselines)
+            state.voices = None if voices is None or modes is None else Voices(voices)
+            state.novelty = (
+                None if novelty is None else novelty_model(state.spec.name, novelty, labels, novelty_store)
+            )
+        self.learnt = Learnt(self._sources, baselines, novelty_store)
+        self.modes = None if modes is None else ModeKeeper(modes, record_modes, self.record_context)
         self._embed, self._score, self._record = embed, score, record
         self.hop = hop
         self.analyzer_id, self.session = analyzer_id, session
@@ -118,6 +146,9 @@ class Monitor:
         A failing part (the predictor down) loses its audio but not the rest of the step: the
         sources that ended or reconnected in it still end their events, the changes are still
         recorded, and then the first error is raised (the caller counts the failed step)."""
+        if self.modes is not None:  # a scheduled switch takes effect with the next audio
+            await self.modes.update()
+            self.modes.tune(self._sources.values())
         changes: list[EventChange] = []
         errors: list[Exception] = []
         run: list[Chunk] = []
@@ -136,6 +167,7 @@ class Monitor:
                 changes += self._timed(ended + source.tracker.close(reason, source_ended=chunk.final))
                 if chunk.final:
                     self.ended.add(chunk.source)
+                    self.learnt.save_soon()  # what it learnt: saved with this step
             elif continued and _after_gap(chunk, source.next_start):
                 changes += self._timed(await self._run(run, errors))
                 run, in_run = [], {}
@@ -149,14 +181,17 @@ class Monitor:
                 source.clock = None if arrived is None else (source.next_start, arrived)
         changes += self._timed(await self._run(run, errors))
         await self._record_changes(changes)
+        if self.learnt.due():
+            await asyncio.to_thread(self.learnt.save)
         if errors:
             raise errors[0]
         return changes
 
     async def close(self) -> list[EventChange]:
-        """End every open event (the monitor stops); they are recorded too."""
+        """End every open event (the monitor stops); they are recorded too; what was learnt saved."""
         changes = self._timed([c for source in self._sources.values() for c in source.tracker.close()])
         await self._record_changes(changes)
+        await asyncio.to_thread(self.learnt.save)
         return changes
 
     def _timed(self, changes: Sequence[EventChange]) -> list[EventChange]:
@@ -225,7 +260,11 @@ class Monitor:
         short_gap = gap is not None and gap < EMBEDDINGS_PER_WINDOW * EXAMPLE_SECONDS
         source.ring.restart(chunk.start_seconds, keep=chunk.segment == source.segment and short_gap)
         source.gap_from = None
-        source.front, source.segment = SourceFront(chunk.sample_rate, anonymiser), chunk.segment
+        tap = None
+        if source.voices is not None:
+            source.voices.restart(chunk.start_seconds)
+            tap = source.voices.push
+        source.front, source.segment = SourceFront(chunk.sample_rate, anonymiser, tap), chunk.segment
 
     async def _detect_completed(self, completed: Sequence[tuple[SourceState, Examples]]) -> list[EventChange]:
         """New examples into the rings; the due windows the gate lets through are embedded (one
@@ -298,6 +337,11 @@ class Monitor:
                 source.heard_windows += 1
                 row = source.detector.check(next(scores)[None, :])[0]
                 fired = source.detector.window(row, window.span())
+                if source.novelty is not None:  # it needs the embeddings: scored windows only
+                    fired += source.novelty.window(window.span(), window.embeddings(), row)
+            fired += source.detector_hits(window.span())
+            if self.modes is not None:
+                fired = self.modes.fired(source.spec.name, fired)
             changes += source.tracker.update(window.end_seconds, fired)
         return changes
 

@@ -32,8 +32,10 @@ from typing import Any, Final
 import numpy as np
 from prometheus_client.registry import REGISTRY
 
+from contract.errors import InvalidParameter
 from contract.log_limit import RateLimitedLog, describe_failure, failure_cause
 from transformer.analysis.events import EventChange
+from transformer.analysis.modes import SetBy, mode_request
 from transformer.analysis.record_context import RecordContext
 from transformer.monitor.chunks import Chunk, ChunkQueue
 from transformer.monitor.loop import Monitor, RecordEvents
@@ -101,6 +103,8 @@ class MonitorService:
         """Start the captures and the consuming loop on the running event loop."""
         self.queue = ChunkQueue(self.queue_chunks, on_drop=self.reporter.dropped)
         self.reporter.listening(self.sources)
+        if self.monitor.modes is not None:  # every source's first mode, recorded
+            await self.monitor.modes.update()
         self.supervisors = [
             SourceSupervisor(spec, self.queue, binary=self.ffmpeg, notify=self.notify)
             for spec in self.sources
@@ -200,7 +204,44 @@ class MonitorService:
         name = supervisor.source.name
         if status["state"] == "finished" and name not in self.monitor.ended:
             status["state"] = "finishing"  # played out; its held-back audio is still being analysed
-        return {**status, "open_events": self.monitor.open_groups(name)}
+        modes = {} if self.monitor.modes is None else self.monitor.modes.board.status().get(name, {})
+        novelty = self.monitor.heard(name).novelty
+        learnt = {} if novelty is None else {"unusual_sound": novelty.status()}
+        return {**status, "open_events": self.monitor.open_groups(name), **modes, **learnt}
+
+    async def reset_novelty(self, request: object) -> dict[str, Any]:
+        """Forget what ``{"source": NAME}`` (no source: every source) learnt of its normal sounds
+        (its stored model too); InvalidParameter names a bad request. Each source's state after."""
+        names = [supervisor.source.name for supervisor in self.supervisors] or [s.name for s in self.sources]
+        learning = [name for name in names if self.monitor.heard(name).novelty is not None]
+        if not learning:
+            raise InvalidParameter("no source learns its normal sounds (unusual_sound is off)")
+        if not isinstance(request, dict) or set(request) - {"source"}:
+            raise InvalidParameter(
+                'a reset request is a JSON object: {"source": NAME} or {} for every source'
+            )
+        source = request.get("source")
+        if source is not None and source not in learning:
+            raise InvalidParameter(f"'source' must be one of the sources that learn ({', '.join(learning)})")
+        chosen = learning if source is None else [source]
+        self.monitor.learnt.forget_novelty(chosen)
+        return {name: self.monitor.heard(name).novelty.status() for name in chosen}  # type: ignore[union-attr]
+
+    async def set_mode(self, request: object, by: SetBy) -> dict[str, Any]:
+        """Apply a mode request (``{"mode", "source"}``, InvalidParameter if bad); the changes it
+        made (recorded before this returns) and every source's mode now."""
+        if self.monitor.modes is None:
+            raise InvalidParameter("this monitor runs without modes")
+        board = self.monitor.modes.board
+        mode, source = mode_request(request, board.sources)
+        changes = await self.monitor.modes.request(mode, source, by)
+        return {
+            "changed": [
+                {"source": change.source, "mode": change.mode, "previous": change.previous}
+                for change in changes
+            ],
+            "modes": board.status(),
+        }
 
 
 def default_queue_chunks(sources: Sequence[SourceSpec]) -> int:

@@ -9,9 +9,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from contract.errors import InvalidConfiguration
-from transformer.analysis.anomalies import Detector
+from transformer.analysis.anomalies import Anomaly, Detector, WindowSpan
 from transformer.analysis.anomaly_groups import AnomalyGroup
+from transformer.analysis.detectors.baseline import BaselineStore, HourlyBaseline
+from transformer.analysis.detectors.novelty import NoveltyModel, NoveltySettings, NoveltyStore
+from transformer.analysis.detectors.sudden_loud import SuddenLoud, SuddenLoudSettings, source_settings
+from transformer.analysis.detectors.voices import Voices
 from transformer.analysis.events import EventTracker
+from transformer.analysis.labels import Labels
 from transformer.monitor.front import SourceFront
 from transformer.monitor.ring import Ring
 from transformer.monitor.sources import SourceSpec
@@ -50,6 +55,29 @@ def source_groups(groups: Sequence[AnomalyGroup], source: SourceSpec) -> tuple[A
     )
 
 
+def loud_detector(
+    spec: SourceSpec, service: SuddenLoudSettings | None, store: BaselineStore | None
+) -> SuddenLoud | None:
+    """The source's sudden-loud detector (None: off), its learned baseline restored from ``store``."""
+    settings = source_settings(spec.sudden_loud, service)
+    if settings is None:
+        return None
+    baseline = HourlyBaseline()
+    if store is not None:
+        store.restore(spec.name, baseline)
+    return SuddenLoud(settings, baseline)
+
+
+def novelty_model(
+    name: str, settings: NoveltySettings, labels: Labels, store: NoveltyStore | None
+) -> NoveltyModel:
+    """The source's novelty model, restored from ``store`` when it has one."""
+    model = NoveltyModel(settings, labels)
+    if store is not None:
+        store.restore(name, model)
+    return model
+
+
 @dataclass
 class SourceState:
     """One source as the monitor follows it: its detection, events, privacy, front end and clock."""
@@ -68,6 +96,9 @@ class SourceState:
     heard_windows: int = 0
     lost_windows: int = 0  # due in a detection step that failed (predictor down, wrong model...)
     events: int = 0  # events started
+    loud: SuddenLoud | None = None  # the sudden-loud detector, when the source runs it
+    voices: Voices | None = None  # the speech presence detector, when the service runs it
+    novelty: NoveltyModel | None = None  # its model of its normal sounds, when the service runs it
 
     def wall_time(self, stream_seconds: float | None) -> str | None:
         """The wall-clock time (UTC ISO 8601) of a stream time, from the newest audio's arrival."""
@@ -75,3 +106,14 @@ class SourceState:
             return None
         epoch = self.clock[1] - (self.clock[0] - stream_seconds)
         return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+    def detector_hits(self, span: WindowSpan) -> list[Anomaly]:
+        """The class-agnostic detectors' hits in a window (they read loudness and speech times
+        only: a window the gate held back gets them too)."""
+        hits = [] if self.loud is None else self.loud.window(span, self.local_hour(span.end_seconds))
+        return hits if self.voices is None else hits + self.voices.window(span)
+
+    def local_hour(self, stream_seconds: float) -> int:
+        """The host's local hour of day (0-23) when a stream time was heard (now, without a clock)."""
+        epoch = None if self.clock is None else self.clock[1] - (self.clock[0] - stream_seconds)
+        return (datetime.now() if epoch is None else datetime.fromtimestamp(epoch)).hour

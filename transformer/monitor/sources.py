@@ -35,6 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from contract.errors import InvalidConfiguration, InvalidParameter
 from transformer.analysis.anomaly_groups import NAME_PATTERN, Probability
+from transformer.analysis.detectors.sudden_loud import SuddenLoudOverrides
+from transformer.analysis.modes import ModesSpec, ScheduleEntry
 from transformer.privacy import PrivacyRequest, parse_privacy_request
 
 SourceKind = Literal["rtsp", "http", "file", "alsa", "pulse", "stdin"]
@@ -72,6 +74,10 @@ class SourceSpec(BaseModel):
         hop: examples (0.96 s) between the source's detections (None = the service's ``monitor_hop``).
         loudness_gate_dbfs: skip detection when the window is quieter (None = the service's).
         no_data_seconds: restart the capture after this long without a byte of audio.
+        sudden_loud: the sudden-loud detector on this source: ``true``/``false``, or its own
+            ``rise_db``, ``rise_seconds``, ``floor_dbfs``, ``background_seconds`` (None: the
+            service's ``sudden_loud`` settings).
+        schedule: the source's own daily mode switches (None: the file's ``modes.schedule``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -87,6 +93,8 @@ class SourceSpec(BaseModel):
     hop: int | None = Field(None, ge=1, le=10)
     loudness_gate_dbfs: float | None = Field(None, le=0)
     no_data_seconds: float = Field(10.0, gt=0, le=600)
+    sudden_loud: bool | SuddenLoudOverrides | None = None
+    schedule: list[ScheduleEntry] | None = None
 
     @field_validator("url")
     @classmethod
@@ -164,17 +172,26 @@ def redacted(url: str) -> str:
     return urlunsplit((parts.scheme, f"{user}{host}", parts.path, parts.query, parts.fragment))
 
 
-class _SourcesFile(BaseModel):
+class SourcesFile(BaseModel):
+    """A whole sources file: the sources and their modes (``transformer.analysis.modes``)."""
+
     model_config = ConfigDict(extra="forbid")
 
     sources: list[SourceSpec] = Field(min_length=1)
+    modes: ModesSpec = Field(default_factory=ModesSpec)
 
 
 def parse_sources(document: Any, origin: str = "sources", folder: Path | None = None) -> list[SourceSpec]:
     """Validate a parsed sources document; InvalidConfiguration lists every problem. ``folder``:
     where relative ``file:`` paths are (the sources file's; None: the current directory)."""
+    return parse_sources_file(document, origin, folder).sources
+
+
+def parse_sources_file(document: Any, origin: str = "sources", folder: Path | None = None) -> SourcesFile:
+    """``parse_sources`` with the file's ``modes`` section."""
     try:
-        sources = _SourcesFile.model_validate(document).sources
+        parsed = SourcesFile.model_validate(document)
+        sources = parsed.sources
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
@@ -187,7 +204,9 @@ def parse_sources(document: Any, origin: str = "sources", folder: Path | None = 
         raise InvalidConfiguration(f"{origin}: source names must be unique, repeated: {', '.join(repeated)}")
     if sum(source.kind == "stdin" for source in sources) > 1:
         raise InvalidConfiguration(f"{origin}: only one source can read standard input")
-    return sources if folder is None else [_anchored(source, folder) for source in sources]
+    if folder is not None:
+        parsed.sources = [_anchored(source, folder) for source in sources]
+    return parsed
 
 
 def _anchored(source: SourceSpec, folder: Path) -> SourceSpec:
@@ -203,6 +222,11 @@ def _anchored(source: SourceSpec, folder: Path) -> SourceSpec:
 
 def load_sources(path: Path) -> list[SourceSpec]:
     """Read and validate a sources file (YAML, of which JSON is a subset)."""
+    return load_sources_file(path).sources
+
+
+def load_sources_file(path: Path) -> SourcesFile:
+    """Read and validate a sources file (YAML, of which JSON is a subset) with its ``modes``."""
     import yaml  # KServe's dependency: in every image
 
     try:
@@ -215,4 +239,4 @@ def load_sources(path: Path) -> list[SourceSpec]:
         document = yaml.safe_load(text) if path.suffix.lower() != ".json" else json.loads(text)
     except (yaml.YAMLError, json.JSONDecodeError) as error:
         raise InvalidConfiguration(f"{path} is not valid YAML/JSON: {error}") from None
-    return parse_sources(document, str(path), Path(path).absolute().parent)
+    return parse_sources_file(document, str(path), Path(path).absolute().parent)

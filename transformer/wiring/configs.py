@@ -24,6 +24,7 @@ def analysis_config(settings: TransformerSettings) -> AnalysisConfig:
         gate_dbfs=settings.loudness_gate_dbfs,
         lifecycle=lifecycle(settings),
         max_upload_mb=settings.max_upload_mb,
+        sudden_loud=settings.sudden_loud_settings() if settings.sudden_loud else None,
     )
 
 

@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from contract.errors import AudioGuardError, InvalidConfiguration
 from transformer.analysis.anomaly_groups import AnomalyGroup, load_anomaly_groups
+from transformer.analysis.detectors import DETECTOR_GROUPS
+from transformer.analysis.detectors.baseline import BaselineStore
+from transformer.analysis.detectors.novelty import NoveltyStore
+from transformer.analysis.detectors.voices import VoicesSettings
 from transformer.analysis.events import LifecycleSettings
 from transformer.analysis.labels import Labels
+from transformer.analysis.modes import ModeBoard, ModesSpec, unknown_mode_groups
 from transformer.monitor.loop import EmbedExamples, Monitor, RecordEvents
 from transformer.monitor.loop import ScoreWindows as ScoreLiveWindows
+from transformer.monitor.mode_keeper import RecordModes
 from transformer.monitor.notices import Notify
 from transformer.monitor.service import MonitorService
 from transformer.monitor.source_state import unknown_groups
-from transformer.monitor.sources import SourceSpec, load_sources
+from transformer.monitor.sources import SourceSpec, load_sources_file
 from transformer.privacy import PrivacyPolicy, PrivacyRequest
 from transformer.settings import TransformerSettings
 from transformer.wiring.configs import lifecycle, privacy_policy
@@ -46,6 +52,7 @@ class Listening:
 
     sources: tuple[SourceSpec, ...]
     privacy: dict[str, PrivacyRequest]
+    modes: ModesSpec = field(default_factory=ModesSpec)
 
 
 def listening(settings: TransformerSettings, sources_file: Path | None = None) -> Listening:
@@ -53,9 +60,11 @@ def listening(settings: TransformerSettings, sources_file: Path | None = None) -
     path = sources_file or settings.sources_file
     if path is None:
         raise InvalidConfiguration("listening needs a sources file (sources_file)")
-    sources = tuple(load_sources(path))
+    document = load_sources_file(path)
+    sources = tuple(document.sources)
     groups = load_anomaly_groups(settings.anomaly_groups_file)
     problems = [problem for source in sources for problem in unknown_groups(groups, source)]
+    problems += unknown_mode_groups(document.modes, [group.name for group in groups] + list(DETECTOR_GROUPS))
     problems += [
         f"source {source.name}: url: environment variable {name} is not set"
         for source in sources
@@ -63,7 +72,7 @@ def listening(settings: TransformerSettings, sources_file: Path | None = None) -
     ]
     if problems:
         raise InvalidConfiguration(f"{path}: {'; '.join(problems)}")
-    return Listening(sources, source_privacy(sources, privacy_policy(settings)))
+    return Listening(sources, source_privacy(sources, privacy_policy(settings)), document.modes)
 
 
 def monitor_service(
@@ -81,6 +90,7 @@ def monitor_service(
     hop: int | None = None,
     ffmpeg: str | None = None,
     notify: Notify | None = None,
+    record_modes: RecordModes | None = None,
 ) -> MonitorService:
     """The monitor over ``plan``'s sources: the service's detection settings, a fresh session."""
     session = str(uuid.uuid4())
@@ -98,6 +108,17 @@ def monitor_service(
         privacy=plan.privacy,
         session=session,
         embedding_official=embedding_official,
+        sudden_loud=settings.sudden_loud_settings() if settings.sudden_loud else None,
+        baselines=BaselineStore(settings.baselines_path),
+        voices=VoicesSettings(settings.voices_min_speech_seconds) if settings.voices_while_armed else None,
+        novelty=settings.novelty_settings() if settings.unusual_sound else None,
+        novelty_store=NoveltyStore(settings.novelty_dir),
+        modes=ModeBoard(
+            plan.modes,
+            {source.name: source.schedule for source in plan.sources},
+            [group.name for group in groups] + list(DETECTOR_GROUPS),
+        ),
+        record_modes=record_modes,
     )
     return MonitorService(
         plan.sources,

@@ -13,7 +13,7 @@ from transformer.audio.pipeline import EmbeddingPipeline
 from transformer.audio.worker import EmbeddingWorker
 from transformer.dht.clients import make_dht_client, websocket_url
 from transformer.dht.delivery import DeliveryService
-from transformer.dht.listener import ProcessCallback, RequestListener
+from transformer.dht.listener import ModeCallback, ProcessCallback, RequestListener
 from transformer.dht.outbox import Outbox
 from transformer.dht.sender import OutboxSender
 from transformer.settings import TransformerSettings
@@ -94,10 +94,13 @@ def delivery_service(settings: TransformerSettings) -> DeliveryService:
         results_topic=(settings.dht_results_topic, settings.dht_results_uuid),
         anomaly_topic=settings.dht_anomaly_topic,
         sender=OutboxSender(outbox, client),
+        mode_topic=settings.dht_mode_topic,
     )
 
 
-def request_listener(settings: TransformerSettings, process: ProcessCallback) -> RequestListener:
+def request_listener(
+    settings: TransformerSettings, process: ProcessCallback, modes: ModeCallback | None = None
+) -> RequestListener:
     """The listener for ``dht_url``, ``listener_topic`` and ``listener_audio_dir`` (files limited
     to ``max_upload_mb``).
 
@@ -116,7 +119,12 @@ def request_listener(settings: TransformerSettings, process: ProcessCallback) ->
     except ValueError as error:
         raise InvalidConfiguration(str(error)) from None
     return RequestListener(
-        url, folder, process, topic_name=settings.listener_topic, max_file_bytes=settings.max_upload_bytes
+        url,
+        folder,
+        process,
+        topic_name=settings.listener_topic,
+        max_file_bytes=settings.max_upload_bytes,
+        modes=modes,
     )
 
 

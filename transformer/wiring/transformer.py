@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from transformer.analysis.labels import load_labels
 from transformer.analysis.types import PredictorScores
 from transformer.audio.worker import EmbeddingWorker
 from transformer.dht.delivery import DeliveryService
-from transformer.dht.listener import ProcessCallback, RequestListener
+from transformer.dht.listener import ModeCallback, ProcessCallback, RequestListener
 from transformer.monitor.service import MonitorService, logged_events
 from transformer.predictor_client import PredictorClient, SendRequest
 from transformer.settings import TransformerSettings
@@ -41,6 +42,17 @@ class TransformerParts:
     delivery: DeliveryService | None
     listener: RequestListener | None
     monitor: MonitorService | None
+
+
+def dht_mode_requests(monitor: MonitorService | None) -> ModeCallback | None:
+    """What the DHT listener does with a mode request: the monitor's modes (none without sources)."""
+    if monitor is None:
+        return None
+
+    async def apply(request: dict[str, Any]) -> object:
+        return await monitor.set_mode(request, "dht")
+
+    return apply
 
 
 def transformer_parts(
@@ -83,6 +95,7 @@ def transformer_parts(
             embed=worker.embed_examples,
             score=score_live,
             record=logged_events(None if delivery is None else delivery.record_events),
+            record_modes=None if delivery is None else delivery.record_mode_changes,
             groups=groups,
             labels=labels,
             embedding_official=official,
@@ -102,6 +115,8 @@ def transformer_parts(
         ),
         admission=admission(settings),
         delivery=delivery,
-        listener=request_listener(settings, process_dht_request) if settings.listener_enabled else None,
+        listener=request_listener(settings, process_dht_request, dht_mode_requests(monitor))
+        if settings.listener_enabled
+        else None,
         monitor=monitor,
     )

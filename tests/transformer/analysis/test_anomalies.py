@@ -162,6 +162,7 @@ def test_anomaly_record_is_json_ready() -> None:
         "end_seconds": 11.52,
         "window_index": 0,
         "triggered_by": [{"index": 441, "label": "Glass", "score": 0.75}],
+        "measures": {},  # a label group's: only class-agnostic detectors measure
     }
     fields = dataclasses.asdict(anomaly)
     # not located (no loudness profile): the sound is placed at the window itself

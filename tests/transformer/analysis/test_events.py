@@ -143,6 +143,7 @@ def test_a_record_is_json_ready_with_rounded_numbers() -> None:
         "ended_at": None,
         "peak_score": 0.92,
         "triggered_by": [{"index": 443, "label": "class of 0.9200000166893005", "score": 0.92}],
+        "measures": {},
         "reason": "",
     }
 

@@ -48,6 +48,8 @@ def test_the_schema_refuses_what_is_not_a_record() -> None:
         {**start, "change": "begin"},
         {**start, "peak_score": 1.5},
         {**start, "triggered_by": []},
+        {**start, "threshold": 12.0},  # over 1 only for a group that measures (sudden_loud)
+        {k: v for k, v in start.items() if k != "measures"},
     ):
         assert list(event_validator().iter_errors(broken)), broken
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from contract.errors import InvalidConfiguration, InvalidInput
+from contract.errors import InvalidConfiguration, InvalidInput, InvalidParameter
 from tests.support.dht_broker import DhtBroker
 from tests.support.dht_standin import eventually
 from tests.support.serverutil import free_port
@@ -298,3 +298,32 @@ async def test_listener_started_while_the_dht_is_down_connects_when_it_comes_up(
     finally:
         await listener.stop()
         await asyncio.to_thread(broker.stop)
+
+
+@pytest.mark.slow
+async def test_a_mode_request_goes_to_the_modes_callback_and_a_bad_one_does_not_stop_the_listener(
+    rig: ListenerRig, audio_dir: Path
+) -> None:
+    applied: list[dict[str, Any]] = []
+
+    async def modes(request: dict[str, Any]) -> object:
+        if request.get("mode") not in ("home", "away", "night"):
+            raise InvalidParameter("'mode' must be one of home, away, night")
+        applied.append(request)
+        return None
+
+    listener = RequestListener(
+        rig.broker.ws_url, audio_dir, rig.recorder, backoff=Backoff(0.05, 0.2), modes=modes
+    )
+    await listener.start()
+    try:
+        await eventually(lambda: listener.connections >= 1, 10, "the listener's subscription")
+        await _post_request(rig.broker, {"Type": "Audio_mode", "mode": "holiday", "request_id": "bad"})
+        mode = {"Type": "Audio_mode", "mode": "away", "source": "hall", "request_id": "m-1", "note": "x"}
+        await _post_request(rig.broker, mode)
+        await _post_request(rig.broker, request_value("kitchen.wav", "after"))  # still listening
+        await eventually(lambda: "after" in rig.recorder.request_ids(), 10, "the file request after them")
+        assert applied == [{"mode": "away", "source": "hall"}]  # only the mode's own fields
+        assert rig.recorder.request_ids() == ["after"]  # a mode request is never read as a file one
+    finally:
+        await listener.stop()
