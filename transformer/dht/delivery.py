@@ -6,6 +6,10 @@ sources), always, and the recording's analysis value for every analysis
 (``post_mode="all"``) or only when an event was found (``"anomalies"``, the
 default). A listening source's starts and ends go the same way
 (``record_events``). Both return once the messages are on disk.
+
+Other sinks (the MQTT one, ``transformer.mqtt``) keep their rows in the same outbox file,
+staged in the same transaction (``Outbox.add_companion``); their senders are started and
+stopped here with the DHT's. Without a DHT (``Outbox(dht=False)``, no sender) only they get rows.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Sequence
+from typing import Protocol
 
 from contract.errors import InvalidConfiguration, ServiceNotReady
 from transformer.analysis.events import EventChange
@@ -27,6 +32,14 @@ from transformer.dht.topics import ANOMALY_TOPIC_NAME, RESULTS_TOPIC_NAME, RESUL
 logger = logging.getLogger(__name__)
 
 
+class BackgroundSender(Protocol):
+    """Another sink's sender: started on the server's loop, stopped before the outbox closes."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class DeliveryService:
     """Records each analysis in the outbox; its sender (if any) posts to the DHT in the background."""
 
@@ -38,6 +51,7 @@ class DeliveryService:
         results_topic: tuple[str, str] = (RESULTS_TOPIC_NAME, RESULTS_TOPIC_UUID),
         anomaly_topic: str = ANOMALY_TOPIC_NAME,
         sender: OutboxSender | None = None,
+        others: Sequence[BackgroundSender] = (),
     ) -> None:
         if post_mode not in ("anomalies", "all"):
             raise InvalidConfiguration(f"dht_post must be 'anomalies' or 'all', got {post_mode!r}")
@@ -46,6 +60,7 @@ class DeliveryService:
         self.results_topic = results_topic
         self.anomaly_topic = anomaly_topic
         self.sender = sender
+        self.others = tuple(others)
 
     def record_analysis(self, result: AnalysisResult) -> None:
         """Store what one analysed recording posts (its event records and its analysis value),
@@ -90,9 +105,13 @@ class DeliveryService:
         """Start the background sender on the running loop (call once the server's loop runs)."""
         if self.sender is not None:
             await self.sender.start()
+        for other in self.others:
+            await other.start()
 
     async def stop(self) -> None:
-        """Stop the sender and close the DHT client and the outbox; pending messages stay stored."""
+        """Stop the senders and close the DHT client and the outbox; pending messages stay stored."""
+        for other in self.others:
+            await other.stop()
         if self.sender is not None:
             await self.sender.stop()
             await self.sender.client.aclose()
