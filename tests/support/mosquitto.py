@@ -13,6 +13,7 @@ restart, and a SIGKILL once the last autosave ran). Controls as tests/support/dh
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shutil
@@ -121,6 +122,8 @@ class Mosquitto:
 
     def _write_config(self) -> None:
         lines = [
+            # started as root, mosquitto would drop to the "mosquitto" user, who cannot write here
+            f"user {getpass.getuser()}",
             "per_listener_settings false",
             "persistence true",
             f"persistence_location {self.workdir}/",

@@ -211,6 +211,7 @@ class BrokerConnection:
         error = DeliveryError(f"MQTT {self.config.address}: {reason}")
         if not self._connected.done():
             self._connected.set_exception(error)
+            self._connected.exception()  # retrieved: open() may have given up on it already
         for future in self._acks.values():
             if not future.done():
                 future.set_exception(error)
