@@ -33,6 +33,7 @@ at module top level, before ``ModelServer.start``. Importing this module:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -90,15 +91,16 @@ def bound_model(target: FastAPI) -> AudioTransformer | None:
 
 
 async def monitor_status(request: Request) -> Response:
-    """GET /v1/monitor: each live source's state, last audio, level, restarts, drops, open events
-    (404 when the service listens to no source)."""
+    """GET /v1/monitor: each live source's state, last audio, level, restarts, drops, open events,
+    and one line per delivery sink (404 when the service listens to no source)."""
     model = bound_model(request.app)
     if model is None or model.monitor is None:
         return JSONResponse(
             {"error": "this transformer listens to no live source (start it with --sources_file)"},
             status_code=404,
         )
-    return JSONResponse(model.monitor.status())
+    sinks = [] if model.delivery is None else await asyncio.to_thread(model.delivery.sink_status)
+    return JSONResponse({**model.monitor.status(), "sinks": sinks})
 
 
 def rest_body_limit(model: AudioTransformer) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from contract.errors import InvalidConfiguration, ServiceNotReady
 from transformer.analysis.events import EventChange
@@ -38,6 +38,9 @@ class BackgroundSender(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+    def status(self) -> dict[str, Any]:
+        """One status line (``GET /v1/monitor``'s ``sinks``); blocking (reads the outbox)."""
 
 
 class DeliveryService:
@@ -100,6 +103,19 @@ class DeliveryService:
         except sqlite3.Error as error:
             logger.error("cannot write the DHT outbox %s: %s", self.outbox.path, error)
             raise ServiceNotReady(f"the anomaly outbox could not be written ({error}); {lost}") from None
+
+    def sink_status(self) -> list[dict[str, Any]]:
+        """One line per sink: the DHT's backlog and dead letters, then the others' own lines."""
+        lines = []
+        if self.outbox.dht:
+            lines.append(
+                {
+                    "sink": "dht",
+                    "pending": len(self.outbox),
+                    "dead_letters": sum(self.outbox.dead_letter_depth().values()),
+                }
+            )
+        return lines + [other.status() for other in self.others]
 
     async def start(self) -> None:
         """Start the background sender on the running loop (call once the server's loop runs)."""

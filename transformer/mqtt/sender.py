@@ -93,8 +93,8 @@ class MqttSender:
         self._task = asyncio.create_task(self._run(), name="mqtt-sender")
 
     async def stop(self) -> None:
-        """Publish what is waiting (for up to ``timeout``), say ``offline``, disconnect; rows not
-        acknowledged stay for the next start."""
+        """Publish what is waiting (for up to ``timeout``), say ``offline``, disconnect, close the
+        table; rows not acknowledged stay for the next start."""
         self.outbox.remove_listener(self.notify)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.config.timeout):
@@ -112,6 +112,7 @@ class MqttSender:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         self._set_connected(False)
+        await asyncio.to_thread(self.queue.close)
 
     def notify(self) -> None:
         """Wake the sender (thread-safe): something was enqueued."""

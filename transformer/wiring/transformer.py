@@ -16,9 +16,11 @@ from transformer.audio.worker import EmbeddingWorker
 from transformer.dht.delivery import DeliveryService
 from transformer.dht.listener import ProcessCallback, RequestListener
 from transformer.monitor.service import MonitorService, logged_events
+from transformer.mqtt.sender import MqttSender
 from transformer.predictor_client import PredictorClient, SendRequest
 from transformer.settings import TransformerSettings
 from transformer.wiring.listening import listening, monitor_service
+from transformer.wiring.mqtt import mqtt_sources, source_levels
 from transformer.wiring.services import (
     admission,
     analyzer,
@@ -69,7 +71,9 @@ def transformer_parts(
     official = bool(assets.get("official", False))
     worker = embedding_worker(settings, embedding_pipeline(settings), name)
     predictor = PredictorClient(send, model_name=name, binary=binary)
-    delivery = delivery_service(settings) if settings.dht_url else None
+    sinks = settings.dht_url or settings.mqtt_url
+    sources = [] if plan is None else mqtt_sources(plan.sources, groups)
+    delivery = delivery_service(settings, sources) if sinks else None
 
     async def score_live(windows: np.ndarray) -> PredictorScores:
         """The live sources' windows through the same predictor call as a file's."""
@@ -87,6 +91,10 @@ def transformer_parts(
             labels=labels,
             embedding_official=official,
         )
+        if delivery is not None:
+            for other in delivery.others:
+                if isinstance(other, MqttSender):
+                    other.levels = source_levels(monitor)
     return TransformerParts(
         assets=assets,
         worker=worker,
