@@ -70,3 +70,18 @@ async def test_a_recordings_events_reach_the_event_and_state_topics(
         subscriber.close()
     held = await asyncio.to_thread(retained, mosquitto.port, "audioguard/#")
     assert held == {"audioguard/status": b"offline", "audioguard/kitchen/glass_break/state": b"OFF"}
+
+
+async def test_levels_go_out_at_their_rate_and_are_not_kept(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    subscriber = Subscriber(mosquitto.port, ["audioguard/+/level"])
+    levels = {"kitchen": -23.456, "hall": None}  # the hall has no audio yet: nothing said
+    service, _ = mqtt_delivery(tmp_path, config(mosquitto, level_seconds=0.2), levels=lambda: levels)
+    try:
+        await service.start()
+        await eventually(lambda: len(subscriber.on("audioguard/kitchen/level")) >= 3, 10, "three levels")
+        assert {m.payload for m in subscriber.on("audioguard/kitchen/level")} == {b"-23.5"}
+        assert not subscriber.on("audioguard/hall/level")
+    finally:
+        await service.stop()
+        subscriber.close()
+    assert "audioguard/kitchen/level" not in await asyncio.to_thread(retained, mosquitto.port, "audioguard/#")
