@@ -91,7 +91,12 @@ class Mosquitto:
     """One broker process (module docstring)."""
 
     def __init__(
-        self, workdir: Path, *, users: dict[str, str] | None = None, tls: TlsFiles | None = None
+        self,
+        workdir: Path,
+        *,
+        users: dict[str, str] | None = None,
+        tls: TlsFiles | None = None,
+        persistence: bool = True,
     ) -> None:
         self.binary = mosquitto_binary()
         self.workdir = workdir
@@ -100,6 +105,7 @@ class Mosquitto:
         self.tls_port = free_port() if tls else None
         self.users = users
         self.tls = tls
+        self.persistence = persistence
         self._process: subprocess.Popen[bytes] | None = None
         self._frozen = False
         self._write_config()
@@ -125,7 +131,7 @@ class Mosquitto:
             # started as root, mosquitto would drop to the "mosquitto" user, who cannot write here
             f"user {getpass.getuser()}",
             "per_listener_settings false",
-            "persistence true",
+            f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",
             "persistence_file mosquitto.db",
             "autosave_interval 1",

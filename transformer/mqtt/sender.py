@@ -1,7 +1,8 @@
 """The background task that publishes the MQTT sink's outbox rows, and the bus's live topics.
 
 Per connection: ``online`` (retained) on the status topic, whose last will is ``offline``;
-the Home Assistant discovery configs (``transformer.mqtt.discovery``); then the rows of
+the Home Assistant discovery configs (``transformer.mqtt.discovery``); the retained states this
+run published so far, again (a broker restarted without persistence forgot them); then the rows of
 ``MqttQueue`` strictly in order, up to ``MAX_INFLIGHT`` at a time, each row deleted only
 after its PUBACK. A lost connection, a refused one, a broker that stops acknowledging
 (frozen: no PUBACK within ``timeout``) closes the session; the next one starts from the
@@ -76,6 +77,7 @@ class MqttSender:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._connection: BrokerConnection | None = None
+        self._states: dict[str, str] = {}  # retained topic -> the last payload acknowledged
 
     async def start(self) -> None:
         """Store the OFF states (after any backlog), then connect and publish in the background."""
@@ -166,6 +168,11 @@ class MqttSender:
         """Online, discovery, then the rows in order until the connection is lost."""
         await self._acknowledged(connection, [connection.publish(STATUS_TOPIC, ONLINE, retain=True)])
         await self.discovery.publish(connection, self._acknowledged)
+        # the states this run published, again: a broker restarted without persistence forgot them
+        await self._acknowledged(
+            connection,
+            [connection.publish(topic, state, retain=True) for topic, state in self._states.items()],
+        )
         assert self._wake is not None
         next_level = time.monotonic()
         while True:
@@ -178,6 +185,9 @@ class MqttSender:
                 ]
                 await self._acknowledged(connection, acks)
                 await asyncio.to_thread(self.queue.mark_published, [row.id for row in rows])
+                self._states.update(
+                    (row.message.topic, row.message.payload) for row in rows if row.message.retain
+                )
                 now = time.time()
                 for row in rows:
                     SINK_LATENCY.labels(sink=_SINK).observe(max(0.0, now - row.created_at))

@@ -281,3 +281,21 @@ async def test_a_sigkilled_process_loses_nothing_and_leaves_no_state_on(tmp_path
         subscriber.close()
     assert (await asyncio.to_thread(retained, broker.port, STATE))[STATE] == b"OFF"
     broker.stop()
+
+
+async def test_a_broker_that_forgot_everything_gets_the_states_again(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "mosquitto", persistence=False).start()
+    service, sender = mqtt_delivery(tmp_path, config(broker), sources=[KITCHEN])
+    try:
+        await service.start()
+        await record(service, 1)
+        await eventually(lambda: sender.status()["pending"] == 0, 10, "the records published")
+        broker.restart()  # no persistence: the retained state is gone with it
+        await eventually(lambda: sender.failures >= 1 and sender.connected, 20, "the sender back")
+        want = {"audioguard/status": b"online", STATE: b"OFF"}
+        deadline = time.monotonic() + 10
+        while (held := await asyncio.to_thread(retained, broker.port, "audioguard/#")) != want:
+            assert time.monotonic() < deadline, held  # what the broker holds when the time ran out
+    finally:
+        await service.stop()
+        broker.stop()
