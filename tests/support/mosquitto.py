@@ -223,6 +223,7 @@ class Received:
     topic: str
     payload: bytes
     retain: bool
+    at: float = 0.0  # time.time() on arrival
 
     def json(self) -> Any:
         return json.loads(self.payload)
@@ -263,7 +264,8 @@ class Subscriber:
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         with self._lock:
-            self.messages.append(Received(message.topic, bytes(message.payload), bool(message.retain)))
+            received = Received(message.topic, bytes(message.payload), bool(message.retain), time.time())
+            self.messages.append(received)
 
     def on(self, topic: str) -> list[Received]:
         with self._lock:
