@@ -283,13 +283,22 @@ class Subscriber:
         self._client.loop_stop()
 
 
-def retained(port: int, topic_filter: str, *, timeout: float = 10.0) -> dict[str, bytes]:
+def retained(
+    port: int,
+    topic_filter: str,
+    *,
+    timeout: float = 10.0,
+    username: str | None = None,
+    password: str | None = None,
+) -> dict[str, bytes]:
     """What the broker retains under ``topic_filter`` now (a fresh subscription and a probe
     published after it: everything retained arrived before the probe)."""
     probe = f"probe/{time.time_ns()}"
-    subscriber = Subscriber(port, [topic_filter, probe])
+    subscriber = Subscriber(port, [topic_filter, probe], username=username, password=password)
     try:
         publisher = paho.Client(CallbackAPIVersion.VERSION2)
+        if username is not None:
+            publisher.username_pw_set(username, password)
         publisher.connect("127.0.0.1", port)
         publisher.loop_start()
         publisher.publish(probe, b"x", qos=1).wait_for_publish(timeout)
