@@ -181,7 +181,9 @@ class Discovery:
     async def _retained_configs(self, connection: Any) -> dict[str, bytes]:
         """The retained configs under this node, as the broker holds them now."""
         self._heard = {}
-        self._probe = f"{self.config.prefix}/_probe/{self.node}/{uuid.uuid4().hex}"
+        # under the discovery prefix, where Home Assistant ignores what does not end in /config,
+        # and not under ours, where every subscriber of <prefix>/# would see it
+        self._probe = f"{self.config.discovery_prefix}/audioguard_probe/{self.node}/{uuid.uuid4().hex}"
         self._probe_heard = asyncio.Event()
         filters = [self._topic(component, "+") for component in ("binary_sensor", "sensor")]
         try:
