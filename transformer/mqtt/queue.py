@@ -24,7 +24,7 @@ from typing import Final
 from contract.errors import InvalidConfiguration
 from transformer.dht.outbox import Outbox, OutboxMessage
 from transformer.mqtt.metrics import SINK_DROPPED
-from transformer.mqtt.topics import MqttMessage, is_event_record, record_messages
+from transformer.mqtt.topics import ON, MqttMessage, is_event_record, record_messages
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ class MqttQueue:
         self.path = outbox.path
         self.max_items = outbox.max_items
         self._lock = threading.Lock()
+        self._states_lock = threading.Lock()
+        self._states: dict[str, str] = {}  # retained topic -> the last payload stored for it
         try:
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA synchronous=FULL")
@@ -93,9 +95,16 @@ class MqttQueue:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def is_on(self, topic: str) -> bool:
+        """The last state this process stored for ``topic`` is ON."""
+        with self._states_lock:
+            return self._states.get(topic) == ON
+
     def _insert(self, db: sqlite3.Connection, rows: Sequence[tuple[str, str, int, float]]) -> None:
         if not rows:
             return
+        with self._states_lock:
+            self._states.update((topic, payload) for topic, payload, retain, _ in rows if retain)
         db.executemany(
             "INSERT INTO mqtt_outbox (topic, payload, retain, created_at) VALUES (?, ?, ?, ?)", rows
         )

@@ -10,7 +10,8 @@ first unacknowledged row after ``Backoff.delay(failures)`` (0.5 s doubling up to
 forever. The DHT's sender is another task on another table: neither waits for the other.
 
 At ``start``, every configured source's groups get a durable ``OFF`` state, after whatever a
-previous run left: a run killed during an event leaves no state stuck ON. Between those,
+previous run left: a run killed during an event leaves no state stuck ON. A source that stops
+delivering audio gets the same within ``SOURCE_WATCH_SECONDS`` (``_watch_sources``). Between those,
 ``<prefix>/<source>/level`` carries each live source's level every ``level_seconds`` (QoS 0,
 not kept: a level is only worth its present).
 """
@@ -46,6 +47,8 @@ logger = logging.getLogger(__name__)
 #: each live source's level in dBFS, None when it has none yet
 Levels = Callable[[], Mapping[str, float | None]]
 _SINK = "mqtt"
+#: how often the sources' states are looked at (a source gone offline: its states OFF)
+SOURCE_WATCH_SECONDS = 1.0
 
 
 class MqttSender:
@@ -76,6 +79,7 @@ class MqttSender:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._connection: BrokerConnection | None = None
         self._states: dict[str, str] = {}  # retained topic -> the last payload acknowledged
 
@@ -93,6 +97,7 @@ class MqttSender:
         await asyncio.to_thread(self.queue.enqueue, resets)
         self.outbox.add_listener(self.notify)
         self._task = asyncio.create_task(self._run(), name="mqtt-sender")
+        self._watcher = asyncio.create_task(self._watch_sources(), name="mqtt-source-watch")
 
     async def stop(self) -> None:
         """Publish what is waiting (for up to ``timeout``), say ``offline``, disconnect, close the
@@ -109,6 +114,10 @@ class MqttSender:
             with contextlib.suppress(DeliveryError, TimeoutError):
                 async with asyncio.timeout(self.config.timeout):
                     await connection.publish(STATUS_TOPIC, OFFLINE, retain=True)
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -220,6 +229,26 @@ class MqttSender:
             for ack in acks:  # a failed gather leaves the others' exceptions unretrieved
                 if ack.done() and not ack.cancelled():
                     ack.exception()
+
+    async def _watch_sources(self) -> None:
+        """A source that stops delivering audio (reconnecting, failed, finished) gets a durable OFF
+        for each of its groups left ON at once: its open events end only when it comes back, and a camera
+        that stays off must not leave a sensor ON meanwhile. Its end records follow as usual."""
+        if self.levels is None:
+            return
+        groups = {source.name: [group.name for group in source.groups] for source in self.sources}
+        online: set[str] = set()
+        while True:
+            now_online = set(self.levels())
+            gone = sorted((online - now_online) & set(groups))
+            online = now_online
+            if gone:
+                logger.info("MQTT: %s stopped delivering audio: its states ON set OFF", ", ".join(gone))
+                topics = [state_topic(name, group) for name in gone for group in groups[name]]
+                resets = [MqttMessage(topic, OFF, retain=True) for topic in topics if self.queue.is_on(topic)]
+                await asyncio.to_thread(self.queue.enqueue, resets)
+                self.notify()
+            await asyncio.sleep(SOURCE_WATCH_SECONDS)
 
     def _publish_levels(self, connection: BrokerConnection) -> None:
         if self.levels is None or not self.config.level_seconds:

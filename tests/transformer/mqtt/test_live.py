@@ -4,6 +4,7 @@ official-format weights) in process, the real outbox, a real Mosquitto; states f
 from __future__ import annotations
 
 import asyncio
+import itertools
 import shutil
 from pathlib import Path
 
@@ -81,7 +82,8 @@ async def test_states_follow_a_live_sources_events_and_no_audio_leaks(
     assert records, "synthetic weights fire groups on any sound"
     for group in {record["group"] for record in records}:
         topic = f"audioguard/kitchen/{group}/state"
-        states = [m.payload for m in subscriber.on(topic)]
+        # a repeated OFF is no change (the source's OFF when it played out may precede its ends')
+        states = [payload for payload, _ in itertools.groupby(m.payload for m in subscriber.on(topic))]
         # OFF at the start, then ON and OFF in turn: one pair per event of the group
         assert states[0] == b"OFF" and states[1:] == [b"ON", b"OFF"] * (len(states[1:]) // 2), states
         events = [r for r in records if r["group"] == group]

@@ -11,15 +11,18 @@ from tests.support.analysis_rig import analysed
 from tests.support.dht_standin import eventually
 from tests.support.mosquitto import Mosquitto, Subscriber, retained
 from tests.support.records import assert_event_records
+from transformer.analysis.records import recording_event_records
 from transformer.analysis.types import AnalysisOptions, AnalysisResult
 from transformer.dht.backoff import Backoff
 from transformer.dht.delivery import DeliveryService
 from transformer.dht.outbox import Outbox
+from transformer.dht.records import event_messages
 from transformer.mqtt.config import MqttConfig, broker_config
 from transformer.mqtt.discovery import GroupEntity, SourceEntities
 from transformer.mqtt.queue import MqttQueue
 from transformer.mqtt.sender import MqttSender
 
+STATE = "audioguard/kitchen/glass_break/state"
 KITCHEN = SourceEntities("kitchen", (GroupEntity("glass_break", "Glass breaking"),))
 
 
@@ -85,3 +88,25 @@ async def test_levels_go_out_at_their_rate_and_are_not_kept(tmp_path: Path, mosq
         await service.stop()
         subscriber.close()
     assert "audioguard/kitchen/level" not in await asyncio.to_thread(retained, mosquitto.port, "audioguard/#")
+
+
+async def test_a_source_that_stops_delivering_audio_leaves_no_state_on(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """The monitor's view of its sources stands in as a dict the test changes (the sink's rule,
+    not the capture, is under test): kitchen online with an event open, then reconnecting."""
+    subscriber = Subscriber(mosquitto.port, [STATE])
+    online: dict[str, float | None] = {"kitchen": -20.0}
+    service, sender = mqtt_delivery(tmp_path, config(mosquitto), sources=[KITCHEN], levels=lambda: online)
+    try:
+        await service.start()
+        result = await asyncio.to_thread(recording, {"glass_break": [0, 1]})
+        start = recording_event_records(result)[0]  # the start; its end comes when the source returns
+        await asyncio.to_thread(service.outbox.enqueue_many, event_messages([start]))
+        await eventually(lambda: [m.payload for m in subscriber.on(STATE)] == [b"OFF", b"ON"], 10, "ON")
+        online.clear()  # the camera drops out
+        await eventually(lambda: [m.payload for m in subscriber.on(STATE)][-1:] == [b"OFF"], 10, "OFF")
+        assert sender.connected
+    finally:
+        await service.stop()
+        subscriber.close()
