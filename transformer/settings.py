@@ -328,6 +328,12 @@ class TransformerSettings(BaseSettings):
     mqtt_level_seconds: float = Field(
         10.0, ge=0, description="Seconds between two level publishes of a live source (0 = none)."
     )
+    mqtt_cooldown_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="An event of a source and group starting less than this after the previous one ended "
+        "is not published on MQTT (the DHT gets it); 0 = off (docs/mqtt.md).",
+    )
     mqtt_discovery_prefix: str = Field(
         "homeassistant",
         pattern=r"^[^#+]{0,128}$",

@@ -9,6 +9,7 @@
 | ``audioguard_sink_connected`` | gauge | sink | 1 while connected to the broker |
 | ``audioguard_sink_dropped_total`` | counter | sink | messages dropped because the table was full |
 | ``audioguard_sink_publish_latency_seconds`` | histogram | sink | record stored -> broker's acknowledgement |
+| ``audioguard_sink_suppressed_total`` | counter | sink, reason | events kept off the sink (cooldown) |
 """
 
 from __future__ import annotations
@@ -40,4 +41,9 @@ SINK_LATENCY: Final = Histogram(
     "From the record stored in the outbox to the broker's acknowledgement.",
     ["sink"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+)
+SINK_SUPPRESSED: Final = Counter(
+    "audioguard_sink_suppressed_total",
+    "Events kept off the sink, by reason (cooldown: started within its source and group's cooldown).",
+    ["sink", "reason"],
 )

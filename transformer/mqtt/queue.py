@@ -7,6 +7,8 @@ strictly in row order (one broker connection keeps it), a row is deleted only af
 a crash between the two publishes it again, with the same payload and the same event id
 (at-least-once; a retained state converges on the last one).
 
+Event records in their source and group's cooldown (``transformer.mqtt.cooldown``) get no rows.
+
 Capacity (the outbox's ``max_items``): when full, the oldest rows go first, each drop counted
 (``audioguard_sink_dropped_total{sink="mqtt"}``) and logged as an error.
 """
@@ -23,6 +25,7 @@ from typing import Final
 
 from contract.errors import InvalidConfiguration
 from transformer.dht.outbox import Outbox, OutboxMessage
+from transformer.mqtt.cooldown import Cooldown
 from transformer.mqtt.metrics import SINK_DROPPED
 from transformer.mqtt.topics import ON, MqttMessage, is_event_record, record_messages
 
@@ -51,14 +54,16 @@ class QueuedPublish:
 class MqttQueue:
     """The MQTT rows of the outbox file (thread-safe); stages itself in ``outbox``'s enqueues."""
 
-    def __init__(self, outbox: Outbox) -> None:
-        """Open the table in ``outbox``'s file and join its transactions.
+    def __init__(self, outbox: Outbox, cooldown: Cooldown | None = None) -> None:
+        """Open the table in ``outbox``'s file and join its transactions; ``cooldown`` says which
+        event records are published (default: all).
 
         Raises:
             InvalidConfiguration: the file cannot be opened as SQLite.
         """
         self.path = outbox.path
         self.max_items = outbox.max_items
+        self.cooldown = cooldown or Cooldown(0)
         self._lock = threading.Lock()
         self._states_lock = threading.Lock()
         self._states: dict[str, str] = {}  # retained topic -> the last payload stored for it
@@ -77,7 +82,7 @@ class MqttQueue:
         rows = [
             (publish.topic, publish.payload, int(publish.retain), now)
             for message in messages
-            if is_event_record(message.value)
+            if is_event_record(message.value) and self.cooldown.admit(message.value)
             for publish in record_messages(message.value)
         ]
         self._insert(db, rows)

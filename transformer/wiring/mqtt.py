@@ -10,6 +10,7 @@ from transformer.monitor.service import MonitorService
 from transformer.monitor.source_state import source_groups
 from transformer.monitor.sources import SourceSpec
 from transformer.mqtt.config import MqttConfig, broker_config
+from transformer.mqtt.cooldown import Cooldown
 from transformer.mqtt.discovery import GroupEntity, SourceEntities
 from transformer.mqtt.queue import MqttQueue
 from transformer.mqtt.sender import Levels, MqttSender
@@ -43,9 +44,12 @@ def mqtt_sources(sources: Sequence[SourceSpec], groups: Sequence[AnomalyGroup]) 
     ]
 
 
-def mqtt_sender(config: MqttConfig, outbox: Outbox, sources: Sequence[SourceEntities] = ()) -> MqttSender:
-    """The sender of the sink's table in ``outbox``'s file."""
-    return MqttSender(config, outbox, MqttQueue(outbox), sources=sources)
+def mqtt_sender(
+    config: MqttConfig, outbox: Outbox, cooldown_seconds: float, sources: Sequence[SourceEntities] = ()
+) -> MqttSender:
+    """The sender of the sink's table in ``outbox``'s file, quiet within each source and group's
+    cooldown."""
+    return MqttSender(config, outbox, MqttQueue(outbox, Cooldown(cooldown_seconds)), sources=sources)
 
 
 def source_levels(monitor: MonitorService) -> Levels:
