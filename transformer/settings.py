@@ -334,6 +334,12 @@ class TransformerSettings(BaseSettings):
         description="An event of a source and group starting less than this after the previous one ended "
         "is not published on MQTT (the DHT gets it); 0 = off (docs/mqtt.md).",
     )
+    mqtt_incident_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="The same group starting on several live sources within this is one incident: one "
+        "incident_id on their MQTT records and one message <prefix>/incident/<group>; 0 = off.",
+    )
     mqtt_discovery_prefix: str = Field(
         "homeassistant",
         pattern=r"^[^#+]{0,128}$",

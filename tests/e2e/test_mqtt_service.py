@@ -40,7 +40,7 @@ def service(
     recording = wav_bytes((envelope * rng.standard_normal(envelope.shape[0])).clip(-1, 1), 16_000)
     (work / "night.wav").write_bytes(recording)
     (work / "sources.yaml").write_text(
-        f"sources:\n  - {{name: replay, url: 'file:{work / 'night.wav'}', realtime: false}}\n"
+        f"sources:\n  - {{name: replay, url: 'file:{work / 'night.wav'}', realtime: true}}\n"
     )
     broker = Mosquitto(work / "mosquitto", users={"audioguard": PASSWORD, "ha": "ha"}).start()
     subscriber = Subscriber(broker.port, ["audioguard/#", "homeassistant/#"], username="ha", password="ha")
@@ -77,6 +77,10 @@ def records(subscriber: Subscriber, source: str) -> list[dict[str, Any]]:
     ]
 
 
+def incident_ids(subscriber: Subscriber) -> set[str]:
+    return {m.json()["incident_id"] for m in subscriber.all() if m.topic.startswith("audioguard/incident/")}
+
+
 def test_a_live_sources_events_and_states_reach_mqtt_alone(
     service: tuple[RunningServer, Mosquitto, Subscriber, bytes],
 ) -> None:
@@ -86,8 +90,15 @@ def test_a_live_sources_events_and_states_reach_mqtt_alone(
     assert (
         line["sink"] == "mqtt" and line["connected"] is True and line["broker"].startswith("mqtt://127.0.0.1")
     )
-    published = assert_event_records(records(subscriber, "replay"))
+    published = records(subscriber, "replay")
     assert published, "synthetic weights fire groups on any sound"
+    # a live record (played at real time: it has a wall clock) on MQTT is the documented record plus
+    # the incident it belongs to
+    assert all(r["incident_id"] for r in published)
+    assert_event_records([{k: v for k, v in r.items() if k != "incident_id"} for r in published])
+    # each incident's one message, once its 5-s window has passed (one source here: one each)
+    expected = {r["incident_id"] for r in published}
+    poll(lambda: incident_ids(subscriber) == expected, "the incident messages")
     starts = {r["event_id"] for r in published if r["change"] == "start"}
     assert starts == {r["event_id"] for r in published if r["change"] == "end"}
     assert {r["source"] for r in published} == {"replay"} and {r["origin"] for r in published} == {"live"}
@@ -95,7 +106,10 @@ def test_a_live_sources_events_and_states_reach_mqtt_alone(
         states = [m.payload for m in subscriber.on(f"audioguard/replay/{group}/state")]
         assert states[-1] == b"OFF" and b"ON" in states
     configs = {
-        m.topic: json.loads(m.payload) for m in subscriber.all() if m.topic.startswith("homeassistant/")
+        m.topic: json.loads(m.payload)
+        for m in subscriber.all()
+        if m.topic.startswith("homeassistant/")
+        and m.topic.endswith("/config")  # what Home Assistant reads (the end-of-retained probe is not)
     }
     assert "homeassistant/sensor/e2e/replay_level/config" in configs
     binary = [c for t, c in configs.items() if t.startswith("homeassistant/binary_sensor/e2e/replay_")]

@@ -7,7 +7,8 @@ strictly in row order (one broker connection keeps it), a row is deleted only af
 a crash between the two publishes it again, with the same payload and the same event id
 (at-least-once; a retained state converges on the last one).
 
-Event records in their source and group's cooldown (``transformer.mqtt.cooldown``) get no rows.
+Event records in their source and group's cooldown (``transformer.mqtt.cooldown``) get no rows;
+the others carry their ``incident_id`` (``transformer.mqtt.incidents``).
 
 Capacity (the outbox's ``max_items``): when full, the oldest rows go first, each drop counted
 (``audioguard_sink_dropped_total{sink="mqtt"}``) and logged as an error.
@@ -26,6 +27,7 @@ from typing import Final
 from contract.errors import InvalidConfiguration
 from transformer.dht.outbox import Outbox, OutboxMessage
 from transformer.mqtt.cooldown import Cooldown
+from transformer.mqtt.incidents import Incidents
 from transformer.mqtt.metrics import SINK_DROPPED
 from transformer.mqtt.topics import ON, MqttMessage, is_event_record, record_messages
 
@@ -54,9 +56,11 @@ class QueuedPublish:
 class MqttQueue:
     """The MQTT rows of the outbox file (thread-safe); stages itself in ``outbox``'s enqueues."""
 
-    def __init__(self, outbox: Outbox, cooldown: Cooldown | None = None) -> None:
+    def __init__(
+        self, outbox: Outbox, cooldown: Cooldown | None = None, incidents: Incidents | None = None
+    ) -> None:
         """Open the table in ``outbox``'s file and join its transactions; ``cooldown`` says which
-        event records are published (default: all).
+        event records are published (default: all), ``incidents`` tags them (default: none).
 
         Raises:
             InvalidConfiguration: the file cannot be opened as SQLite.
@@ -64,6 +68,7 @@ class MqttQueue:
         self.path = outbox.path
         self.max_items = outbox.max_items
         self.cooldown = cooldown or Cooldown(0)
+        self.incidents = incidents or Incidents(0)
         self._lock = threading.Lock()
         self._states_lock = threading.Lock()
         self._states: dict[str, str] = {}  # retained topic -> the last payload stored for it
@@ -83,7 +88,7 @@ class MqttQueue:
             (publish.topic, publish.payload, int(publish.retain), now)
             for message in messages
             if is_event_record(message.value) and self.cooldown.admit(message.value)
-            for publish in record_messages(message.value)
+            for publish in record_messages(self.incidents.tag(message.value))
         ]
         self._insert(db, rows)
 

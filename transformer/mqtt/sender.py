@@ -11,7 +11,8 @@ forever. The DHT's sender is another task on another table: neither waits for th
 
 At ``start``, every configured source's groups get a durable ``OFF`` state, after whatever a
 previous run left: a run killed during an event leaves no state stuck ON. A source that stops
-delivering audio gets the same within ``SOURCE_WATCH_SECONDS`` (``_watch_sources``). Between those,
+delivering audio gets the same within ``HOUSEKEEPING_SECONDS`` (``_sources_gone``), and an
+incident's one message (``transformer.mqtt.incidents``) is stored when its window has passed. Between those,
 ``<prefix>/<source>/level`` carries each live source's level every ``level_seconds`` (QoS 0,
 not kept: a level is only worth its present).
 """
@@ -47,8 +48,8 @@ logger = logging.getLogger(__name__)
 #: each live source's level in dBFS, None when it has none yet
 Levels = Callable[[], Mapping[str, float | None]]
 _SINK = "mqtt"
-#: how often the sources' states are looked at (a source gone offline: its states OFF)
-SOURCE_WATCH_SECONDS = 1.0
+#: how often the sources' states (a source gone offline: its states OFF) and the incidents are looked at
+HOUSEKEEPING_SECONDS = 0.5
 
 
 class MqttSender:
@@ -97,7 +98,7 @@ class MqttSender:
         await asyncio.to_thread(self.queue.enqueue, resets)
         self.outbox.add_listener(self.notify)
         self._task = asyncio.create_task(self._run(), name="mqtt-sender")
-        self._watcher = asyncio.create_task(self._watch_sources(), name="mqtt-source-watch")
+        self._watcher = asyncio.create_task(self._housekeeping(), name="mqtt-housekeeping")
 
     async def stop(self) -> None:
         """Publish what is waiting (for up to ``timeout``), say ``offline``, disconnect, close the
@@ -230,25 +231,30 @@ class MqttSender:
                 if ack.done() and not ack.cancelled():
                     ack.exception()
 
-    async def _watch_sources(self) -> None:
-        """A source that stops delivering audio (reconnecting, failed, finished) gets a durable OFF
-        for each of its groups left ON at once: its open events end only when it comes back, and a camera
-        that stays off must not leave a sensor ON meanwhile. Its end records follow as usual."""
-        if self.levels is None:
-            return
+    async def _housekeeping(self) -> None:
+        """Every ``HOUSEKEEPING_SECONDS``, durably: the OFF states of sources gone offline
+        (``_sources_gone``) and the messages of the incidents whose window has passed."""
         groups = {source.name: [group.name for group in source.groups] for source in self.sources}
         online: set[str] = set()
         while True:
-            now_online = set(self.levels())
-            gone = sorted((online - now_online) & set(groups))
-            online = now_online
-            if gone:
-                logger.info("MQTT: %s stopped delivering audio: its states ON set OFF", ", ".join(gone))
-                topics = [state_topic(name, group) for name in gone for group in groups[name]]
-                resets = [MqttMessage(topic, OFF, retain=True) for topic in topics if self.queue.is_on(topic)]
-                await asyncio.to_thread(self.queue.enqueue, resets)
+            rows = self.queue.incidents.due()
+            if self.levels is not None:
+                now_online = set(self.levels())
+                rows += self._sources_gone(sorted((online - now_online) & set(groups)), groups)
+                online = now_online
+            if rows:
+                await asyncio.to_thread(self.queue.enqueue, rows)
                 self.notify()
-            await asyncio.sleep(SOURCE_WATCH_SECONDS)
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+
+    def _sources_gone(self, gone: Sequence[str], groups: Mapping[str, Sequence[str]]) -> list[MqttMessage]:
+        """A source that stops delivering audio (reconnecting, failed, finished) gets an OFF for each
+        of its states left ON at once: its open events end only when it comes back, and a camera
+        that stays off must not leave a sensor ON meanwhile. Its end records follow as usual."""
+        if gone:
+            logger.info("MQTT: %s stopped delivering audio: its states ON set OFF", ", ".join(gone))
+        topics = [state_topic(name, group) for name in gone for group in groups[name]]
+        return [MqttMessage(topic, OFF, retain=True) for topic in topics if self.queue.is_on(topic)]
 
     def _publish_levels(self, connection: BrokerConnection) -> None:
         if self.levels is None or not self.config.level_seconds:

@@ -6,6 +6,7 @@ Under the prefix (``mqtt_topic_prefix``, default ``audioguard``):
 |---|---|---|
 | ``<prefix>/<source>/<group>/state`` | ``ON`` at an event's start, ``OFF`` at its end | yes |
 | ``<prefix>/<source>/<group>/event`` | the event record (JSON, ``transformer.analysis.records``) | no |
+| ``<prefix>/incident/<group>`` | one per incident, the sources that heard it (``incidents``) | no |
 | ``<prefix>/<source>/level`` | the source's level in dBFS, a number | no |
 | ``<prefix>/status`` | ``online``, or ``offline`` (last will, and at a clean stop) | yes |
 

@@ -12,6 +12,7 @@ from transformer.monitor.sources import SourceSpec
 from transformer.mqtt.config import MqttConfig, broker_config
 from transformer.mqtt.cooldown import Cooldown
 from transformer.mqtt.discovery import GroupEntity, SourceEntities
+from transformer.mqtt.incidents import Incidents
 from transformer.mqtt.queue import MqttQueue
 from transformer.mqtt.sender import Levels, MqttSender
 from transformer.settings import TransformerSettings
@@ -45,11 +46,14 @@ def mqtt_sources(sources: Sequence[SourceSpec], groups: Sequence[AnomalyGroup]) 
 
 
 def mqtt_sender(
-    config: MqttConfig, outbox: Outbox, cooldown_seconds: float, sources: Sequence[SourceEntities] = ()
+    settings: TransformerSettings, config: MqttConfig, outbox: Outbox, sources: Sequence[SourceEntities] = ()
 ) -> MqttSender:
     """The sender of the sink's table in ``outbox``'s file, quiet within each source and group's
-    cooldown."""
-    return MqttSender(config, outbox, MqttQueue(outbox, Cooldown(cooldown_seconds)), sources=sources)
+    cooldown, gathering incidents."""
+    queue = MqttQueue(
+        outbox, Cooldown(settings.mqtt_cooldown_seconds), Incidents(settings.mqtt_incident_seconds)
+    )
+    return MqttSender(config, outbox, queue, sources=sources)
 
 
 def source_levels(monitor: MonitorService) -> Levels:

@@ -105,9 +105,7 @@ def delivery_service(
         results_topic=(settings.dht_results_topic, settings.dht_results_uuid),
         anomaly_topic=settings.dht_anomaly_topic,
         sender=None if client is None else OutboxSender(outbox, client),
-        others=[]
-        if mqtt is None
-        else [mqtt_sender(mqtt, outbox, settings.mqtt_cooldown_seconds, mqtt_sources)],
+        others=[] if mqtt is None else [mqtt_sender(settings, mqtt, outbox, mqtt_sources)],
     )
 
 
