@@ -17,7 +17,6 @@ import getpass
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -30,6 +29,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.support.broker_process import BrokerProcess
 from tests.support.dht_standin import free_port, wait_until
 
 _START_TIMEOUT_S = 10.0
@@ -87,7 +87,7 @@ def make_tls_files(folder: Path, name: str = "ca") -> TlsFiles:
     return TlsFiles(ca, cert, key)
 
 
-class Mosquitto:
+class Mosquitto(BrokerProcess):
     """One broker process (module docstring)."""
 
     def __init__(
@@ -106,8 +106,6 @@ class Mosquitto:
         self.users = users
         self.tls = tls
         self.persistence = persistence
-        self._process: subprocess.Popen[bytes] | None = None
-        self._frozen = False
         self._write_config()
 
     @property
@@ -160,9 +158,6 @@ class Mosquitto:
             ]
         (self.workdir / "mosquitto.conf").write_text("\n".join(lines) + "\n")
 
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
     def start(self) -> Mosquitto:
         """Run on the same ports with the same store; return once the plain port accepts."""
         if self.running():
@@ -182,40 +177,9 @@ class Mosquitto:
             probe.settimeout(0.2)
             return probe.connect_ex(("127.0.0.1", self.port)) == 0
 
-    def stop(self) -> None:
-        self._end(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self._end(signal.SIGKILL)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def freeze(self) -> None:
-        assert self._process is not None
-        os.kill(self._process.pid, signal.SIGSTOP)
-        self._frozen = True
-
-    def thaw(self) -> None:
-        assert self._process is not None
-        os.kill(self._process.pid, signal.SIGCONT)
-        self._frozen = False
-
     def saved_after(self, moment: float) -> bool:
         """The persistence file was written after ``moment`` (time.time())."""
         return self.store.exists() and self.store.stat().st_mtime > moment
-
-    def _end(self, how: signal.Signals) -> None:
-        process = self._process
-        if process is None:
-            return
-        if self._frozen:
-            self.thaw()
-        if process.poll() is None:
-            process.send_signal(how)
-            process.wait(timeout=10)
-        self._process = None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from transformer.analysis.anomaly_groups import AnomalyGroup
+from transformer.dht.delivery import DeliveryService
 from transformer.dht.outbox import Outbox
 from transformer.monitor.service import MonitorService
 from transformer.monitor.source_state import source_groups
@@ -67,3 +68,11 @@ def source_levels(monitor: MonitorService) -> Levels:
         }
 
     return levels
+
+
+def watch_sources(delivery: DeliveryService, monitor: MonitorService) -> None:
+    """Give the MQTT sender (if any) the monitor's sources: their levels and which are online.
+    Bound after both exist: the monitor records through the delivery made before it."""
+    for sender in delivery.others:
+        if isinstance(sender, MqttSender):
+            sender.levels = source_levels(monitor)

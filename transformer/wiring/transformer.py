@@ -16,11 +16,10 @@ from transformer.audio.worker import EmbeddingWorker
 from transformer.dht.delivery import DeliveryService
 from transformer.dht.listener import ProcessCallback, RequestListener
 from transformer.monitor.service import MonitorService, logged_events
-from transformer.mqtt.sender import MqttSender
 from transformer.predictor_client import PredictorClient, SendRequest
 from transformer.settings import TransformerSettings
 from transformer.wiring.listening import listening, monitor_service
-from transformer.wiring.mqtt import mqtt_sources, source_levels
+from transformer.wiring.mqtt import mqtt_sources, watch_sources
 from transformer.wiring.services import (
     admission,
     analyzer,
@@ -92,9 +91,7 @@ def transformer_parts(
             embedding_official=official,
         )
         if delivery is not None:
-            for other in delivery.others:
-                if isinstance(other, MqttSender):
-                    other.levels = source_levels(monitor)
+            watch_sources(delivery, monitor)
     return TransformerParts(
         assets=assets,
         worker=worker,
