@@ -22,7 +22,7 @@ from tests.e2e.test_anomaly_delivery import poll, transformer_args
 from tests.support.mosquitto import Mosquitto, Subscriber, retained
 from tests.support.records import assert_event_records
 from tests.support.serverutil import RunningServer, start_server
-from tests.support.service_clients import sifis_url, wav_bytes
+from tests.support.service_clients import metric_value, sifis_url, wav_bytes
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ffmpeg_installed")]
 
@@ -92,6 +92,10 @@ def test_a_live_sources_events_and_states_reach_mqtt_alone(
     )
     published = records(subscriber, "replay")
     assert published, "synthetic weights fire groups on any sound"
+    # the same figures on /metrics
+    assert metric_value(server, "audioguard_sink_connected", sink="mqtt") == 1
+    assert metric_value(server, "audioguard_sink_pending", sink="mqtt") == 0
+    assert (metric_value(server, "audioguard_sink_delivered_total", sink="mqtt") or 0) >= len(published)
     # a live record (played at real time: it has a wall clock) on MQTT is the documented record plus
     # the incident it belongs to
     assert all(r["incident_id"] for r in published)
