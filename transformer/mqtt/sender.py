@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -167,6 +168,10 @@ class MqttSender:
             except DeliveryError as error:
                 attempts += 1
                 self._failed(error, attempts)
+            except Exception as error:  # the outbox file or a bug: this session ends, delivery goes on
+                logger.exception("MQTT session failed")
+                attempts += 1
+                self._failed(DeliveryError(f"{type(error).__name__}: {error}", reason="protocol"), attempts)
             finally:
                 self._set_connected(False)
                 if self._connection is connection:
@@ -243,7 +248,10 @@ class MqttSender:
                 rows += self._sources_gone(sorted((online - now_online) & set(groups)), groups)
                 online = now_online
             if rows:
-                await asyncio.to_thread(self.queue.enqueue, rows)
+                try:
+                    await asyncio.to_thread(self.queue.enqueue, rows)
+                except sqlite3.Error as error:  # said, and the rest of the sink goes on
+                    logger.error("MQTT: cannot store %d message(s) in the outbox: %s", len(rows), error)
                 self.notify()
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
