@@ -105,14 +105,22 @@ class DeliveryService:
             raise ServiceNotReady(f"the anomaly outbox could not be written ({error}); {lost}") from None
 
     def sink_status(self) -> list[dict[str, Any]]:
-        """One line per sink: the DHT's backlog and dead letters, then the others' own lines."""
+        """One line per sink: the DHT's (connected: None until its first post), then the others'."""
         lines = []
         if self.outbox.dht:
+            sender = self.sender
             lines.append(
                 {
                     "sink": "dht",
+                    "connected": None if sender is None else sender.connected,
                     "pending": len(self.outbox),
+                    "oldest_pending_seconds": None
+                    if sender is None
+                    else round(sender.oldest_pending_seconds(), 3),
+                    "delivered": None if sender is None else sender.delivered,
+                    "failures": None if sender is None else sender.failures,
                     "dead_letters": sum(self.outbox.dead_letter_depth().values()),
+                    "last_error": None if sender is None else sender.last_error,
                 }
             )
         return lines + [other.status() for other in self.others]

@@ -284,6 +284,12 @@ class Outbox:
         with self._lock:
             return self._read_counts()
 
+    def oldest_created_at(self) -> float | None:
+        """UNIX time of the oldest stored message (None when empty)."""
+        with self._lock:
+            row = self._db.execute("SELECT created_at FROM outbox ORDER BY id LIMIT 1").fetchone()
+        return None if row is None else float(row[0])
+
     def dead_letter_depth(self) -> dict[str, int]:
         """Dead letters by kind."""
         with self._lock:

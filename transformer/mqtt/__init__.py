@@ -6,5 +6,7 @@ config.py      the frozen config and the broker URL (mqtt://, mqtts://, ws://, w
 connection.py  one broker connection: paho-mqtt's thread, awaitable PUBACKs, the last will
 sender.py      the background task: status, discovery, the rows in order, levels, backoff
 discovery.py   Home Assistant's discovery configs and the clean-up of stale ones
-metrics.py     per-sink Prometheus metrics
+incidents.py   one sound heard by several sources: one incident id, one message
+cooldown.py    a source and group's next start kept off the bus for a while after an end
+(per-sink metrics: transformer/metrics.py, shared with the DHT leg)
 """

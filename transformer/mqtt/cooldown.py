@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from transformer.mqtt.metrics import SINK_SUPPRESSED
+from transformer.metrics import SINK_SUPPRESSED
 
 logger = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from typing import Final
 
 from contract.errors import InvalidConfiguration
 from transformer.dht.outbox import Outbox, OutboxMessage
+from transformer.metrics import SINK_DROPPED
 from transformer.mqtt.cooldown import Cooldown
 from transformer.mqtt.incidents import Incidents
-from transformer.mqtt.metrics import SINK_DROPPED
 from transformer.mqtt.topics import ON, MqttMessage, is_event_record, record_messages
 
 logger = logging.getLogger(__name__)

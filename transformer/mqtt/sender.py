@@ -30,10 +30,7 @@ from typing import Any
 from contract.errors import DeliveryError
 from transformer.dht.backoff import Backoff
 from transformer.dht.outbox import Outbox
-from transformer.mqtt.config import MqttConfig
-from transformer.mqtt.connection import MAX_INFLIGHT, BrokerConnection
-from transformer.mqtt.discovery import Discovery, SourceEntities
-from transformer.mqtt.metrics import (
+from transformer.metrics import (
     SINK_CONNECTED,
     SINK_DELIVERED,
     SINK_FAILURES,
@@ -41,6 +38,9 @@ from transformer.mqtt.metrics import (
     SINK_OLDEST,
     SINK_PENDING,
 )
+from transformer.mqtt.config import MqttConfig
+from transformer.mqtt.connection import MAX_INFLIGHT, BrokerConnection
+from transformer.mqtt.discovery import Discovery, SourceEntities
 from transformer.mqtt.queue import MqttQueue
 from transformer.mqtt.topics import OFF, OFFLINE, ONLINE, STATUS_TOPIC, MqttMessage, level_topic, state_topic
 
@@ -98,6 +98,9 @@ class MqttSender:
         ]
         await asyncio.to_thread(self.queue.enqueue, resets)
         self.outbox.add_listener(self.notify)
+        # read at each scrape, so the age grows while nothing is published
+        SINK_PENDING.labels(sink=_SINK).set_function(lambda: self.queue.backlog()[0])
+        SINK_OLDEST.labels(sink=_SINK).set_function(self._oldest_pending_seconds)
         self._task = asyncio.create_task(self._run(), name="mqtt-sender")
         self._watcher = asyncio.create_task(self._housekeeping(), name="mqtt-housekeeping")
 
@@ -125,6 +128,8 @@ class MqttSender:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         self._set_connected(False)
+        SINK_PENDING.labels(sink=_SINK).set_function(lambda: 0.0)  # the table closes next
+        SINK_OLDEST.labels(sink=_SINK).set_function(lambda: 0.0)
         await asyncio.to_thread(self.queue.close)
 
     def notify(self) -> None:
@@ -208,7 +213,6 @@ class MqttSender:
                     SINK_LATENCY.labels(sink=_SINK).observe(max(0.0, now - row.created_at))
                 self.delivered += len(rows)
                 SINK_DELIVERED.labels(sink=_SINK).inc(len(rows))
-            await self._publish_gauges()
             if time.monotonic() >= next_level:
                 next_level = time.monotonic() + (self.config.level_seconds or float("inf"))
                 self._publish_levels(connection)
@@ -271,10 +275,9 @@ class MqttSender:
             if level is not None:
                 connection.publish(level_topic(source), f"{level:.1f}", retain=False, qos=0)
 
-    async def _publish_gauges(self) -> None:
-        pending, oldest = await asyncio.to_thread(self.queue.backlog)
-        SINK_PENDING.labels(sink=_SINK).set(pending)
-        SINK_OLDEST.labels(sink=_SINK).set(0.0 if oldest is None else max(0.0, time.time() - oldest))
+    def _oldest_pending_seconds(self) -> float:
+        oldest = self.queue.backlog()[1]
+        return 0.0 if oldest is None else max(0.0, time.time() - oldest)
 
     def _set_connected(self, connected: bool) -> None:
         self.connected = connected

@@ -70,6 +70,8 @@ async def test_mqtt_is_quiet_within_the_cooldown_while_the_dht_outbox_keeps_ever
         for result in (first, second):  # recorded a moment apart: the second is within 30 s
             await asyncio.to_thread(service.record_analysis, result)
         await eventually(lambda: sender.delivered == 5 and sender.status()["pending"] == 0, 10, "the first")
+        # acknowledged by the broker is not yet forwarded to the subscriber: wait for the last state
+        await eventually(lambda: len(subscriber.on(STATE)) == 3, 10, "the first recording's states")
         events = {m.json()["event_id"] for m in subscriber.on("audioguard/kitchen/glass_break/event")}
         assert events == {first.anomalies[0]["event_id"]}
         assert [m.payload for m in subscriber.on(STATE)] == [b"OFF", b"ON", b"OFF"]

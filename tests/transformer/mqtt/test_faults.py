@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.support.dht_broker import DhtBroker
 from tests.support.dht_standin import eventually, free_port
@@ -27,8 +28,8 @@ from transformer.dht.delivery import DeliveryService
 from transformer.dht.outbox import Outbox
 from transformer.dht.sender import OutboxSender
 from transformer.dht.topics import ANOMALY_TOPIC_NAME
+from transformer.metrics import SINK_FAILURES
 from transformer.mqtt.config import MqttConfig, broker_config
-from transformer.mqtt.metrics import SINK_FAILURES
 from transformer.mqtt.queue import MqttQueue
 from transformer.mqtt.sender import MqttSender
 
@@ -56,6 +57,11 @@ def assert_complete(subscriber: Subscriber, expected: set[tuple[str, str]]) -> N
     order = [(m.json()["event_id"], m.json()["change"]) for m in subscriber.on(EVENT)]
     for event_id, _ in expected:
         assert order.index((event_id, "start")) < order.index((event_id, "end"))
+
+
+def pending_metric(sink: str) -> float:
+    """``audioguard_sink_pending{sink}`` as a scrape reads it."""
+    return float(REGISTRY.get_sample_value("audioguard_sink_pending", {"sink": sink}) or 0.0)
 
 
 def failures(reason: str) -> float:
@@ -163,6 +169,10 @@ async def test_a_wrong_password_is_said_and_retried_while_the_dht_gets_everythin
         status = mqtt.status()
         assert status["connected"] is False and status["pending"] == 13
         assert "refused" in status["last_error"] and "wrong" not in status["last_error"]
+        dht_line, mqtt_line = await asyncio.to_thread(service.sink_status)
+        assert mqtt_line["sink"] == "mqtt" and mqtt_line["connected"] is False
+        assert dht_line["sink"] == "dht" and dht_line["connected"] is True
+        assert (dht_line["pending"], dht_line["delivered"], dht_line["oldest_pending_seconds"]) == (0, 9, 0)
     finally:
         await service.stop()
         dht.stop()
@@ -186,6 +196,14 @@ async def test_a_dht_outage_does_not_hold_up_mqtt_and_each_catches_up(tmp_path: 
         expected = await record(service, 3)
         await eventually(lambda: received(subscriber) == expected, 20, "MQTT during the DHT outage")
         assert len(outbox) == 9  # the DHT's rows wait: 3 x (start, end, the analysis value)
+        await eventually(
+            lambda: mqtt.status()["pending"] == 0, 10, "the MQTT rows deleted after their PUBACKs"
+        )
+        dht_line, mqtt_line = await asyncio.to_thread(service.sink_status)
+        assert dht_line["connected"] is False and dht_line["failures"] >= 1 and dht_line["pending"] == 9
+        assert dht_line["oldest_pending_seconds"] > 0 and "ConnectError" in dht_line["last_error"]
+        assert mqtt_line["connected"] is True
+        assert pending_metric("dht") == 9 and pending_metric("mqtt") == 0
         broker.stop()  # now MQTT is down too, and the DHT comes back
         dht = DhtBroker(tmp_path / "dht", port=dht_port)
         await asyncio.to_thread(dht.start)
