@@ -48,7 +48,9 @@ is registered in the same registry and adds, read from the sources' statuses at 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+import sqlite3
+from collections.abc import Callable, Iterable
 from typing import Final, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -159,3 +161,12 @@ SINK_SUPPRESSED: Final = Counter(
     "Events kept off the sink, by reason (cooldown: started within its source and group's cooldown).",
     ["sink", "reason"],
 )
+
+
+def at_scrape(read: Callable[[], float]) -> float:
+    """``read()`` for a gauge read at each scrape; NaN when the file it reads is gone (a sink
+    stopped): a scrape never fails because of one figure."""
+    try:
+        return float(read())
+    except (sqlite3.Error, OSError):
+        return math.nan

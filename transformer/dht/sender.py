@@ -30,6 +30,7 @@ from transformer.metrics import (
     SINK_FAILURES,
     SINK_OLDEST,
     SINK_PENDING,
+    at_scrape,
 )
 
 logger = logging.getLogger(__name__)
@@ -82,8 +83,8 @@ class OutboxSender:
         await asyncio.to_thread(self.outbox.reschedule_all, 0.0)
         self.outbox.add_listener(self.notify)
         # read at each scrape, so the age grows while nothing is delivered
-        SINK_PENDING.labels(sink="dht").set_function(lambda: len(self.outbox))
-        SINK_OLDEST.labels(sink="dht").set_function(self.oldest_pending_seconds)
+        SINK_PENDING.labels(sink="dht").set_function(lambda: at_scrape(lambda: len(self.outbox)))
+        SINK_OLDEST.labels(sink="dht").set_function(lambda: at_scrape(self.oldest_pending_seconds))
         self._task = asyncio.create_task(self._run(), name="dht-outbox-sender")
 
     async def stop(self) -> None:

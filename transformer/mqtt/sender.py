@@ -37,6 +37,7 @@ from transformer.metrics import (
     SINK_LATENCY,
     SINK_OLDEST,
     SINK_PENDING,
+    at_scrape,
 )
 from transformer.mqtt.config import MqttConfig
 from transformer.mqtt.connection import MAX_INFLIGHT, BrokerConnection
@@ -99,8 +100,8 @@ class MqttSender:
         await asyncio.to_thread(self.queue.enqueue, resets)
         self.outbox.add_listener(self.notify)
         # read at each scrape, so the age grows while nothing is published
-        SINK_PENDING.labels(sink=_SINK).set_function(lambda: self.queue.backlog()[0])
-        SINK_OLDEST.labels(sink=_SINK).set_function(self._oldest_pending_seconds)
+        SINK_PENDING.labels(sink=_SINK).set_function(lambda: at_scrape(lambda: self.queue.backlog()[0]))
+        SINK_OLDEST.labels(sink=_SINK).set_function(lambda: at_scrape(self._oldest_pending_seconds))
         self._task = asyncio.create_task(self._run(), name="mqtt-sender")
         self._watcher = asyncio.create_task(self._housekeeping(), name="mqtt-housekeeping")
 
