@@ -307,17 +307,17 @@ class TransformerSettings(BaseSettings):
         description="CA bundle the mqtts:// or wss:// broker's certificate is checked against "
         "(unset: the system's CAs).",
     )
-    mqtt_client_id: str = Field(
-        "audioguard",
-        pattern=r"^[A-Za-z0-9_-]{1,64}$",
-        description="MQTT client id; also names the Home Assistant entities (one per instance: give each "
-        "its own).",
+    mqtt_client_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]{0,64}$",
+        description="MQTT client id, unique per connection (the broker drops an older one with the same "
+        "id); unset: audioguard-<host name>, so replicas do not evict each other.",
     )
     mqtt_topic_prefix: str = Field(
         "audioguard",
         pattern=r"^[^#+]{0,128}$",
         description="Prefix of every topic: <prefix>/<source>/<group>/state|event, <prefix>/<source>/level, "
-        "<prefix>/status.",
+        "<prefix>/status; also names the Home Assistant entities (one per installation).",
     )
     mqtt_keepalive_seconds: int = Field(
         30, ge=5, le=3600, description="MQTT keep-alive; a silent broker is dropped after 1.5 times this."

@@ -115,9 +115,9 @@ def test_a_live_sources_events_and_states_reach_mqtt_alone(
         if m.topic.startswith("homeassistant/")
         and m.topic.endswith("/config")  # what Home Assistant reads (the end-of-retained probe is not)
     }
-    assert "homeassistant/sensor/e2e/replay_level/config" in configs
-    binary = [c for t, c in configs.items() if t.startswith("homeassistant/binary_sensor/e2e/replay_")]
-    assert binary and {c["device"]["identifiers"][0] for c in binary} == {"e2e_replay"}
+    assert "homeassistant/sensor/audioguard/replay_level/config" in configs
+    binary = [c for t, c in configs.items() if t.startswith("homeassistant/binary_sensor/audioguard/replay_")]
+    assert binary and {c["device"]["identifiers"][0] for c in binary} == {"audioguard_replay"}
     assert PASSWORD not in server.log_text()
 
 

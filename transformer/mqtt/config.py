@@ -35,7 +35,7 @@ class MqttConfig:
         host, port, transport, tls, ws_path: the broker, from its URL.
         username, password: credentials (``${VAR}`` already read), None for none.
         ca_file: CA bundle the broker's certificate is checked against (None: the system's).
-        client_id: the MQTT client id (also names Home Assistant's entities).
+        client_id: the MQTT client id (unique per connection: the broker drops an older one).
         prefix: the topics' prefix (``transformer.mqtt.topics``).
         keepalive: seconds between pings; a silent broker is dropped after 1.5 times this.
         timeout: seconds for the connection and for each acknowledgement.

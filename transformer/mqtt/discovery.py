@@ -1,6 +1,7 @@
 """Home Assistant's MQTT discovery: a device per live source, its entities, kept in step.
 
-Per source (``<node>`` is the client id made topic-safe):
+Per source (``<node>`` is the topic prefix made one topic level: stable across restarts and
+hosts, unlike the client id; two installations on one broker differ by their prefix):
 
 - a ``binary_sensor`` per watched anomaly group, at
   ``<discovery_prefix>/binary_sensor/<node>/<source>_<group>/config``: its state topic with
@@ -80,7 +81,8 @@ class Discovery:
     def __init__(self, config: MqttConfig, sources: Sequence[SourceEntities]) -> None:
         self.config = config
         self.sources = tuple(sources)
-        self.node = slug(config.client_id)
+        # the prefix names the installation (the client id may change with the host: a pod)
+        self.node = slug(config.prefix.replace("/", "_") or "audioguard")
         self.removed: list[str] = []  # config topics removed at the last connection
         self._heard: dict[str, bytes] | None = None
         self._probe = ""

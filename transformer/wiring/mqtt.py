@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 
 from transformer.analysis.anomaly_groups import AnomalyGroup
@@ -16,6 +17,7 @@ from transformer.mqtt.discovery import GroupEntity, SourceEntities
 from transformer.mqtt.incidents import Incidents
 from transformer.mqtt.queue import MqttQueue
 from transformer.mqtt.sender import Levels, MqttSender
+from transformer.mqtt.topics import slug
 from transformer.settings import TransformerSettings
 
 
@@ -27,13 +29,18 @@ def mqtt_config(settings: TransformerSettings) -> MqttConfig:
         username=settings.mqtt_username,
         password=settings.mqtt_password,
         ca_file=settings.mqtt_ca_file,
-        client_id=settings.mqtt_client_id,
+        client_id=settings.mqtt_client_id or default_client_id(),
         prefix=settings.mqtt_topic_prefix,
         keepalive=settings.mqtt_keepalive_seconds,
         timeout=settings.mqtt_timeout_seconds,
         level_seconds=settings.mqtt_level_seconds,
         discovery_prefix=settings.mqtt_discovery_prefix,
     )
+
+
+def default_client_id() -> str:
+    """``audioguard-<host name>`` (a pod's name in Kubernetes): unique per replica."""
+    return f"audioguard-{slug(socket.gethostname())}"[:64]
 
 
 def mqtt_sources(sources: Sequence[SourceSpec], groups: Sequence[AnomalyGroup]) -> list[SourceEntities]:

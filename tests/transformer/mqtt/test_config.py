@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,8 @@ def test_settings_make_an_mqtt_only_delivery(tmp_path: Path, monkeypatch: pytest
         status = sender.status()
         assert status["broker"] == "mqtts://broker:8884" and status["pending"] == 0
         assert status["connected"] is False and "pw" not in str(status)
+        # no client id set: one per host (replicas must not evict each other), valid for the broker
+        assert re.fullmatch(r"audioguard-[A-Za-z0-9_-]+", sender.config.client_id)
         assert [line["sink"] for line in service.sink_status()] == ["mqtt"]
     finally:
         service.outbox.close()

@@ -33,7 +33,7 @@ BINARY_SENSOR_KEYS = {
 async def test_configs_carry_home_assistants_keys_and_stale_ones_are_removed(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
-    mqtt = config(mosquitto, discovery_prefix="homeassistant", client_id="ag-test", level_seconds=5)
+    mqtt = config(mosquitto, discovery_prefix="homeassistant", prefix="ag-test", level_seconds=5)
     service, sender = mqtt_delivery(tmp_path / "first", mqtt, sources=[KITCHEN, HALL])
     await service.start()
     await eventually(lambda: sender.delivered >= 3, 10, "the OFF states")
@@ -53,27 +53,25 @@ async def test_configs_carry_home_assistants_keys_and_stale_ones_are_removed(
     }
     smoke = configs["homeassistant/binary_sensor/ag-test/hall_smoke_fire_alarm/config"]
     assert set(smoke) >= BINARY_SENSOR_KEYS
-    assert (
-        smoke["device_class"] == "smoke" and smoke["state_topic"] == "audioguard/hall/smoke_fire_alarm/state"
-    )
+    assert smoke["device_class"] == "smoke" and smoke["state_topic"] == "ag-test/hall/smoke_fire_alarm/state"
     assert (smoke["payload_on"], smoke["payload_off"]) == ("ON", "OFF")
-    assert smoke["availability_topic"] == "audioguard/status"
+    assert smoke["availability_topic"] == "ag-test/status"
     assert (smoke["payload_available"], smoke["payload_not_available"]) == ("online", "offline")
     assert smoke["device"]["identifiers"] == ["ag-test_hall"]
     glass = configs["homeassistant/binary_sensor/ag-test/kitchen_glass_break/config"]
     assert (
         glass["device_class"] == "safety"
-        and glass["json_attributes_topic"] == "audioguard/kitchen/glass_break/event"
+        and glass["json_attributes_topic"] == "ag-test/kitchen/glass_break/event"
     )
     water = configs["homeassistant/binary_sensor/ag-test/hall_water_leak/config"]
     assert water["device_class"] == "moisture" and water["device"] == smoke["device"]
     level = configs["homeassistant/sensor/ag-test/hall_level/config"]
-    assert level["state_topic"] == "audioguard/hall/level" and level["unit_of_measurement"] == "dBFS"
+    assert level["state_topic"] == "ag-test/hall/level" and level["unit_of_measurement"] == "dBFS"
     assert level["expire_after"] == 15
     unique = [payload["unique_id"] for payload in configs.values()]
     assert len(set(unique)) == len(unique)
-    states = await asyncio.to_thread(retained, mosquitto.port, "audioguard/+/+/state")
-    assert states["audioguard/hall/water_leak/state"] == b"OFF"
+    states = await asyncio.to_thread(retained, mosquitto.port, "ag-test/+/+/state")
+    assert states["ag-test/hall/water_leak/state"] == b"OFF"
 
     # the hall goes from the configuration: its configs and its retained states go from the broker
     service, sender = mqtt_delivery(tmp_path / "second", mqtt, sources=[KITCHEN])
@@ -86,5 +84,5 @@ async def test_configs_carry_home_assistants_keys_and_stale_ones_are_removed(
         "homeassistant/binary_sensor/ag-test/kitchen_glass_break/config",
         "homeassistant/sensor/ag-test/kitchen_level/config",
     }
-    states = await asyncio.to_thread(retained, mosquitto.port, "audioguard/+/+/state")
-    assert set(states) == {"audioguard/kitchen/glass_break/state"}
+    states = await asyncio.to_thread(retained, mosquitto.port, "ag-test/+/+/state")
+    assert set(states) == {"ag-test/kitchen/glass_break/state"}
