@@ -2,6 +2,8 @@
 # Best effort: install the Debian packages some tests use for real instead of skipping:
 #   espeak-ng  synthesised words for the privacy tests (tests/transformer/privacy)
 #   ffmpeg     real capture processes and HTTP streams for the monitor (tests/transformer/monitor)
+#   mosquitto  a real MQTT broker on loopback for the MQTT sink (tests/support/mosquitto.py; openssl
+#              makes the TLS test's CA, mosquitto_passwd its password file)
 #   GStreamer's RTSP server (gir1.2-gst-rtsp-server-1.0, with its Opus/WAV plugins and python3-gi)
 #              a real RTSP camera on loopback (tests/support/rtsp_server.py)
 # Those tests skip cleanly, naming the missing program, so nothing here may fail the caller:
@@ -12,9 +14,11 @@ set -uo pipefail
 log() { printf '[install-system-tools] %s\n' "$*" >&2; }
 
 missing=()
-for program in espeak-ng ffmpeg; do
+for program in espeak-ng ffmpeg openssl; do
   command -v "$program" >/dev/null 2>&1 || missing+=("$program")
 done
+# Debian installs the broker in /usr/sbin, not on every user's PATH
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 rtsp_check="import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import Gst, GstRtspServer
 Gst.init(None); assert all(Gst.ElementFactory.find(n) for n in ('wavparse', 'opusenc', 'rtpopuspay'))"
 if ! /usr/bin/python3 -c "$rtsp_check" >/dev/null 2>&1; then

@@ -34,6 +34,7 @@ at module top level, before ``ModelServer.start``. Importing this module:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -106,12 +107,13 @@ async def _json_body(request: Request, what: str, empty: bytes = b"") -> object:
 
 
 async def monitor_status(request: Request) -> Response:
-    """GET /v1/monitor: each live source's state, last audio, level, restarts, drops, open events
-    (404 when the service listens to no source)."""
+    """GET /v1/monitor: each live source's state, last audio, level, restarts, drops, open events,
+    and one line per delivery sink (404 when the service listens to no source)."""
     model = bound_model(request.app)
     if model is None or model.monitor is None:
         return JSONResponse({"error": NO_LIVE_SOURCES}, status_code=404)
-    return JSONResponse(model.monitor.status())
+    sinks = [] if model.delivery is None else await asyncio.to_thread(model.delivery.sink_status)
+    return JSONResponse({**model.monitor.status(), "sinks": sinks})
 
 
 async def set_monitor_mode(request: Request) -> Response:

@@ -16,6 +16,14 @@ KServe's model server exposes the default ``prometheus_client`` registry on
 | ``audioguard_dht_delivery_latency_seconds`` | histogram | kind | enqueue -> DHT acknowledgement |
 | ``audioguard_dht_request_seconds`` | histogram | | duration of one successful DHT post |
 | ``audioguard_dht_listener_connected`` | gauge | | 1 while the request listener's WebSocket is open |
+| ``audioguard_sink_delivered_total`` | counter | sink | messages the broker acknowledged |
+| ``audioguard_sink_pending`` | gauge | sink | messages waiting in the sink's outbox table |
+| ``audioguard_sink_oldest_pending_seconds`` | gauge | sink | oldest waiting message's age (0: none) |
+| ``audioguard_sink_failures_total`` | counter | sink, reason | failed connections or publishes (retried) |
+| ``audioguard_sink_connected`` | gauge | sink | 1 while connected to the broker |
+| ``audioguard_sink_dropped_total`` | counter | sink | dropped: the sink's table was full (mqtt) |
+| ``audioguard_sink_publish_latency_seconds`` | histogram | sink | stored -> acknowledged (mqtt) |
+| ``audioguard_sink_suppressed_total`` | counter | sink, reason | events kept off the sink (mqtt: cooldown) |
 | ``audioguard_transformer_vggish_batch_examples`` | histogram | model_name | examples per VGGish call |
 | ``audioguard_transformer_vggish_batch_requests`` | histogram | model_name | requests in one VGGish call |
 | ``audioguard_transformer_vggish_batch_seconds`` | histogram | model_name | duration of one VGGish call |
@@ -40,7 +48,9 @@ is registered in the same registry and adds, read from the sources' statuses at 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+import sqlite3
+from collections.abc import Callable, Iterable
 from typing import Final, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -119,3 +129,44 @@ def count_events(changes: Iterable[_EventChange], path: str) -> None:
     for change in changes:
         if change.change == "start":
             ANOMALIES.labels(group=change.group, path=path).inc()
+
+
+# --- per delivery sink (dht, mqtt) ------------------------------------------------------------
+SINK_DELIVERED: Final = Counter(
+    "audioguard_sink_delivered_total", "Messages the sink's broker acknowledged.", ["sink"]
+)
+SINK_PENDING: Final = Gauge(
+    "audioguard_sink_pending", "Messages waiting in the sink's outbox table.", ["sink"]
+)
+SINK_OLDEST: Final = Gauge(
+    "audioguard_sink_oldest_pending_seconds", "Age of the sink's oldest waiting message (0: none).", ["sink"]
+)
+SINK_FAILURES: Final = Counter(
+    "audioguard_sink_failures_total",
+    "Failed connections or publishes of the sink, by reason (each is retried).",
+    ["sink", "reason"],
+)
+SINK_CONNECTED: Final = Gauge("audioguard_sink_connected", "1 while the sink is connected, else 0.", ["sink"])
+SINK_DROPPED: Final = Counter(
+    "audioguard_sink_dropped_total", "Messages dropped because the sink's outbox table was full.", ["sink"]
+)
+SINK_LATENCY: Final = Histogram(
+    "audioguard_sink_publish_latency_seconds",
+    "From the record stored in the outbox to the broker's acknowledgement.",
+    ["sink"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+)
+SINK_SUPPRESSED: Final = Counter(
+    "audioguard_sink_suppressed_total",
+    "Events kept off the sink, by reason (cooldown: started within its source and group's cooldown).",
+    ["sink", "reason"],
+)
+
+
+def at_scrape(read: Callable[[], float]) -> float:
+    """``read()`` for a gauge read at each scrape; NaN when the file it reads is gone (a sink
+    stopped): a scrape never fails because of one figure."""
+    try:
+        return float(read())
+    except (sqlite3.Error, OSError):
+        return math.nan

@@ -369,3 +369,69 @@ class TransformerSettings(BaseSettings):
             rise_seconds=self.sudden_loud_rise_seconds,
             floor_dbfs=self.sudden_loud_floor_dbfs,
         )
+    # --- MQTT sink (issue 27) --------------------------------------------------------------
+    mqtt_url: str | None = Field(
+        None,
+        description="MQTT broker for the event records besides the DHT: mqtt://host:1883, mqtts://host:8883 "
+        "(TLS), ws:// or wss://host/path; user:${VAR}@ read from the environment (unset = no MQTT).",
+    )
+    mqtt_username: str | None = Field(
+        None, description="MQTT user name (overrides the URL's); ${VAR} is read from the environment."
+    )
+    mqtt_password: str | None = Field(
+        None,
+        description="MQTT password (overrides the URL's); ${VAR} is read from the environment. Never logged.",
+    )
+    mqtt_ca_file: Path | None = Field(
+        None,
+        description="CA bundle the mqtts:// or wss:// broker's certificate is checked against "
+        "(unset: the system's CAs).",
+    )
+    mqtt_client_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]{0,64}$",
+        description="MQTT client id, unique per connection (the broker drops an older one with the same "
+        "id); unset: audioguard-<host name>, so replicas do not evict each other.",
+    )
+    mqtt_topic_prefix: str = Field(
+        "audioguard",
+        pattern=r"^[^#+]{0,128}$",
+        description="Prefix of every topic: <prefix>/<source>/<group>/state|event, <prefix>/<source>/level, "
+        "<prefix>/status; also names the Home Assistant entities (one per installation).",
+    )
+    mqtt_keepalive_seconds: int = Field(
+        30, ge=5, le=3600, description="MQTT keep-alive; a silent broker is dropped after 1.5 times this."
+    )
+    mqtt_timeout_seconds: float = Field(
+        10.0, gt=0, description="Seconds for the MQTT connection and for each acknowledgement (PUBACK)."
+    )
+    mqtt_level_seconds: float = Field(
+        10.0, ge=0, description="Seconds between two level publishes of a live source (0 = none)."
+    )
+    mqtt_cooldown_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="An event of a source and group starting less than this after the previous one ended "
+        "is not published on MQTT (the DHT gets it); 0 = off (docs/mqtt.md).",
+    )
+    mqtt_incident_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="The same group starting on several live sources within this is one incident: one "
+        "incident_id on their MQTT records and one message <prefix>/incident/<group>; 0 = off.",
+    )
+    mqtt_discovery_prefix: str = Field(
+        "homeassistant",
+        pattern=r"^[^#+]{0,128}$",
+        description="Home Assistant's MQTT discovery prefix ('' = no discovery configs).",
+    )
+
+    @field_validator("mqtt_topic_prefix", "mqtt_discovery_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str) -> str:
+        # a topic level is never empty: "a//b" or a trailing "/" would split the topics oddly
+        if value and ("" in value.split("/")):
+            raise ValueError(
+                f"a topic prefix has no empty level (no leading, trailing or double /), got {value!r}"
+            )
+        return value

@@ -96,7 +96,7 @@ def test_predictor_is_reachable_from_the_gateway_only(compose: dict[str, Any]) -
     assert grpc_port == f"127.0.0.1:{published['8081'].split(':')[1]}"
 
 
-@pytest.mark.parametrize("service", ["predictor", "transformer", "weights", "dht"])
+@pytest.mark.parametrize("service", ["predictor", "transformer", "weights", "dht", "mosquitto"])
 def test_services_are_hardened(compose: dict[str, Any], service: str) -> None:
     spec = compose["services"][service]
     assert spec["read_only"] is True and spec["cap_drop"] == ["ALL"]
@@ -124,3 +124,16 @@ def test_weights_service_downloads_into_the_models_volume(compose: dict[str, Any
     ]
     assert "models:/mnt/models" in weights["volumes"]
     assert weights["profiles"] == ["setup"]
+
+
+def test_the_mqtt_profile_runs_mosquitto_where_the_transformer_is_told(compose: dict[str, Any]) -> None:
+    mosquitto = compose["services"]["mosquitto"]
+    assert mosquitto["profiles"] == ["mqtt"] and mosquitto["network_mode"] == "host"
+    config_file = REPO / "compose" / "mosquitto.conf"
+    assert f"./compose/mosquitto.conf:{mosquitto['command'][-1]}:ro" in mosquitto["volumes"]
+    assert "listener 1883 127.0.0.1" in config_file.read_text()
+    # MQTT is off unless AUDIOGUARD_MQTT_URL is given (interpolated empty here: no broker)
+    env = compose["services"]["transformer"]["environment"]
+    assert env["AUDIOGUARD_MQTT_URL"] == "" and env["AUDIOGUARD_MQTT_TOPIC_PREFIX"] == "audioguard"
+    settings = settings_from_env(env, TransformerSettings)
+    assert not settings.mqtt_url and not settings.mqtt_password

@@ -169,6 +169,18 @@ def test_site_values_reach_the_transformer_settings() -> None:
     assert float(env["AUDIOGUARD_LOUDNESS_GATE_DBFS"]) == -60
     assert env["AUDIOGUARD_WINDOW_HOP"] == "5"
     assert env["AUDIOGUARD_DHT_URL"] == "http://sifis-dht.sifis-home.svc.cluster.local:3000"
+    # MQTT beside the DHT: URL and credentials from a Secret, the CA mounted where the setting says
+    assert env["AUDIOGUARD_MQTT_URL"] == "mqtts://mosquitto.home.svc.cluster.local:8883"
+    assert (env["AUDIOGUARD_MQTT_USERNAME"], env["AUDIOGUARD_MQTT_PASSWORD"]) == ("audioguard", "change-me")
+    assert env["AUDIOGUARD_MQTT_TOPIC_PREFIX"] == "audioguard"
+    assert env["AUDIOGUARD_MQTT_CA_FILE"] == "/etc/audioguard-mqtt-ca/ca.crt"
+    objects = by_kind_and_name(render_variant("site"))
+    secret = next(obj for (kind, name), obj in objects.items() if kind == "Secret" and name.endswith("-mqtt"))
+    assert "AUDIOGUARD_MQTT_PASSWORD" in secret["stringData"]
+    configmap = next(
+        obj for (kind, name), obj in objects.items() if kind == "ConfigMap" and name.endswith("-transformer")
+    )
+    assert not any("PASSWORD" in key or "MQTT_URL" in key for key in configmap["data"])
 
 
 def test_payload_logger_logs_responses_only() -> None:

@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import threading
 import urllib.parse
@@ -34,6 +33,7 @@ import pytest
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
+from tests.support.broker_process import BrokerProcess
 from tests.support.dht_standin import Write, free_port, wait_until
 
 _REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ def broker_binary() -> Path:
     pytest.skip(message)
 
 
-class DhtBroker:
+class DhtBroker(BrokerProcess):
     """One real broker process; the same surface as ``DhtStandIn`` where the two overlap."""
 
     def __init__(self, workdir: Path, port: int | None = None) -> None:
@@ -66,10 +66,8 @@ class DhtBroker:
         self.shared_key = secrets.token_hex(32)
         self.writes: list[Write] = []
         self._lock = threading.Lock()
-        self._process: subprocess.Popen[bytes] | None = None
         self._observer: threading.Thread | None = None
         self._observer_socket: ClientConnection | None = None
-        self._frozen = False
 
     # --- addresses and state ------------------------------------------------------------
 
@@ -88,15 +86,6 @@ class DhtBroker:
     @property
     def log(self) -> Path:
         return self.workdir / "broker.log"
-
-    @property
-    def pid(self) -> int:
-        if self._process is None:
-            raise RuntimeError("the broker is not running")
-        return self._process.pid
-
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
 
     def get(self, topic_name: str, topic_uuid: str) -> Any:
         """The stored value (REST ``GET``), or None when the broker has none."""
@@ -167,41 +156,7 @@ class DhtBroker:
             return False
         return True
 
-    def stop(self) -> None:
-        """SIGTERM and wait: clients then get connection refused."""
-        self._end(signal.SIGTERM)
-
-    def kill(self) -> None:
-        """SIGKILL: the broker dies without closing anything."""
-        self._end(signal.SIGKILL)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def freeze(self) -> None:
-        """SIGSTOP: the port stays open, connections are accepted by the kernel, nothing answers."""
-        os.kill(self.pid, signal.SIGSTOP)
-        self._frozen = True
-
-    def thaw(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
-        self._frozen = False
-
-    def _end(self, how: signal.Signals) -> None:
-        process = self._process
-        if process is None:
-            return
-        if self._frozen:
-            self.thaw()
-        if process.poll() is None:
-            process.send_signal(how)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        self._process = None
+    def _ended(self) -> None:
         self._stop_observer()
 
     def __enter__(self) -> DhtBroker:

@@ -6,7 +6,11 @@ sources), always, and the recording's analysis value for every analysis
 (``post_mode="all"``) or only when an event was found (``"anomalies"``, the
 default). A listening source's starts and ends go the same way
 (``record_events``), and its mode changes (``record_mode_changes``, ``SIFIS:Audio_Mode``).
-Both return once the messages are on disk.
+Each returns once the messages are on disk.
+
+Other sinks (the MQTT one, ``transformer.mqtt``) keep their rows in the same outbox file,
+staged in the same transaction (``Outbox.add_companion``); their senders are started and
+stopped here with the DHT's. Without a DHT (``Outbox(dht=False)``, no sender) only they get rows.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 from contract.errors import InvalidConfiguration, ServiceNotReady
 from transformer.analysis.events import EventChange
@@ -30,6 +35,17 @@ from transformer.dht.topics import ANOMALY_TOPIC_NAME, MODE_TOPIC_NAME, RESULTS_
 logger = logging.getLogger(__name__)
 
 
+class BackgroundSender(Protocol):
+    """Another sink's sender: started on the server's loop, stopped before the outbox closes."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def status(self) -> dict[str, Any]:
+        """One status line (``GET /v1/monitor``'s ``sinks``); blocking (reads the outbox)."""
+
+
 class DeliveryService:
     """Records each analysis in the outbox; its sender (if any) posts to the DHT in the background."""
 
@@ -42,6 +58,7 @@ class DeliveryService:
         anomaly_topic: str = ANOMALY_TOPIC_NAME,
         sender: OutboxSender | None = None,
         mode_topic: str = MODE_TOPIC_NAME,
+        others: Sequence[BackgroundSender] = (),
     ) -> None:
         if post_mode not in ("anomalies", "all"):
             raise InvalidConfiguration(f"dht_post must be 'anomalies' or 'all', got {post_mode!r}")
@@ -51,6 +68,7 @@ class DeliveryService:
         self.anomaly_topic = anomaly_topic
         self.sender = sender
         self.mode_topic = mode_topic
+        self.others = tuple(others)
 
     def record_analysis(self, result: AnalysisResult) -> None:
         """Store what one analysed recording posts (its event records and its analysis value),
@@ -96,13 +114,38 @@ class DeliveryService:
             logger.error("cannot write the DHT outbox %s: %s", self.outbox.path, error)
             raise ServiceNotReady(f"the anomaly outbox could not be written ({error}); {lost}") from None
 
+    def sink_status(self) -> list[dict[str, Any]]:
+        """One line per sink: the DHT's (connected: None until its first post), then the others'."""
+        lines = []
+        if self.outbox.dht:
+            sender = self.sender
+            lines.append(
+                {
+                    "sink": "dht",
+                    "connected": None if sender is None else sender.connected,
+                    "pending": len(self.outbox),
+                    "oldest_pending_seconds": None
+                    if sender is None
+                    else round(sender.oldest_pending_seconds(), 3),
+                    "delivered": None if sender is None else sender.delivered,
+                    "failures": None if sender is None else sender.failures,
+                    "dead_letters": sum(self.outbox.dead_letter_depth().values()),
+                    "last_error": None if sender is None else sender.last_error,
+                }
+            )
+        return lines + [other.status() for other in self.others]
+
     async def start(self) -> None:
         """Start the background sender on the running loop (call once the server's loop runs)."""
         if self.sender is not None:
             await self.sender.start()
+        for other in self.others:
+            await other.start()
 
     async def stop(self) -> None:
-        """Stop the sender and close the DHT client and the outbox; pending messages stay stored."""
+        """Stop the senders and close the DHT client and the outbox; pending messages stay stored."""
+        for other in self.others:
+            await other.stop()
         if self.sender is not None:
             await self.sender.stop()
             await self.sender.client.aclose()

@@ -18,6 +18,11 @@ Capacity (``max_items``), when full:
 Every drop increments ``audioguard_outbox_dropped_total{kind}``; dropping an
 anomaly is also logged as an error naming it. Anomalies are never dropped while
 a result could be dropped instead.
+
+Other sinks (``transformer.mqtt``) keep their own table in the same file, with their own
+delivery progress, so one sink's outage never holds up another: a ``Companion`` stages its
+rows inside the very transaction that stores the DHT's, so a record reaches every sink's
+table or none. ``dht=False`` (no DHT configured) stores the companions' rows only.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from contract.errors import InvalidConfiguration
 from transformer.dht.outbox_schema import COLUMNS, HEADS_QUERY, RECOUNT, SCHEMA
@@ -84,6 +89,13 @@ class _Drop:
     refused_incoming: bool
 
 
+class Companion(Protocol):
+    """Another sink's table in the outbox file, written in the outbox's transactions."""
+
+    def stage(self, db: sqlite3.Connection, messages: Sequence[OutboxMessage], now: float) -> None:
+        """Insert this sink's rows for ``messages`` with ``db`` (inside the open transaction)."""
+
+
 def _stored(row: tuple[Any, ...]) -> StoredMessage:
     return StoredMessage(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6], row[7])
 
@@ -91,8 +103,9 @@ def _stored(row: tuple[Any, ...]) -> StoredMessage:
 class Outbox:
     """The SQLite outbox file; thread-safe (one connection behind a lock)."""
 
-    def __init__(self, path: Path, max_items: int) -> None:
-        """Open (or create) the outbox at ``path``.
+    def __init__(self, path: Path, max_items: int, *, dht: bool = True) -> None:
+        """Open (or create) the outbox at ``path``; ``dht=False``: store no DHT rows (the
+        companions' only).
 
         Raises:
             InvalidConfiguration: the file cannot be created or opened as SQLite.
@@ -103,6 +116,8 @@ class Outbox:
         self.max_items = max_items
         self._lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
+        self._companions: list[Companion] = []
+        self.dht = dht
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT)
@@ -148,7 +163,7 @@ class Outbox:
             try:
                 # read inside the write transaction: exact whoever wrote before (threads, processes)
                 counts = self._read_counts()
-                for message, text in rows:
+                for message, text in rows if self.dht else []:
                     if sum(counts.values()) >= self.max_items:
                         drop = self._make_room(message, counts)
                         drops.append(drop)
@@ -162,6 +177,10 @@ class Outbox:
                     )
                     ids.append(cursor.lastrowid)
                     counts[message.kind] += 1
+                if not self.dht:
+                    ids = [None] * len(rows)
+                for companion in self._companions:
+                    companion.stage(self._db, messages, now)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -265,6 +284,12 @@ class Outbox:
         with self._lock:
             return self._read_counts()
 
+    def oldest_created_at(self) -> float | None:
+        """UNIX time of the oldest stored message (None when empty)."""
+        with self._lock:
+            row = self._db.execute("SELECT created_at FROM outbox ORDER BY id LIMIT 1").fetchone()
+        return None if row is None else float(row[0])
+
     def dead_letter_depth(self) -> dict[str, int]:
         """Dead letters by kind."""
         with self._lock:
@@ -281,6 +306,10 @@ class Outbox:
             DEAD_LETTERS.labels(kind=kind).set(dead[kind])
 
     # --- plumbing ------------------------------------------------------------------------
+
+    def add_companion(self, companion: Companion) -> None:
+        """Have ``companion`` stage its rows in every later enqueue's transaction."""
+        self._companions.append(companion)
 
     def add_listener(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` (from the enqueuing thread) after every committed enqueue."""

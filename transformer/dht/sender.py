@@ -24,7 +24,17 @@ from contract.errors import DeliveryError
 from transformer.dht.backoff import Backoff
 from transformer.dht.clients import DhtClient
 from transformer.dht.outbox import Outbox, StoredMessage
-from transformer.metrics import DELIVERY_FAILURES, DELIVERY_LATENCY, REQUEST_SECONDS
+from transformer.metrics import (
+    DELIVERY_FAILURES,
+    DELIVERY_LATENCY,
+    REQUEST_SECONDS,
+    SINK_CONNECTED,
+    SINK_DELIVERED,
+    SINK_FAILURES,
+    SINK_OLDEST,
+    SINK_PENDING,
+    at_scrape,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +70,10 @@ class OutboxSender:
         self._task: asyncio.Task[None] | None = None
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
+        # the sink's status line (``DeliveryService.sink_status``): None until a first post
+        self.connected: bool | None = None
+        self.delivered = self.failures = 0
+        self.last_error: str | None = None
 
     @property
     def running(self) -> bool:
@@ -74,6 +88,9 @@ class OutboxSender:
         self._stopping = False
         await asyncio.to_thread(self.outbox.reschedule_all, 0.0)
         self.outbox.add_listener(self.notify)
+        # read at each scrape, so the age grows while nothing is delivered
+        SINK_PENDING.labels(sink="dht").set_function(lambda: at_scrape(lambda: len(self.outbox)))
+        SINK_OLDEST.labels(sink="dht").set_function(lambda: at_scrape(self.oldest_pending_seconds))
         self._task = asyncio.create_task(self._run(), name="dht-outbox-sender")
 
     async def stop(self) -> None:
@@ -86,6 +103,17 @@ class OutboxSender:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._task = None
         self._inflight.clear()
+        SINK_PENDING.labels(sink="dht").set_function(lambda: 0.0)  # the outbox closes next
+        SINK_OLDEST.labels(sink="dht").set_function(lambda: 0.0)
+
+    def oldest_pending_seconds(self) -> float:
+        """Age of the oldest undelivered message (0: none)."""
+        oldest = self.outbox.oldest_created_at()
+        return 0.0 if oldest is None else max(0.0, time.time() - oldest)
+
+    def _reachable(self, connected: bool) -> None:
+        self.connected = connected
+        SINK_CONNECTED.labels(sink="dht").set(int(connected))
 
     def notify(self) -> None:
         """Wake the sender (thread-safe): something was enqueued."""
@@ -144,6 +172,9 @@ class OutboxSender:
             REQUEST_SECONDS.observe(time.perf_counter() - started)
             DELIVERY_LATENCY.labels(kind=message.kind).observe(max(0.0, time.time() - message.created_at))
             await asyncio.to_thread(self.outbox.mark_delivered, message.id)
+            self.delivered += 1
+            SINK_DELIVERED.labels(sink="dht").inc()
+            self._reachable(True)
         finally:
             self._inflight.pop(message.topic_name, None)
             if self._wake is not None:
@@ -152,6 +183,8 @@ class OutboxSender:
     async def _bury(self, message: StoredMessage, detail: str) -> None:
         """Set a refused message aside so the rest of its topic goes on (never dropped)."""
         DELIVERY_FAILURES.labels(reason="refused").inc()
+        self._count_failure("refused", detail)
+        self._reachable(True)  # it answered
         await asyncio.to_thread(self.outbox.bury, message.id, detail)
         logger.error(
             "the DHT refused %s/%s for good (%s); kept as a dead letter: "
@@ -162,8 +195,16 @@ class OutboxSender:
             self.outbox.path,
         )
 
+    def _count_failure(self, reason: str, detail: str) -> None:
+        self.failures += 1
+        self.last_error = detail
+        SINK_FAILURES.labels(sink="dht", reason=reason).inc()
+
     async def _failed(self, message: StoredMessage, reason: str, detail: str) -> None:
         DELIVERY_FAILURES.labels(reason=reason).inc()
+        self._count_failure(reason, detail)
+        if reason in ("connection", "timeout"):
+            self._reachable(False)
         attempts = message.attempts + 1
         delay = self.backoff.delay(attempts)
         # the first failure and then every 10th: an outage must not flood the log

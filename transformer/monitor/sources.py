@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -33,6 +32,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from contract.env_vars import VARIABLE
 from contract.errors import InvalidConfiguration, InvalidParameter
 from transformer.analysis.anomaly_groups import NAME_PATTERN, Probability
 from transformer.analysis.detectors.sudden_loud import SuddenLoudOverrides
@@ -50,7 +50,7 @@ _SCHEMES: Final[Mapping[str, SourceKind]] = {
     "pulse": "pulse",
     "stdin": "stdin",
 }
-_VARIABLE: Final = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_VARIABLE: Final = VARIABLE
 
 
 class SourceSpec(BaseModel):

@@ -16,8 +16,10 @@ from transformer.dht.delivery import DeliveryService
 from transformer.dht.listener import ModeCallback, ProcessCallback, RequestListener
 from transformer.dht.outbox import Outbox
 from transformer.dht.sender import OutboxSender
+from transformer.mqtt.discovery import SourceEntities
 from transformer.settings import TransformerSettings
 from transformer.wiring.configs import analysis_config, privacy_policy
+from transformer.wiring.mqtt import mqtt_config, mqtt_sender
 
 
 def embedding_pipeline(settings: TransformerSettings) -> EmbeddingPipeline:
@@ -74,27 +76,37 @@ def analyzer(
 # --- delivery ----------------------------------------------------------------------------
 
 
-def delivery_service(settings: TransformerSettings) -> DeliveryService:
-    """Outbox at ``outbox_path``, DHT client per ``dht_transport``, topics and post mode, and its
-    sender.
+def delivery_service(
+    settings: TransformerSettings, mqtt_sources: Sequence[SourceEntities] = ()
+) -> DeliveryService:
+    """The outbox at ``outbox_path`` and a sender per configured sink, each on its own table: the
+    DHT (``dht_url``: client per ``dht_transport``, topics and post mode) and MQTT (``mqtt_url``,
+    with ``mqtt_sources`` as Home Assistant devices).
 
     Raises:
-        InvalidConfiguration: ``dht_url`` is unset or invalid, or the outbox cannot be opened.
+        InvalidConfiguration: neither ``dht_url`` nor ``mqtt_url`` is set, one is invalid, or the
+            outbox cannot be opened.
     """
-    if not settings.dht_url:
-        raise InvalidConfiguration("DHT delivery needs dht_url (e.g. http://localhost:3000)")
-    try:
-        client = make_dht_client(settings.dht_url, settings.dht_transport, settings.dht_timeout_seconds)
-    except ValueError as error:
-        raise InvalidConfiguration(str(error)) from None
-    outbox = Outbox(settings.outbox_path, settings.outbox_max_items)
+    if not settings.dht_url and not settings.mqtt_url:
+        raise InvalidConfiguration(
+            "delivery needs dht_url (e.g. http://localhost:3000) or mqtt_url (e.g. mqtt://localhost:1883)"
+        )
+    client = None
+    if settings.dht_url:
+        try:
+            client = make_dht_client(settings.dht_url, settings.dht_transport, settings.dht_timeout_seconds)
+        except ValueError as error:
+            raise InvalidConfiguration(str(error)) from None
+    mqtt = mqtt_config(settings) if settings.mqtt_url else None  # checked before the file opens
+    outbox = Outbox(settings.outbox_path, settings.outbox_max_items, dht=client is not None)
     return DeliveryService(
         outbox,
         post_mode=settings.dht_post,
         results_topic=(settings.dht_results_topic, settings.dht_results_uuid),
         anomaly_topic=settings.dht_anomaly_topic,
-        sender=OutboxSender(outbox, client),
+        sender=None if client is None else OutboxSender(outbox, client),
         mode_topic=settings.dht_mode_topic,
+        others=[] if mqtt is None else [mqtt_sender(settings, mqtt, outbox, mqtt_sources)],
     )
 
 

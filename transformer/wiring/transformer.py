@@ -20,6 +20,7 @@ from transformer.monitor.service import MonitorService, logged_events
 from transformer.predictor_client import PredictorClient, SendRequest
 from transformer.settings import TransformerSettings
 from transformer.wiring.listening import listening, monitor_service
+from transformer.wiring.mqtt import mqtt_sources, watch_sources
 from transformer.wiring.services import (
     admission,
     analyzer,
@@ -81,7 +82,9 @@ def transformer_parts(
     official = bool(assets.get("official", False))
     worker = embedding_worker(settings, embedding_pipeline(settings), name)
     predictor = PredictorClient(send, model_name=name, binary=binary)
-    delivery = delivery_service(settings) if settings.dht_url else None
+    sinks = settings.dht_url or settings.mqtt_url
+    sources = [] if plan is None else mqtt_sources(plan.sources, groups)
+    delivery = delivery_service(settings, sources) if sinks else None
 
     async def score_live(windows: np.ndarray) -> PredictorScores:
         """The live sources' windows through the same predictor call as a file's."""
@@ -100,6 +103,8 @@ def transformer_parts(
             labels=labels,
             embedding_official=official,
         )
+        if delivery is not None:
+            watch_sources(delivery, monitor)
     return TransformerParts(
         assets=assets,
         worker=worker,

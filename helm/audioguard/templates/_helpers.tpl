@@ -183,6 +183,10 @@ livenessProbe:
 - secretRef:
     name: {{ .Values.dht.existingSecret | default (printf "%s-dht" (include "audioguard.fullname" .)) }}
 {{- end }}
+{{- if or .Values.mqtt.url .Values.mqtt.existingSecret }}
+- secretRef:
+    name: {{ .Values.mqtt.existingSecret | default (printf "%s-mqtt" (include "audioguard.fullname" .)) }}
+{{- end }}
 {{- end -}}
 
 {{- define "audioguard.transformerVolumeMounts" -}}
@@ -193,6 +197,11 @@ livenessProbe:
 {{- if .Values.settings.anomalyGroups }}
 - name: anomaly-groups
   mountPath: /etc/audioguard
+  readOnly: true
+{{- end }}
+{{- if .Values.mqtt.caSecret }}
+- name: mqtt-ca
+  mountPath: /etc/audioguard-mqtt-ca
   readOnly: true
 {{- end }}
 {{- end -}}
@@ -215,6 +224,14 @@ livenessProbe:
 - name: anomaly-groups
   configMap:
     name: {{ include "audioguard.fullname" . }}-anomaly-groups
+{{- end }}
+{{- if .Values.mqtt.caSecret }}
+- name: mqtt-ca
+  secret:
+    secretName: {{ .Values.mqtt.caSecret }}
+    items:
+      - key: ca.crt
+        path: ca.crt
 {{- end }}
 {{- end -}}
 
