@@ -369,6 +369,7 @@ class TransformerSettings(BaseSettings):
             rise_seconds=self.sudden_loud_rise_seconds,
             floor_dbfs=self.sudden_loud_floor_dbfs,
         )
+
     # --- MQTT sink (issue 27) --------------------------------------------------------------
     mqtt_url: str | None = Field(
         None,
