@@ -17,14 +17,14 @@ for image in audioguard-transformer audioguard-predictor sifis-dht-broker; do
     podman image exists "localhost/$image:$TAG" 2>/dev/null || skip "no image localhost/$image:$TAG (scripts/images.sh did not build it)"
 done
 packages=()
-for program in containerd ctr iptables gcc openssl; do
+for program in containerd ctr runc iptables ip curl gcc openssl; do
     command -v "$program" >/dev/null || packages+=("$program")
 done
 [ -x /usr/lib/cni/bridge ] || packages+=(containernetworking-plugins)
 if [ ${#packages[@]} -gt 0 ]; then
     command -v apt-get >/dev/null || skip "missing ${packages[*]} and no apt-get"
-    # the Debian packages of the missing programs (ctr ships with containerd)
-    debs=$(printf '%s\n' "${packages[@]}" | sed 's/^ctr$/containerd/' | sort -u | tr '\n' ' ')
+    # the Debian packages of the missing programs (ctr ships with containerd, ip with iproute2)
+    debs=$(printf '%s\n' "${packages[@]}" | sed -e 's/^ctr$/containerd/' -e 's/^ip$/iproute2/' | sort -u | tr '\n' ' ')
     log "installing $debs"
     apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
     # shellcheck disable=SC2086
