@@ -12,6 +12,7 @@ voices.py        speech presence (speech_mask's detector) on live sources while 
                  armed (group ``voices_while_armed``)
 baseline.py      a source's learned loudness baseline: a running percentile per hour of day,
                  a few numbers, persisted across restarts (``BaselineStore``)
+ranges.py        the one range rule of their numeric settings, and its messages
 """
 
 from typing import Final

@@ -36,6 +36,7 @@ import numpy as np
 from contract.constants import EXAMPLE_SECONDS
 from contract.errors import InvalidConfiguration
 from transformer.analysis.anomalies import Anomaly, TriggeringClass, WindowSpan
+from transformer.analysis.detectors.ranges import out_of_range, raise_problems
 from transformer.analysis.labels import Labels
 
 GROUP: Final = "unusual_sound"
@@ -68,21 +69,13 @@ class NoveltySettings:
     top_labels: int = 3
 
     def __post_init__(self) -> None:
-        problems = []
-        if not (math.isfinite(self.learning_seconds) and 60.0 <= self.learning_seconds <= 30 * 86_400):
-            problems.append(
-                f"learning_seconds must be between 60 and {30 * 86_400}, got {self.learning_seconds}"
-            )
-        if not (math.isfinite(self.quantile) and 0.9 <= self.quantile <= 0.99999):
-            problems.append(f"quantile must be between 0.9 and 0.99999, got {self.quantile}")
-        if not (math.isfinite(self.shrinkage) and 0.0 <= self.shrinkage <= 1.0):
-            problems.append(f"shrinkage must be between 0 and 1, got {self.shrinkage}")
-        if not (math.isfinite(self.margin) and 1.0 <= self.margin <= 3.0):
-            problems.append(f"margin must be between 1 and 3, got {self.margin}")
-        if not 1 <= self.top_labels <= 10:
-            problems.append(f"top_labels must be between 1 and 10, got {self.top_labels}")
-        if problems:
-            raise ValueError("; ".join(problems))
+        raise_problems(
+            out_of_range("learning_seconds", self.learning_seconds, 60.0, 30 * 86_400),
+            out_of_range("quantile", self.quantile, 0.9, 0.99999),
+            out_of_range("shrinkage", self.shrinkage, 0.0, 1.0),
+            out_of_range("margin", self.margin, 1.0, 3.0),
+            out_of_range("top_labels", self.top_labels, 1, 10),
+        )
 
 
 @dataclass

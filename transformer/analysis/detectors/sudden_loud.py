@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from contract.constants import EMBEDDINGS_PER_WINDOW, EXAMPLE_SECONDS
 from transformer.analysis.anomalies import Anomaly, WindowSpan
 from transformer.analysis.detectors.baseline import HourlyBaseline
+from transformer.analysis.detectors.ranges import out_of_range, raise_problems
 from transformer.audio.loudness import PROFILE_PARTS, PROFILE_SECONDS
 
 GROUP: Final = "sudden_loud"
@@ -62,20 +63,13 @@ class SuddenLoudSettings:
     background_percentile: float = 90.0
 
     def __post_init__(self) -> None:
-        problems = []
-        if not (math.isfinite(self.rise_db) and 3.0 <= self.rise_db <= 60.0):
-            problems.append(f"rise_db must be between 3 and 60 dB, got {self.rise_db}")
-        if not (math.isfinite(self.rise_seconds) and PROFILE_SECONDS <= self.rise_seconds <= 5.0):
-            problems.append(f"rise_seconds must be between {PROFILE_SECONDS} and 5, got {self.rise_seconds}")
-        if not (math.isfinite(self.floor_dbfs) and -120.0 <= self.floor_dbfs <= 0.0):
-            problems.append(f"floor_dbfs must be between -120 and 0, got {self.floor_dbfs}")
-        if not (math.isfinite(self.background_seconds) and 1.0 <= self.background_seconds <= 60.0):
-            problems.append(f"background_seconds must be between 1 and 60, got {self.background_seconds}")
-        if not (math.isfinite(self.background_percentile) and 0.0 <= self.background_percentile <= 100.0):
-            percentile = self.background_percentile
-            problems.append(f"background_percentile must be between 0 and 100, got {percentile}")
-        if problems:
-            raise ValueError("; ".join(problems))
+        raise_problems(
+            out_of_range("rise_db", self.rise_db, 3.0, 60.0, "dB"),
+            out_of_range("rise_seconds", self.rise_seconds, PROFILE_SECONDS, 5.0),
+            out_of_range("floor_dbfs", self.floor_dbfs, -120.0, 0.0),
+            out_of_range("background_seconds", self.background_seconds, 1.0, 60.0),
+            out_of_range("background_percentile", self.background_percentile, 0.0, 100.0),
+        )
 
 
 @dataclass

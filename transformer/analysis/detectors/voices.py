@@ -15,7 +15,6 @@ lifecycle makes events of the hits.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Final
@@ -24,6 +23,7 @@ import numpy as np
 
 from contract.constants import EMBEDDINGS_PER_WINDOW, EXAMPLE_SECONDS
 from transformer.analysis.anomalies import Anomaly, WindowSpan
+from transformer.analysis.detectors.ranges import out_of_range, raise_problems
 from transformer.privacy.speech_mask import speech_weights
 from transformer.privacy.stft import frame_grid
 
@@ -46,10 +46,7 @@ class VoicesSettings:
 
     def __post_init__(self) -> None:
         window = EMBEDDINGS_PER_WINDOW * EXAMPLE_SECONDS
-        if not (math.isfinite(self.min_speech_seconds) and 0.1 <= self.min_speech_seconds <= window):
-            raise ValueError(
-                f"min_speech_seconds must be between 0.1 and {window:g}, got {self.min_speech_seconds}"
-            )
+        raise_problems(out_of_range("min_speech_seconds", self.min_speech_seconds, 0.1, window))
 
 
 @dataclass
