@@ -78,10 +78,8 @@ class BrokerConnection:
         """
         config = self.config
         try:
-            await asyncio.wait_for(
-                asyncio.to_thread(self._client.connect, config.host, config.port, config.keepalive),
-                config.timeout,
-            )
+            async with asyncio.timeout(config.timeout):
+                await asyncio.to_thread(self._client.connect, config.host, config.port, config.keepalive)
         except TimeoutError:
             raise DeliveryError(
                 f"MQTT {config.address}: no connection within {config.timeout:g} s", reason="timeout"
@@ -97,7 +95,8 @@ class BrokerConnection:
         self._thread = threading.Thread(target=self._network, name="mqtt-network", daemon=True)
         self._thread.start()
         try:
-            await asyncio.wait_for(asyncio.shield(self._connected), config.timeout)
+            async with asyncio.timeout(config.timeout):
+                await asyncio.shield(self._connected)
         except TimeoutError:
             await self.close()
             raise DeliveryError(

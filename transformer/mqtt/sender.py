@@ -85,6 +85,7 @@ class MqttSender:
         self._watcher: asyncio.Task[None] | None = None
         self._connection: BrokerConnection | None = None
         self._states: dict[str, str] = {}  # retained topic -> the last payload acknowledged
+        self._stopping = False
 
     async def start(self) -> None:
         """Store the OFF states (after any backlog), then connect and publish in the background."""
@@ -92,6 +93,7 @@ class MqttSender:
             return
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._stopping = False
         resets = [
             MqttMessage(state_topic(source.name, group.name), OFF, retain=True)
             for source in self.sources
@@ -125,6 +127,7 @@ class MqttSender:
             await asyncio.gather(self._watcher, return_exceptions=True)
             self._watcher = None
         if self._task is not None:
+            self._stopping = True  # ends the loop even if a cancellation is swallowed (see _run)
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
@@ -159,7 +162,9 @@ class MqttSender:
 
     async def _run(self) -> None:
         attempts = 0
-        while True:
+        # Python 3.11's wait_for (and so a library's) can swallow a cancellation that arrives as
+        # its inner call finishes: the flag ends the loop anyway (the CI once hung on it here)
+        while not self._stopping:
             connection = BrokerConnection(self.config, on_message=self.discovery.heard)
             try:
                 await connection.open()

@@ -218,6 +218,23 @@ async def test_a_dht_outage_does_not_hold_up_mqtt_and_each_catches_up(tmp_path: 
         subscriber.close()
 
 
+async def test_stop_ends_the_sender_while_it_retries_an_unreachable_broker(tmp_path: Path) -> None:
+    """A stop that lands as a failed connect returns must still end the sender: Python 3.11's
+    wait_for swallowed that cancellation and the sender retried forever (it hung a CI run).
+    Before the fix this hung within the first two of these rounds."""
+    port = free_port()  # nothing listens
+    for round_ in range(40):
+        outbox = Outbox(tmp_path / f"outbox-{round_}.sqlite3", 1000, dht=False)
+        address = broker_config(f"mqtt://127.0.0.1:{port}", timeout=2.0, discovery_prefix="")
+        sender = MqttSender(address, outbox, MqttQueue(outbox), backoff=Backoff(0.0001, 0.0002))
+        await sender.start()
+        await eventually(lambda: sender.failures >= 1 + round_ % 5, 10, "connects refused")
+        async with asyncio.timeout(10):
+            await sender.stop()
+        assert sender.connected is False
+        outbox.close()
+
+
 async def test_tls_with_the_tests_own_ca(tmp_path: Path) -> None:
     tls = make_tls_files(tmp_path / "tls")
     other = make_tls_files(tmp_path / "other", "other-ca")
