@@ -228,7 +228,8 @@ async def test_stop_ends_the_sender_while_it_retries_an_unreachable_broker(tmp_p
         address = broker_config(f"mqtt://127.0.0.1:{port}", timeout=2.0, discovery_prefix="")
         sender = MqttSender(address, outbox, MqttQueue(outbox), backoff=Backoff(0.0001, 0.0002))
         await sender.start()
-        await eventually(lambda: sender.failures >= 1 + round_ % 5, 10, "connects refused")
+        refusals = 1 + round_ % 5  # stop at different points of the retry loop
+        await eventually(lambda s=sender, n=refusals: s.failures >= n, 10, "connects refused")
         async with asyncio.timeout(10):
             await sender.stop()
         assert sender.connected is False
