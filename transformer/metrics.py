@@ -24,6 +24,8 @@ KServe's model server exposes the default ``prometheus_client`` registry on
 | ``audioguard_sink_dropped_total`` | counter | sink | dropped: the sink's table was full (mqtt) |
 | ``audioguard_sink_publish_latency_seconds`` | histogram | sink | stored -> acknowledged (mqtt) |
 | ``audioguard_sink_suppressed_total`` | counter | sink, reason | events kept off the sink (mqtt: cooldown) |
+| ``audioguard_event_delivery_seconds`` | histogram | sink | a live event's start (its sound) -> its start record acknowledged |
+| ``audioguard_predictor_call_failures_total`` | counter | reason | calls to the predictor that failed (unavailable: 503, error: 500) |
 | ``audioguard_transformer_vggish_batch_examples`` | histogram | model_name | examples per VGGish call |
 | ``audioguard_transformer_vggish_batch_requests`` | histogram | model_name | requests in one VGGish call |
 | ``audioguard_transformer_vggish_batch_seconds`` | histogram | model_name | duration of one VGGish call |
@@ -48,8 +50,10 @@ is registered in the same registry and adds, read from the sources' statuses at 
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
+from datetime import datetime
 from collections.abc import Callable, Iterable
 from typing import Final, Protocol
 
@@ -161,6 +165,31 @@ SINK_SUPPRESSED: Final = Counter(
     "Events kept off the sink, by reason (cooldown: started within its source and group's cooldown).",
     ["sink", "reason"],
 )
+ONSET_TO_DELIVERY: Final = Histogram(
+    "audioguard_event_delivery_seconds",
+    "From a live event's start (the sound's wall clock, started_at) to the sink's acknowledgement "
+    "of its start record: detection delay plus delivery.",
+    ["sink"],
+    buckets=(0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60, 300, 900, 3600),
+)
+PREDICTOR_CALL_FAILURES: Final = Counter(
+    "audioguard_predictor_call_failures_total",
+    "Calls to the predictor that failed, by reason (unavailable: answered 503; error: answered 500).",
+    ["reason"],
+)
+
+
+def observe_onset_to_delivery(sink: str, payload: str | bytes, acknowledged_at: float) -> None:
+    """Observe ``audioguard_event_delivery_seconds`` for a delivered message when it is a live
+    event's start record (JSON with ``change: start`` and ``started_at``); anything else is ignored."""
+    try:
+        record = json.loads(payload)
+        if not isinstance(record, dict) or record.get("change") != "start" or not record.get("started_at"):
+            return
+        started = datetime.fromisoformat(str(record["started_at"])).timestamp()
+    except ValueError:  # not JSON, or no ISO time: not an event record
+        return
+    ONSET_TO_DELIVERY.labels(sink=sink).observe(max(0.0, acknowledged_at - started))
 
 
 def at_scrape(read: Callable[[], float]) -> float:
