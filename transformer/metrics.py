@@ -24,8 +24,8 @@ KServe's model server exposes the default ``prometheus_client`` registry on
 | ``audioguard_sink_dropped_total`` | counter | sink | dropped: the sink's table was full (mqtt) |
 | ``audioguard_sink_publish_latency_seconds`` | histogram | sink | stored -> acknowledged (mqtt) |
 | ``audioguard_sink_suppressed_total`` | counter | sink, reason | events kept off the sink (mqtt: cooldown) |
-| ``audioguard_event_delivery_seconds`` | histogram | sink | a live event's start (its sound) -> its start record acknowledged |
-| ``audioguard_predictor_call_failures_total`` | counter | reason | calls to the predictor that failed (unavailable: 503, error: 500) |
+| ``audioguard_event_delivery_seconds`` | histogram | sink | live event's sound -> start record acked |
+| ``audioguard_predictor_call_failures_total`` | counter | reason | failed predictor calls (503, 500) |
 | ``audioguard_transformer_vggish_batch_examples`` | histogram | model_name | examples per VGGish call |
 | ``audioguard_transformer_vggish_batch_requests`` | histogram | model_name | requests in one VGGish call |
 | ``audioguard_transformer_vggish_batch_seconds`` | histogram | model_name | duration of one VGGish call |
@@ -53,8 +53,8 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from datetime import datetime
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Final, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
