@@ -53,9 +53,9 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -179,15 +179,18 @@ PREDICTOR_CALL_FAILURES: Final = Counter(
 )
 
 
-def observe_onset_to_delivery(sink: str, payload: str | bytes, acknowledged_at: float) -> None:
-    """Observe ``audioguard_event_delivery_seconds`` for a delivered message when it is a live
-    event's start record (JSON with ``change: start`` and ``started_at``); anything else is ignored."""
+def observe_onset_to_delivery(
+    sink: str, message: str | bytes | Mapping[str, Any], acknowledged_at: float
+) -> None:
+    """Observe ``audioguard_event_delivery_seconds`` for a delivered message (a record, or its
+    JSON text) when it is a live event's start record (``change: start`` and ``started_at``);
+    anything else is ignored. Never raises: it runs on the delivery path."""
     try:
-        record = json.loads(payload)
-        if not isinstance(record, dict) or record.get("change") != "start" or not record.get("started_at"):
+        record = json.loads(message) if isinstance(message, str | bytes) else message
+        if not isinstance(record, Mapping) or record.get("change") != "start" or not record.get("started_at"):
             return
         started = datetime.fromisoformat(str(record["started_at"])).timestamp()
-    except ValueError:  # not JSON, or no ISO time: not an event record
+    except (ValueError, TypeError):  # not JSON, or no ISO time: not an event record
         return
     ONSET_TO_DELIVERY.labels(sink=sink).observe(max(0.0, acknowledged_at - started))
 

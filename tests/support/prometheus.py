@@ -3,6 +3,7 @@ loopback scraping the services with the chart's alerts loaded."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -122,11 +123,13 @@ class PrometheusServer:
             self.process.wait()
 
 
-def start_prometheus(
+@contextlib.contextmanager
+def prometheus_server(
     work: Path, port: int, targets: Iterable[tuple[str, str]], rules: dict[str, Any], *, interval: str = "1s"
 ) -> Iterator[PrometheusServer]:
     """A Prometheus on 127.0.0.1:port scraping ``targets`` (job, host:port) every ``interval``
-    and evaluating ``rules`` as often; a generator for a fixture (stops it after)."""
+    and evaluating ``rules`` as often; stopped on exit."""
+    work.mkdir(parents=True, exist_ok=True)
     (work / "rules.yaml").write_text(yaml.safe_dump(rules), "utf-8")
     config = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},

@@ -20,10 +20,12 @@ def test_a_live_start_record_is_observed_from_its_sound_to_the_acknowledgement()
     started = datetime(2026, 12, 7, 3, 0, 0, tzinfo=UTC)
     record = {"change": "start", "started_at": started.isoformat(), "group": "glass"}
     count, total = _sample("count", "test-a"), _sample("sum", "test-a")
-    observe_onset_to_delivery("test-a", json.dumps(record), started.timestamp() + 4.25)
-    assert _sample("count", "test-a") == count + 1
-    assert _sample("sum", "test-a") - total == 4.25
-    assert REGISTRY.get_sample_value(f"{NAME}_bucket", {"sink": "test-a", "le": "5.0"}) == 1.0
+    observe_onset_to_delivery("test-a", json.dumps(record), started.timestamp() + 4.25)  # mqtt: JSON text
+    observe_onset_to_delivery("test-a", record, started.timestamp() + 1.5)  # the DHT outbox: the record
+    assert _sample("count", "test-a") == count + 2
+    assert _sample("sum", "test-a") - total == 5.75
+    assert REGISTRY.get_sample_value(f"{NAME}_bucket", {"sink": "test-a", "le": "2.0"}) == 1.0
+    assert REGISTRY.get_sample_value(f"{NAME}_bucket", {"sink": "test-a", "le": "5.0"}) == 2.0
 
 
 def test_other_messages_are_not_observed() -> None:
@@ -35,6 +37,8 @@ def test_other_messages_are_not_observed() -> None:
         json.dumps({**start, "started_at": "yesterday"}),  # not an ISO time
         "ON",  # an MQTT state
         json.dumps([start]),
+        {**start, "started_at": 12},  # no ISO text
+        b"\xff\xfe",  # not UTF-8
     ):
         observe_onset_to_delivery("test-b", payload, 1e10)
     assert _sample("count", "test-b") == 0.0
