@@ -21,8 +21,16 @@ import yaml
 from tests.deploy.conftest import KUBERNETES_SCHEMAS
 from tests.deploy.kubeconform import Kubeconform
 from tests.deploy.schemas import object_meta_schema
-from tests.deploy.tools import SCHEMAS, by_kind_and_name, documents, helm_template, helm_template_error, run
-from tests.support.prometheus import prometheus_tool, rendered_rules
+from tests.deploy.tools import (
+    CHART,
+    SCHEMAS,
+    by_kind_and_name,
+    documents,
+    helm_template,
+    helm_template_error,
+    run,
+)
+from tests.support.prometheus import metric_names, prometheus_tool, rendered_rules
 
 ALERTS_TESTS = Path(__file__).resolve().parent / "alerts" / "alerts-test.yaml"
 ENABLED = ["monitoring.dashboard.enabled=true", "monitoring.rules.enabled=true"]
@@ -131,3 +139,62 @@ def test_a_failing_expectation_fails_promtool(tmp_path: Path) -> None:
     )
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "FAILED" in output and "AudioguardOutboxStale" in output
+
+
+DASHBOARD = CHART / "files" / "grafana-dashboard.json"
+#: What the issue asks the dashboard to show (a panel title each).
+PANELS = {
+    "Sources up",
+    "Seconds since audio",
+    "Level",
+    "Events per hour by group",
+    "Outbox backlog",
+    "Oldest pending",
+    "Dead letters and drops",
+    "Admission rejections",
+    "Request latency (p50, p95)",
+    "Onset-to-delivery latency (p50, p95)",
+}
+
+
+def test_the_dashboard_has_the_panels_each_explained_with_a_unit_and_none_overlapping() -> None:
+    board = json.loads(DASHBOARD.read_text("utf-8"))
+    panels = [panel for panel in board["panels"] if panel["type"] != "row"]
+    assert {panel["title"] for panel in panels} >= PANELS
+    cells: set[tuple[int, int]] = set()
+    for panel in board["panels"]:
+        grid = panel["gridPos"]
+        area = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert grid["x"] + grid["w"] <= 24 and not area & cells, f"{panel['title']} overlaps another panel"
+        cells |= area
+    for panel in panels:
+        assert panel["description"] and panel["fieldConfig"]["defaults"]["unit"], panel["title"]
+        assert panel["datasource"]["uid"] == "${datasource}"
+        refs = [target["refId"] for target in panel["targets"]]
+        assert refs and len(set(refs)) == len(refs) and all(t["expr"] for t in panel["targets"])
+    assert len({panel["id"] for panel in board["panels"]}) == len(board["panels"])
+
+
+@pytest.mark.parametrize(
+    ("expression", "names"),
+    [
+        (
+            'sum by (group) (increase(audioguard_anomalies_total{path="live"}[1h]))',
+            {"audioguard_anomalies_total"},
+        ),
+        (
+            "histogram_quantile(0.95, sum by (job, le) "
+            "(rate(request_predict_seconds_bucket[$__rate_interval]))) > 2",
+            {"request_predict_seconds_bucket"},
+        ),
+        ("a_metric > 0 and deriv(b_metric[15m]) > 0", {"a_metric", "b_metric"}),
+        ("sum without (reason) (rate(c_total[5m])) * 60 > 1e3", {"c_total"}),
+        ('x{source=~"$source", le="+Inf"} offset 5m unless on (pod) group_left y', {"x", "y"}),
+    ],
+)
+def test_the_metric_name_parser_finds_exactly_the_metrics(expression: str, names: set[str]) -> None:
+    assert metric_names(expression) == names
