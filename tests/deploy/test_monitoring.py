@@ -30,6 +30,7 @@ from tests.deploy.tools import (
     helm_template_error,
     run,
 )
+from tests.deploy.variants import kustomize_site
 from tests.support.prometheus import metric_names, prometheus_tool, rendered_rules
 
 ALERTS_TESTS = Path(__file__).resolve().parent / "alerts" / "alerts-test.yaml"
@@ -198,3 +199,17 @@ def test_the_dashboard_has_the_panels_each_explained_with_a_unit_and_none_overla
 )
 def test_the_metric_name_parser_finds_exactly_the_metrics(expression: str, names: set[str]) -> None:
     assert metric_names(expression) == names
+
+
+def test_the_kustomize_component_is_the_charts_rendering(tmp_path: Path, kubeconform: Kubeconform) -> None:
+    """manifests/components/monitoring is generated from the chart (scripts/render-monitoring.sh):
+    the same alerts at the default thresholds and the same dashboard, or this fails."""
+    component = documents(kustomize_site(tmp_path, "knative", ("monitoring",)))
+    chart = by_kind_and_name(documents(helm_template(set_values=ENABLED)))
+    mine = by_kind_and_name(d for d in component if d["kind"] in ("PrometheusRule", "ConfigMap"))
+    hint = "manifests/components/monitoring differs from the chart: run bash scripts/render-monitoring.sh"
+    assert mine["PrometheusRule", "audioguard"]["spec"] == chart["PrometheusRule", "audioguard"]["spec"], hint
+    dashboard = mine["ConfigMap", "audioguard-dashboard"]
+    assert dashboard["data"] == chart["ConfigMap", "audioguard-dashboard"]["data"], hint
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    kubeconform.assert_valid(yaml.safe_dump_all([d for d in component if d["kind"] != "PrometheusRule"]))
