@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,7 @@ DASHBOARD = CHART / "files" / "grafana-dashboard.json"
 class Rig:
     predictor: RunningServer
     transformer: RunningServer
-    stream: contextlib.AbstractContextManager[object]
-    stream_process: object
+    stream: subprocess.Popen[bytes]  # the ffmpeg serving the live source
     prometheus: PrometheusServer
 
 
@@ -87,11 +87,11 @@ def rig(
         targets = [(name, server.http_url.removeprefix("http://")) for name, server in
                    (("predictor", predictor), ("transformer", transformer))]  # fmt: skip
         prometheus = stack.enter_context(prometheus_server(work / "prometheus", free_port(), targets, rules))
-        yield Rig(predictor, transformer, stack, stream_process, prometheus)
+        yield Rig(predictor, transformer, stream_process, prometheus)
 
 
 def test_every_metric_the_dashboard_and_the_alerts_name_is_exported_by_the_running_services(rig: Rig) -> None:
-    exported = set()
+    exported: set[str] = set()
     for server in (rig.predictor, rig.transformer):
         exported |= exported_names(requests.get(server.http_url + "/metrics", timeout=10).text)
     on_dashboard = set().union(*map(metric_names, dashboard_expressions()))
@@ -114,7 +114,7 @@ def test_prometheus_scrapes_both_and_fires_source_down_when_the_stream_dies(rig:
     poll(lambda: (value('audioguard_event_delivery_seconds_count{sink="dht"}') or 0) > 0, "a delivered event")
     assert not [a for a in prometheus.alerts() if a["labels"]["alertname"] == "AudioguardSourceDown"]
 
-    rig.stream_process.kill()  # type: ignore[attr-defined]  # the camera goes away
+    rig.stream.kill()  # the camera goes away
     firing = poll(
         lambda: [
             a for a in prometheus.alerts()

@@ -87,7 +87,7 @@ def metric_names(expression: str) -> set[str]:
 def exported_names(exposition: str) -> set[str]:
     """Every series name a /metrics text exposes or declares: its samples, and for each declared
     family (# TYPE, even without samples yet) the names its type gives (histograms' _bucket...)."""
-    names = set()
+    names: set[str] = set()
     for line in exposition.splitlines():
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split(maxsplit=3)
