@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import REGISTRY
-
 from tests.support.analysis_rig import analysed
 from tests.support.dht_standin import eventually
+from tests.support.live_events import live_context, live_event, onset_to_delivery
 from tests.support.mosquitto import Mosquitto, Subscriber, retained
 from tests.support.records import assert_event_records
-from transformer.analysis.anomalies import TriggeringClass
-from transformer.analysis.events import EventChange
-from transformer.analysis.record_context import RecordContext
 from transformer.analysis.records import recording_event_records
 from transformer.analysis.types import AnalysisOptions, AnalysisResult
 from transformer.dht.backoff import Backoff
@@ -125,27 +120,13 @@ async def test_a_live_start_record_published_is_observed_from_its_sound(
     """``audioguard_event_delivery_seconds{sink="mqtt"}``: a live event's start (its ``started_at``)
     to the broker's acknowledgement; its end record is not observed."""
     service, sender = mqtt_delivery(tmp_path, config(mosquitto), sources=[KITCHEN])
-    count, total = _observed("count"), _observed("sum")
-    heard = datetime.now(UTC) - timedelta(seconds=2)
-    start = EventChange(
-        change="start", event_id=str(uuid.uuid4()), source="kitchen", group="glass_break",
-        label="Glass breaking",
-        threshold=0.5, start_seconds=10.0, end_seconds=None, peak_score=0.9,
-        triggered_by=(TriggeringClass(435, "Glass", 0.9),), started_at=heard.isoformat(),
-    )  # fmt: skip
-    end = dataclasses.replace(start, change="end", end_seconds=11.0, ended_at=datetime.now(UTC).isoformat())
-    context = RecordContext(
-        origin="live", source="kitchen", analyzer_id="a1", privacy_method="none", session="s"
-    )
+    count, total = onset_to_delivery("mqtt", "count"), onset_to_delivery("mqtt", "sum")
     try:
         await service.start()
-        await asyncio.to_thread(service.record_events, [start, end], context)
+        changes = live_event("kitchen", datetime.now(UTC) - timedelta(seconds=2))
+        await asyncio.to_thread(service.record_events, changes, live_context("kitchen"))
         await eventually(lambda: sender.status()["pending"] == 0, 20, "both records published")
     finally:
         await service.stop()
-    assert _observed("count") == count + 1
-    assert 2.0 <= _observed("sum") - total < 2.0 + 20  # from the sound, not from the enqueue
-
-
-def _observed(suffix: str) -> float:
-    return REGISTRY.get_sample_value(f"audioguard_event_delivery_seconds_{suffix}", {"sink": "mqtt"}) or 0.0
+    assert onset_to_delivery("mqtt", "count") == count + 1
+    assert 2.0 <= onset_to_delivery("mqtt", "sum") - total < 2.0 + 20  # from the sound, not the enqueue
