@@ -177,6 +177,8 @@ PREDICTOR_CALL_FAILURES: Final = Counter(
     "Calls to the predictor that failed, by reason (unavailable: answered 503; error: answered 500).",
     ["reason"],
 )
+for _reason in ("unavailable", "error"):  # at 0 from the start: rate() then sees the first failure
+    PREDICTOR_CALL_FAILURES.labels(reason=_reason)
 
 
 def observe_onset_to_delivery(

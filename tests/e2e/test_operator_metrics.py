@@ -99,6 +99,9 @@ def test_every_metric_the_dashboard_and_the_alerts_name_is_exported_by_the_runni
     assert len(on_dashboard) >= 15 and len(in_alerts) == 7  # the parser found them all
     assert on_dashboard - exported == set(), "the dashboard reads metrics no service exports"
     assert in_alerts - exported == set(), "the alerts read metrics no service exports"
+    # the predictor-failure counter is at 0 before any failure, so rate() sees the first one
+    transformer = requests.get(rig.transformer.http_url + "/metrics", timeout=10).text
+    assert 'audioguard_predictor_call_failures_total{reason="unavailable"} 0.0' in transformer
 
 
 def test_prometheus_scrapes_both_and_fires_source_down_when_the_stream_dies(rig: Rig) -> None:
