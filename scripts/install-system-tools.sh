@@ -4,6 +4,8 @@
 #   ffmpeg     real capture processes and HTTP streams for the monitor (tests/transformer/monitor)
 #   mosquitto  a real MQTT broker on loopback for the MQTT sink (tests/support/mosquitto.py; openssl
 #              makes the TLS test's CA, mosquitto_passwd its password file)
+#   prometheus promtool checks and unit-tests the chart's alerts; a real Prometheus scrapes the
+#              services on loopback (tests/deploy/test_alerts.py, tests/e2e/test_operator_metrics.py)
 #   GStreamer's RTSP server (gir1.2-gst-rtsp-server-1.0, with its Opus/WAV plugins and python3-gi)
 #              a real RTSP camera on loopback (tests/support/rtsp_server.py)
 # Those tests skip cleanly, naming the missing program, so nothing here may fail the caller:
@@ -19,6 +21,7 @@ for program in espeak-ng ffmpeg openssl; do
 done
 # Debian installs the broker in /usr/sbin, not on every user's PATH
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 rtsp_check="import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import Gst, GstRtspServer
 Gst.init(None); assert all(Gst.ElementFactory.find(n) for n in ('wavparse', 'opusenc', 'rtpopuspay'))"
 if ! /usr/bin/python3 -c "$rtsp_check" >/dev/null 2>&1; then

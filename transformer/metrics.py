@@ -24,6 +24,8 @@ KServe's model server exposes the default ``prometheus_client`` registry on
 | ``audioguard_sink_dropped_total`` | counter | sink | dropped: the sink's table was full (mqtt) |
 | ``audioguard_sink_publish_latency_seconds`` | histogram | sink | stored -> acknowledged (mqtt) |
 | ``audioguard_sink_suppressed_total`` | counter | sink, reason | events kept off the sink (mqtt: cooldown) |
+| ``audioguard_event_delivery_seconds`` | histogram | sink | live event's sound -> start record acked |
+| ``audioguard_predictor_call_failures_total`` | counter | reason | failed predictor calls (503, 500) |
 | ``audioguard_transformer_vggish_batch_examples`` | histogram | model_name | examples per VGGish call |
 | ``audioguard_transformer_vggish_batch_requests`` | histogram | model_name | requests in one VGGish call |
 | ``audioguard_transformer_vggish_batch_seconds`` | histogram | model_name | duration of one VGGish call |
@@ -48,10 +50,12 @@ is registered in the same registry and adds, read from the sources' statuses at 
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
-from collections.abc import Callable, Iterable
-from typing import Final, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Final, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -161,6 +165,36 @@ SINK_SUPPRESSED: Final = Counter(
     "Events kept off the sink, by reason (cooldown: started within its source and group's cooldown).",
     ["sink", "reason"],
 )
+ONSET_TO_DELIVERY: Final = Histogram(
+    "audioguard_event_delivery_seconds",
+    "From a live event's start (the sound's wall clock, started_at) to the sink's acknowledgement "
+    "of its start record: detection delay plus delivery.",
+    ["sink"],
+    buckets=(0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60, 300, 900, 3600),
+)
+PREDICTOR_CALL_FAILURES: Final = Counter(
+    "audioguard_predictor_call_failures_total",
+    "Calls to the predictor that failed, by reason (unavailable: answered 503; error: answered 500).",
+    ["reason"],
+)
+for _reason in ("unavailable", "error"):  # at 0 from the start: rate() then sees the first failure
+    PREDICTOR_CALL_FAILURES.labels(reason=_reason)
+
+
+def observe_onset_to_delivery(
+    sink: str, message: str | bytes | Mapping[str, Any], acknowledged_at: float
+) -> None:
+    """Observe ``audioguard_event_delivery_seconds`` for a delivered message (a record, or its
+    JSON text) when it is a live event's start record (``change: start`` and ``started_at``);
+    anything else is ignored. Never raises: it runs on the delivery path."""
+    try:
+        record = json.loads(message) if isinstance(message, str | bytes) else message
+        if not isinstance(record, Mapping) or record.get("change") != "start" or not record.get("started_at"):
+            return
+        started = datetime.fromisoformat(str(record["started_at"])).timestamp()
+    except (ValueError, TypeError):  # not JSON, or no ISO time: not an event record
+        return
+    ONSET_TO_DELIVERY.labels(sink=sink).observe(max(0.0, acknowledged_at - started))
 
 
 def at_scrape(read: Callable[[], float]) -> float:

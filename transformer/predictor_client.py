@@ -23,6 +23,7 @@ from kserve.protocol.infer_type import InferRequest, InferResponse
 from contract.errors import AudioGuardError, ServiceFault, ServiceNotReady
 from contract.weights_status import weights_official_parameter
 from transformer.analysis.types import PredictorScores
+from transformer.metrics import PREDICTOR_CALL_FAILURES
 from transformer.predictor_link import LinkState, PredictorLink, observe_error
 from transformer.protocol.predictor_tensors import embeddings_request, scores_from_response
 
@@ -76,12 +77,16 @@ class PredictorClient:
         """
         refusal = None if self.link is None else self.link.refusal()
         if refusal is not None:
+            PREDICTOR_CALL_FAILURES.labels(reason=_failure_reason(refusal)).inc()
             raise refusal
         try:
             response = await self._send(request, None if headers is None else dict(headers))
         except (grpc.RpcError, httpx.HTTPError) as error:
-            raise self._failure(error) from None
+            failure = self._failure(error)
+            PREDICTOR_CALL_FAILURES.labels(reason=_failure_reason(failure)).inc()
+            raise failure from None
         if not isinstance(response, InferResponse):
+            PREDICTOR_CALL_FAILURES.labels(reason="error").inc()
             raise ServiceFault(f"unexpected predictor response type {type(response).__name__}")
         if self.link is not None:
             self.link.observe_success()
@@ -131,3 +136,8 @@ class PredictorClient:
         """(W, 10, 128) uint8 windows -> (W, 527) float32 scores (the analysis' ``score``)."""
         response = await self.call(self.request(windows, request_id), headers)
         return self.scores(response, windows.shape[0])
+
+
+def _failure_reason(failure: AudioGuardError) -> str:
+    """The ``reason`` label of ``audioguard_predictor_call_failures_total`` for a failed call."""
+    return "unavailable" if isinstance(failure, ServiceNotReady) else "error"

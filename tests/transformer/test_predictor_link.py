@@ -13,6 +13,7 @@ import grpc
 import httpx
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from contract.availability import not_served_message
 from contract.errors import ServiceFault, ServiceNotReady
@@ -247,3 +248,35 @@ async def test_a_predictor_serving_another_model_after_serving_ours_makes_the_tr
     link = link_for(ScriptedPredictor(SERVING, MISSING), clock, health_check=True)
     await poll(link, clock, 2, step=3.0)
     assert link.not_ready_reason() is not None and "does not serve model 'other'" in link.not_ready_reason()  # type: ignore[operator]
+
+
+def _failures(reason: str) -> float:
+    return REGISTRY.get_sample_value("audioguard_predictor_call_failures_total", {"reason": reason}) or 0.0
+
+
+async def test_each_failed_predictor_call_is_counted_by_what_the_caller_got(
+    clock: Clock, windows: np.ndarray
+) -> None:
+    """``audioguard_predictor_call_failures_total`` (the PredictorErrors alert): unavailable for a
+    503, error for a 500, and a call the link refuses without sending is counted too."""
+    before = {reason: _failures(reason) for reason in ("unavailable", "error")}
+    unreachable = PredictorClient(
+        FailingSend(rpc_error(grpc.StatusCode.UNAVAILABLE)), model_name="m", binary=True
+    )
+    faulty = PredictorClient(
+        FailingSend(rpc_error(grpc.StatusCode.INTERNAL, "boom")), model_name="m", binary=True
+    )
+    for _ in range(2):
+        with pytest.raises(ServiceNotReady):
+            await unreachable.score(windows, None, None)
+    with pytest.raises(ServiceFault):
+        await faulty.score(windows, None, None)
+    assert _failures("unavailable") - before["unavailable"] == 2
+    assert _failures("error") - before["error"] == 1
+    send = FailingSend(rpc_error(grpc.StatusCode.NOT_FOUND, not_served_message("other", ["audioguard"])))
+    refusing = PredictorClient(send, model_name="other", binary=True)
+    refusing.link = link_for(ScriptedPredictor(SERVING), clock)
+    for _ in range(3):
+        with pytest.raises(ServiceNotReady):
+            await refusing.score(windows, None, None)
+    assert send.calls == 1 and _failures("unavailable") - before["unavailable"] == 5

@@ -34,6 +34,7 @@ from transformer.metrics import (
     SINK_OLDEST,
     SINK_PENDING,
     at_scrape,
+    observe_onset_to_delivery,
 )
 
 logger = logging.getLogger(__name__)
@@ -170,7 +171,9 @@ class OutboxSender:
                 await self._failed(message, "protocol", f"{type(error).__name__}: {error}")
                 return
             REQUEST_SECONDS.observe(time.perf_counter() - started)
-            DELIVERY_LATENCY.labels(kind=message.kind).observe(max(0.0, time.time() - message.created_at))
+            acknowledged_at = time.time()
+            DELIVERY_LATENCY.labels(kind=message.kind).observe(max(0.0, acknowledged_at - message.created_at))
+            observe_onset_to_delivery("dht", message.value, acknowledged_at)
             await asyncio.to_thread(self.outbox.mark_delivered, message.id)
             self.delivered += 1
             SINK_DELIVERED.labels(sink="dht").inc()

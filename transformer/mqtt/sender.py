@@ -38,6 +38,7 @@ from transformer.metrics import (
     SINK_OLDEST,
     SINK_PENDING,
     at_scrape,
+    observe_onset_to_delivery,
 )
 from transformer.mqtt.config import MqttConfig
 from transformer.mqtt.connection import MAX_INFLIGHT, BrokerConnection
@@ -217,6 +218,7 @@ class MqttSender:
                 now = time.time()
                 for row in rows:
                     SINK_LATENCY.labels(sink=_SINK).observe(max(0.0, now - row.created_at))
+                    observe_onset_to_delivery(_SINK, row.message.payload, now)
                 self.delivered += len(rows)
                 SINK_DELIVERED.labels(sink=_SINK).inc(len(rows))
             if time.monotonic() >= next_level:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from contract.errors import InvalidConfiguration, ServiceNotReady
 from tests.support.analysis_rig import analysed
 from tests.support.dht_broker import DhtBroker
 from tests.support.dht_standin import eventually
+from tests.support.live_events import live_context, live_event, onset_to_delivery
 from tests.support.records import assert_event_records
 from transformer import wiring
 from transformer.analysis.records import recording_event_records
@@ -224,6 +226,27 @@ async def test_configured_topics_and_mode_reach_the_dht(tmp_path: Path) -> None:
     finally:
         await service.stop()
         await asyncio.to_thread(broker.stop)
+
+
+async def test_a_live_start_record_delivered_is_observed_from_its_sound(tmp_path: Path) -> None:
+    """``audioguard_event_delivery_seconds{sink="dht"}``: a live event's start (its ``started_at``)
+    to the DHT's acknowledgement of its start record (the outbox holds records, not JSON text)."""
+    broker = DhtBroker(tmp_path / "dht")
+    await asyncio.to_thread(broker.start)
+    settings = TransformerSettings(dht_url=broker.url, outbox_path=tmp_path / "outbox.sqlite3")
+    service = wiring.delivery_service(settings)
+    count, total = onset_to_delivery("dht", "count"), onset_to_delivery("dht", "sum")
+    try:
+        await service.start()
+        changes = live_event("hall", datetime.now(UTC) - timedelta(seconds=3))
+        await asyncio.to_thread(service.record_events, changes, live_context("hall"))
+        await eventually(lambda: len(service.outbox) == 0, 20, "delivery")
+        assert len(broker.entries(ANOMALY_TOPIC)) == 2
+    finally:
+        await service.stop()
+        await asyncio.to_thread(broker.stop)
+    assert onset_to_delivery("dht", "count") == count + 1
+    assert 3.0 <= onset_to_delivery("dht", "sum") - total < 3.0 + 20
 
 
 @pytest.mark.slow

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from tests.support.analysis_rig import analysed
 from tests.support.dht_standin import eventually
+from tests.support.live_events import live_context, live_event, onset_to_delivery
 from tests.support.mosquitto import Mosquitto, Subscriber, retained
 from tests.support.records import assert_event_records
 from transformer.analysis.records import recording_event_records
@@ -110,3 +112,21 @@ async def test_a_source_that_stops_delivering_audio_leaves_no_state_on(
     finally:
         await service.stop()
         subscriber.close()
+
+
+async def test_a_live_start_record_published_is_observed_from_its_sound(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """``audioguard_event_delivery_seconds{sink="mqtt"}``: a live event's start (its ``started_at``)
+    to the broker's acknowledgement; its end record is not observed."""
+    service, sender = mqtt_delivery(tmp_path, config(mosquitto), sources=[KITCHEN])
+    count, total = onset_to_delivery("mqtt", "count"), onset_to_delivery("mqtt", "sum")
+    try:
+        await service.start()
+        changes = live_event("kitchen", datetime.now(UTC) - timedelta(seconds=2))
+        await asyncio.to_thread(service.record_events, changes, live_context("kitchen"))
+        await eventually(lambda: sender.status()["pending"] == 0, 20, "both records published")
+    finally:
+        await service.stop()
+    assert onset_to_delivery("mqtt", "count") == count + 1
+    assert 2.0 <= onset_to_delivery("mqtt", "sum") - total < 2.0 + 20  # from the sound, not the enqueue
