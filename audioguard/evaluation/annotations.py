@@ -66,7 +66,9 @@ def read_annotations(path: Path) -> list[Event]:
             problems.append(f"line {number}: expected filename, onset, offset, event_label")
             continue
         if not 0 <= event.onset < event.offset:
-            problems.append(f"line {number}: onset {event.onset} must be >= 0 and before offset {event.offset}")
+            problems.append(
+                f"line {number}: onset {event.onset} must be >= 0 and before offset {event.offset}"
+            )
         events.append(event)
     if problems:
         raise InvalidConfiguration(f"annotation file {path}: {'; '.join(problems[:5])}")

@@ -39,9 +39,7 @@ class Counts:
         return 2 * self.tp / (2 * self.tp + self.fp + self.fn) if self.tp + self.fp + self.fn else math.nan
 
 
-def match(
-    reference: Sequence[Event], detected: Sequence[Event], collar: float
-) -> list[tuple[Event, Event]]:
+def match(reference: Sequence[Event], detected: Sequence[Event], collar: float) -> list[tuple[Event, Event]]:
     """One-to-one (annotated, detected) pairs of the same file and label, onsets within ``collar``."""
     pairs = sorted(
         (abs(d.onset - r.onset), ri, di)

@@ -59,7 +59,11 @@ def active_rms(signal: np.ndarray) -> float:
 
 
 def place(
-    background: np.ndarray, foregrounds: list[np.ndarray], ratio_db: float, gap: float, rng: np.random.Generator
+    background: np.ndarray,
+    foregrounds: list[np.ndarray],
+    ratio_db: float,
+    gap: float,
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """The mixture and each foreground's (onset, offset) in seconds, in order."""
     total = sum(f.shape[0] for f in foregrounds) + int(gap * RATE) * (len(foregrounds) + 1)
@@ -98,7 +102,7 @@ def background(name: str, seconds: float, rng: np.random.Generator) -> np.ndarra
     """A synthesised background, or ``real_NAME``: a shipped recording looped to ``seconds``."""
     if name.startswith("real_"):
         audio = recording(name.removeprefix("real_"))
-        return np.tile(audio, int(np.ceil(seconds * RATE / audio.shape[0])))[: int(round(seconds * RATE))]
+        return np.tile(audio, int(np.ceil(seconds * RATE / audio.shape[0])))[: round(seconds * RATE)]
     return BACKGROUNDS[name](seconds, rng)
 
 

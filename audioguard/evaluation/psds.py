@@ -31,7 +31,9 @@ def _reference_class() -> type:
 
     class _PSDSEval(PSDSEval):  # type: ignore[misc]
         @staticmethod
-        def _auc(x: np.ndarray, y: np.ndarray, max_x: float | None = None, decreasing_y: bool = False) -> float:
+        def _auc(
+            x: np.ndarray, y: np.ndarray, max_x: float | None = None, decreasing_y: bool = False
+        ) -> float:
             # the library's staircase area (checks as there), NumPy 2's scalar conversion fixed
             assert x.size == y.size and not np.any(np.diff(x) < 0)
             assert decreasing_y or not np.any(np.diff(y) < 0)
@@ -46,6 +48,24 @@ def _reference_class() -> type:
             return float(np.sum(np.diff(_x[valid]) * np.array(_y[valid])[:-1]))
 
     return _PSDSEval
+
+
+def merged(events: Sequence[Event]) -> list[Event]:
+    """Overlapping events of one file and label joined (the library refuses them: two of the
+    service's events of a group can overlap where the second's placed onset precedes the
+    first's end)."""
+    out: list[Event] = []
+    for event in sorted(events, key=lambda e: (e.filename, e.label, e.onset)):
+        last = out[-1] if out else None
+        if (
+            last
+            and (last.filename, last.label) == (event.filename, event.label)
+            and event.onset <= last.offset
+        ):
+            out[-1] = Event(last.filename, last.onset, max(last.offset, event.offset), last.label)
+        else:
+            out.append(event)
+    return out
 
 
 def _table(events: Sequence[Event]):  # type: ignore[no-untyped-def]
@@ -72,12 +92,14 @@ def psds2(
     if not present:
         return math.nan
     metadata = pd.DataFrame(list(durations.items()), columns=["filename", "duration"])
-    evaluation = _reference_class()(**PSDS2, ground_truth=_table(reference), metadata=metadata, class_names=present)
+    evaluation = _reference_class()(
+        **PSDS2, ground_truth=_table(reference), metadata=metadata, class_names=present
+    )
     with warnings.catch_warnings():  # pandas' FutureWarnings from inside the library
         warnings.simplefilter("ignore")
         for index, detections in enumerate(operating_points):
             kept = [e for e in detections if e.label in present]
-            evaluation.add_operating_point(_table(kept), info={"point": index})
+            evaluation.add_operating_point(_table(merged(kept)), info={"point": index})
         if evaluation.num_operating_points() == 0:
             return 0.0
         if len(present) > 1:

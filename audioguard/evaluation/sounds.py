@@ -20,17 +20,19 @@ ALARM_HZ: Final = 3100.0
 
 
 def _tone(seconds: float, hz: float, rng: np.random.Generator) -> np.ndarray:
-    t = np.arange(int(round(seconds * RATE))) / RATE
+    t = np.arange(round(seconds * RATE)) / RATE
     ramp = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.005)  # 5-ms ramps: no clicks
     return ramp * (np.sin(2 * np.pi * hz * t) + 0.3 * np.sin(2 * np.pi * 3 * hz * t)) / 1.3
 
 
-def _pattern(on: float, off: float, count: int, rest: float, cycles: int, rng: np.random.Generator) -> np.ndarray:
+def _pattern(
+    on: float, off: float, count: int, rest: float, cycles: int, rng: np.random.Generator
+) -> np.ndarray:
     hz = ALARM_HZ * (1 + rng.uniform(-0.03, 0.03))
     cycle = []
     for _ in range(count):
-        cycle += [_tone(on, hz, rng), np.zeros(int(round(off * RATE)))]
-    cycle[-1] = np.zeros(int(round(rest * RATE)))
+        cycle += [_tone(on, hz, rng), np.zeros(round(off * RATE))]
+    cycle[-1] = np.zeros(round(rest * RATE))
     signal = np.concatenate(cycle * cycles)
     return _trim(signal)
 
@@ -48,7 +50,7 @@ def co_alarm_t4(rng: np.random.Generator) -> np.ndarray:
 def siren_wail(rng: np.random.Generator) -> np.ndarray:
     """Two wail cycles of 3-4 s each: frequency swept 600 -> 1500 -> 600 Hz."""
     period = rng.uniform(3.0, 4.0)
-    t = np.arange(int(round(2 * period * RATE))) / RATE
+    t = np.arange(round(2 * period * RATE)) / RATE
     hz = 1050 - 450 * np.cos(2 * np.pi * t / period)
     phase = 2 * np.pi * np.cumsum(hz) / RATE
     ramp = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.05)
@@ -61,7 +63,7 @@ def door_knocks(rng: np.random.Generator) -> np.ndarray:
     gap = rng.uniform(0.2, 0.3)
     knock_len = int(0.2 * RATE)
     t = np.arange(knock_len) / RATE
-    step = int(round(gap * RATE))
+    step = round(gap * RATE)
     out = np.zeros(step * (count - 1) + knock_len)
     for index in range(count):
         hz = rng.uniform(120, 250)
@@ -90,7 +92,7 @@ def _coloured(samples: int, exponent: float, rng: np.random.Generator) -> np.nda
 
 def room_tone(seconds: float, rng: np.random.Generator) -> np.ndarray:
     """A quiet room: pinkish noise and a faint 50-Hz hum with harmonics."""
-    n = int(round(seconds * RATE))
+    n = round(seconds * RATE)
     t = np.arange(n) / RATE
     hum = sum(np.sin(2 * np.pi * 50 * k * t + rng.uniform(0, 6.28)) / k for k in (1, 2, 3))
     return 0.01 * _coloured(n, 1.0, rng) + 0.002 * hum
@@ -98,7 +100,7 @@ def room_tone(seconds: float, rng: np.random.Generator) -> np.ndarray:
 
 def rain_bed(seconds: float, rng: np.random.Generator) -> np.ndarray:
     """Rain-like: a bed of slightly high-passed noise and random drops (short decaying clicks)."""
-    n = int(round(seconds * RATE))
+    n = round(seconds * RATE)
     bed = 0.03 * _coloured(n, 0.3, rng)
     drops = np.zeros(n)
     positions = rng.integers(0, n, int(seconds * 40))
