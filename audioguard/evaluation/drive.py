@@ -14,6 +14,7 @@ points and ``calibrate`` choose thresholds: only scores are kept, never audio.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import tempfile
@@ -45,6 +46,7 @@ class Heard:
     alerts: dict[str, float] = field(default_factory=dict)  # event id -> the hop that started it
     seconds: float = 0.0  # the audio's duration (the last hop's end, at least)
     detector: Detector | None = None  # the source's detection step (groups, thresholds, gate)
+    failure: str = ""  # what went wrong with the source (it failed, windows were lost)
     lifecycle: LifecycleSettings | None = None
 
 
@@ -109,69 +111,81 @@ async def run_recordings(
     heard: list[Heard] = []
     for start in range(0, len(files), sources_at_once):
         part = files[start : start + sources_at_once]
-        heard += await _run_part(classifier, part, privacy, lifecycle, hop, ffmpeg)
+        with tempfile.TemporaryDirectory(prefix="audioguard-evaluate-") as folder:
+            sources = Path(folder) / "sources.json"
+            sources.write_text(json.dumps(sources_document(part, privacy)))
+            by_name = await run_sources(classifier, sources, lifecycle=lifecycle, hop=hop, ffmpeg=ffmpeg)
+        ordered = [by_name[f"r{index}"] for index in range(len(part))]
+        failures = [f"{path}: {one.failure}" for path, one in zip(part, ordered, strict=True) if one.failure]
+        if failures:
+            raise RuntimeError("the live pipeline did not analyse every recording: " + "; ".join(failures))
+        heard += ordered
     return heard
 
 
-async def _run_part(
+async def run_sources(
     classifier: OfflineClassifier,
-    files: Sequence[Path],
-    privacy: str | None,
-    lifecycle: LifecycleSettings | None,
-    hop: int | None,
-    ffmpeg: str,
-) -> list[Heard]:
+    sources_file: Path,
+    *,
+    duration: float | None = None,
+    lifecycle: LifecycleSettings | None = None,
+    hop: int | None = None,
+    ffmpeg: str = "ffmpeg",
+) -> dict[str, Heard]:
+    """What the live pipeline hears from each source of ``sources_file``: until every source has
+    ended, or for ``duration`` seconds (live sources); the open events are then ended."""
     from transformer import wiring
     from transformer.analysis.types import PredictorScores
     from transformer.monitor.notices import Notice
 
-    heard = [Heard() for _ in files]
-    failures: list[str] = []
+    plan = wiring.listening(classifier.settings, sources_file)
+    heard = {spec.name: Heard() for spec in plan.sources}
 
     def record(changes: Sequence[EventChange], _context: RecordContext) -> None:
         for change in changes:
             if change.change == "end":
-                heard[int(change.source[1:])].events.append(change)
+                heard[change.source].events.append(change)
 
     def notify(notice: Notice) -> None:
-        if notice.warning:
-            failures.append(notice.line(""))
+        if notice.warning and notice.source in heard:
+            heard[notice.source].failure = notice.line("").strip()
 
     async def score(windows: np.ndarray) -> PredictorScores:
         values = await asyncio.to_thread(classifier.classifier.predict, windows)
         return PredictorScores(values, classifier.weights.classifier_official)
 
-    with tempfile.TemporaryDirectory(prefix="audioguard-evaluate-") as folder:
-        sources = Path(folder) / "sources.json"
-        sources.write_text(json.dumps(sources_document(files, privacy)))
-        plan = wiring.listening(classifier.settings, sources)
-        worker = wiring.embedding_worker(classifier.settings, classifier.pipeline, "audioguard-evaluate")
-        service = wiring.monitor_service(
-            classifier.settings,
-            plan,
-            embed=worker.embed_examples,
-            score=score,
-            record=record,
-            groups=classifier.groups,
-            labels=classifier.labels,
-            embedding_official=classifier.weights.embedding_official,
-            lifecycle_override=lifecycle,
-            hop=hop,
-            ffmpeg=ffmpeg,
-            notify=notify,
-        )
-        for index, one in enumerate(heard):
-            _tap(service.monitor.heard(f"r{index}"), one)
-        await service.start(register_metrics=False)
-        try:
+    worker = wiring.embedding_worker(classifier.settings, classifier.pipeline, "audioguard-evaluate")
+    service = wiring.monitor_service(
+        classifier.settings,
+        plan,
+        embed=worker.embed_examples,
+        score=score,
+        record=record,
+        groups=classifier.groups,
+        labels=classifier.labels,
+        embedding_official=classifier.weights.embedding_official,
+        lifecycle_override=lifecycle,
+        hop=hop,
+        ffmpeg=ffmpeg,
+        notify=notify,
+    )
+    for name, one in heard.items():
+        _tap(service.monitor.heard(name), one)
+    await service.start(register_metrics=False)
+    try:
+        if duration is None:
             await service.wait_sources_done()
-        finally:
-            await service.stop()
-            await worker.aclose()
-    lost = [f"{files[i]}" for i in range(len(files)) if service.monitor.heard(f"r{i}").lost_windows]
-    if failures or lost:
-        problems = failures + [f"{path}: windows lost" for path in lost]
-        raise RuntimeError("the live pipeline did not analyse every recording: " + "; ".join(problems))
+        else:  # a live source never ends: listen this long
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(duration):
+                    await service.wait_sources_done()
+    finally:
+        await service.stop()
+        await worker.aclose()
+    for name, one in heard.items():
+        lost = service.monitor.heard(name).lost_windows
+        if lost and not one.failure:
+            one.failure = f"{lost} windows lost (a detection step failed)"
     return heard
 
 
