@@ -54,7 +54,7 @@ def siren_wail(rng: np.random.Generator) -> np.ndarray:
     hz = 1050 - 450 * np.cos(2 * np.pi * t / period)
     phase = 2 * np.pi * np.cumsum(hz) / RATE
     ramp = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.05)
-    return ramp * (np.sin(phase) + 0.4 * np.sin(2 * phase) + 0.2 * np.sin(3 * phase)) / 1.6
+    return _trim(ramp * (np.sin(phase) + 0.4 * np.sin(2 * phase) + 0.2 * np.sin(3 * phase)) / 1.6)
 
 
 def door_knocks(rng: np.random.Generator) -> np.ndarray:
