@@ -1,9 +1,10 @@
 """Event-based detection figures (``sed_eval``'s event-based metric, onsets only) and false alarms.
 
 A detected event matches an annotated one of the same group when their onsets are at most
-``collar`` seconds apart; each is matched at most once, the closest pairs first (ties: the
-earlier annotation). Offsets are not compared: the service reports a sound's end only once it
-has been quiet for ``max_not_heard`` seconds, which is a choice, not an error.
+``collar`` seconds apart; each is matched at most once, as many pairs as possible (a maximum
+matching, as ``sed_eval``'s "optimal" matching), and among those the closest onsets. Offsets
+are not compared: the service reports a sound's end only once it has been quiet for
+``max_not_heard`` seconds, which is a choice, not an error.
 """
 
 from __future__ import annotations
@@ -40,21 +41,22 @@ class Counts:
 
 
 def match(reference: Sequence[Event], detected: Sequence[Event], collar: float) -> list[tuple[Event, Event]]:
-    """One-to-one (annotated, detected) pairs of the same file and label, onsets within ``collar``."""
-    pairs = sorted(
-        (abs(d.onset - r.onset), ri, di)
-        for ri, r in enumerate(reference)
-        for di, d in enumerate(detected)
-        if r.filename == d.filename and r.label == d.label and abs(d.onset - r.onset) <= collar + 1e-9
-    )
-    used_r: set[int] = set()
-    used_d: set[int] = set()
+    """One-to-one (annotated, detected) pairs of the same file and label, onsets within ``collar``:
+    the most pairs there can be, then the smallest total onset distance."""
+    from scipy.optimize import linear_sum_assignment
+
     matched = []
-    for _, ri, di in pairs:
-        if ri not in used_r and di not in used_d:
-            used_r.add(ri)
-            used_d.add(di)
-            matched.append((reference[ri], detected[di]))
+    for key in sorted({(e.filename, e.label) for e in reference}):
+        ref = [e for e in reference if (e.filename, e.label) == key]
+        det = [e for e in detected if (e.filename, e.label) == key]
+        if not det:
+            continue
+        distance = np.abs(np.array([[d.onset - r.onset for d in det] for r in ref]))
+        allowed = distance <= collar + 1e-9
+        # a disallowed pair costs more than all allowed ones together: the most pairs come first
+        cost = np.where(allowed, distance, 1.0 + distance[allowed].sum() if allowed.any() else 1.0)
+        rows, cols = linear_sum_assignment(cost)
+        matched += [(ref[r], det[c]) for r, c in zip(rows, cols, strict=True) if allowed[r, c]]
     return matched
 
 

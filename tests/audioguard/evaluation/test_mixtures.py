@@ -73,7 +73,9 @@ def test_the_annotation_file_reads_back_and_a_bad_line_is_named(tmp_path: Path) 
     events = [Event("a.wav", 1.5, 3.25, "siren"), Event("b.wav", 0.0, 0.5, "door_knock")]
     write_annotations(tmp_path / "a.tsv", events)
     assert read_annotations(tmp_path / "a.tsv") == events
-    (tmp_path / "bad.tsv").write_text("filename\tonset\toffset\tevent_label\na.wav\t4\t2\tsiren\nb.wav\tx\t1\ts\n")
+    (tmp_path / "bad.tsv").write_text(
+        "filename\tonset\toffset\tevent_label\na.wav\t4\t2\tsiren\nb.wav\tx\t1\ts\n"
+    )
     with pytest.raises(InvalidConfiguration, match=r"line 2: onset 4.0 must be .* before offset 2.0; line 3"):
         read_annotations(tmp_path / "bad.tsv")
     (tmp_path / "noheader.tsv").write_text("a.wav\t1\t2\tsiren\n")
