@@ -111,6 +111,6 @@ def test_the_command_refuses_short_audio_before_the_model_loads(tmp_path: Path) 
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "refused: 10 minutes of audio cannot show at most 1 false alarm per week at 95% confidence: "
-        "that takes at least 503.3 h (21.0 days) of audio (with no false alarm in it); give more audio, a looser budget "
-        "or a lower --confidence"
+        "that takes at least 503.3 h (21.0 days) of audio (with no false alarm in it); "
+        "give more audio, a looser budget or a lower --confidence"
     ]
