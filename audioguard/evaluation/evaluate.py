@@ -152,6 +152,9 @@ def evaluate_method(
         "psds2_all_groups": sweep["psds2_all"],
         "curves": sweep["curves"],
         "other_events": sum(1 for e in detected if e.label not in labelled.groups),
+        "events": [
+            {"filename": e.filename, "onset": e.onset, "offset": e.offset, "group": e.label} for e in detected
+        ],
         "pipeline_seconds": pipeline_seconds,
         "audio_seconds": sum(durations.values()),
     }
