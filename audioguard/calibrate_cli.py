@@ -10,7 +10,7 @@ result is an anomaly-groups file the service loads as today's (``AUDIOGUARD_ANOM
 ``--anomaly-groups-file``); ``--evaluation-set`` adds each group's expected recall at the new
 thresholds on a labelled set (``audioguard evaluate``'s format).
 
-    audioguard calibrate night1.wav night2.wav --budget 1/day --out calibrated-groups.json
+    audioguard calibrate night1.wav night2.wav --budget 1/day
     audioguard calibrate --sources sources.yaml --duration 259200 --budget 1/day
 """
 

@@ -7,8 +7,8 @@ audioguard classify FILE... --model-dir DIR [--all-windows] [--plot OUT.png]
 audioguard serve --model-dir DIR         predictor + transformer on this machine
 audioguard client FILE... --url URL      send files to a running service (v2)
 audioguard monitor --sources FILE        listen to live sources, print events
-audioguard evaluate [--annotations FILE]  detection measured on a labelled set (docs/evaluation.md)
-audioguard calibrate FILE... --budget R   thresholds that meet a false-alarm budget
+audioguard evaluate                      detection measured on a labelled set
+audioguard calibrate FILE... --budget R  thresholds for a false-alarm budget
 
 Flags are written with hyphens (--model-dir); the underscore spelling (--model_dir) is accepted too.
 """

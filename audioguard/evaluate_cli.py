@@ -9,8 +9,8 @@ collar), PSDS2, false alarms per hour, onset error and alert delay; ``--json`` a
 write the document and the recall-against-false-alarms plot. With synthetic weights the first
 line says the figures are meaningless. Format and meaning: docs/evaluation.md.
 
-    audioguard evaluate --model-dir models --json report.json --plot report.png
-    audioguard evaluate --annotations my/annotations.tsv --labels my/map.json --privacy none
+    audioguard evaluate --json report.json --plot report.png
+    audioguard evaluate --annotations my/annotations.tsv --privacy none
 """
 
 from __future__ import annotations
