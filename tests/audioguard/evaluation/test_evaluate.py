@@ -102,3 +102,33 @@ def test_the_replay_at_the_live_thresholds_gives_the_live_events(
     # a higher threshold never adds an event of a group
     for one in heard:
         assert len(replay(one, dict.fromkeys([g.name for g in classifier.groups], 0.99))) <= len(one.events)
+
+
+def test_calibrate_listens_to_a_sources_file_and_writes_a_groups_file_the_service_loads(
+    synthetic_model_dir: Path, small_set: Path, tmp_path: Path
+) -> None:
+    from transformer.analysis.anomaly_groups import load_anomaly_groups
+
+    negative = small_set.parent / "negative_room_tone.wav"  # 60 s of room tone
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(f"sources:\n  - {{name: room, url: 'file:{negative}', realtime: false}}\n")
+    out = tmp_path / "calibrated.json"
+    done = run_audioguard(
+        "calibrate", "--sources", str(sources), "--duration", "600", "--budget", "200/hour",
+        "--groups", "smoke_fire_alarm,siren", "--model-dir", str(synthetic_model_dir),
+        "--out", str(out), "--evaluation-set", str(small_set), timeout=120,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("MEANINGLESS FIGURES") and "these thresholds fit random weights" in lines[0]
+    assert lines[1].startswith("0.02 h of audio; budget 200 false alarms per hour per source, 95% confidence")
+    rows = {line.split()[0]: line.split() for line in lines[3:5]}
+    assert set(rows) == {"smoke_fire_alarm", "siren"}
+    written = {entry["name"]: entry["threshold"] for entry in json.loads(out.read_text())["groups"]}
+    groups = {group.name: group for group in load_anomaly_groups(out)}
+    for name, row in rows.items():
+        if row[2] == "-":  # no threshold met the budget: said, and left out of the file
+            assert name not in written and done.returncode == 1
+        else:
+            assert groups[name].threshold == written[name] == float(row[2])
+    assert rows["smoke_fire_alarm"][5] != "-"  # the expected recall on the evaluation set
