@@ -180,6 +180,9 @@ def main(argv: Sequence[str]) -> int:
     except AudioGuardError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2
+    except RuntimeError as error:  # a recording the live pipeline could not analyse
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -120,6 +120,18 @@ def run(args: argparse.Namespace, set_dir: Path) -> dict[str, Any]:
     }
 
 
+def check_set(args: argparse.Namespace) -> None:
+    """The user's set against the configured groups (InvalidConfiguration names the problem)."""
+    from audioguard.evaluation.evaluate import load_set
+    from audioguard.evaluation.mixtures import GROUP_MAP
+    from transformer.analysis.anomaly_groups import load_anomaly_groups
+    from transformer.settings import TransformerSettings
+
+    settings = TransformerSettings(**{"model_dir": args.model_dir})  # and AUDIOGUARD_* variables
+    groups = [group.name for group in load_anomaly_groups(settings.anomaly_groups_file)]
+    load_set(args.annotations, args.labels or args.annotations.parent / GROUP_MAP, groups)
+
+
 def main(argv: Sequence[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(hyphenated(argv, known_flags(parser)))
@@ -133,12 +145,17 @@ def main(argv: Sequence[str]) -> int:
     if args.annotations is not None and not args.annotations.is_file():
         parser.error(f"--annotations: no such file {args.annotations}")
     try:
+        if args.annotations is not None:  # a bad annotation file or map is said before the model loads
+            check_set(args)
         require_assets(args.model_dir, ALL_ASSETS)
         with tempfile.TemporaryDirectory(prefix="audioguard-set-") as temporary:
             report = run(args, args.set_dir or Path(temporary))
     except AudioGuardError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2
+    except RuntimeError as error:  # a recording the live pipeline could not analyse
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(table(report))
     print(f"run time: {report['run_seconds']:.1f} s")
     if args.json:

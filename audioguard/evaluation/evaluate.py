@@ -60,7 +60,10 @@ def load_set(annotations: Path, label_map: Path, known_groups: Sequence[str]) ->
         raise InvalidConfiguration(f"{annotations}: no audio file {', '.join(missing[:5])} in {folder}")
     if not files:
         raise InvalidConfiguration(f"{folder}: no audio files ({', '.join(AUDIO_SUFFIXES)})")
-    reference = grouped(events, mapping, known_groups)
+    try:
+        reference = grouped(events, mapping, known_groups)
+    except InvalidConfiguration as error:
+        raise InvalidConfiguration(f"label map {label_map}: {error.message}") from None
     groups = tuple(sorted({g for g in mapping.values() if g is not None}))
     return LabelledSet(files, tuple(reference), groups, len(events) - len(reference))
 

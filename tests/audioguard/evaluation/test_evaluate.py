@@ -132,3 +132,16 @@ def test_calibrate_listens_to_a_sources_file_and_writes_a_groups_file_the_servic
         else:
             assert groups[name].threshold == written[name] == float(row[2])
     assert rows["smoke_fire_alarm"][5] != "-"  # the expected recall on the evaluation set
+
+
+def test_a_bad_label_map_is_one_error_before_the_model_loads(small_set: Path, tmp_path: Path) -> None:
+    (tmp_path / "map.json").write_text('{"smoke_alarm_t3": "smoke_alarm"}')
+    done = run_audioguard(
+        "evaluate", "--annotations", str(small_set), "--labels", str(tmp_path / "map.json"),
+        "--model-dir", str(tmp_path / "no-models"),
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"error: label map {tmp_path / 'map.json'}: label(s) door_knock missing from the map; "
+        "group(s) smoke_alarm are not anomaly groups"
+    )
