@@ -7,6 +7,8 @@ audioguard classify FILE... --model-dir DIR [--all-windows] [--plot OUT.png]
 audioguard serve --model-dir DIR         predictor + transformer on this machine
 audioguard client FILE... --url URL      send files to a running service (v2)
 audioguard monitor --sources FILE        listen to live sources, print events
+audioguard evaluate                      detection measured on a labelled set
+audioguard calibrate FILE... --budget R  thresholds for a false-alarm budget
 
 Flags are written with hyphens (--model-dir); the underscore spelling (--model_dir) is accepted too.
 """
@@ -267,11 +269,16 @@ DELEGATED: Final = {
     "serve": "run predictor + transformer on this machine (SIFIS port 5000)",
     "client": "send audio files to a running service over v2",
     "monitor": "listen to live sources (cameras, streams, sound cards) and print anomaly events",
+    "evaluate": "measure detection on a labelled set through the live pipeline (precision, recall, "
+    "PSDS2, false alarms per hour)",
+    "calibrate": "choose each group's threshold for a false-alarm budget from your own audio",
 }
 _DELEGATE_MODULES: Final = {
     "serve": "audioguard.local",
     "client": "audioguard.client",
     "monitor": "audioguard.monitor",
+    "evaluate": "audioguard.evaluate_cli",
+    "calibrate": "audioguard.calibrate_cli",
 }
 
 

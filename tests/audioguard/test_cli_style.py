@@ -28,6 +28,8 @@ AUDIOGUARD_HELP = [
     ["serve"],
     ["client"],
     ["monitor"],
+    ["evaluate"],
+    ["calibrate"],
 ]
 #: an option line of argparse's help: two spaces, then the flags (and metavar)
 _ENTRY = re.compile(r"^  (\S.*?)(?:\s{2,}|$)")
@@ -82,7 +84,7 @@ def assert_clean_help(help_text: str, where: str) -> dict[str, str]:
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
     """Every parser of the ``audioguard`` command, by its program name."""
-    from audioguard import client, local, monitor
+    from audioguard import calibrate_cli, client, evaluate_cli, local, monitor
     from audioguard.cli import build_parser
 
     found: dict[str, argparse.ArgumentParser] = {}
@@ -95,7 +97,8 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
                     walk(sub)
 
     walk(build_parser())
-    for parser in (client.build_parser(), local.build_parser(), monitor.build_parser()):
+    for module in (client, local, monitor, evaluate_cli, calibrate_cli):
+        parser = module.build_parser()
         found[parser.prog] = parser
     return found
 
@@ -158,7 +161,7 @@ USAGE_ERRORS = [
         ["classfy", "a.wav"],
         "audioguard",
         "argument COMMAND: invalid choice: 'classfy' (choose from 'weights', 'classify', 'serve', "
-        "'client', 'monitor'); did you mean 'classify'?",
+        "'client', 'monitor', 'evaluate', 'calibrate'); did you mean 'classify'?",
     ),
     (
         ["weights", "verfy", "models"],

@@ -142,3 +142,9 @@ class EmbeddingWorker:
     def close(self) -> None:
         """Stop the worker pool; queued work is cancelled."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def aclose(self) -> None:
+        """``close``, after the batcher's task has ended (a loop about to end leaves none pending)."""
+        if self._batcher is not None:
+            await self._batcher.aclose()
+        self.close()
