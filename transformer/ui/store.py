@@ -63,6 +63,8 @@ class UiStore:
     # --- writes (the monitor's worker threads) ----------------------------------------------
 
     def add_windows(self, windows: Sequence[WindowScores]) -> None:
+        """Store windows (a replayed file's, without a clock, dated now)."""
+        now = time.time()
         rows = [
             (
                 w.source,
@@ -70,13 +72,12 @@ class UiStore:
                 w.segment,
                 w.start_seconds,
                 w.end_seconds,
-                w.at,
+                now if w.at is None else w.at,
                 w.level_dbfs,
                 None if w.scores is None else json.dumps(w.scores),
                 json.dumps(w.thresholds),
             )
             for w in windows
-            if w.at is not None
         ]
         with self._lock:
             self._db.executemany("INSERT INTO windows VALUES (?,?,?,?,?,?,?,?,?)", rows)
