@@ -6,6 +6,7 @@
 #              makes the TLS test's CA, mosquitto_passwd its password file)
 #   GStreamer's RTSP server (gir1.2-gst-rtsp-server-1.0, with its Opus/WAV plugins and python3-gi)
 #              a real RTSP camera on loopback (tests/support/rtsp_server.py)
+#   chromium, chromium-driver  a real headless browser on the web page /ui (tests/e2e/test_ui_browser.py)
 # Those tests skip cleanly, naming the missing program, so nothing here may fail the caller:
 # without root (or password-less sudo) or apt, or when the Debian mirror is unreachable, it
 # says so and returns 0.
@@ -17,6 +18,8 @@ missing=()
 for program in espeak-ng ffmpeg openssl; do
   command -v "$program" >/dev/null 2>&1 || missing+=("$program")
 done
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 # Debian installs the broker in /usr/sbin, not on every user's PATH
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 rtsp_check="import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import Gst, GstRtspServer
