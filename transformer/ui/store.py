@@ -93,6 +93,7 @@ class UiStore:
                     "privacy": {"method": context.privacy_method, "params": dict(context.privacy_params)},
                     "session": context.session,
                     "origin": context.origin,
+                    "recorded_at": now,  # when the service recorded it (the page's lag is measured from it)
                 }
                 ended = change.change == "end"
                 at = _epoch(change.started_at) or now

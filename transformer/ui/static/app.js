@@ -232,23 +232,33 @@ function axes(ctx, canvas, left, bottom, yLabel, xLabel) {
 
 function plotHistory(canvas, history, candidate) {
   const ctx = canvas.getContext("2d");
-  const left = 60, bottom = 40, top = 10;
-  const width = canvas.width - left - 10, height = canvas.height - bottom - top;
-  axes(ctx, canvas, left, bottom, "score (0–1)", "minutes ago (last hour)");
+  const left = 60, bottom = 40, top = 30;
+  const width = canvas.width - left - 20, height = canvas.height - bottom - top;
+  axes(ctx, canvas, left, bottom, "score (0–1)", "minutes ago");
   const now = Date.now() / 1000;
-  const x = (at) => left + width * (1 - (now - at) / 3600);
+  // the axis spans the stored hour, at least 5 minutes: a young store is still readable
+  const oldest = history.points.length ? history.points[0][0] : now - 300;
+  const seconds = Math.min(3600, Math.max(300, now - oldest));
+  const x = (at) => left + width * (1 - (now - at) / seconds);
   const y = (score) => top + height * (1 - score);
   for (const tick of [0, 0.25, 0.5, 0.75, 1]) ctx.fillText(tick.toFixed(2), 22, y(tick) + 4);
-  for (const minutes of [60, 45, 30, 15, 0]) ctx.fillText(`${minutes}`, x(now - minutes * 60) - 6, canvas.height - bottom + 16);
+  for (let part = 0; part <= 4; part++) {
+    const ago = (seconds / 60) * (1 - part / 4);
+    ctx.fillText(ago >= 10 ? ago.toFixed(0) : ago.toFixed(1), x(now - ago * 60) - 8, canvas.height - bottom + 16);
+  }
   ctx.strokeStyle = "#2563eb";
+  ctx.fillStyle = "#2563eb";
   ctx.beginPath();
   let drawing = false;
   for (const [at, score] of history.points) {
-    if (score === null) { drawing = false; continue; }
+    if (score === null) { drawing = false; continue; }  // a window the loudness gate held back
     if (drawing) ctx.lineTo(x(at), y(score)); else ctx.moveTo(x(at), y(score));
     drawing = true;
   }
   ctx.stroke();
+  for (const [at, score] of history.points) {
+    if (score !== null) ctx.fillRect(x(at) - 1.5, y(score) - 1.5, 3, 3);
+  }
   const line = (value, colour, dash, text) => {
     ctx.strokeStyle = colour;
     ctx.fillStyle = colour;
@@ -258,14 +268,17 @@ function plotHistory(canvas, history, candidate) {
     ctx.lineTo(left + width, y(value));
     ctx.stroke();
     ctx.setLineDash([]);
-    ctx.fillText(text, left + 8, y(value) - 5);
+    ctx.textAlign = "right";
+    ctx.fillText(text, left + width - 4, y(value) - 5);
+    ctx.textAlign = "left";
   };
   line(history.threshold, "#111", [], `current threshold ${history.threshold.toFixed(2)}`);
   if (candidate !== null && candidate !== history.threshold) {
     line(candidate, "#dc2626", [6, 4], `candidate ${candidate.toFixed(2)}`);
   }
   ctx.fillStyle = "#111";
-  ctx.fillText(`${history.source} · ${history.group} (${history.points.length} windows)`, left + 8, top + 14);
+  ctx.font = "bold 14px system-ui, sans-serif";
+  ctx.fillText(`${history.source} · ${history.group}: score of each window (${history.points.length} stored)`, left, 18);
 }
 
 async function countEvents(submit) {
@@ -340,10 +353,12 @@ async function tryRecording(submit) {
 }
 
 function plotRecording(canvas, outputs, anomalies, duration) {
+  const lane = 18;
+  canvas.height = 230 + lane * anomalies.length;  // one lane per anomaly line
   const ctx = canvas.getContext("2d");
   const left = 60, bottom = 40, top = 10;
-  const lanes = anomalies.length ? 60 : 0;
-  const width = canvas.width - left - 10, height = canvas.height - bottom - top - lanes;
+  const lanes = lane * anomalies.length + (anomalies.length ? 8 : 0);
+  const width = canvas.width - left - 20, height = canvas.height - bottom - top - lanes;
   axes(ctx, canvas, left, bottom, "top score", "seconds into the recording");
   const x = (s) => left + width * (s / Math.max(duration, 0.001));
   const y = (v) => top + lanes + height * (1 - v);
@@ -352,21 +367,20 @@ function plotRecording(canvas, outputs, anomalies, duration) {
   for (let s = 0; s <= duration; s += step) ctx.fillText(`${s}`, x(s) - 4, canvas.height - bottom + 16);
   const starts = outputs.window_start_seconds, ends = outputs.window_end_seconds;
   const count = starts.length, topK = outputs.label.length / count;
-  ctx.fillStyle = "rgba(37, 99, 235, .35)";
-  for (let w = 0; w < count; w++) {
+  for (let w = 0; w < count; w++) {  // each window: its best label and score
     const score = outputs.probability[w * topK];
+    ctx.fillStyle = "rgba(37, 99, 235, .3)";
     ctx.fillRect(x(starts[w]), y(score), Math.max(1, x(ends[w]) - x(starts[w]) - 1), y(0) - y(score));
-    ctx.save();
     ctx.fillStyle = "#111";
-    ctx.fillText(outputs.label[w * topK], x(starts[w]) + 2, y(score) - 4);
-    ctx.restore();
+    ctx.fillText(`${outputs.label[w * topK]} ${score.toFixed(2)}`, x(starts[w]) + 4, y(score) + 16);
   }
-  anomalies.forEach((a, i) => {
-    const row = top + (i % 3) * 18;
-    ctx.fillStyle = "#dc2626";
-    ctx.fillRect(x(a.start_seconds), row, Math.max(2, x(a.end_seconds) - x(a.start_seconds)), 12);
-    ctx.fillStyle = "#111";
-    ctx.fillText(`${a.group} ${a.peak_score.toFixed(2)} (threshold ${a.threshold.toFixed(2)})`, x(a.start_seconds) + 4, row + 11);
+  anomalies.forEach((a, i) => {  // each anomaly: where it was heard, its peak against its threshold
+    const row = top + i * lane;
+    ctx.fillStyle = "rgba(220, 38, 38, .25)";
+    ctx.fillRect(x(a.start_seconds), row, Math.max(2, x(a.end_seconds) - x(a.start_seconds)), lane - 3);
+    ctx.fillStyle = "#7f1d1d";
+    ctx.fillText(`${a.label} [${a.group}] ${a.peak_score.toFixed(2)} (threshold ${a.threshold.toFixed(2)})`,
+      x(a.start_seconds) + 4, row + lane - 6);
   });
 }
 
