@@ -18,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
+
 from transformer.analysis.events import EventChange
 from transformer.analysis.record_context import RecordContext
 from transformer.monitor.window_scores import WindowScores
@@ -29,8 +31,9 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS windows (
     source TEXT NOT NULL, session TEXT NOT NULL, segment INTEGER NOT NULL,
     start_seconds REAL NOT NULL, end_seconds REAL NOT NULL, at REAL NOT NULL,
-    level_dbfs REAL, scores TEXT, thresholds TEXT NOT NULL
+    level_dbfs REAL, group_set INTEGER NOT NULL, scores BLOB
 );
+CREATE TABLE IF NOT EXISTS group_sets (id INTEGER PRIMARY KEY, names TEXT NOT NULL UNIQUE);
 CREATE INDEX IF NOT EXISTS windows_by_source ON windows (source, at);
 CREATE TABLE IF NOT EXISTS events (
     event_id TEXT PRIMARY KEY, source TEXT NOT NULL, grp TEXT NOT NULL, at REAL NOT NULL,
@@ -55,6 +58,7 @@ class UiStore:
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._pruned = 0.0
+        self._sets: dict[str, int] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -63,25 +67,36 @@ class UiStore:
     # --- writes (the monitor's worker threads) ----------------------------------------------
 
     def add_windows(self, windows: Sequence[WindowScores]) -> None:
-        """Store windows (a replayed file's, without a clock, dated now)."""
+        """Store windows (a replayed file's, without a clock, dated now). The scores go as float32
+        (the predictor's own precision: lossless), under their group names' set."""
         now = time.time()
-        rows = [
-            (
-                w.source,
-                w.session,
-                w.segment,
-                w.start_seconds,
-                w.end_seconds,
-                now if w.at is None else w.at,
-                w.level_dbfs,
-                None if w.scores is None else json.dumps(w.scores),
-                json.dumps(w.thresholds),
-            )
-            for w in windows
-        ]
         with self._lock:
+            rows = [
+                (
+                    w.source,
+                    w.session,
+                    w.segment,
+                    w.start_seconds,
+                    w.end_seconds,
+                    now if w.at is None else w.at,
+                    w.level_dbfs,
+                    self._group_set(list(w.thresholds if w.scores is None else w.scores)),
+                    None if w.scores is None else np.array(list(w.scores.values()), "<f4").tobytes(),
+                )
+                for w in windows
+            ]
             self._db.executemany("INSERT INTO windows VALUES (?,?,?,?,?,?,?,?,?)", rows)
         self._prune()
+
+    def _group_set(self, names: list[str]) -> int:
+        """The id of a list of group names (held under the lock)."""
+        key = "\n".join(names)
+        known = self._sets.get(key)
+        if known is None:
+            self._db.execute("INSERT OR IGNORE INTO group_sets (names) VALUES (?)", (key,))
+            row = self._db.execute("SELECT id FROM group_sets WHERE names = ?", (key,)).fetchone()
+            known = self._sets[key] = int(row[0])
+        return known
 
     def add_events(self, changes: Sequence[EventChange], context: RecordContext) -> None:
         """Each change's record (a start, then its end replacing it), with where it came from."""
@@ -120,8 +135,9 @@ class UiStore:
         """The source's windows since an epoch, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT source, session, segment, start_seconds, end_seconds, at, level_dbfs, scores, "
-                "thresholds FROM windows WHERE source = ? AND at >= ? ORDER BY rowid",
+                "SELECT source, session, segment, start_seconds, end_seconds, at, level_dbfs, names, "
+                "scores FROM windows JOIN group_sets ON group_sets.id = windows.group_set "
+                "WHERE source = ? AND at >= ? ORDER BY windows.rowid",
                 (source, since),
             ).fetchall()
         return [_window(row) for row in rows]
@@ -147,18 +163,14 @@ class UiStore:
 
 
 def _window(row: Sequence[Any]) -> WindowScores:
-    source, session, segment, start, end, at, level, scores, thresholds = row
+    """A stored window (its thresholds are not stored: the live ones are the source's)."""
+    source, session, segment, start, end, at, level, names, scores = row
+    values = None if scores is None else np.frombuffer(scores, "<f4").tolist()
+    groups = names.split("\n") if names else []
     return WindowScores(
-        source,
-        session,
-        segment,
-        start,
-        end,
-        at,
-        level,
-        None if scores is None else json.loads(scores),
-        json.loads(thresholds),
-    )
+        source, session, segment, start, end, at, level,
+        None if values is None else dict(zip(groups, values, strict=True)), {},
+    )  # fmt: skip
 
 
 def _epoch(iso: str | None) -> float | None:
