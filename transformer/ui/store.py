@@ -22,6 +22,7 @@ import numpy as np
 
 from transformer.analysis.events import EventChange
 from transformer.analysis.record_context import RecordContext
+from transformer.analysis.records import event_record
 from transformer.monitor.window_scores import WindowScores
 
 #: Seconds between two deletions of expired rows.
@@ -99,17 +100,12 @@ class UiStore:
         return known
 
     def add_events(self, changes: Sequence[EventChange], context: RecordContext) -> None:
-        """Each change's record (a start, then its end replacing it), with where it came from."""
+        """Each change's record (``analysis.records.event_record``: a start, then its end replacing it)."""
         now = time.time()
         with self._lock:
             for change in changes:
-                record = {
-                    **change.to_dict(),
-                    "privacy": {"method": context.privacy_method, "params": dict(context.privacy_params)},
-                    "session": context.session,
-                    "origin": context.origin,
-                    "recorded_at": now,  # when the service recorded it (the page's lag is measured from it)
-                }
+                # the record the outbox gets (one schema), and when the service recorded it
+                record = {**event_record(change, context), "recorded_at": now}
                 ended = change.change == "end"
                 at = _epoch(change.started_at) or now
                 self._db.execute(

@@ -139,7 +139,8 @@ def test_the_timeline_and_a_record(tmp_path: Path) -> None:
     events = client.get("/ui/api/events", params={"hours": 24}).json()["events"]
     assert [(e["event_id"], e["change"]) for e in events] == [("e1", "end")]  # the end replaced the start
     record = client.get("/ui/api/events/e1").json()
-    assert record["privacy"] == {"method": "dp_noise", "params": {"epsilon": 2.0}}
+    assert (record["privacy_method"], record["privacy_params"]) == ("dp_noise", {"epsilon": 2.0})
+    assert record["schema_version"] and record["session"] == "s1"  # the outbox's record
     assert record["ended_at"] == "2026-12-07T03:00:05+00:00" and record["peak_score"] == 0.91
     assert record["delivery"] == []  # no sink configured
     assert client.get("/ui/api/events/nope").status_code == 404

@@ -134,19 +134,33 @@ function localTime(iso) {
   return iso ? new Date(iso).toLocaleString() : "open";
 }
 
+let timeline = [];
+
 async function loadTimeline() {
-  const body = $("events").tBodies[0];
-  let events;
   try {
-    events = (await getJson("/ui/api/events?hours=24")).events;
+    timeline = (await getJson("/ui/api/events?hours=24")).events;
   } catch (error) {
     $("no-events").hidden = false;
     $("no-events").textContent = error.message;
     return;
   }
+  for (const [select, field] of [[$("timeline-source"), "source"], [$("timeline-group"), "group"]]) {
+    const chosen = select.value;
+    const names = [...new Set(timeline.map((event) => event[field]))].sort();
+    select.replaceChildren(new Option(`every ${field}`, ""), ...names.map((name) => new Option(name, name)));
+    if (names.includes(chosen)) select.value = chosen;
+  }
+  drawTimeline();
+}
+
+function drawTimeline() {
+  const body = $("events").tBodies[0];
+  const source = $("timeline-source").value, group = $("timeline-group").value;
+  const shown = timeline.filter((e) => (!source || e.source === source) && (!group || e.group === group));
   body.replaceChildren();
-  $("no-events").hidden = events.length > 0;
-  for (const event of events) {
+  $("no-events").hidden = shown.length > 0;
+  $("no-events").textContent = "No event in the last 24 hours.";
+  for (const event of shown) {
     const row = el("tr");
     row.dataset.eventId = event.event_id;
     for (const text of [localTime(event.started_at), event.change === "end" ? localTime(event.ended_at) : "open",
@@ -165,8 +179,8 @@ async function openRecord(eventId) {
   const classes = record.triggered_by.map((c) => `${c.label} ${c.score.toFixed(2)}`).join(", ");
   const delivery = record.delivery.length
     ? record.delivery.map((d) => `${d.sink}: ${d.state}`).join("\n") : "no sink configured";
-  const privacy = record.privacy.method + (Object.keys(record.privacy.params).length
-    ? ` ${JSON.stringify(record.privacy.params)}` : "");
+  const privacy = record.privacy_method + (Object.keys(record.privacy_params || {}).length
+    ? ` ${JSON.stringify(record.privacy_params)}` : "");
   for (const [name, value] of [
     ["event", record.event_id], ["source", record.source], ["group", `${record.label} [${record.group}]`],
     ["start", localTime(record.started_at)], ["end", record.change === "end" ? localTime(record.ended_at) : "open"],
@@ -399,6 +413,8 @@ async function start() {
   $("tune-threshold").addEventListener("input", drawHistory);
   $("tune-form").addEventListener("submit", countEvents);
   $("try-form").addEventListener("submit", tryRecording);
+  $("timeline-source").addEventListener("change", drawTimeline);
+  $("timeline-group").addEventListener("change", drawTimeline);
   config = await getJson("/ui/api/config");
   for (const method of config.privacy_methods) $("try-privacy").append(new Option(method, method));
   if (config.live) connect();
