@@ -24,6 +24,7 @@ import requests
 from tests.e2e.test_anomaly_delivery import transformer_args
 from tests.support.browser import headless_chromium
 from tests.support.cli import run_audioguard
+from tests.support.dht_broker import DhtBroker
 from tests.support.live_wav import LiveWavStream
 from tests.support.serverutil import RunningServer, start_server
 from tests.support.service_clients import MODEL, wav_bytes
@@ -47,6 +48,7 @@ def served(
 ) -> Iterator[RunningServer]:
     work = tmp_path_factory.mktemp("ui")
     (work / "sources.yaml").write_text(f"sources:\n  - {{name: hall, url: '{stream.url}'}}\n")
+    broker = DhtBroker(work / "dht").start()  # the real SIFIS DHT broker: a sink to deliver to
     server = start_server(
         "transformer",
         [
@@ -58,10 +60,12 @@ def served(
             "--outbox_path", str(work / "outbox.sqlite3"),
             "--ui_store_path", str(work / "ui.sqlite3"),
             "--baselines_path", str(work / "baselines.json"),
+            "--dht_url", broker.url,
         ],
     )  # fmt: skip
     yield server
     server.stop()
+    broker.stop()
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +143,7 @@ def test_the_page_follows_the_live_source_and_its_burst(
     record = text_of(browser, "#record-fields")
     assert "Glass breaking [glass_break]" in record and "threshold 0.40" in record
     assert "privacy applied\nnone" in record
+    assert "delivery\ndht: delivered" in record or "delivery\ndht: pending" in record
     shot(browser, "ui-timeline.png")
 
 

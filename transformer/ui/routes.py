@@ -164,12 +164,18 @@ async def event(request: Request, event_id: str) -> Response:
 
 
 def _delivery(model: Any, event_id: str) -> list[dict[str, Any]]:
-    """Each sink's state for the event: pending while one of its records waits in the outbox."""
+    """Each sink's state for the event: the DHT's is ``pending`` while one of the event's records
+    waits in the outbox, ``delivered`` once none does; another sink's progress is not kept per
+    event (its status line says how far it is)."""
     if model.delivery is None:
         return []
-    waiting = [m for m in model.delivery.outbox.pending() if _names(m.value, event_id)]
+    waiting = any(_names(m.value, event_id) for m in model.delivery.outbox.pending())
     return [
-        {"sink": line["sink"], "state": "pending" if waiting else "delivered", "sink_status": line}
+        {
+            "sink": line["sink"],
+            "state": ("pending" if waiting else "delivered") if line["sink"] == "dht" else "see its status",
+            "sink_status": line,
+        }
         for line in model.delivery.sink_status()
     ]
 
