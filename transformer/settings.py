@@ -37,7 +37,8 @@ class TransformerSettings(BaseSettings):
     environment variable ``AUDIOGUARD_FIELD_NAME``; the flag wins.
     """
 
-    model_config = SettingsConfigDict(env_prefix="AUDIOGUARD_", extra="ignore")
+    # hide_input_in_errors: a failing check must not print the settings given (passwords, tokens)
+    model_config = SettingsConfigDict(env_prefix="AUDIOGUARD_", extra="ignore", hide_input_in_errors=True)
 
     bind_host: str = Field(
         ALL_INTERFACES,
@@ -444,7 +445,6 @@ class TransformerSettings(BaseSettings):
     )
     ui_token: str | None = Field(
         None,
-        min_length=16,
         repr=False,
         description="Token the page asks for when bind_host is not loopback (Authorization: Bearer, or "
         "typed once into the page). Set it from the environment (AUDIOGUARD_UI_TOKEN). Never logged.",
@@ -454,7 +454,6 @@ class TransformerSettings(BaseSettings):
     )
     ui_password: str | None = Field(
         None,
-        min_length=8,
         repr=False,
         description="Basic-auth password of the page (AUDIOGUARD_UI_PASSWORD). Never logged.",
     )
@@ -467,9 +466,14 @@ class TransformerSettings(BaseSettings):
     )
 
     @model_validator(mode="after")
-    def _ui_basic_pair(self) -> TransformerSettings:
+    def _ui_credentials(self) -> TransformerSettings:
+        # checked here, not by field constraints: a field's error would quote the secret
         if (self.ui_username is None) != (self.ui_password is None):
             raise ValueError("ui_username and ui_password go together (basic auth needs both)")
+        if self.ui_token is not None and len(self.ui_token) < 16:
+            raise ValueError("ui_token must be at least 16 characters")
+        if self.ui_password is not None and len(self.ui_password) < 8:
+            raise ValueError("ui_password must be at least 8 characters")
         return self
 
     @property

@@ -60,6 +60,8 @@ class UiStore:
         self._lock = threading.Lock()
         self._pruned = 0.0
         self._sets: dict[str, int] = {}
+        # the sources with windows (read once here, then kept as they come: no scan per prune)
+        self._sources = {row[0] for row in self._db.execute("SELECT DISTINCT source FROM windows")}
 
     def close(self) -> None:
         with self._lock:
@@ -87,6 +89,7 @@ class UiStore:
                 for w in windows
             ]
             self._db.executemany("INSERT INTO windows VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            self._sources.update(w.source for w in windows)
         self._prune()
 
     def _group_set(self, names: list[str]) -> int:
@@ -122,7 +125,8 @@ class UiStore:
         self._pruned = now
         oldest = now - self.retention_seconds
         with self._lock:
-            self._db.execute("DELETE FROM windows WHERE at < ?", (oldest,))
+            for source in self._sources:  # by source: the (source, at) index finds the expired rows
+                self._db.execute("DELETE FROM windows WHERE source = ? AND at < ?", (source, oldest))
             self._db.execute("DELETE FROM events WHERE at < ?", (oldest,))
 
     # --- reads (the page's handlers) -----------------------------------------------------------

@@ -196,3 +196,13 @@ def test_the_store_keeps_numbers_only_and_forgets_after_its_retention(tmp_path: 
     assert store.windows("hall", 0.0)[0].scores == {"glass_break": pytest.approx(0.3, abs=1e-7)}
     with pytest.raises(ValueError, match="1-24 hours"):
         UiStore(tmp_path / "x.sqlite3", 48)
+
+
+def test_a_refused_credential_setting_is_not_quoted_in_the_error() -> None:
+    from pydantic import ValidationError
+
+    for given in ({"ui_token": "sekrit-short"}, {"ui_username": "ann", "ui_password": "sekrit"}):
+        with pytest.raises(ValidationError) as refused:
+            TransformerSettings(**given)
+        assert "at least" in str(refused.value) and "sekrit" not in str(refused.value)
+    assert "sekrit" not in repr(TransformerSettings(ui_token="sekrit-and-long-enough"))
