@@ -53,7 +53,7 @@ function card(name) {
   title.append(label, state);
   const levelRow = el("div", "row");
   const levelText = el("span", "level");
-  levelRow.append(el("span", null, "level"), levelText);
+  levelRow.append(el("span", null, "level (meter -90 to 0 dBFS)"), levelText);
   const meter = el("div", "meter level-meter");
   const fill = el("div", "fill");
   meter.append(fill);
