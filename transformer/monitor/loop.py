@@ -50,13 +50,7 @@ from transformer.monitor.mode_keeper import ModeKeeper, RecordModes
 from transformer.monitor.ring import Window, embed_entries, unembedded
 from transformer.monitor.source_state import SourceState, loud_detector, novelty_model, source_groups
 from transformer.monitor.sources import SourceSpec
-from transformer.monitor.window_scores import (
-    ObserveWindows,
-    WindowScores,
-    group_scores,
-    thresholds,
-    top_labels,
-)
+from transformer.monitor.window_scores import ObserveWindows, WindowScores, window_scores
 from transformer.privacy import PrivacyRequest, parse_privacy_request
 from transformer.privacy.stream import stream_anonymiser
 
@@ -362,19 +356,8 @@ class Monitor:
 
     def _seen(self, source: SourceState, window: Window, row: np.ndarray | None) -> WindowScores:
         """What the window scored (the source's ``latest`` when it was scored)."""
-        detector = source.detector
-        seen = WindowScores(
-            source.spec.name,
-            self.session,
-            source.segment,
-            window.start_seconds,
-            window.end_seconds,
-            source.wall_epoch(window.end_seconds),
-            window.level_dbfs,
-            None if row is None else group_scores(detector, row),
-            thresholds(detector),
-            () if row is None else top_labels(detector, row),
-        )
+        at = source.wall_epoch(window.end_seconds)
+        seen = window_scores(source.spec.name, self.session, source.segment, window, at, source.detector, row)
         if row is not None:
             source.latest = seen
         return seen

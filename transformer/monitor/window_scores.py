@@ -15,6 +15,7 @@ from typing import Any, Final
 import numpy as np
 
 from transformer.analysis.anomalies import Detector
+from transformer.monitor.ring import Window
 
 #: Labels of the latest window the live view shows.
 TOP_LABELS: Final = 5
@@ -57,6 +58,31 @@ class WindowScores:
             "thresholds": self.thresholds,
             "top": [{"label": label, "score": round(score, 4)} for label, score in self.top],
         }
+
+
+def window_scores(
+    source: str,
+    session: str,
+    segment: int,
+    window: Window,
+    at: float | None,
+    detector: Detector,
+    row: np.ndarray | None,
+) -> WindowScores:
+    """A window of ``source`` as its detection step saw it (``row``: its (C,) scores, None when the
+    loudness gate held it back)."""
+    return WindowScores(
+        source,
+        session,
+        segment,
+        window.start_seconds,
+        window.end_seconds,
+        at,
+        window.level_dbfs,
+        None if row is None else group_scores(detector, row),
+        thresholds(detector),
+        () if row is None else top_labels(detector, row),
+    )
 
 
 def group_scores(detector: Detector, row: np.ndarray) -> dict[str, float]:

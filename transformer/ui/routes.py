@@ -27,7 +27,8 @@ from transformer.ui.live import live_stream, snapshot
 from transformer.ui.tune import groups_snippet, replay
 
 STATIC: Final = Path(__file__).parent / "static"
-ASSETS: Final = {"app.js": "text/javascript", "app.css": "text/css", "index.html": "text/html"}
+SCRIPTS: Final = ("common", "live", "timeline", "tune", "try", "app")  # index.html loads them in order
+ASSETS: Final = {f"{name}.js": "text/javascript" for name in SCRIPTS} | {"app.css": "text/css"}
 HOUR: Final = 3600.0
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
