@@ -208,6 +208,8 @@ async def tune(
     _watched(model, source, group)
     if not 0 < threshold <= 1:
         raise UiProblem(400, "threshold must be > 0 and <= 1")
+    if not 0 < minutes <= 60 * model.settings.ui_retention_hours:
+        raise UiProblem(400, "minutes must be > 0 and within the retention")
     windows = await asyncio.to_thread(_store(model).windows, source, time.time() - minutes * 60)
     cooldown = model.settings.mqtt_cooldown_seconds if model.settings.mqtt_url else 0.0
     lifecycle = _monitor(model).monitor.heard(source).tracker.settings  # the source's own tracker's

@@ -179,6 +179,9 @@ def test_history_and_tune_name_bad_requests_and_answer_the_stored_scores(tmp_pat
     )
     answer = client.get("/ui/api/tune", params={"source": "hall", "group": "glass_break", "threshold": 2})
     assert answer.status_code == 400 and "threshold" in answer.json()["error"]
+    query = {"source": "hall", "group": "glass_break", "threshold": 0.5, "minutes": -1}
+    answer = client.get("/ui/api/tune", params=query)
+    assert answer.status_code == 400 and "minutes" in answer.json()["error"]
 
 
 def test_the_store_keeps_numbers_only_and_forgets_after_its_retention(tmp_path: Path) -> None:
