@@ -8,6 +8,7 @@
 #              services on loopback (tests/deploy/test_alerts.py, tests/e2e/test_operator_metrics.py)
 #   GStreamer's RTSP server (gir1.2-gst-rtsp-server-1.0, with its Opus/WAV plugins and python3-gi)
 #              a real RTSP camera on loopback (tests/support/rtsp_server.py)
+#   chromium, chromium-driver  a real headless browser on the web page /ui (tests/e2e/test_ui_browser.py)
 # Those tests skip cleanly, naming the missing program, so nothing here may fail the caller:
 # without root (or password-less sudo) or apt, or when the Debian mirror is unreachable, it
 # says so and returns 0.
@@ -19,6 +20,8 @@ missing=()
 for program in espeak-ng ffmpeg openssl; do
   command -v "$program" >/dev/null 2>&1 || missing+=("$program")
 done
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 # Debian installs the broker in /usr/sbin, not on every user's PATH
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)

@@ -26,6 +26,8 @@ at module top level, before ``ModelServer.start``. Importing this module:
   ones (our handlers, the monitor and the predictor link name the failure);
 - answers ``GET /v1/monitor`` with the live sources' status (``--sources_file``) and
   ``PUT /v1/monitor/mode`` with a mode change (``transformer.analysis.modes``);
+- serves the web page ``/ui`` and its data endpoints (``transformer.ui.routes``), open on a
+  loopback-only server, behind a token or basic-auth pair otherwise (``transformer.ui.auth``);
 - adds a lifespan hook that connects to the predictor and runs the DHT
   outbox sender (and the live sources) for as long as the server runs.
 
@@ -61,6 +63,8 @@ from transformer.model import AudioTransformer
 from transformer.predictor_client import PREDICTOR_RETRY_AFTER_SECONDS
 from transformer.protocol import sifis
 from transformer.protocol.v2_response import OUTPUT_NAMES
+from transformer.ui.auth import UiAccess
+from transformer.ui.routes import install_ui
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +79,10 @@ def bind_model(model: AudioTransformer, target: FastAPI = app) -> None:
     """Serve ``model`` from the v2 routes, the SIFIS routes, the monitor route and the lifespan hook."""
     # the SIFIS routes (protocol/sifis.py) and the hooks below find it here
     target.state.audio_transformer = model
+    settings = model.settings
+    target.state.ui_access = UiAccess(
+        settings.ui_open, settings.ui_token, settings.ui_username, settings.ui_password
+    )
     mb = model.sifis.max_upload_mb
     serve_model(
         target,
@@ -238,6 +246,7 @@ def install(target: FastAPI) -> None:
         NOVELTY_RESET_PATH, reset_novelty, methods=["POST"], response_model=None, tags=["monitor"]
     )
     target.include_router(sifis.router)
+    install_ui(target)
     target.add_exception_handler(grpc.RpcError, predictor_unavailable_handler)
     target.add_exception_handler(httpx.TransportError, predictor_unavailable_handler)
     trace_logger = logging.getLogger(KSERVE_TRACE_LOGGER_NAME)

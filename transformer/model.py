@@ -46,6 +46,7 @@ from transformer.protocol import v2_request, v2_response
 from transformer.protocol.sifis_schema import SifisConfig, options_from_dht_request
 from transformer.protocol.v2_request import request_bytes
 from transformer.settings import TransformerSettings
+from transformer.ui.store import UiStore
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class AudioTransformer(Model):
         self.listener: RequestListener | None = None
         self.monitor: MonitorService | None = None
         self.admission: Admission | None = None
+        self.ui_store: UiStore | None = None  # the page's timeline and window scores
         #: whether the predictor serves this model (``connect_predictor``; None without a predictor)
         self.link: PredictorLink | None = None
         self._link_task: asyncio.Task[None] | None = None
@@ -113,6 +115,7 @@ class AudioTransformer(Model):
         self.assets, self.worker, self.predictor = parts.assets, parts.worker, parts.predictor
         self.delivery, self.analyzer, self.listener = parts.delivery, parts.analyzer, parts.listener
         self.monitor, self.admission = parts.monitor, parts.admission
+        self.ui_store = parts.ui_store
         logger.info(
             "admission: %d analyses, %.0f MiB of decoding memory in flight",
             self.admission.max_analyses,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import socket
 from pathlib import Path
 from typing import Literal
@@ -36,7 +37,8 @@ class TransformerSettings(BaseSettings):
     environment variable ``AUDIOGUARD_FIELD_NAME``; the flag wins.
     """
 
-    model_config = SettingsConfigDict(env_prefix="AUDIOGUARD_", extra="ignore")
+    # hide_input_in_errors: a failing check must not print the settings given (passwords, tokens)
+    model_config = SettingsConfigDict(env_prefix="AUDIOGUARD_", extra="ignore", hide_input_in_errors=True)
 
     bind_host: str = Field(
         ALL_INTERFACES,
@@ -436,3 +438,55 @@ class TransformerSettings(BaseSettings):
                 f"a topic prefix has no empty level (no leading, trailing or double /), got {value!r}"
             )
         return value
+
+    # --- the web page /ui (issue 26) ----------------------------------------------------------
+    ui_enabled: bool = Field(
+        True, description="Serve the web page /ui (live sources, timeline, threshold tuning, file upload)."
+    )
+    ui_token: str | None = Field(
+        None,
+        repr=False,
+        description="Token the page asks for when bind_host is not loopback (Authorization: Bearer, or "
+        "typed once into the page). Set it from the environment (AUDIOGUARD_UI_TOKEN). Never logged.",
+    )
+    ui_username: str | None = Field(
+        None, min_length=1, description="Basic-auth user of the page when bind_host is not loopback."
+    )
+    ui_password: str | None = Field(
+        None,
+        repr=False,
+        description="Basic-auth password of the page (AUDIOGUARD_UI_PASSWORD). Never logged.",
+    )
+    ui_store_path: Path = Field(
+        Path("state/ui.sqlite3"),
+        description="SQLite file of the page's timeline and live window scores (numbers only, never audio).",
+    )
+    ui_retention_hours: float = Field(
+        24.0, ge=1, le=24, description="Hours of window scores and event records the page keeps."
+    )
+
+    @model_validator(mode="after")
+    def _ui_credentials(self) -> TransformerSettings:
+        # checked here, not by field constraints: a field's error would quote the secret
+        if (self.ui_username is None) != (self.ui_password is None):
+            raise ValueError("ui_username and ui_password go together (basic auth needs both)")
+        if self.ui_token is not None and len(self.ui_token) < 16:
+            raise ValueError("ui_token must be at least 16 characters")
+        if self.ui_password is not None and len(self.ui_password) < 8:
+            raise ValueError("ui_password must be at least 8 characters")
+        return self
+
+    @property
+    def ui_open(self) -> bool:
+        """Whether the page may be served without credentials: the servers listen on loopback only."""
+        return is_loopback(self.bind_host)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -183,6 +183,21 @@ def test_site_values_reach_the_transformer_settings() -> None:
     assert not any("PASSWORD" in key or "MQTT_URL" in key for key in configmap["data"])
 
 
+def test_the_web_pages_credentials_come_from_an_existing_secret_only() -> None:
+    docs = documents(helm_template({"ui": {"existingSecret": "audioguard-ui", "retentionHours": 6}}))
+    isvc = by_kind_and_name(docs)["InferenceService", "audioguard"]
+    env_from = isvc["spec"]["transformer"]["containers"][0]["envFrom"]
+    assert {"secretRef": {"name": "audioguard-ui"}} in env_from
+    configmap = next(
+        doc for doc in docs if doc["kind"] == "ConfigMap" and doc["metadata"]["name"].endswith("-transformer")
+    )
+    assert configmap["data"]["AUDIOGUARD_UI_RETENTION_HOURS"] == "6"
+    assert not any("UI_TOKEN" in key or "UI_PASSWORD" in key for key in configmap["data"])
+    default = documents(helm_template())
+    default_isvc = by_kind_and_name(default)["InferenceService", "audioguard"]
+    assert "audioguard-ui" not in json.dumps(default_isvc)
+
+
 def test_payload_logger_logs_responses_only() -> None:
     isvc = by_kind_and_name(render_variant("payload-logger"))["InferenceService", "audioguard"]
     assert isvc["spec"]["transformer"]["logger"]["mode"] == "response"
@@ -207,6 +222,7 @@ def test_payload_logger_logs_responses_only() -> None:
         ({"transformer": {"resources": {"limits": {"memory": "three gigs"}}}}, "memory"),
         ({"transformer": {"extraEnv": {"PRIVACY_MINIMUM": "none"}}}, "PRIVACY_MINIMUM"),
         ({"replicas": 3}, "replicas"),
+        ({"ui": {"retentionHours": 48}}, "retentionHours"),
         ({"models": {"storageUri": "ftp://weights/"}}, "storageUri"),
         (
             {"settings": {"anomalyGroups": {"groups": [{"name": "glass_break", "threshold": 1.5}]}}},

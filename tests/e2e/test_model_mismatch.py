@@ -85,7 +85,10 @@ def test_a_live_transformer_with_another_model_name_is_not_ready_and_says_so_onc
     )
     predictor_lines_before = len(predictor.log_text().splitlines())
     server = mismatched_transformer(
-        synthetic_model_dir, predictor, "grpc-v2", ["--sources_file", str(tmp_path / "sources.yaml")]
+        synthetic_model_dir,
+        predictor,
+        "grpc-v2",
+        ["--sources_file", str(tmp_path / "sources.yaml"), "--ui_store_path", str(tmp_path / "ui.sqlite3")],
     )
     try:
         wait_for(lambda: "does not serve model 'other'" in server.log_text(), "no mismatch line", server)

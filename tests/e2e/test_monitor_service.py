@@ -71,6 +71,7 @@ def listening(
             "--sources_file", str(work / "sources.yaml"),
             "--dht_url", broker.url,
             "--outbox_path", str(work / "state" / "outbox.sqlite3"),
+            "--ui_store_path", str(work / "state" / "ui.sqlite3"),
             "--sudden_loud", "true",
             "--unusual_sound", "true",
             "--baselines_path", str(work / "state" / "baselines.json"),

@@ -52,6 +52,7 @@ def service(
             "--mqtt_url", f"mqtt://audioguard:${{E2E_MQTT_PASSWORD}}@127.0.0.1:{broker.port}",
             "--mqtt_client_id", "e2e",
             "--outbox_path", str(work / "state" / "outbox.sqlite3"),
+            "--ui_store_path", str(work / "state" / "ui.sqlite3"),
         ],
         env={"E2E_MQTT_PASSWORD": PASSWORD},
     )  # fmt: skip

@@ -50,6 +50,7 @@ from transformer.monitor.mode_keeper import ModeKeeper, RecordModes
 from transformer.monitor.ring import Window, embed_entries, unembedded
 from transformer.monitor.source_state import SourceState, loud_detector, novelty_model, source_groups
 from transformer.monitor.sources import SourceSpec
+from transformer.monitor.window_scores import ObserveWindows, WindowScores, window_scores
 from transformer.privacy import PrivacyRequest, parse_privacy_request
 from transformer.privacy.stream import stream_anonymiser
 
@@ -85,6 +86,7 @@ class Monitor:
         novelty_store: NoveltyStore | None = None,
         modes: ModeBoard | None = None,
         record_modes: RecordModes | None = None,
+        observe: ObserveWindows | None = None,
     ) -> None:
         """``analyzer_id`` is in every record; ``privacy`` is each source's anonymisation
         (validated, the operator's minimum applied; a source not named gets none); ``session``
@@ -96,7 +98,8 @@ class Monitor:
         groups it watches (None: every group, always), its changes recorded by ``record_modes``;
         ``voices``: the speech presence detector (``voices_while_armed``: with ``modes`` only,
         it listens while a source's mode watches the group); ``novelty``: each source's model of
-        its normal sounds (``unusual_sound``), kept in ``novelty_store``."""
+        its normal sounds (``unusual_sound``), kept in ``novelty_store``; ``observe``: given every
+        detected window's scores (``window_scores``: the page's score store), in a worker thread."""
         if not 1 <= hop <= EMBEDDINGS_PER_WINDOW:
             raise InvalidConfiguration(
                 f"hop must be between 1 and {EMBEDDINGS_PER_WINDOW} examples, got {hop}"
@@ -125,6 +128,7 @@ class Monitor:
         self.learnt = Learnt(self._sources, baselines, novelty_store)
         self.modes = None if modes is None else ModeKeeper(modes, record_modes, self.record_context)
         self._embed, self._score, self._record = embed, score, record
+        self._observe = observe
         self.hop = hop
         self.analyzer_id, self.session = analyzer_id, session
         self.embedding_official = embedding_official
@@ -330,9 +334,11 @@ class Monitor:
             raise
         heard = {id(window) for window in audible}
         changes = []
+        observed = []
         for source, window in due:
             fired = []
             source.windows += 1
+            row = None
             if id(window) in heard:
                 source.heard_windows += 1
                 row = source.detector.check(next(scores)[None, :])[0]
@@ -343,7 +349,18 @@ class Monitor:
             if self.modes is not None:
                 fired = self.modes.fired(source.spec.name, fired)
             changes += source.tracker.update(window.end_seconds, fired)
+            observed.append(self._seen(source, window, row))
+        if self._observe is not None:
+            await asyncio.to_thread(self._observe, observed)
         return changes
+
+    def _seen(self, source: SourceState, window: Window, row: np.ndarray | None) -> WindowScores:
+        """What the window scored (the source's ``latest`` when it was scored)."""
+        at = source.wall_epoch(window.end_seconds)
+        seen = window_scores(source.spec.name, self.session, source.segment, window, at, source.detector, row)
+        if row is not None:
+            source.latest = seen
+        return seen
 
 
 def _after_gap(chunk: Chunk, expected: float | None) -> bool:

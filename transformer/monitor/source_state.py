@@ -20,6 +20,7 @@ from transformer.analysis.labels import Labels
 from transformer.monitor.front import SourceFront
 from transformer.monitor.ring import Ring
 from transformer.monitor.sources import SourceSpec
+from transformer.monitor.window_scores import WindowScores
 from transformer.privacy import PrivacyRequest
 
 
@@ -99,12 +100,17 @@ class SourceState:
     loud: SuddenLoud | None = None  # the sudden-loud detector, when the source runs it
     voices: Voices | None = None  # the speech presence detector, when the service runs it
     novelty: NoveltyModel | None = None  # its model of its normal sounds, when the service runs it
+    latest: WindowScores | None = None  # its newest scored window (the page's live view)
+
+    def wall_epoch(self, stream_seconds: float) -> float | None:
+        """The wall-clock epoch of a stream time, from the newest audio's arrival (None: no clock)."""
+        return None if self.clock is None else self.clock[1] - (self.clock[0] - stream_seconds)
 
     def wall_time(self, stream_seconds: float | None) -> str | None:
         """The wall-clock time (UTC ISO 8601) of a stream time, from the newest audio's arrival."""
-        if stream_seconds is None or self.clock is None:
+        epoch = None if stream_seconds is None else self.wall_epoch(stream_seconds)
+        if epoch is None:
             return None
-        epoch = self.clock[1] - (self.clock[0] - stream_seconds)
         return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
     def detector_hits(self, span: WindowSpan) -> list[Anomaly]:
@@ -115,5 +121,5 @@ class SourceState:
 
     def local_hour(self, stream_seconds: float) -> int:
         """The host's local hour of day (0-23) when a stream time was heard (now, without a clock)."""
-        epoch = None if self.clock is None else self.clock[1] - (self.clock[0] - stream_seconds)
+        epoch = self.wall_epoch(stream_seconds)
         return (datetime.now() if epoch is None else datetime.fromtimestamp(epoch)).hour

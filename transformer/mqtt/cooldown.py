@@ -35,10 +35,13 @@ def _when(record: Mapping[str, Any], field: str) -> float:
 class Cooldown:
     """Which event records the sink publishes (thread-safe: records are staged from any thread)."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, *, counted: bool = True) -> None:
+        """``counted``: what it keeps off the bus counts in the sink's metric (False: a what-if
+        replay, the page's threshold control)."""
         if seconds < 0:
             raise ValueError(f"the cooldown must be >= 0 seconds, got {seconds}")
         self.seconds = seconds
+        self.counted = counted
         self._lock = threading.Lock()
         self._last_end: dict[tuple[str, str], float] = {}
         self._quiet: set[str] = set()  # events started within a cooldown: their end is quiet too
@@ -54,7 +57,8 @@ class Cooldown:
                 last = self._last_end.get(key)
                 if last is not None and _when(record, "started_at") - last < self.seconds:
                     self._quiet.add(event)
-                    SINK_SUPPRESSED.labels(sink="mqtt", reason="cooldown").inc()
+                    if self.counted:
+                        SINK_SUPPRESSED.labels(sink="mqtt", reason="cooldown").inc()
                     logger.debug("MQTT: %s on %s within the cooldown: not published", key[1], key[0])
                     return False
                 return True

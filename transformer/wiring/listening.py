@@ -28,6 +28,7 @@ from transformer.monitor.notices import Notify
 from transformer.monitor.service import MonitorService
 from transformer.monitor.source_state import unknown_groups
 from transformer.monitor.sources import SourceSpec, load_sources_file
+from transformer.monitor.window_scores import ObserveWindows
 from transformer.privacy import PrivacyPolicy, PrivacyRequest
 from transformer.settings import TransformerSettings
 from transformer.wiring.configs import lifecycle, privacy_policy
@@ -91,6 +92,7 @@ def monitor_service(
     ffmpeg: str | None = None,
     notify: Notify | None = None,
     record_modes: RecordModes | None = None,
+    observe: ObserveWindows | None = None,
 ) -> MonitorService:
     """The monitor over ``plan``'s sources: the service's detection settings, a fresh session."""
     session = str(uuid.uuid4())
@@ -119,6 +121,7 @@ def monitor_service(
             [group.name for group in groups] + list(DETECTOR_GROUPS),
         ),
         record_modes=record_modes,
+        observe=observe,
     )
     return MonitorService(
         plan.sources,

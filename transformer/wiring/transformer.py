@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,14 +12,18 @@ from contract.assets import TRANSFORMER_ASSETS, asset_report, log_asset_report
 from transformer.admission import Admission
 from transformer.analysis.analyzer import Analyzer
 from transformer.analysis.anomaly_groups import load_anomaly_groups
+from transformer.analysis.events import EventChange
 from transformer.analysis.labels import load_labels
+from transformer.analysis.record_context import RecordContext
 from transformer.analysis.types import PredictorScores
 from transformer.audio.worker import EmbeddingWorker
 from transformer.dht.delivery import DeliveryService
 from transformer.dht.listener import ModeCallback, ProcessCallback, RequestListener
+from transformer.monitor.loop import RecordEvents
 from transformer.monitor.service import MonitorService, logged_events
 from transformer.predictor_client import PredictorClient, SendRequest
 from transformer.settings import TransformerSettings
+from transformer.ui.store import UiStore
 from transformer.wiring.listening import listening, monitor_service
 from transformer.wiring.mqtt import mqtt_sources, watch_sources
 from transformer.wiring.services import (
@@ -43,6 +48,7 @@ class TransformerParts:
     delivery: DeliveryService | None
     listener: RequestListener | None
     monitor: MonitorService | None
+    ui_store: UiStore | None = None  # the page's timeline and window scores (live sources only)
 
 
 def dht_mode_requests(monitor: MonitorService | None) -> ModeCallback | None:
@@ -90,14 +96,17 @@ def transformer_parts(
         """The live sources' windows through the same predictor call as a file's."""
         return await predictor.score(windows, None, None)
 
-    monitor = None
+    monitor = ui_store = None
     if plan is not None:
+        if settings.ui_enabled:
+            ui_store = UiStore(settings.ui_store_path, settings.ui_retention_hours)
         monitor = monitor_service(
             settings,
             plan,
             embed=worker.embed_examples,
             score=score_live,
-            record=logged_events(None if delivery is None else delivery.record_events),
+            record=logged_events(tee_events(None if delivery is None else delivery.record_events, ui_store)),
+            observe=None if ui_store is None else ui_store.add_windows,
             record_modes=None if delivery is None else delivery.record_mode_changes,
             groups=groups,
             labels=labels,
@@ -124,4 +133,18 @@ def transformer_parts(
         if settings.listener_enabled
         else None,
         monitor=monitor,
+        ui_store=ui_store,
     )
+
+
+def tee_events(record: RecordEvents | None, store: UiStore | None) -> RecordEvents | None:
+    """``record`` (the outbox), then the page's copy of the records (kept after delivery)."""
+    if store is None:
+        return record
+
+    def both(changes: Sequence[EventChange], context: RecordContext) -> None:
+        if record is not None:
+            record(changes, context)
+        store.add_events(changes, context)
+
+    return both

@@ -187,6 +187,10 @@ livenessProbe:
 - secretRef:
     name: {{ .Values.mqtt.existingSecret | default (printf "%s-mqtt" (include "audioguard.fullname" .)) }}
 {{- end }}
+{{- with .Values.ui.existingSecret }}
+- secretRef:
+    name: {{ . }}
+{{- end }}
 {{- end -}}
 
 {{- define "audioguard.transformerVolumeMounts" -}}
