@@ -45,6 +45,9 @@ class BackgroundSender(Protocol):
     def status(self) -> dict[str, Any]:
         """One status line (``GET /v1/monitor``'s ``sinks``); blocking (reads the outbox)."""
 
+    def event_delivery(self, event_id: str) -> dict[str, Any]:
+        """This sink's state for one event (``sink``, ``state``, maybe more); blocking."""
+
 
 class DeliveryService:
     """Records each analysis in the outbox; its sender (if any) posts to the DHT in the background."""
@@ -134,6 +137,11 @@ class DeliveryService:
                 }
             )
         return lines + [other.status() for other in self.others]
+
+    def event_delivery(self, event_id: str) -> list[dict[str, Any]]:
+        """Each sink's state for one event (the web page's timeline); blocking (reads the outbox)."""
+        lines = [{"sink": "dht", "state": self.outbox.event_state(event_id)}] if self.outbox.dht else []
+        return lines + [other.event_delivery(event_id) for other in self.others]
 
     async def start(self) -> None:
         """Start the background sender on the running loop (call once the server's loop runs)."""

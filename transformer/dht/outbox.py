@@ -275,6 +275,15 @@ class Outbox:
             rows = self._db.execute(f"SELECT {COLUMNS} FROM outbox ORDER BY id").fetchall()
         return [_stored(row) for row in rows]
 
+    def event_state(self, event_id: str) -> str:
+        """The DHT's progress with one event's records: ``pending`` while one waits, ``dead letter``
+        once one was refused for good, else ``delivered``."""
+        query = "SELECT 1 FROM {} WHERE json_extract(value, '$.event_id') = ? LIMIT 1"
+        with self._lock:
+            waiting = self._db.execute(query.format("outbox"), (event_id,)).fetchone()
+            buried = self._db.execute(query.format("dead_letters"), (event_id,)).fetchone()
+        return "pending" if waiting else "dead letter" if buried else "delivered"
+
     def _read_counts(self) -> dict[str, int]:
         counts = dict(self._db.execute("SELECT kind, n FROM outbox_counts").fetchall())
         return {kind: int(counts.get(kind, 0)) for kind in KINDS}

@@ -18,6 +18,7 @@ import json
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +28,8 @@ from transformer.mqtt.topics import MqttMessage, slug
 
 #: fixed: the same first event gives the same incident id
 INCIDENT_NAMESPACE: Final = uuid.UUID("6f1c2a9e-27a1-5b7d-8c3e-4d9a0b1e2f37")
+#: events whose incident is remembered for the web page's timeline (the newest; ~100 B each)
+REMEMBERED_EVENTS: Final = 10_000
 
 
 def incident_topic(group: str) -> str:
@@ -71,6 +74,7 @@ class Incidents:
         self._open: dict[str, _Incident] = {}  # group -> its incident still gathering sources
         self._of_event: dict[str, str] = {}  # event id -> incident id, until its end
         self._closed: list[_Incident] = []  # replaced by a new one before ``due`` saw them pass
+        self._history: OrderedDict[str, str] = OrderedDict()  # event id -> incident id (bounded)
 
     def tag(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """``record`` with its ``incident_id`` added when it belongs to one (not a recording's, not
@@ -90,7 +94,15 @@ class Incidents:
             if record["source"] not in incident.sources:
                 incident.sources.append(str(record["source"]))
             self._of_event[event] = tagged["incident_id"] = incident.id
+            self._history[event] = incident.id
+            if len(self._history) > REMEMBERED_EVENTS:
+                self._history.popitem(last=False)
         return tagged
+
+    def incident_of(self, event_id: str) -> str | None:
+        """The incident a live event of this run belongs to (None: none, or forgotten)."""
+        with self._lock:
+            return self._history.get(event_id)
 
     def _joined(self, record: Mapping[str, Any]) -> _Incident:
         group = str(record["group"])

@@ -20,15 +20,16 @@ import logging
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from contract.errors import InvalidConfiguration
 from transformer.dht.outbox import Outbox, OutboxMessage
 from transformer.metrics import SINK_DROPPED
 from transformer.mqtt.cooldown import Cooldown
-from transformer.mqtt.incidents import Incidents
+from transformer.mqtt.incidents import REMEMBERED_EVENTS, Incidents
 from transformer.mqtt.topics import ON, MqttMessage, is_event_record, record_messages
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class MqttQueue:
         self._lock = threading.Lock()
         self._states_lock = threading.Lock()
         self._states: dict[str, str] = {}  # retained topic -> the last payload stored for it
+        self._held: OrderedDict[str, None] = OrderedDict()  # events the cooldown kept off the bus
         try:
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA synchronous=FULL")
@@ -84,13 +86,38 @@ class MqttQueue:
 
     def stage(self, db: sqlite3.Connection, messages: Sequence[OutboxMessage], now: float) -> None:
         """Insert the publishes of the event records among ``messages`` (inside ``db``'s transaction)."""
-        rows = [
-            (publish.topic, publish.payload, int(publish.retain), now)
-            for message in messages
-            if is_event_record(message.value) and self.cooldown.admit(message.value)
-            for publish in record_messages(self.incidents.tag(message.value))
-        ]
+        rows = []
+        for message in messages:
+            if not is_event_record(message.value):
+                continue
+            if not self.cooldown.admit(message.value):
+                self._hold(str(message.value.get("event_id")))
+                continue
+            for publish in record_messages(self.incidents.tag(message.value)):
+                rows.append((publish.topic, publish.payload, int(publish.retain), now))
         self._insert(db, rows)
+
+    def _hold(self, event_id: str) -> None:
+        with self._states_lock:
+            self._held[event_id] = None
+            if len(self._held) > REMEMBERED_EVENTS:
+                self._held.popitem(last=False)
+
+    def event_state(self, event_id: str) -> dict[str, Any]:
+        """This sink's progress with one event (for the web page's timeline): ``pending`` while one
+        of its publishes waits, ``held by the cooldown`` when it was never published, else
+        ``delivered``; with the incident it belongs to, when this run tagged it."""
+        with self._states_lock:
+            held = event_id in self._held
+        with self._lock:
+            waiting = self._db.execute(
+                # state rows hold ON/OFF, not JSON: json_extract would raise on them
+                "SELECT 1 FROM mqtt_outbox WHERE CASE WHEN json_valid(payload)"
+                " THEN json_extract(payload, '$.event_id') END = ? LIMIT 1",
+                (event_id,),
+            ).fetchone()
+        state = "held by the cooldown" if held else "pending" if waiting else "delivered"
+        return {"state": state, "incident_id": self.incidents.incident_of(event_id)}
 
     def enqueue(self, messages: Sequence[MqttMessage]) -> None:
         """Store publishes of this sink alone (e.g. the OFF states at a start), on disk when this returns."""

@@ -159,6 +159,10 @@ class MqttSender:
             "last_error": self.last_error,
         }
 
+    def event_delivery(self, event_id: str) -> dict[str, Any]:
+        """This sink's state for one event, and its incident (``MqttQueue.event_state``)."""
+        return {"sink": _SINK, **self.queue.event_state(event_id)}
+
     # --- the session loop ----------------------------------------------------------------------
 
     async def _run(self) -> None:

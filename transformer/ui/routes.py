@@ -165,24 +165,8 @@ async def event(request: Request, event_id: str) -> Response:
 
 
 def _delivery(model: Any, event_id: str) -> list[dict[str, Any]]:
-    """Each sink's state for the event: the DHT's is ``pending`` while one of the event's records
-    waits in the outbox, ``delivered`` once none does; another sink's progress is not kept per
-    event (its status line says how far it is)."""
-    if model.delivery is None:
-        return []
-    waiting = any(_names(m.value, event_id) for m in model.delivery.outbox.pending())
-    return [
-        {
-            "sink": line["sink"],
-            "state": ("pending" if waiting else "delivered") if line["sink"] == "dht" else "see its status",
-            "sink_status": line,
-        }
-        for line in model.delivery.sink_status()
-    ]
-
-
-def _names(value: Any, event_id: str) -> bool:
-    return isinstance(value, dict) and value.get("event_id") == event_id
+    """Each sink's state for the event, as the sink itself keeps it (``DeliveryService.event_delivery``)."""
+    return [] if model.delivery is None else model.delivery.event_delivery(event_id)
 
 
 @router.get("/api/history")

@@ -17,6 +17,7 @@ from transformer.dht.backoff import Backoff
 from transformer.dht.delivery import DeliveryService
 from transformer.dht.outbox import Outbox
 from transformer.dht.records import event_messages
+from transformer.mqtt.cooldown import Cooldown
 from transformer.mqtt.incidents import Incidents
 from transformer.mqtt.queue import MqttQueue
 from transformer.mqtt.sender import MqttSender
@@ -103,3 +104,49 @@ async def test_the_incident_message_lists_the_sources_on_the_bus(
     finally:
         await service.stop()
         subscriber.close()
+
+
+async def test_each_sink_says_how_far_it_is_with_an_event_and_mqtt_its_incident(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """What the web page's timeline shows per event: the DHT's state from its outbox (pending, dead
+    letter, delivered), MQTT's from its own table and cooldown, and the incident MQTT tagged."""
+    outbox = Outbox(tmp_path / "outbox.sqlite3", 1000)  # the DHT's rows too (no DHT sender: they wait)
+    queue = MqttQueue(outbox, cooldown=Cooldown(30), incidents=Incidents(5))
+    sender = MqttSender(config(mosquitto), outbox, queue, backoff=Backoff(0.05, 0.2))
+    service = DeliveryService(outbox, others=[sender])
+    result = await asyncio.to_thread(recording, {"glass_break": [0, 1]})
+    template = recording_event_records(result)[0]
+    now = datetime.now(UTC)
+
+    def live(event: str, source: str, change: str, second: float) -> dict[str, Any]:
+        at = (now + timedelta(seconds=second)).isoformat()
+        times = {"started_at": at} if change == "start" else {"started_at": at, "ended_at": at}
+        return {**template, "source": source, "event_id": event, "origin": "live", "change": change, **times}
+
+    kitchen, hall, again = (f"0b0e1c7e-0000-5000-8000-00000000001{n}" for n in (1, 2, 3))
+    records = [live(kitchen, "kitchen", "start", 0), live(hall, "hall", "start", 0.5),
+               live(kitchen, "kitchen", "end", 6), live(again, "kitchen", "start", 10)]  # fmt: skip
+    await asyncio.to_thread(outbox.enqueue_many, event_messages(records))
+
+    def states(event: str) -> dict[str, dict[str, Any]]:
+        return {line["sink"]: line for line in service.event_delivery(event)}
+
+    assert states(kitchen)["mqtt"]["state"] == "pending" and states(kitchen)["dht"]["state"] == "pending"
+    assert states(kitchen)["mqtt"]["incident_id"] == states(hall)["mqtt"]["incident_id"] is not None
+    assert states(again)["mqtt"] == {"sink": "mqtt", "state": "held by the cooldown", "incident_id": None}
+    try:
+        await service.start()
+        await eventually(lambda: states(hall)["mqtt"]["state"] == "delivered", 10, "the PUBACKs")
+        assert states(kitchen)["mqtt"]["state"] == "delivered"
+        assert states(again)["mqtt"]["state"] == "held by the cooldown"
+        assert states(hall)["dht"]["state"] == "pending"  # the DHT has no sender here
+        hall_row = next(m for m in outbox.pending() if m.value.get("event_id") == hall)
+        outbox.bury(hall_row.id, "refused for the test")
+        assert states(hall)["dht"]["state"] == "dead letter"
+        for message in outbox.pending():
+            if message.value.get("event_id") == kitchen:
+                outbox.mark_delivered(message.id)
+        assert states(kitchen)["dht"]["state"] == "delivered"
+    finally:
+        await service.stop()

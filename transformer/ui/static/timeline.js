@@ -44,6 +44,14 @@ function drawTimeline() {
   }
 }
 
+// incidents are kept by the MQTT sink (several sources hearing one sound within a few seconds)
+function incidentOf(record) {
+  const tagged = record.delivery.find((d) => d.incident_id);
+  if (tagged) return tagged.incident_id;
+  return record.delivery.some((d) => d.sink === "mqtt") ? "none (a recording, incidents off, or an event of an earlier run)"
+    : "none (incidents come with the MQTT sink)";
+}
+
 async function openRecord(eventId) {
   const record = await getJson(`/ui/api/events/${encodeURIComponent(eventId)}`);
   const fields = $("record-fields");
@@ -58,7 +66,7 @@ async function openRecord(eventId) {
     ["start", localTime(record.started_at)], ["end", record.change === "end" ? localTime(record.ended_at) : "open"],
     ["peak score", `${record.peak_score.toFixed(2)} (threshold ${record.threshold.toFixed(2)})`],
     ["classes", classes || "–"], ["privacy applied", privacy], ["delivery", delivery],
-    ["incident", record.incident_id || "none"], ["end reason", record.reason || "–"],
+    ["incident", incidentOf(record)], ["end reason", record.reason || "–"],
   ]) {
     fields.append(el("dt", null, name), el("dd", null, value));
   }
