@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 ONNX_CACHE_NAME: Final = "classifier_model.onnx"
 #: Bump when the graph (``predictor.classifier_onnx``) changes: old caches are then converted again.
-RECIPE_VERSION: Final = "classifier-onnx-1"
+RECIPE_VERSION: Final = "classifier-onnx-2"
 #: Most windows one ONNX Runtime call takes: bounds the activations (~10 MB a tensor), not the request.
 MAX_CALL_WINDOWS: Final = 256
 _WHAT: Final = "ONNX classifier"

@@ -26,7 +26,6 @@ from contract.assets import CLASSIFIER_H5, sha512_of
 from predictor.classifier import ONNX_CACHE_NAME, AttentionClassifier, classifier_cache_key
 from predictor.classifier_onnx import build_classifier_onnx
 from predictor.h5_weights import read_classifier_weights
-from predictor.keras2_layout import EXPECTED_LAYERS
 from predictor.keras_reference import KerasAttentionClassifier
 from predictor.model import ClassifierModel
 from predictor.settings import PredictorSettings
@@ -66,22 +65,34 @@ def _assert_same_answers(found: np.ndarray, expected: np.ndarray) -> None:
 # --- the graph -------------------------------------------------------------------------------
 
 
-def test_the_graph_is_valid_onnx_holding_the_files_weights_unchanged(h5_path: Path) -> None:
+def test_the_graph_is_valid_onnx_holding_the_files_weights(h5_path: Path) -> None:
     model = build_classifier_onnx(read_classifier_weights(h5_path))
     onnx.checker.check_model(model, full_check=True)
     initializers = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
     with h5py.File(h5_path, "r") as handle:
-        for layer in EXPECTED_LAYERS:
-            if not layer.startswith("dense_"):
-                continue
+
+        def dataset(layer: str, weight: str) -> np.ndarray:
+            return np.asarray(handle[f"model_weights/{layer}/{layer}/{weight}:0"][()], np.float64)
+
+        for layer in ("dense_4", "dense_5", "dense_6", "dense_7", "dense_8"):  # as in the file
             for weight in ("kernel", "bias"):
-                dataset = handle[f"model_weights/{layer}/{layer}/{weight}:0"][()]
-                np.testing.assert_array_equal(initializers[f"{layer}/{weight}"], dataset)
-    # batch norm folded to a scale and a shift per level: 4,960,269 - 3 x 2 x 1024 values
+                np.testing.assert_array_equal(initializers[f"{layer}/{weight}"], dataset(layer, weight))
+        for level in (1, 2, 3):  # batch norm folded into the dense layer before it
+            dense, norm = f"dense_{level}", f"batch_normalization_{level}"
+            scale = dataset(norm, "gamma") / np.sqrt(dataset(norm, "moving_variance") + 1e-3)
+            shift = dataset(norm, "beta") - dataset(norm, "moving_mean") * scale
+            np.testing.assert_allclose(
+                initializers[f"{dense}/kernel"], dataset(dense, "kernel") * scale, rtol=1e-6
+            )
+            np.testing.assert_allclose(
+                initializers[f"{dense}/bias"], dataset(dense, "bias") * scale + shift, rtol=1e-5, atol=1e-7
+            )
+    # 4,960,269 parameters less the 3 x 4 x 1024 batch-norm values folded into the kernels
     weights = sum(value.size for name, value in initializers.items() if "/" in name)
-    assert weights == 4_960_269 - 6_144
+    assert weights == 4_960_269 - 12_288
     ops = [node.op_type for node in model.graph.node]
-    assert ops.count("Softmax") == 2 and ops.count("Clip") == 2 and ops.count("Sigmoid") == 3
+    assert ops.count("Gemm") == 8 and ops.count("Softmax") == 2 and ops.count("Clip") == 2
+    assert ops.count("Sigmoid") == 3 and ops.count("Relu") == 3
 
 
 # --- fidelity ------------------------------------------------------------------------------------
