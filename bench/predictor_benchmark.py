@@ -6,7 +6,8 @@ first start converts), and the process's resident memory once ready and after
 200 requests of 64 windows. Classifier throughput (windows/s, each runtime in a
 process of its own, alternating rounds, best of each) of the Keras reference on
 TensorFlow against the served ONNX Runtime classifier, at batch 1, 64 (the default
-max_batch_size) and 256.
+max_batch_size) and 256; ONNX Runtime with the service default of 1 thread, TensorFlow with its own
+(every core).
 
     python -m bench.predictor_benchmark --before localhost/audioguard-predictor:before-tf \\
         --after localhost/audioguard-predictor:test [--model_dir DIR]
