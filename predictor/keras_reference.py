@@ -114,15 +114,8 @@ class KerasAttentionClassifier:
         return self._model(windows, training=False)
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
-        """Scores (B, 527) float32 for windows (B, 10, 128).
-
-        ``windows`` are quantised embeddings: uint8, or float32 holding the same
-        0..255 values (the KServe v2 FP32 form); both become (x - 128) / 128.
-        B == 0 gives an empty (0, 527) array.
-
-        Raises:
-            InvalidInput: wrong type, shape or dtype, or float values outside 0..255.
-        """
+        """Scores (B, 527) float32 for windows (B, 10, 128): the served classifier's contract
+        (``predictor.classifier.AttentionClassifier.predict``), computed by Keras on TensorFlow."""
         scaled = validated_windows(windows)
         batch = scaled.shape[0]
         largest = BATCH_BUCKETS[-1]
