@@ -218,7 +218,7 @@ def test_bad_values_and_dtypes_are_invalid_input(
 
 
 def test_batch_scores_equal_row_by_row_scores(classifier: AttentionClassifier) -> None:
-    # 300 rows: one runtime call of 256 rows and one of 44.
+    # 300 rows: four runtime calls of 64 rows and one of 44.
     windows = random_windows(300, seed=21)
     batched = classifier.predict(windows)
     row_by_row = np.concatenate([classifier.predict(windows[i : i + 1]) for i in range(300)])

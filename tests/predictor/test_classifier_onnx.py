@@ -101,7 +101,7 @@ def test_the_graph_is_valid_onnx_holding_the_files_weights(h5_path: Path) -> Non
 def test_scores_match_the_keras_reference_on_random_windows(
     served: AttentionClassifier, keras_reference: KerasAttentionClassifier
 ) -> None:
-    # 300: two runtime calls; extreme windows (all 0, all 255) saturate every unit
+    # 300: five runtime calls; extreme windows (all 0, all 255) saturate every unit
     windows = np.concatenate(
         [random_windows(298, seed=29), np.zeros((1, 10, 128), np.uint8), np.full((1, 10, 128), 255, np.uint8)]
     )
