@@ -6,8 +6,8 @@ first start converts), and the process's resident memory once ready and after
 200 requests of 64 windows. Classifier throughput (windows/s, each runtime in a
 process of its own, alternating rounds, best of each) of the Keras reference on
 TensorFlow against the served ONNX Runtime classifier, at batch 1, 64 (the default
-max_batch_size) and 256; ONNX Runtime with the service default of 1 thread, TensorFlow with its own
-(every core).
+max_batch_size) and 256; ONNX Runtime with the service default (``--threads 0``: one per core,
+as TensorFlow's own default) and with the 1 thread the chart and the gateway profile set.
 
     python -m bench.predictor_benchmark --before localhost/audioguard-predictor:before-tf \\
         --after localhost/audioguard-predictor:test [--model_dir DIR]
@@ -132,12 +132,17 @@ def _child_rates(runtime: str, h5: Path) -> dict[int, float]:
     else:
         from predictor.classifier import AttentionClassifier
 
+        threads = 1 if runtime == "onnxruntime-1-thread" else 0
         with tempfile.TemporaryDirectory() as cache:
-            predict = AttentionClassifier.from_file(h5, cache_dir=Path(cache)).predict
+            predict = AttentionClassifier.from_file(h5, cache_dir=Path(cache), threads=threads).predict
     return {batch: throughput(predict, batch) for batch in (1, 64, 256)}
 
 
-RUNTIMES = {"tensorflow": "tensorflow (before)", "onnxruntime": "onnxruntime (after)"}
+RUNTIMES = {
+    "tensorflow": "tensorflow (before)",
+    "onnxruntime": "onnxruntime (after)",
+    "onnxruntime-1-thread": "onnxruntime, 1 thread",
+}
 
 
 def classifier_throughput(h5: Path, rounds: int = 3) -> dict[str, dict[int, float]]:

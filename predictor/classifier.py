@@ -61,7 +61,7 @@ def _converted_bytes(h5_path: Path, key: str) -> bytes:
 
 
 def load_classifier_session(
-    h5_path: Path, *, threads: int = 1, cache_dir: Path | None = None
+    h5_path: Path, *, threads: int = 0, cache_dir: Path | None = None
 ) -> ort.InferenceSession:
     """An ONNX Runtime session of the classifier in ``h5_path``, from the cache when it is valid.
 
@@ -107,7 +107,7 @@ class AttentionClassifier:
         self._input = session.get_inputs()[0].name
 
     @classmethod
-    def from_file(cls, path: Path, *, threads: int = 1, cache_dir: Path | None = None) -> AttentionClassifier:
+    def from_file(cls, path: Path, *, threads: int = 0, cache_dir: Path | None = None) -> AttentionClassifier:
         """The classifier of ``classifier_model.h5`` (see ``load_classifier_session``)."""
         return cls(load_classifier_session(path, threads=threads, cache_dir=cache_dir))
 

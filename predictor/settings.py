@@ -40,12 +40,11 @@ class PredictorSettings(BaseSettings):
         4096, ge=1, description="Largest number of windows one request may carry (400 above)."
     )
     threads: int = Field(
-        1,
+        0,
         ge=0,
         le=256,
         description="Intra-op threads of the classifier's ONNX Runtime session; 0 = one per core. "
-        "1 by default: the classifier is small, and one thread beat two on a busy 2-core host "
-        "(docs/performance.md); scale with --workers or Ray replicas instead.",
+        "Keep it equal to the CPU limit (the chart and the gateway profile set 1).",
     )
     ray_replicas: int = Field(
         0, ge=0, description="Serve the classifier from this many Ray Serve replicas (0 = in process)."
