@@ -27,7 +27,7 @@ from predictor.h5_check import (
     string_list_attr,
 )
 from predictor.keras2_layout import EXPECTED_LAYERS
-from tests.support.classifier_numpy import numpy_scores, random_windows
+from tests.support.classifier_numpy import assert_matches_numpy, random_windows
 
 NUM_CLASSES = 527
 
@@ -46,12 +46,7 @@ def classifier(classifier_path: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def test_model_matches_numpy_forward_pass(classifier_path: Path, classifier: AttentionClassifier) -> None:
-    windows = random_windows(5, seed=11)
-    expected = numpy_scores(classifier_path, windows)
-    scores = classifier.predict(windows)
-    assert scores.shape == (5, NUM_CLASSES)
-    assert scores.dtype == np.float32
-    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-5)
+    assert_matches_numpy(classifier_path, classifier.predict)
 
 
 def test_inspect_accepts_the_synthetic_file(classifier_path: Path) -> None:

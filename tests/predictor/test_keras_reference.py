@@ -18,7 +18,7 @@ from contract.errors import ModelLayoutMismatch
 from predictor.h5_check import inspect_h5_model_config
 from predictor.keras_reference import KerasAttentionClassifier, load_keras_classifier
 from predictor.network import AttentionPooling, build_classifier
-from tests.support.classifier_numpy import numpy_scores, random_windows
+from tests.support.classifier_numpy import assert_matches_numpy
 
 NUM_CLASSES = 527
 
@@ -89,12 +89,7 @@ def test_attention_pooling_serialises_without_lambda() -> None:
 def test_model_matches_numpy_forward_pass(
     classifier_path: Path, classifier: KerasAttentionClassifier
 ) -> None:
-    windows = random_windows(5, seed=11)
-    expected = numpy_scores(classifier_path, windows)
-    scores = classifier.predict(windows)
-    assert scores.shape == (5, NUM_CLASSES)
-    assert scores.dtype == np.float32
-    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-5)
+    assert_matches_numpy(classifier_path, classifier.predict)
 
 
 def test_loaded_weights_equal_the_file_datasets(classifier_path: Path) -> None:

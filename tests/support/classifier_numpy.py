@@ -5,6 +5,7 @@ The independent reference both classifier runtimes are held to (tests/predictor)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -57,3 +58,11 @@ def numpy_scores(path: Path, windows: np.ndarray) -> np.ndarray:
     pooled_2 = attention_pool(sigmoid(dense(a2, "dense_4")), softmax_over_classes(dense(a2, "dense_5")))
     pooled_3 = attention_pool(sigmoid(dense(a3, "dense_6")), softmax_over_classes(dense(a3, "dense_7")))
     return sigmoid(dense(np.concatenate([pooled_2, pooled_3], axis=-1), "dense_8"))
+
+
+def assert_matches_numpy(path: Path, predict: Callable[[np.ndarray], np.ndarray]) -> None:
+    """A classifier's scores for 5 random windows equal the numpy transcription's to 1e-5."""
+    windows = random_windows(5, seed=11)
+    scores = predict(windows)
+    assert scores.shape == (5, 527) and scores.dtype == np.float32
+    np.testing.assert_allclose(scores, numpy_scores(path, windows), rtol=0, atol=1e-5)
