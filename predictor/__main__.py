@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if worker_failed.is_set():
         sys.exit("predictor: a worker process could not load the weights (see the log above); stopped")
     if settings.ray_replicas == 0:
-        # stopped and logged so, nothing left to save: no second of TensorFlow's teardown
+        # stopped and logged so, nothing left to save: no waiting on the runtime's teardown
         # (Ray's replicas are left to Ray's own exit handlers)
         leave(0)
 

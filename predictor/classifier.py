@@ -1,139 +1,115 @@
-"""The classifier loaded from the official ``classifier_model.h5`` and served batch by batch.
+"""The classifier served on ONNX Runtime, converted by code from the official ``classifier_model.h5``.
 
-``load_classifier`` checks the file's layout (``predictor.h5_check``), builds
-the Keras 3 graph (``predictor.network``), reads the weights by layer name and
-compares every loaded variable with its dataset. ``AttentionClassifier`` runs
-it: one traced forward pass per batch bucket, thread-safe.
+The converted model is cached beside the weights as ``classifier_model.onnx``,
+tagged with the sha512 of the h5 file and the conversion recipe; a cache made
+from other weights or another recipe (or damaged) is converted again, never
+used. A start with a valid cache reads neither HDF5 nor the ``onnx`` package.
+A read-only model folder (a Kubernetes volume) means converting at every start
+(well under a second), and a log line says so. No TensorFlow anywhere: the
+Keras reference the conversion is tested against is ``predictor.keras_reference``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+import time
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-import h5py
-import keras
 import numpy as np
-import tensorflow as tf
+import onnxruntime as ort
 
-from contract.constants import EMBEDDING_SIZE, EMBEDDINGS_PER_WINDOW, NUM_CLASSES, QUANTISED_CENTRE
-from contract.errors import InvalidInput, ModelLayoutMismatch
-from predictor.h5_check import inspect_h5_model_config, string_list_attr
-from predictor.network import WINDOW_SHAPE, build_classifier
+from contract.assets import HOW_TO_GET_WEIGHTS, sha512_of
+from contract.constants import NUM_CLASSES
+from contract.errors import MissingModelAsset, ModelAssetError
+from contract.onnx_runtime import (
+    CACHE_KEY_FIELD,
+    cache_key,
+    cached_session,
+    release_freed_memory,
+    session_from_bytes,
+    session_options,
+    write_cache,
+)
+from predictor.windows import validated_windows
 
-#: Batch sizes the compiled forward pass is traced for; a call is padded to the
-#: next one, and larger inputs run in chunks of the biggest.
-BATCH_BUCKETS: Final = (1, 4, 16, 64, 256)
+logger = logging.getLogger(__name__)
 
-
-def _weighted_layers(model: keras.Model) -> Iterable[keras.layers.Layer]:
-    return (layer for layer in model.layers if layer.weights)
-
-
-def _verify_loaded_weights(model: keras.Model, path: Path) -> None:
-    """Every variable of the model equals its dataset in the file (Keras 2 weight order)."""
-    with h5py.File(path, "r") as handle:
-        model_weights = handle["model_weights"]
-        for layer in _weighted_layers(model):
-            group = model_weights[layer.name]
-            names = string_list_attr(group, "weight_names") or []
-            variables = layer.trainable_weights + layer.non_trainable_weights
-            if len(names) != len(variables):
-                raise ModelLayoutMismatch(
-                    f"layer {layer.name} has {len(variables)} weights, file {path} has {len(names)}"
-                )
-            for name, variable in zip(names, variables, strict=True):
-                if not np.array_equal(keras.ops.convert_to_numpy(variable), group[name][()]):
-                    raise ModelLayoutMismatch(
-                        f"weight {variable.path} did not load from "
-                        f"model_weights/{layer.name}/{name} of {path}"
-                    )
+ONNX_CACHE_NAME: Final = "classifier_model.onnx"
+#: Bump when the graph (``predictor.classifier_onnx``) changes: old caches are then converted again.
+RECIPE_VERSION: Final = "classifier-onnx-2"
+#: Most windows one ONNX Runtime call takes: bounds the activations (~2.6 MB a tensor), not the
+#: request. Measured: 1024-window requests left the process at 249 MiB in chunks of 64, 335-446 MiB
+#: in chunks of 256 (freed activations stay with the allocator), and 64 is no slower.
+MAX_CALL_WINDOWS: Final = 64
+_WHAT: Final = "ONNX classifier"
 
 
-def load_classifier(path: Path) -> keras.Model:
-    """Build the classifier and load the weights of the Keras 2 file at ``path``.
+def classifier_cache_key(h5_sha512: str) -> str:
+    """What a converted classifier was made from: the h5 file's sha512 and the recipe."""
+    return cache_key([RECIPE_VERSION, h5_sha512])
 
-    The layout is inspected first (``inspect_h5_model_config``); Keras 3's
-    legacy-h5 loader then reads ``model_weights`` by layer name, and every
-    loaded variable is compared with its dataset.
+
+def _converted_bytes(h5_path: Path, key: str) -> bytes:
+    """Check the h5 file, read its weights and write the tagged ONNX model (typed asset errors)."""
+    from predictor.classifier_onnx import build_classifier_onnx
+    from predictor.h5_weights import read_classifier_weights
+
+    model = build_classifier_onnx(read_classifier_weights(h5_path))
+    model.metadata_props.add(key=CACHE_KEY_FIELD, value=key)
+    return model.SerializeToString()
+
+
+def load_classifier_session(
+    h5_path: Path, *, threads: int = 0, cache_dir: Path | None = None
+) -> ort.InferenceSession:
+    """An ONNX Runtime session of the classifier in ``h5_path``, from the cache when it is valid.
+
+    ``cache_dir`` defaults to the h5 file's folder.
+
+    Raises:
+        MissingModelAsset: the file does not exist.
+        ModelAssetError: not HDF5, another layout (every difference named), or unloadable.
     """
-    path = Path(path)
-    inspect_h5_model_config(path)
-    model = build_classifier()
+    h5_path = Path(h5_path)
+    if not h5_path.is_file():
+        raise MissingModelAsset(f"classifier model file {h5_path} not found: {HOW_TO_GET_WEIGHTS}")
+    options = session_options(threads)
+    key = classifier_cache_key(sha512_of(h5_path))
+    cache = Path(cache_dir or h5_path.parent) / ONNX_CACHE_NAME
+    session = cached_session(cache, key, options, what=_WHAT, log=logger)
+    if session is not None:
+        logger.info("classifier loaded from %s", cache)
+        return session
+    started = time.perf_counter()
+    model_bytes = _converted_bytes(h5_path, key)
+    logger.info("classifier converted to ONNX in %.2f s", time.perf_counter() - started)
+    write_cache(cache, model_bytes, what=_WHAT, again="converted", log=logger)
     try:
-        model.load_weights(str(path), by_name=True)
-    except ValueError as error:
-        raise ModelLayoutMismatch(f"could not load the weights of {path}: {error}") from error
-    _verify_loaded_weights(model, path)
-    return model
-
-
-# --- Inference ----------------------------------------------------------------------
-
-
-def _validated_windows(windows: Any) -> np.ndarray:
-    """(B, 10, 128) float32 of (x - 128) / 128 from uint8 or float32 quantised values."""
-    expected = f"(batch, {EMBEDDINGS_PER_WINDOW}, {EMBEDDING_SIZE})"
-    if not isinstance(windows, np.ndarray):
-        raise InvalidInput(f"windows must be a numpy array of shape {expected}, got {type(windows).__name__}")
-    if windows.ndim != 3 or windows.shape[1:] != WINDOW_SHAPE:
-        raise InvalidInput(f"windows must have shape {expected}, got {windows.shape}")
-    if windows.dtype == np.uint8:
-        quantised = windows.astype(np.float32)
-    elif windows.dtype == np.float32:
-        # NaN fails both comparisons, so it is rejected too.
-        if windows.size and not (np.all(windows >= 0.0) and np.all(windows <= 255.0)):
-            raise InvalidInput(
-                "float32 windows must hold quantised embedding values in 0..255 "
-                "(finite, as the uint8 embeddings they stand for)"
-            )
-        quantised = windows
-    else:
-        raise InvalidInput(
-            f"windows must be uint8 (quantised embeddings) or float32 holding the same 0..255 values, "
-            f"got {windows.dtype}"
-        )
-    return (quantised - np.float32(QUANTISED_CENTRE)) / np.float32(QUANTISED_CENTRE)
-
-
-def _bucket_for(batch: int) -> int:
-    return next(bucket for bucket in BATCH_BUCKETS if bucket >= batch)
+        session = session_from_bytes(model_bytes, options)
+    except ort.capi.onnxruntime_pybind11_state.Fail as error:  # type: ignore[attr-defined]
+        raise ModelAssetError(f"ONNX Runtime could not load the classifier: {error}") from error
+    del model_bytes
+    release_freed_memory()
+    return session
 
 
 class AttentionClassifier:
-    """Thread-safe inference wrapper around the Keras 3 classifier.
+    """Windows of quantised embeddings -> 527 scores, on ONNX Runtime; thread-safe.
 
-    The forward pass is one ``tf.function`` per batch bucket (traced at
-    construction, so concurrent calls never trace); a batch is zero-padded to
-    the next bucket and cut back, and inputs above the largest bucket run in
-    chunks of it. Rows never interact (batch norm uses moving statistics), so
-    padding does not change the scores.
+    Concurrent calls share one session (ONNX Runtime's ``run`` is thread-safe).
     """
 
-    def __init__(self, model: keras.Model) -> None:
-        self._model = model
-        self._forward: dict[int, Any] = {}
-        for bucket in BATCH_BUCKETS:
-            function = tf.function(
-                self._call_model,
-                input_signature=[tf.TensorSpec((bucket, *WINDOW_SHAPE), tf.float32)],
-                reduce_retracing=False,
-            )
-            self._forward[bucket] = function.get_concrete_function()
+    runtime = "onnxruntime"
+
+    def __init__(self, session: ort.InferenceSession) -> None:
+        self._session = session
+        self._input = session.get_inputs()[0].name
 
     @classmethod
-    def from_file(cls, path: Path) -> AttentionClassifier:
-        """Load ``classifier_model.h5`` (see ``load_classifier``) and wrap it."""
-        return cls(load_classifier(path))
-
-    @property
-    def model(self) -> keras.Model:
-        """The underlying Keras 3 model."""
-        return self._model
-
-    def _call_model(self, windows: tf.Tensor) -> tf.Tensor:
-        return self._model(windows, training=False)
+    def from_file(cls, path: Path, *, threads: int = 0, cache_dir: Path | None = None) -> AttentionClassifier:
+        """The classifier of ``classifier_model.h5`` (see ``load_classifier_session``)."""
+        return cls(load_classifier_session(path, threads=threads, cache_dir=cache_dir))
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         """Scores (B, 527) float32 for windows (B, 10, 128).
@@ -145,17 +121,11 @@ class AttentionClassifier:
         Raises:
             InvalidInput: wrong type, shape or dtype, or float values outside 0..255.
         """
-        scaled = _validated_windows(windows)
-        batch = scaled.shape[0]
-        largest = BATCH_BUCKETS[-1]
-        parts = []
-        for start in range(0, batch, largest):
-            chunk = scaled[start : start + largest]
-            bucket = _bucket_for(chunk.shape[0])
-            padded = np.zeros((bucket, *WINDOW_SHAPE), np.float32)
-            padded[: chunk.shape[0]] = chunk
-            scores = self._forward[bucket](tf.constant(padded))
-            parts.append(scores.numpy()[: chunk.shape[0]])
-        if not parts:
+        scaled = validated_windows(windows)
+        if scaled.shape[0] == 0:
             return np.zeros((0, NUM_CLASSES), np.float32)
+        parts = [
+            self._session.run(None, {self._input: scaled[start : start + MAX_CALL_WINDOWS]})[0]
+            for start in range(0, scaled.shape[0], MAX_CALL_WINDOWS)
+        ]
         return np.concatenate(parts).astype(np.float32, copy=False)

@@ -20,6 +20,8 @@ HIDDEN_UNITS: Final = 1024
 DROPOUT_RATE: Final = 0.5
 BATCH_NORM_EPSILON: Final = 1e-3
 MODEL_NAME: Final = "model_1"
+#: Kong's clip on the attention weights before normalising over time (inside the Lambda layers).
+ATTENTION_EPSILON: Final = 1e-7
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Input ``embeddings`` [N, 10, 128] UINT8 (quantised VGGish embeddings; FP32
 holding the same 0..255 values is accepted too); output ``scores`` [N, 527]
 FP32 sigmoid scores, one row per window. The numbers come from
-``predictor.classifier``; concurrent requests share classifier calls through
+``predictor.classifier`` (ONNX Runtime); concurrent requests share classifier calls through
 ``contract.batching``.
 """
 
@@ -34,7 +34,6 @@ from contract.constants import (
 from contract.errors import AudioGuardError, InvalidInput, ServiceNotReady
 from contract.http import to_kserve_error
 from contract.kserve_compat import install_service_patches
-from contract.native_logs import native_stderr_to_debug
 from contract.weights_status import WEIGHTS_OFFICIAL
 from predictor.routes import install_model_routes, register_served_model
 from predictor.settings import PredictorSettings
@@ -131,8 +130,8 @@ class ClassifierModel(Model):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # A KServe REST worker process unpickles its model before it answers the
-        # parent's 5 s liveness ping; loading TensorFlow and the weights takes
-        # longer, so the copy loads in a thread and is not ready until then.
+        # parent's 5 s liveness ping; loading the weights (converting them when no
+        # cache is there) may take longer, so the copy loads in a thread and is not ready until then.
         was_loaded = bool(state.get("ready", False))
         self.__dict__.update(state, ready=False)
         register_served_model(self, self.metadata_parameters, self.settings.max_request_windows)
@@ -150,7 +149,9 @@ class ClassifierModel(Model):
             os._exit(3)
 
     def load(self) -> bool:
-        """Check and load the weights, then mark the model ready (idempotent).
+        """Check and load the weights (their cached ONNX conversion when valid), then mark ready.
+
+        Idempotent.
 
         Raises:
             MissingModelAsset: ``classifier_model.h5`` is not in ``settings.model_dir``.
@@ -162,12 +163,10 @@ class ClassifierModel(Model):
         paths = require_assets(model_dir, PREDICTOR_ASSETS)
         self.assets = asset_report(model_dir, PREDICTOR_ASSETS)
         log_asset_report(self.assets, "predictor")
-        # TensorFlow's native start-up banners go to the log at DEBUG (nothing of ours logs here)
-        with native_stderr_to_debug("tensorflow"):
-            # Imported here: TensorFlow is only needed once weights are loaded (see __setstate__).
-            from predictor.classifier import AttentionClassifier
+        # Imported here: the runtime is only needed once weights are loaded (see __setstate__).
+        from predictor.classifier import AttentionClassifier
 
-            classifier = AttentionClassifier.from_file(paths[CLASSIFIER_H5])
+        classifier = AttentionClassifier.from_file(paths[CLASSIFIER_H5], threads=self.settings.threads)
         self._batcher = AdaptiveBatcher(
             classifier.predict,
             max_batch_size=self.settings.max_batch_size,

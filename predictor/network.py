@@ -22,16 +22,19 @@ normalised over time.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 import keras
 
-from contract.constants import EMBEDDING_SIZE, EMBEDDINGS_PER_WINDOW, NUM_CLASSES
-from predictor.keras2_layout import BATCH_NORM_EPSILON, DROPOUT_RATE, HIDDEN_UNITS, MODEL_NAME
-
-#: Kong's clip on the attention weights before normalising over time.
-ATTENTION_EPSILON: Final = 1e-7
-WINDOW_SHAPE: Final = (EMBEDDINGS_PER_WINDOW, EMBEDDING_SIZE)
+from contract.constants import NUM_CLASSES
+from predictor.keras2_layout import (
+    ATTENTION_EPSILON,
+    BATCH_NORM_EPSILON,
+    DROPOUT_RATE,
+    HIDDEN_UNITS,
+    MODEL_NAME,
+)
+from predictor.windows import WINDOW_SHAPE
 
 
 @keras.saving.register_keras_serializable(package="audioguard")

@@ -27,7 +27,8 @@ class PredictorSettings(BaseSettings):
     )
     model_dir: Path = Field(
         Path("/mnt/models"),
-        description="Directory holding classifier_model.h5 (KServe's storage mount).",
+        description="Directory holding classifier_model.h5 (KServe's storage mount); the classifier "
+        "converted to ONNX is cached there as classifier_model.onnx when the folder is writable.",
     )
     max_batch_size: int = Field(
         64, ge=1, le=4096, description="Most windows merged into one classifier call."
@@ -37,6 +38,13 @@ class PredictorSettings(BaseSettings):
     )
     max_request_windows: int = Field(
         4096, ge=1, description="Largest number of windows one request may carry (400 above)."
+    )
+    threads: int = Field(
+        0,
+        ge=0,
+        le=256,
+        description="Intra-op threads of the classifier's ONNX Runtime session; 0 = one per core. "
+        "Keep it equal to the CPU limit (the chart and the gateway profile set 1).",
     )
     ray_replicas: int = Field(
         0, ge=0, description="Serve the classifier from this many Ray Serve replicas (0 = in process)."

@@ -77,14 +77,14 @@ def check_resources(workload: Workload) -> None:
 
 
 def check_threads_match_cpu(workload: Workload) -> None:
-    """The inference pools use as many threads as the CPU limit allows: TensorFlow's in the predictor,
-    ONNX Runtime's and the worker pool in the transformer (which has no TensorFlow to configure)."""
+    """The inference pools use as many threads as the CPU limit allows: ONNX Runtime's in the predictor,
+    ONNX Runtime's and the worker pool in the transformer; neither has TensorFlow to configure."""
     cpu_limit = _quantity(workload.container["resources"]["limits"]["cpu"])
     if workload.component == "transformer":
         threads = {workload.env["AUDIOGUARD_VGGISH_THREADS"], workload.env["AUDIOGUARD_INFERENCE_THREADS"]}
-        assert not any(name.startswith("TF_") for name in workload.env), "the transformer has no TensorFlow"
     else:
-        threads = {workload.env["TF_NUM_INTRAOP_THREADS"], workload.env["TF_NUM_INTEROP_THREADS"]}
+        threads = {workload.env["AUDIOGUARD_PREDICTOR_THREADS"]}
+    assert not any(name.startswith("TF_") for name in workload.env), "no service has TensorFlow"
     assert threads == {str(int(cpu_limit))}, (
         f"{workload.component}: threads {threads} vs cpu limit {cpu_limit}"
     )

@@ -137,3 +137,20 @@ def test_the_mqtt_profile_runs_mosquitto_where_the_transformer_is_told(compose: 
     assert env["AUDIOGUARD_MQTT_URL"] == "" and env["AUDIOGUARD_MQTT_TOPIC_PREFIX"] == "audioguard"
     settings = settings_from_env(env, TransformerSettings)
     assert not settings.mqtt_url and not settings.mqtt_password
+
+
+def test_the_gateway_profile_sets_measured_limits_on_the_two_services(compose: dict[str, Any]) -> None:
+    """compose/gateway.yml (``-f docker-compose.yml -f compose/gateway.yml``): valid compose, only
+    the two services, limits above what the images measured (README, "On a small gateway"), and
+    each inference pool as wide as its CPU share."""
+    gateway = yaml.safe_load((REPO / "compose" / "gateway.yml").read_text("utf-8"))
+    schema = json.loads((SCHEMAS / "compose-spec.json").read_text("utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(gateway)
+    assert set(gateway["services"]) == {"predictor", "transformer"} <= set(compose["services"])
+    mib = {name: int(spec["mem_limit"].removesuffix("m")) for name, spec in gateway["services"].items()}
+    # measured: predictor 220 MiB after traffic; transformer 1.24 GB peak at start
+    assert 220 < mib["predictor"] <= 512 and 1240 < mib["transformer"] <= 2048
+    assert gateway["services"]["predictor"]["environment"]["AUDIOGUARD_PREDICTOR_THREADS"] == "1"
+    transformer = gateway["services"]["transformer"]
+    assert transformer["environment"]["AUDIOGUARD_VGGISH_THREADS"] == str(transformer["cpus"])
+    assert mib["predictor"] < int(compose["services"]["predictor"]["mem_limit"].removesuffix("g")) * 1024

@@ -157,15 +157,15 @@ def test_image_locks_pin_the_tested_versions_and_only_what_the_process_needs(loc
     assert NEVER_IN_AN_IMAGE.isdisjoint(image)
     assert ("ray" in image) == lock.endswith("-ray.lock")
     assert {"kserve", "numpy", "setuptools"} <= set(image)
-    # VGGish runs on ONNX Runtime in the transformer; only the predictor's classifier needs TensorFlow
-    transformer = lock.endswith("transformer.lock")
-    assert ("tensorflow-cpu" in image) != transformer and ("onnxruntime" in image) == transformer
+    # both services run on ONNX Runtime (VGGish, the classifier): no image holds TensorFlow or Keras
+    assert {"tensorflow-cpu", "tensorflow", "keras"}.isdisjoint(image)
+    assert {"onnxruntime", "onnx"} <= set(image)
     if "transformer" in lock:
         # resampling is numpy (transformer/audio/resample_kernels.py): no resampy, numba or llvmlite
         assert {"soundfile", "websockets"} <= set(image)
         assert {"resampy", "numba", "llvmlite"}.isdisjoint(image)
     else:
-        assert {"keras", "h5py"} <= set(image) and "resampy" not in image and "numba" not in image
+        assert "h5py" in image and "resampy" not in image and "numba" not in image
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -280,12 +280,15 @@ print(json.dumps({"imported": imported, "refused": refused, "args": parsed}))
 #: transformer serves VGGish on ONNX Runtime, so TensorFlow, Keras and h5py are not in its image.
 ABSENT_THIRD_PARTY = {
     "transformer": {"tensorflow": "tensorflow-cpu", "keras": "keras", "h5py": "h5py", "ray": "ray"},
-    "predictor": {"ray": "ray", "onnxruntime": "onnxruntime"},
+    "predictor": {"tensorflow": "tensorflow-cpu", "keras": "keras", "ray": "ray"},
 }
 #: Modules of an image that need a left-out package: the reference VGGish on TensorFlow
-#: (``--vggish_runtime tensorflow``) and Ray serving (``--ray_replicas``, the RAY=true variant);
-#: both are refused with a clear message in the image.
-OPTIONAL_MODULES = {"transformer": ["transformer.audio.vggish"], "predictor": ["predictor.ray_serving"]}
+#: (``--vggish_runtime tensorflow``), the Keras reference classifier (tests only) and Ray serving
+#: (``--ray_replicas``, the RAY=true variant); all are refused with a clear message in the image.
+OPTIONAL_MODULES = {
+    "transformer": ["transformer.audio.vggish"],
+    "predictor": ["predictor.keras_reference", "predictor.network", "predictor.ray_serving"],
+}
 
 
 def image_packages(service: str) -> list[str]:

@@ -77,6 +77,7 @@ NOT_SETTINGS = {
     "AUDIOGUARD_CLUSTER_KEEP",
     "AUDIOGUARD_LOG_LEVEL",
     "AUDIOGUARD_ALLOW_UNTESTED_KSERVE",
+    "AUDIOGUARD_ARM64",  # the arm64 image leg's switch (designed in docs/deploy.md, not built yet)
 }
 
 

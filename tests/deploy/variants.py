@@ -27,6 +27,7 @@ CHART_VARIANTS = {
     "edge-listening": _EDGE,
     "weights-download": _FULL | {"Job"},
     "ephemeral-outbox": _SERVICE,
+    "gateway": _FULL,
 }
 
 OVERLAYS = ("knative", "standard")

@@ -29,7 +29,7 @@ import soundfile as sf
 from audioguard import local
 from audioguard.offline import OfflineClassifier
 from tests.support.cli import run_audioguard
-from tests.support.interrupts import EXIT_BOUND_S, TENSORFLOW_LIBRARY, maps_library
+from tests.support.interrupts import EXIT_BOUND_S, ONNXRUNTIME_LIBRARY, maps_library
 from tests.support.serverutil import PROJECT_ROOT, free_port, listening_addresses, service_env
 from transformer.analysis.document import result_document
 
@@ -418,10 +418,11 @@ def test_serve_stopped_while_starting_exits_128_plus_the_signal_and_stops_both(
     command = [sys.executable, "-m", "audioguard", "serve", "--model-dir", str(synthetic_model_dir)]
     with supervisor(command, tmp_path / "serve.log") as running:
         deadline = time.monotonic() + START_TIMEOUT_S
-        # both servers started, the predictor inside its TensorFlow import: well before ready
+        # both servers started, one loading its model on ONNX Runtime (VGGish takes seconds to
+        # build): well before ready
         while not (
             len(children := running.children()) == 2
-            and any(maps_library(pid, TENSORFLOW_LIBRARY) for pid in children)
+            and any(maps_library(pid, ONNXRUNTIME_LIBRARY) for pid in children)
         ):
             assert running.process.poll() is None, running.text()[-4000:]
             assert time.monotonic() < deadline, "the servers never started"

@@ -1,7 +1,8 @@
-"""The Keras 3 multi-attention classifier against the Keras 2 file format and a numpy forward pass.
+"""The served classifier (ONNX Runtime) against the Keras 2 file format and a numpy forward pass.
 
 Every expected score here comes from an independent numpy transcription of
-Kong's network, reading the weights straight from the HDF5 datasets.
+Kong's network, reading the weights straight from the HDF5 datasets; the
+comparison with the Keras reference is in test_classifier_onnx.py.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-import keras
 import numpy as np
 import pytest
 
 from contract.errors import InvalidInput, MissingModelAsset, ModelAssetError, ModelLayoutMismatch
-from predictor.classifier import AttentionClassifier, load_classifier
+from predictor.classifier import AttentionClassifier
 from predictor.h5_check import (
     _config_differences,
     _weights_differences,
@@ -27,7 +27,7 @@ from predictor.h5_check import (
     string_list_attr,
 )
 from predictor.keras2_layout import EXPECTED_LAYERS
-from predictor.network import AttentionPooling, build_classifier
+from tests.support.classifier_numpy import assert_matches_numpy, random_windows
 
 NUM_CLASSES = 527
 
@@ -38,145 +38,15 @@ def classifier_path(synthetic_classifier_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def classifier(classifier_path: Path) -> AttentionClassifier:
-    return AttentionClassifier.from_file(classifier_path)
-
-
-def _random_windows(batch: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, size=(batch, 10, 128), dtype=np.uint8)
-
-
-def _numpy_scores(path: Path, windows: np.ndarray) -> np.ndarray:
-    """Kong's decision_level_multi_attention in float64 numpy, weights read with h5py."""
-    with h5py.File(path, "r") as handle:
-        group = handle["model_weights"]
-        weights = {
-            f"{layer}/{name}": group[f"{layer}/{layer}/{name}:0"][()].astype(np.float64)
-            for layer in group
-            for name in ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
-            if f"{layer}/{layer}/{name}:0" in group
-        }
-
-    def dense(h: np.ndarray, layer: str) -> np.ndarray:
-        return h @ weights[f"{layer}/kernel"] + weights[f"{layer}/bias"]
-
-    def batch_norm(h: np.ndarray, layer: str) -> np.ndarray:
-        normalised = (h - weights[f"{layer}/moving_mean"]) / np.sqrt(
-            weights[f"{layer}/moving_variance"] + 1e-3
-        )
-        return weights[f"{layer}/gamma"] * normalised + weights[f"{layer}/beta"]
-
-    def sigmoid(z: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-z))
-
-    def softmax_over_classes(z: np.ndarray) -> np.ndarray:
-        exp = np.exp(z - z.max(axis=-1, keepdims=True))
-        return exp / exp.sum(axis=-1, keepdims=True)
-
-    def attention_pool(cla: np.ndarray, att: np.ndarray) -> np.ndarray:
-        att = np.clip(att, 1e-7, 1 - 1e-7)
-        att = att / att.sum(axis=1, keepdims=True)
-        return (cla * att).sum(axis=1)
-
-    hidden = (windows.astype(np.float64) - 128.0) / 128.0
-    levels = []
-    for level in (1, 2, 3):
-        hidden = np.maximum(batch_norm(dense(hidden, f"dense_{level}"), f"batch_normalization_{level}"), 0.0)
-        levels.append(hidden)
-    a2, a3 = levels[1], levels[2]
-    pooled_2 = attention_pool(sigmoid(dense(a2, "dense_4")), softmax_over_classes(dense(a2, "dense_5")))
-    pooled_3 = attention_pool(sigmoid(dense(a3, "dense_6")), softmax_over_classes(dense(a3, "dense_7")))
-    return sigmoid(dense(np.concatenate([pooled_2, pooled_3], axis=-1), "dense_8"))
-
-
-# --- Graph ---------------------------------------------------------------------------
-
-
-def test_parameter_counts_match_kong_multi_attention() -> None:
-    model = build_classifier()
-    non_trainable = sum(int(np.prod(variable.shape)) for variable in model.non_trainable_weights)
-    assert model.count_params() == 4_960_269
-    assert non_trainable == 6_144
-    assert tuple(model.input_shape) == (None, 10, 128)
-    assert tuple(model.output_shape) == (None, NUM_CLASSES)
-
-
-def test_layer_names_match_the_keras2_file(classifier_path: Path) -> None:
-    with h5py.File(classifier_path, "r") as handle:
-        file_layers = [name.decode() for name in handle["model_weights"].attrs["layer_names"]]
-    assert sorted(layer.name for layer in build_classifier().layers) == sorted(file_layers)
-
-
-def test_attention_pooling_hand_computed() -> None:
-    # cla[t, c] and att[t, c] for one clip, T=3 frames, C=3 classes.
-    cla = np.array([[[0.2, 0.9, 0.1], [0.6, 0.3, 0.5], [0.4, 0.6, 0.8]]], np.float32)
-    att = np.array([[[0.0, 0.5, 2.0], [0.0, 0.25, 0.5], [0.0, 0.25, 0.5]]], np.float32)
-    # Class 0: all attention 0 -> clipped to 1e-7 each -> 1/3 each over time (no 0/0).
-    class_0 = (0.2 + 0.6 + 0.4) / 3
-    # Class 1: (0.5, 0.25, 0.25) already sums to 1 over time.
-    class_1 = 0.9 * 0.5 + 0.3 * 0.25 + 0.6 * 0.25
-    # Class 2: 2.0 clips to 1 - 1e-7, then (1, 0.5, 0.5) / 2 over time.
-    top = 1 - 1e-7
-    total = top + 0.5 + 0.5
-    class_2 = 0.1 * top / total + 0.5 * 0.5 / total + 0.8 * 0.5 / total
-    expected = np.array([[class_0, class_1, class_2]])
-    pooled = keras.ops.convert_to_numpy(AttentionPooling()([cla, att]))
-    assert pooled.shape == (1, 3)
-    np.testing.assert_allclose(pooled, expected, rtol=0, atol=1e-6)
-    # Normalising over classes instead of time would give a different class 1 value.
-    wrong_axis = att[0, :, 1] / att[0].sum(axis=1)
-    assert abs(float((cla[0, :, 1] * wrong_axis).sum()) - class_1) > 0.1
-
-
-def test_attention_pooling_serialises_without_lambda() -> None:
-    layer = AttentionPooling(name="lambda_1")
-    config = keras.layers.serialize(layer)
-    assert "Lambda" not in json.dumps(config)
-    restored = keras.layers.deserialize(config)
-    assert isinstance(restored, AttentionPooling)
-    assert restored.name == "lambda_1"
-    rebuilt = keras.Model.from_config(build_classifier().get_config())
-    assert rebuilt.count_params() == 4_960_269
+def classifier(classifier_path: Path, tmp_path_factory: pytest.TempPathFactory) -> AttentionClassifier:
+    return AttentionClassifier.from_file(classifier_path, cache_dir=tmp_path_factory.mktemp("onnx"))
 
 
 # --- Loading -------------------------------------------------------------------------
 
 
 def test_model_matches_numpy_forward_pass(classifier_path: Path, classifier: AttentionClassifier) -> None:
-    windows = _random_windows(5, seed=11)
-    expected = _numpy_scores(classifier_path, windows)
-    scores = classifier.predict(windows)
-    assert scores.shape == (5, NUM_CLASSES)
-    assert scores.dtype == np.float32
-    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-5)
-
-
-def test_loaded_weights_equal_the_file_datasets(classifier_path: Path) -> None:
-    model = load_classifier(classifier_path)
-    with h5py.File(classifier_path, "r") as handle:
-        group = handle["model_weights"]
-        pairs = {
-            "dense_1/dense_1/kernel:0": model.get_layer("dense_1").kernel,
-            "dense_8/dense_8/bias:0": model.get_layer("dense_8").bias,
-            "batch_normalization_3/batch_normalization_3/gamma:0": model.get_layer(
-                "batch_normalization_3"
-            ).gamma,
-            "batch_normalization_1/batch_normalization_1/moving_variance:0": model.get_layer(
-                "batch_normalization_1"
-            ).moving_variance,
-            "dense_7/dense_7/kernel:0": model.get_layer("dense_7").kernel,
-        }
-        for dataset, variable in pairs.items():
-            assert np.array_equal(keras.ops.convert_to_numpy(variable), group[dataset][()]), dataset
-
-
-def test_keras_topological_loader_agrees_with_by_name(classifier_path: Path) -> None:
-    """The rebuilt graph orders its weighted layers as the Keras 2 file does."""
-    topological = build_classifier()
-    topological.load_weights(str(classifier_path))
-    by_name = load_classifier(classifier_path)
-    for mine, reference in zip(topological.weights, by_name.weights, strict=True):
-        assert np.array_equal(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(reference))
+    assert_matches_numpy(classifier_path, classifier.predict)
 
 
 def test_inspect_accepts_the_synthetic_file(classifier_path: Path) -> None:
@@ -192,7 +62,7 @@ def test_inspect_accepts_the_synthetic_file(classifier_path: Path) -> None:
 def test_missing_file_names_the_fix(tmp_path: Path) -> None:
     missing = tmp_path / "classifier_model.h5"
     with pytest.raises(MissingModelAsset) as raised:
-        load_classifier(missing)
+        AttentionClassifier.from_file(missing)
     message = raised.value.message
     assert "classifier_model.h5" in message
     assert "audioguard weights download" in message
@@ -255,7 +125,7 @@ def test_model_config_mismatch_is_reported(
         mutate(config)
         handle.attrs["model_config"] = json.dumps(config).encode("utf8")
     with pytest.raises(ModelLayoutMismatch) as raised:
-        load_classifier(path)
+        AttentionClassifier.from_file(path)
     for word in expected_words:
         assert word in raised.value.message
 
@@ -278,7 +148,7 @@ def test_wrong_dataset_shape_is_reported(classifier_path: Path, tmp_path: Path) 
             "kernel:0", data=np.zeros((1054, 500), np.float32)
         )
     with pytest.raises(ModelLayoutMismatch) as raised:
-        load_classifier(path)
+        AttentionClassifier.from_file(path)
     assert "dense_8/kernel:0 has shape (1054, 500), expected (1054, 527)" in raised.value.message
 
 
@@ -295,7 +165,7 @@ def test_weights_only_file_is_reported(classifier_path: Path, tmp_path: Path) ->
 
 
 def test_uint8_and_float32_inputs_give_the_same_scores(classifier: AttentionClassifier) -> None:
-    windows = _random_windows(3, seed=5)
+    windows = random_windows(3, seed=5)
     from_uint8 = classifier.predict(windows)
     from_float = classifier.predict(windows.astype(np.float32))
     np.testing.assert_array_equal(from_uint8, from_float)
@@ -343,8 +213,8 @@ def test_bad_values_and_dtypes_are_invalid_input(
 
 
 def test_batch_scores_equal_row_by_row_scores(classifier: AttentionClassifier) -> None:
-    # 300 rows: one chunk of the largest bucket (256) plus 44 rows padded to 64.
-    windows = _random_windows(300, seed=21)
+    # 300 rows: four runtime calls of 64 rows and one of 44.
+    windows = random_windows(300, seed=21)
     batched = classifier.predict(windows)
     row_by_row = np.concatenate([classifier.predict(windows[i : i + 1]) for i in range(300)])
     assert batched.shape == (300, NUM_CLASSES)
@@ -352,21 +222,9 @@ def test_batch_scores_equal_row_by_row_scores(classifier: AttentionClassifier) -
 
 
 def test_concurrent_calls_give_the_sequential_scores(classifier: AttentionClassifier) -> None:
-    batches = [_random_windows(size, seed=size) for size in (1, 3, 16, 40, 64, 7, 2, 100)]
+    batches = [random_windows(size, seed=size) for size in (1, 3, 16, 40, 64, 7, 2, 100)]
     sequential = [classifier.predict(batch) for batch in batches]
     with ThreadPoolExecutor(max_workers=4) as pool:
         concurrent = list(pool.map(classifier.predict, batches))
     for expected, found in zip(sequential, concurrent, strict=True):
         np.testing.assert_allclose(found, expected, rtol=0, atol=1e-6)
-
-
-def test_another_keras_model_is_rejected_with_a_bounded_message(tmp_path: Path) -> None:
-    path = tmp_path / "classifier_model.h5"
-    other = keras.Sequential([keras.Input((10, 128)), keras.layers.Dense(4, name="dense_1")])
-    other.save(path)
-    with pytest.raises(ModelLayoutMismatch) as raised:
-        inspect_h5_model_config(path)
-    message = raised.value.message
-    assert "layers missing from model_config" in message
-    assert "more" in message.rsplit(";", 1)[-1]
-    assert len(message) < 4000

@@ -30,8 +30,8 @@ EXIT_WAIT_S = 60.0
 #: the bound the tests assert from the signal to the exit; the goal is < 1 s, the margin is
 #: for a loaded test machine (the measured times are printed: pytest -s)
 EXIT_BOUND_S = 3.0
-#: the native libraries mapped while TensorFlow is being imported (the first seconds of a load)
-TENSORFLOW_LIBRARY = "_pywrap_tensorflow_internal"
+#: ONNX Runtime's native module: mapped once a process starts loading a model (VGGish, the classifier).
+ONNXRUNTIME_LIBRARY = "onnxruntime_pybind11_state"
 
 
 _OUTPUT_FILES: list[Path] = []

@@ -12,11 +12,7 @@ line says so.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import hashlib
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +22,15 @@ import onnxruntime as ort
 
 from contract.assets import sha512_of
 from contract.errors import ModelAssetError
+from contract.onnx_runtime import (
+    CACHE_KEY_FIELD,
+    cache_key,
+    cached_session,
+    release_freed_memory,
+    session_from_bytes,
+    session_options,
+    write_cache,
+)
 from transformer.audio.constants import Precision
 from transformer.audio.pca import PCAQuantizer
 from transformer.audio.vggish_layout import embed_in_batches, missing_checkpoint, read_vggish_weights
@@ -34,12 +39,9 @@ from transformer.audio.vggish_onnx import INPUT_NAME, build_vggish_onnx
 logger = logging.getLogger(__name__)
 
 INT8_CACHE_NAME = "vggish_model.int8.onnx"
-_CACHE_KEY_FIELD = "audioguard_source_key"
 #: Bump when the graph or the quantisation recipe changes: old caches are then rebuilt.
 _RECIPE_VERSION = "vggish-onnx-1"
-
-
-_PROVIDERS = ["CPUExecutionProvider"]
+_INT8 = "int8 VGGish"
 
 
 def _fp32_bytes(checkpoint_path: Path, fc2_relu: bool) -> bytes:
@@ -48,90 +50,20 @@ def _fp32_bytes(checkpoint_path: Path, fc2_relu: bool) -> bytes:
     return model.SerializeToString()
 
 
-def session_from_bytes(model_bytes: bytes, options: ort.SessionOptions) -> ort.InferenceSession:
-    """A CPU session from a serialised model, without the Python wrapper's copy of the bytes.
-
-    ``onnxruntime.InferenceSession`` keeps the bytes it was given for good (to rebuild the session
-    when a GPU provider falls back to the CPU), which for VGGish is a second 275 MB copy of the
-    weights beside the session's own. The CPU provider never falls back, so the copy is dropped.
-    """
-    session = ort.InferenceSession(model_bytes, options, providers=_PROVIDERS)
-    if getattr(session, "_model_bytes", None) is not None:
-        session._model_bytes = None
-    return session
-
-
-def release_freed_memory() -> None:
-    """Give the building's freed heap back to the system (glibc keeps it otherwise); elsewhere a no-op."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def session_options(threads: int) -> ort.SessionOptions:
-    """One intra-op pool of ``threads`` (0 = ONNX Runtime's choice: one per core)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Idle pool threads sleep instead of spinning: on a 2-core host the spin
-    # steals the cores the decoding and log-mel threads need between calls.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    # No arena: a batch of 64 examples needs ~170 MB of activations, which an arena would keep
-    # for good; without it they go back after each call (measured ~8 % slower at batch 64).
-    options.enable_cpu_mem_arena = False
-    return options
-
-
 def int8_cache_key(checkpoint_sha512: str, *, fc2_relu: bool, weights: str) -> str:
     """What an int8 model was made from: weights, recipe, calibration set, quantiser version."""
     from transformer.audio.calibration import CALIBRATION_VERSION
 
-    parts = [
-        _RECIPE_VERSION,
-        checkpoint_sha512,
-        f"fc2_relu={fc2_relu}",
-        f"weights={weights}",
-        CALIBRATION_VERSION,
-        f"onnxruntime={ort.__version__}",
-    ]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-def _cached_session(path: Path, key: str, options: ort.SessionOptions) -> ort.InferenceSession | None:
-    if not path.is_file():
-        return None
-    try:
-        session = ort.InferenceSession(str(path), options, providers=_PROVIDERS)
-    except Exception as error:  # onnxruntime raises its own untyped errors for a damaged file
-        logger.warning("ignoring the int8 VGGish cache %s (%s); rebuilding it", path, type(error).__name__)
-        return None
-    if session.get_modelmeta().custom_metadata_map.get(_CACHE_KEY_FIELD) != key:
-        logger.info(
-            "the int8 VGGish cache %s was made from other weights or another recipe; rebuilding", path
-        )
-        return None
-    return session
-
-
-def _write_cache(path: Path, model_bytes: bytes) -> None:
-    """Write atomically (temporary file + rename); a read-only folder only costs a log line."""
-    temporary: Path | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        options = {"dir": path.parent, "prefix": ".int8-", "suffix": ".onnx", "delete": False}
-        with tempfile.NamedTemporaryFile(**options) as handle:  # type: ignore[call-overload]
-            temporary = Path(handle.name)
-            handle.write(model_bytes)
-        os.replace(temporary, path)
-    except OSError as error:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
-        logger.info(
-            "int8 VGGish not cached (%s: %s); it is calibrated again at the next start",
-            path.parent,
-            error.strerror or error,
-        )
+    return cache_key(
+        [
+            _RECIPE_VERSION,
+            checkpoint_sha512,
+            f"fc2_relu={fc2_relu}",
+            f"weights={weights}",
+            CALIBRATION_VERSION,
+            f"onnxruntime={ort.__version__}",
+        ]
+    )
 
 
 def build_session(
@@ -173,7 +105,7 @@ def build_session(
     weights = int8_weight_type(cpu_has_vnni())
     key = int8_cache_key(sha512_of(checkpoint_path), fc2_relu=fc2_relu, weights=weights)
     cache = Path(cache_dir or checkpoint_path.parent) / INT8_CACHE_NAME
-    session = _cached_session(cache, key, options)
+    session = cached_session(cache, key, options, what=_INT8, log=logger)
     if session is not None:
         logger.info("int8 VGGish loaded from %s", cache)
         return session
@@ -184,10 +116,10 @@ def build_session(
     fp32 = build_vggish_onnx(read_vggish_weights(checkpoint_path), fc2_relu=fc2_relu, consume=True)
     int8 = quantize_vggish(fp32, calibration_examples(), weights=weights, scratch=scratch)
     del fp32
-    int8.metadata_props.add(key=_CACHE_KEY_FIELD, value=key)
+    int8.metadata_props.add(key=CACHE_KEY_FIELD, value=key)
     model_bytes = int8.SerializeToString()
     logger.info("int8 VGGish calibrated in %.1f s (%s weights)", time.perf_counter() - started, weights)
-    _write_cache(cache, model_bytes)
+    write_cache(cache, model_bytes, what=_INT8, again="calibrated", log=logger)
     session = session_from_bytes(model_bytes, options)
     del model_bytes, int8
     release_freed_memory()
