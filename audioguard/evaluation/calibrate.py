@@ -71,6 +71,8 @@ def rate_words(per_hour: float) -> str:
 
 
 def duration_words(hours: float) -> str:
+    if hours * 60 < 1:
+        return f"{hours * 3600:.0f} seconds"
     if hours < 1:
         return f"{hours * 60:.0f} minutes"
     return f"{hours:.1f} h" + (f" ({hours / 24:.1f} days)" if hours >= 48 else "")

@@ -76,6 +76,8 @@ def test_too_little_audio_is_refused_with_the_minimum_needed() -> None:
         r"at least 503.3 h \(21.0 days\)",
     ):
         refuse_short(10 / 60, parse_budget("1/week"), 0.95)
+    with pytest.raises(TooLittleAudio, match=r"^12 seconds of audio cannot show"):  # not "0 minutes"
+        refuse_short(12 / 3600, parse_budget("1/week"), 0.95)
     with pytest.raises(TooLittleAudio, match=r"at least 71.9 h \(3.0 days\)"):
         calibrate([household(1.0, 0)], ["siren"], parse_budget("1/day"), grid=GRID)
     for bad in ("1 per day", "0/day", "2/month", "x/hour"):
