@@ -51,6 +51,11 @@ def not_served_message(name: str, served: Iterable[str]) -> str:
     return f"model {name!r} is not served here; {_SERVES}{listed}"
 
 
+def starting_message(name: str) -> str:
+    """The "not ready" text for a model this server serves but has not registered yet."""
+    return f"model {name!r} is not ready: the server is still starting"
+
+
 def served_names_in(message: str) -> tuple[str, ...] | None:
     """The served names a ``not_served_message`` lists (empty: none); None for another text
     (a server that is not audioguard's)."""
@@ -97,6 +102,10 @@ async def model_not_found_handler(request: Request, error: Exception) -> JSONRes
     assert isinstance(error, ModelNotFound)
     name = str(request.path_params.get("model_name", "?"))
     served = served_model_names(request.app)
+    if name in served:  # named here but not registered with KServe yet: starting, not a wrong name
+        message = starting_message(name)
+        _log_not_ready(request, message)
+        return JSONResponse(status_code=503, content={"error": message})
     log_not_served(name, served, f"{request.method} {request.url.path}")
     return JSONResponse(status_code=404, content={"error": not_served_message(name, served)})
 

@@ -34,7 +34,13 @@ from kserve import model_server
 from kserve.errors import InferenceError, ModelNotFound, ModelNotReady, ServerNotReady
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
 
-from contract.availability import log_not_served, not_ready_reason, not_served_message, served_model_names
+from contract.availability import (
+    log_not_served,
+    not_ready_reason,
+    not_served_message,
+    served_model_names,
+    starting_message,
+)
 from contract.http import ClientRequestError, ServerFaultError, ServiceUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -78,6 +84,9 @@ class StatusMappingInterceptor(ExceptionToStatusInterceptor):
             # KServe's message lacks what the caller needs: the names served here
             name = _requested_model(request_or_iterator)
             served = served_model_names(model_server.app)
+            if name in served:  # named here but not registered with KServe yet: starting
+                logger.debug("gRPC %s unavailable: %s", method_name, starting_message(name))
+                await context.abort(StatusCode.UNAVAILABLE, starting_message(name))
             log_not_served(name, served, f"gRPC {method_name}")
             await context.abort(StatusCode.NOT_FOUND, not_served_message(name, served))
         elif isinstance(ex, (ModelNotReady, ServerNotReady)):

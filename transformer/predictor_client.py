@@ -94,7 +94,7 @@ class PredictorClient:
 
     def _failure(self, error: grpc.RpcError | httpx.HTTPError) -> AudioGuardError:
         """The typed error for a failed call (the link learns from it first)."""
-        observed = observe_error(error)
+        observed = observe_error(error, self.model_name)
         if observed is not None and self.link is not None:
             self.link.observe(observed)
         if observed is not None and observed.state is LinkState.MISSING:

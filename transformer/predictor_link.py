@@ -81,28 +81,38 @@ class Observation:
 ProbePredictor = Callable[[], Awaitable[Observation]]
 
 
-def observe_error(error: BaseException) -> Observation | None:
-    """What a failed predictor call says about the link; None for other failures (faults)."""
+def observe_error(error: BaseException, model_name: str | None = None) -> Observation | None:
+    """What a failed predictor call for ``model_name`` says about the link; None for other
+    failures (faults)."""
     if isinstance(error, grpc.RpcError):
         if error.code() in _OUTAGE_CODES:
             return Observation(LinkState.UNREACHABLE, error.code().name)
         if error.code() == grpc.StatusCode.NOT_FOUND:
-            details = error.details() or ""
-            return Observation(LinkState.MISSING, details, served_names_in(details))
+            return _not_found(error.details() or "", model_name)
         return None
     if isinstance(error, httpx.TransportError):
         return Observation(LinkState.UNREACHABLE, type(error).__name__)
     if isinstance(error, httpx.HTTPStatusError) and error.response.status_code == 404:
-        return _missing_from_rest(error.response)
+        return _missing_from_rest(error.response, model_name)
     return None
 
 
-def _missing_from_rest(response: httpx.Response) -> Observation:
+def _missing_from_rest(response: httpx.Response, model_name: str | None) -> Observation:
     try:
         message = str(response.json().get("error", ""))
     except ValueError:
         message = ""
-    return Observation(LinkState.MISSING, message or "HTTP 404", served_names_in(message))
+    return _not_found(message or "HTTP 404", model_name)
+
+
+def _not_found(message: str, model_name: str | None) -> Observation:
+    """A NOT_FOUND / 404 is another model name (a configuration error), unless the predictor lists
+    the very name asked for: then it is starting and has not registered its model yet (seen on a
+    real cluster when a new predictor pod answered within a second of starting), which is loading."""
+    served = served_names_in(message)
+    if served is not None and model_name is not None and model_name in served:
+        return Observation(LinkState.LOADING, f"its model {model_name!r} is not registered yet")
+    return Observation(LinkState.MISSING, message, served)
 
 
 def grpc_probe(client: Callable[[], InferenceGRPCClient], model_name: str) -> ProbePredictor:
@@ -112,7 +122,7 @@ def grpc_probe(client: Callable[[], InferenceGRPCClient], model_name: str) -> Pr
         try:
             ready = await client().is_model_ready(model_name, timeout=CHECK_TIMEOUT_SECONDS)
         except grpc.RpcError as error:
-            return observe_error(error) or Observation(LinkState.UNREACHABLE, error.code().name)
+            return observe_error(error, model_name) or Observation(LinkState.UNREACHABLE, error.code().name)
         return Observation(LinkState.SERVING if ready else LinkState.LOADING)
 
     return probe
@@ -130,7 +140,7 @@ def rest_probe(http: httpx.AsyncClient, base_url: str, model_name: str) -> Probe
         if response.status_code == 200:
             return Observation(LinkState.SERVING)
         if response.status_code == 404:
-            return _missing_from_rest(response)
+            return _missing_from_rest(response, model_name)
         if response.status_code == 503:
             return Observation(LinkState.LOADING)
         return Observation(LinkState.UNREACHABLE, f"HTTP {response.status_code}")

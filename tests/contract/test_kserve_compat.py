@@ -164,6 +164,10 @@ def _app_as_kserve_starts_it() -> FastAPI:
     async def server_ready() -> None:
         raise ServerNotReady()
 
+    @app.get("/registry/{model_name}/ready")
+    async def registry_ready(model_name: str) -> None:
+        raise ModelNotFound(model_name)  # KServe's registry before the model is registered with it
+
     @app.post("/policy")
     async def policy() -> None:
         raise http.to_kserve_error(PrivacyPolicyViolation("privacy method 'none' is below the minimum"))
@@ -211,6 +215,24 @@ def test_kserves_not_found_and_not_ready_answer_why_without_a_traceback(
         "GET /v2/models/other/ready: model 'other' is not served here; this server serves 'audioguard'"
         " (a caller uses another model name)"
     ]
+
+
+def test_a_served_name_kserve_has_not_registered_yet_is_not_ready_not_a_wrong_name(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A predictor pod starting up answered its own model name with "not served here; this server
+    serves 'audioguard'" (a real cluster, the transformer then took it for a wrong name): while
+    KServe has not registered a name this server serves, the answer is 503 "still starting"."""
+    app = _app_as_kserve_starts_it()
+    serve_model(app, ServedModel(Model("audioguard"), dict, 1024, lambda: PrivacyPolicyViolation("x"), ()))
+    availability._not_served.forget("other")
+    with caplog.at_level(logging.DEBUG), TestClient(app, raise_server_exceptions=False) as client:
+        starting = client.get("/registry/audioguard/ready")
+        other = client.get("/registry/other/ready")
+    assert starting.status_code == 503
+    assert starting.json() == {"error": "model 'audioguard' is not ready: the server is still starting"}
+    assert other.status_code == 404 and "this server serves 'audioguard'" in other.json()["error"]
+    assert not any(record.levelno >= logging.ERROR for record in caplog.records)
 
 
 def test_a_typed_error_keeps_its_status_and_json_body_through_kserves_handlers() -> None:

@@ -170,6 +170,13 @@ def test_what_a_failed_call_says_about_the_link() -> None:
     assert observe_error(httpx.HTTPStatusError("404", request=request, response=response)) == Observation(
         LinkState.MISSING, message, ("audioguard", "spare")
     )
+    # the predictor lists the very name asked for: it is starting (KServe has not registered the
+    # model yet), not serving another name (a real cluster's new predictor pod answered so)
+    starting = Observation(LinkState.LOADING, "its model 'spare' is not registered yet")
+    assert observe_error(rpc_error(grpc.StatusCode.NOT_FOUND, message), "spare") == starting
+    not_found = httpx.HTTPStatusError("404", request=request, response=response)
+    assert observe_error(not_found, "spare") == starting
+    assert observe_error(rpc_error(grpc.StatusCode.NOT_FOUND, message), "third").state is LinkState.MISSING
 
 
 class FailingSend:
