@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster.conftest import ANY_SOUND_GROUPS
 from tests.support.cli import run_audioguard
@@ -244,7 +246,12 @@ def test_requests_in_flight_finish_when_the_transformer_pod_is_deleted(
     threads = [threading.Thread(target=upload, args=(i,)) for i in range(4)]
     for thread in threads:
         thread.start()
-    time.sleep(1.5)  # the uploads are sent and being analysed (no event marks that from outside)
+    # every upload fully received: admitted by the transformer (in flight) or already answered
+    poll(
+        lambda: admitted_analyses(release.transformer) + len(results) >= 4,
+        "the four uploads admitted by the transformer",
+        120,
+    )
     started = time.monotonic()
     cluster.kubectl("delete", "pod", pod, "-n", NAMESPACE, "--wait=true", timeout=300)
     timings["transformer pod deleted with 4 x 600 s in flight: pod gone after"] = time.monotonic() - started
@@ -255,6 +262,16 @@ def test_requests_in_flight_finish_when_the_transformer_pod_is_deleted(
     # whole answers: the any-sound event spans the 600 s of each upload
     assert all(any_sound(r)["end_seconds"] > 590 for r in results.values())
     cluster.wait_isvc_ready("audioguard", NAMESPACE)
+
+
+def admitted_analyses(transformer: Endpoint) -> float:
+    """The transformer's ``audioguard_admission_inflight{budget="analyses"}``, from its /metrics."""
+    text = requests.get(f"{transformer.http_url}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "audioguard_admission_inflight" and sample.labels.get("budget") == "analyses":
+                return float(sample.value)
+    return 0.0
 
 
 def test_a_killed_transformer_delivers_its_queued_anomalies_after_it_comes_back(
