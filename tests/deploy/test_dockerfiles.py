@@ -147,9 +147,8 @@ def _installed_lock(command: str, tmp_path: Path, architecture: str, ray: bool) 
 @pytest.mark.parametrize("service", SERVICES)
 def test_an_arm64_base_installs_the_arm64_lock(service: str, tmp_path: Path) -> None:
     """The same Dockerfile on both architectures: the base's dpkg architecture picks the lock."""
-    (locked,) = [
-        cmd for stage in dockerfile(service).stages for cmd in run_commands(stage) if "--require-hashes" in cmd
-    ]
+    commands = [cmd for stage in dockerfile(service).stages for cmd in run_commands(stage)]
+    (locked,) = [cmd for cmd in commands if "--require-hashes" in cmd]
     variants = [False, True] if service == "predictor" else [False]
     for ray in variants:
         amd64 = _installed_lock(locked, tmp_path, "amd64", ray)
