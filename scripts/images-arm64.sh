@@ -50,27 +50,32 @@ fi
 grep -q '^flags:.*F' "$binfmt/qemu-aarch64" \
     || fail "qemu-aarch64 is registered without the F flag: containers could not find the interpreter"
 
-# --- the amd64 images (cached layers: quick when scripts/images.sh built them) ---------------------------
+# --- the images: amd64 (scripts/images.sh --build, cached layers) beside the arm64 base, then the arm64
+# services two at a time (emulated pip is one core each); each job's output in .cache/images/arm64-*.log
 : > "$SECONDS_FILE"
-timed amd64-images bash scripts/images.sh --build
-export CONTAINERS_CONF="$CACHE/containers.conf"  # written by scripts/images.sh
-
-# --- the arm64 base and images ------------------------------------------------------------------------------
 # shellcheck source=scripts/images-base.sh
 source scripts/images-base.sh
+configure_podman
+podman info >/dev/null 2>&1 || fail "podman cannot run here: $(podman info 2>&1 | tail -1)"
+timed amd64-images bash scripts/images.sh --build > "$CACHE/arm64-amd64-build.log" 2>&1 &
+amd64=$!
 timed base-arm64 make_base arm64
 build() {  # build <tag> <dockerfile> [build args...]
     local tag=$1 file=$2
     shift 2
-    log "building $tag from $file for linux/arm64 (under qemu-user)"
+    log "building $tag from $file for linux/arm64 under qemu-user (log: .cache/images/arm64-${tag##*:}.log)"
     timed "$tag" podman build --platform linux/arm64 --format docker --build-arg "PYTHON_IMAGE=$BASE" \
-        "$@" -f "$file" -t "$tag" . >&2
+        "$@" -f "$file" -t "$tag" . > "$CACHE/arm64-${tag##*:}.log" 2>&1 \
+        || fail "$tag: $(tail -5 "$CACHE/arm64-${tag##*:}.log")"
 }
-build localhost/audioguard-predictor:test-arm64 Dockerfile.predictor
+build localhost/audioguard-predictor:test-arm64 Dockerfile.predictor &
+predictor=$!
 build localhost/audioguard-transformer:test-arm64 Dockerfile.transformer
+wait "$predictor"
 if [ "${ARM64_LISTEN:-true}" = true ]; then
     build localhost/audioguard-transformer:test-listen-arm64 Dockerfile.transformer --build-arg LISTEN=true
 fi
+wait "$amd64" || fail "scripts/images.sh --build: $(tail -5 "$CACHE/arm64-amd64-build.log")"
 
 # --- the multi-arch manifest lists: one name, both architectures ----------------------------------------
 for service in predictor transformer; do

@@ -1,6 +1,25 @@
-# Sourced by scripts/images.sh and scripts/images-arm64.sh: the Debian bookworm base the images build on,
-# made locally with mmdebstrap where Docker Hub is unreachable, for any architecture dpkg names.
-# Needs CACHE (the cache folder) and log() from the caller.
+# Sourced by scripts/images.sh and scripts/images-arm64.sh: podman configured for this kind of sandbox,
+# and the Debian bookworm base the images build on, made locally with mmdebstrap where Docker Hub is
+# unreachable, for any architecture dpkg names. Needs CACHE (the cache folder) and log() from the caller.
+
+# runc (crun refuses hybrid cgroups) and default ulimits no higher than this process's hard limits
+# (raising one needs a capability a sandbox may lack). Our own file: the system's stays untouched.
+# Written whole then renamed: the other script may be reading it.
+configure_podman() {
+    local nofile nproc
+    nofile=$(ulimit -Hn); nproc=$(ulimit -Hu)
+    [ "$nofile" = unlimited ] || [ "$nofile" -gt 4096 ] && nofile=4096
+    [ "$nproc" = unlimited ] || [ "$nproc" -gt 4096 ] && nproc=4096
+    export CONTAINERS_CONF="$CACHE/containers.conf"
+    cat > "$CONTAINERS_CONF.$$" <<EOF
+[containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+
+[engine]
+runtime = "runc"
+EOF
+    mv "$CONTAINERS_CONF.$$" "$CONTAINERS_CONF"
+}
 
 # What a site's own base image carries here: the site's CA bundle and a pip.conf naming it.
 # make_base ARCH: the base for ARCH (amd64, arm64; a foreign one is made under qemu-user, which needs

@@ -31,26 +31,14 @@ if ! command -v podman >/dev/null || ! command -v mmdebstrap >/dev/null; then
         skip "podman is not installed and cannot be (not root or no apt-get)"
     fi
 fi
-# runc (crun refuses hybrid cgroups) and default ulimits no higher than this process's hard limits
-# (raising one needs a capability a sandbox may lack). Our own file: the system's stays untouched.
-nofile=$(ulimit -Hn); nproc=$(ulimit -Hu)
-[ "$nofile" = unlimited ] || [ "$nofile" -gt 4096 ] && nofile=4096
-[ "$nproc" = unlimited ] || [ "$nproc" -gt 4096 ] && nproc=4096
-export CONTAINERS_CONF="$CACHE/containers.conf"
-cat > "$CONTAINERS_CONF" <<EOF
-[containers]
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-
-[engine]
-runtime = "runc"
-EOF
+# shellcheck source=scripts/images-base.sh
+source scripts/images-base.sh
+configure_podman
 podman info >/dev/null 2>&1 || skip "podman cannot run here: $(podman info 2>&1 | tail -1)"
 
 # --- the base image ---------------------------------------------------------------------------------------
 BASE=python:3.11-slim-bookworm
 if [ "${IMAGES_BASE:-local}" = local ]; then
-    # shellcheck source=scripts/images-base.sh
-    source scripts/images-base.sh
     make_base "$(dpkg --print-architecture)"
 fi
 
