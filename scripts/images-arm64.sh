@@ -61,12 +61,12 @@ timed amd64-images bash scripts/images.sh --build > "$CACHE/arm64-amd64-build.lo
 amd64=$!
 timed base-arm64 make_base arm64
 build() {  # build <tag> <dockerfile> [build args...]
-    local tag=$1 file=$2
+    local tag=$1 file=$2 output
     shift 2
-    log "building $tag from $file for linux/arm64 under qemu-user (log: .cache/images/arm64-${tag##*:}.log)"
+    output="$CACHE/arm64-build-${tag##*/}.log"
+    log "building $tag from $file for linux/arm64 under qemu-user (log: ${output#"$REPO/"})"
     timed "$tag" podman build --platform linux/arm64 --format docker --build-arg "PYTHON_IMAGE=$BASE" \
-        "$@" -f "$file" -t "$tag" . > "$CACHE/arm64-${tag##*:}.log" 2>&1 \
-        || fail "$tag: $(tail -5 "$CACHE/arm64-${tag##*:}.log")"
+        "$@" -f "$file" -t "$tag" . > "$output" 2>&1 || fail "$tag: $(tail -5 "$output")"
 }
 build localhost/audioguard-predictor:test-arm64 Dockerfile.predictor &
 predictor=$!

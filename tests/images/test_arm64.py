@@ -28,13 +28,29 @@ from tests.support.serverutil import free_port
 from tests.support.service_clients import clip, sifis_post, triton_binary
 
 ARM64_TAG = os.environ.get("AUDIOGUARD_ARM64_TAG", "")
-pytestmark = pytest.mark.skipif(
-    not ARM64_TAG, reason="the arm64 leg runs only from scripts/images-arm64.sh (AUDIOGUARD_ARM64=1)"
-)
 #: Under emulation Python runs 10-30x slower: building VGGish's graph at start takes minutes.
 EMULATED_SECONDS = 1800.0
+pytestmark = [
+    pytest.mark.skipif(
+        not ARM64_TAG, reason="the arm64 leg runs only from scripts/images-arm64.sh (AUDIOGUARD_ARM64=1)"
+    ),
+    # the first test that needs both pairs starts them, one after the other, in its setup
+    pytest.mark.timeout(3 * EMULATED_SECONDS),
+]
 #: Scores of the two architectures' runtimes (same fp32 graph, different kernels).
 SCORE_TOLERANCE = 1e-4
+#: What a Raspberry Pi 4's kernel shows (Cortex-A72). qemu-user 7.2 passes the host's x86 /proc/cpuinfo
+#: through, on which ONNX Runtime's CPU detection (cpuinfo) crashes at import, in a thread, and qemu
+#: then hangs; the arm64 containers get this file there instead (a stand-in for the ARM kernel only).
+AARCH64_CPUINFO = (
+    "".join(
+        f"processor\t: {n}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\n"
+        "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\n"
+        "CPU revision\t: 3\n\n"
+        for n in range(2)
+    )
+    + "Hardware\t: BCM2835\nRevision\t: c03111\nModel\t\t: Raspberry Pi 4 Model B Rev 1.1\n"
+)
 _EMBED = (
     "import base64, json, sys; from pathlib import Path; "
     "from transformer.audio.pipeline import EmbeddingPipeline; "
@@ -66,7 +82,7 @@ def image(service: str, tag: str) -> str:
     return image_name(service).rpartition(":")[0] + f":{tag}"
 
 
-def answers_of(tag: str, models: Path, state: Path, audio: bytes) -> Answers:
+def answers_of(tag: str, models: Path, state: Path, audio: bytes, *, emulated: bool) -> Answers:
     """Start the pair tagged ``tag`` as the manifests run it, send the recording by v2 REST and by
     SIFIS, embed it in the transformer's container, stop the pair."""
     run = uuid.uuid4().hex[:8]
@@ -74,6 +90,11 @@ def answers_of(tag: str, models: Path, state: Path, audio: bytes) -> Answers:
     transformer_name = f"audioguard-test-transformer-{tag}-{run}"
     state.mkdir()
     state.chmod(0o777)  # the services run as uid 1000
+    cpuinfo = []
+    if emulated:
+        (state.parent / "cpuinfo").write_text(AARCH64_CPUINFO)
+        (state.parent / "cpuinfo").chmod(0o644)
+        cpuinfo = [f"{state.parent / 'cpuinfo'}:/proc/cpuinfo:ro"]
     try:
         predictor = run_hardened(
             predictor_name,
@@ -82,13 +103,13 @@ def answers_of(tag: str, models: Path, state: Path, audio: bytes) -> Answers:
             http_port=free_port(),
             grpc_port=free_port(),
             publish=True,
-            volumes=[f"{models}:/mnt/models:ro"],
+            volumes=[f"{models}:/mnt/models:ro", *cpuinfo],
         )
         predictor.wait_ready(timeout=EMULATED_SECONDS)
         transformer = run_transformer(
             transformer_name,
             predictor.grpc_address,
-            volumes=[f"{models}:/mnt/models:ro", f"{state}:/var/lib/audioguard"],
+            volumes=[f"{models}:/mnt/models:ro", f"{state}:/var/lib/audioguard", *cpuinfo],
             env={},
             image=image("transformer", tag),
         )
@@ -121,7 +142,13 @@ def pairs(image_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """Both pairs' answers, one pair at a time (emulation needs the CPU to itself)."""
     audio = recording()
     found = {
-        arch: answers_of(tag, image_models, tmp_path_factory.mktemp(f"state-{arch}") / "state", audio)
+        arch: answers_of(
+            tag,
+            image_models,
+            tmp_path_factory.mktemp(f"state-{arch}") / "state",
+            audio,
+            emulated=arch == "arm64",
+        )
         for arch, tag in (("amd64", os.environ.get("AUDIOGUARD_IMAGES_TAG", "test")), ("arm64", ARM64_TAG))
     }
     report = os.environ.get("AUDIOGUARD_ARM64_REPORT")
