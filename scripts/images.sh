@@ -31,45 +31,15 @@ if ! command -v podman >/dev/null || ! command -v mmdebstrap >/dev/null; then
         skip "podman is not installed and cannot be (not root or no apt-get)"
     fi
 fi
-# runc (crun refuses hybrid cgroups) and default ulimits no higher than this process's hard limits
-# (raising one needs a capability a sandbox may lack). Our own file: the system's stays untouched.
-nofile=$(ulimit -Hn); nproc=$(ulimit -Hu)
-[ "$nofile" = unlimited ] || [ "$nofile" -gt 4096 ] && nofile=4096
-[ "$nproc" = unlimited ] || [ "$nproc" -gt 4096 ] && nproc=4096
-export CONTAINERS_CONF="$CACHE/containers.conf"
-cat > "$CONTAINERS_CONF" <<EOF
-[containers]
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-
-[engine]
-runtime = "runc"
-EOF
+# shellcheck source=scripts/images-base.sh
+source scripts/images-base.sh
+configure_podman
 podman info >/dev/null 2>&1 || skip "podman cannot run here: $(podman info 2>&1 | tail -1)"
 
 # --- the base image ---------------------------------------------------------------------------------------
 BASE=python:3.11-slim-bookworm
 if [ "${IMAGES_BASE:-local}" = local ]; then
-    BASE=localhost/python:3.11-slim-bookworm
-    # What a site's own base image carries here: the site's CA bundle and a pip.conf naming it.
-    recipe="mmdebstrap --variant=minbase --include=python3,python3-venv,python-is-python3,ca-certificates \
---dpkgopt=path-exclude=/usr/share/doc/* --dpkgopt=path-exclude=/usr/share/man/* \
---dpkgopt=path-exclude=/usr/share/locale/* bookworm"
-    key=$( { echo "$recipe"; cat /etc/ssl/certs/ca-certificates.crt; } | sha256sum | cut -c1-16)
-    tarball="$CACHE/bookworm-base-$key.tar"
-    if [ ! -f "$tarball" ]; then
-        log "making the bookworm base with mmdebstrap (about 30 s)"
-        # shellcheck disable=SC2086
-        $recipe --format=tar \
-            --customize-hook='cp /etc/ssl/certs/ca-certificates.crt "$1/etc/ssl/certs/site-ca.crt"' \
-            --customize-hook='printf "[global]\ncert = /etc/ssl/certs/site-ca.crt\n" > "$1/etc/pip.conf"' \
-            --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
-            "$tarball.part" >&2
-        mv "$tarball.part" "$tarball"
-    fi
-    if [ "$(podman image inspect --format '{{index .Labels "base-key"}}' "$BASE" 2>/dev/null)" != "$key" ]; then
-        log "importing the base as $BASE"
-        podman import --change "LABEL base-key=$key" --change 'CMD ["python3"]' "$tarball" "$BASE" >/dev/null
-    fi
+    make_base "$(dpkg --print-architecture)"
 fi
 
 # --- build ------------------------------------------------------------------------------------------------

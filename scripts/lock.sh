@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate the lock files:
 #   bash scripts/lock.sh          requirements/<image>.lock: what each container image installs, from
-#                                 requirements/<image>.in, pinned to requirements-dev.lock (requirements/README.md)
+#                                 requirements/<image>.in, pinned to requirements-dev.lock (requirements/README.md),
+#                                 and requirements/<image>.arm64.lock, the same for aarch64 wheels
 #   bash scripts/lock.sh --all    first requirements.lock and requirements-dev.lock (the development venv,
 #                                 from pyproject.toml; uv may pick newer versions), then the images' locks
 set -euo pipefail
@@ -24,4 +25,17 @@ for image in transformer predictor predictor-ray; do
         --no-emit-package libclang --no-emit-package pillow --custom-compile-command "bash scripts/lock.sh" \
         -o "requirements/$image.lock"
 done
-echo "lock: requirements/{transformer,predictor,predictor-ray}.lock${1:+ requirements.lock requirements-dev.lock}"
+# arm64 (aarch64) images: the same pins but where a pinned version has no aarch64 wheel
+# (requirements/arm64-overrides.txt says which and why); --only-binary makes a missing wheel an error here.
+overrides=requirements/arm64-overrides.txt
+overridden=$(grep -E "^[A-Za-z0-9]" "$overrides" | sed -E 's/[^A-Za-z0-9_.-].*//' | paste -sd'|')
+arm64_constraints=.cache/requirements-pins-arm64.txt
+grep -v -i -E "^($overridden)==" "$constraints" > "$arm64_constraints"
+for image in transformer predictor predictor-ray; do
+    "$uv" pip compile -q "requirements/$image.in" --python-version 3.11 \
+        --python-platform aarch64-manylinux_2_28 --generate-hashes --only-binary :all: \
+        -c "$arm64_constraints" --override "$overrides" \
+        --no-emit-package libclang --no-emit-package pillow --custom-compile-command "bash scripts/lock.sh" \
+        -o "requirements/$image.arm64.lock"
+done
+echo "lock: requirements/{transformer,predictor,predictor-ray}{,.arm64}.lock${1:+ requirements.lock requirements-dev.lock}"

@@ -4,7 +4,8 @@
 # end-to-end ones over real loopback servers), then build and test the container images
 # (scripts/images.sh; skipped with a message only where podman cannot run), then the deployment on a
 # real Kubernetes + KServe built from source (scripts/cluster-tests.sh; skipped only where no
-# cluster can run: not root, no apt-get).
+# cluster can run: not root, no apt-get). AUDIOGUARD_ARM64=1 adds the arm64 images, built and tested
+# under qemu-user emulation (scripts/images-arm64.sh; too slow for the CI's 60 minutes).
 # Extra arguments go to pytest and skip the images, e.g. `bash scripts/test.sh -m "not slow"`
 # for the quick loop.
 set -euo pipefail
@@ -22,5 +23,7 @@ export AUDIOGUARD_REQUIRE_DEPLOY_TOOLS=1
 .venv/bin/pytest -ra --durations=15 "$@"
 if [ $# -eq 0 ]; then
     bash scripts/images.sh
+    # the arm64 images under qemu-user emulation: only when asked (README "Tests" gives its time)
+    if [ "${AUDIOGUARD_ARM64:-}" = 1 ]; then bash scripts/images-arm64.sh; fi
     bash scripts/cluster-tests.sh
 fi

@@ -27,9 +27,14 @@ COMPILERS = re.compile(r"\b(gcc|g\+\+|cc|c\+\+|clang|build-essential|make|cmake|
 #: What each image may take from the build context (besides its own package and its locks).
 SHARED_SOURCES = {"pyproject.toml", "contract/"}
 #: Each image's lock files (requirements/README.md); the predictor's -ray variant is a build-arg.
-IMAGE_LOCKS = {
+AMD64_LOCKS = {
     "transformer": {"requirements/transformer.lock"},
     "predictor": {"requirements/predictor.lock", "requirements/predictor-ray.lock"},
+}
+#: ... and an arm64 base installs the .arm64 lock of each (requirements/arm64-overrides.txt).
+IMAGE_LOCKS = {
+    service: locks | {lock.replace(".lock", ".arm64.lock") for lock in locks}
+    for service, locks in AMD64_LOCKS.items()
 }
 #: Packages no image process imports, which no image lock may hold (Ray: the -ray variant only).
 NEVER_IN_AN_IMAGE = {"matplotlib", "scipy", "libclang", "pillow", "pytest", "mypy", "ruff"}
@@ -103,7 +108,7 @@ def test_installs_exactly_the_locked_requirements(service: str) -> None:
     locked, project = installs
     for flag in ("--require-hashes", "--no-deps", "--only-binary=:all:", "-r "):
         assert flag in locked, f"{flag} missing from {locked!r}"
-    for lock in IMAGE_LOCKS[service]:
+    for lock in AMD64_LOCKS[service]:
         assert lock in locked, f"{lock} is not what {service} installs"
     # The project itself adds no dependency and fetches nothing (build backend from the lock).
     for flag in ("--no-deps", "--no-build-isolation", "--no-index"):
@@ -119,6 +124,38 @@ def test_installs_exactly_the_locked_requirements(service: str) -> None:
                 else:
                     assert (service, stage.name, package) == ("transformer", "runtime", "ffmpeg"), cmd
                     assert cmd.startswith('if [ "$LISTEN" = "true" ]; then'), cmd
+
+
+def _installed_lock(command: str, tmp_path: Path, architecture: str, ray: bool) -> str:
+    """The lock a RUN ``command`` hands to pip on a base of ``architecture`` (dpkg's name): run by
+    sh with stand-ins for dpkg and pip that print what they were asked."""
+    for name, body in (("dpkg", f"echo {architecture}"), ("pip", 'echo "$@"')):
+        (tmp_path / name).write_text(f"#!/bin/sh\n{body}\n")
+        (tmp_path / name).chmod(0o755)
+    script = command.split(" ", 1)[1] if command.startswith("--mount=") else command
+    result = subprocess.run(
+        ["sh", "-c", script],
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin", "RAY": "true" if ray else "false"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split(" -r ", 1)[1].strip()
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_an_arm64_base_installs_the_arm64_lock(service: str, tmp_path: Path) -> None:
+    """The same Dockerfile on both architectures: the base's dpkg architecture picks the lock."""
+    commands = [cmd for stage in dockerfile(service).stages for cmd in run_commands(stage)]
+    (locked,) = [cmd for cmd in commands if "--require-hashes" in cmd]
+    variants = [False, True] if service == "predictor" else [False]
+    for ray in variants:
+        amd64 = _installed_lock(locked, tmp_path, "amd64", ray)
+        arm64 = _installed_lock(locked, tmp_path, "arm64", ray)
+        assert amd64 == f"requirements/{service}{'-ray' if ray else ''}.lock"
+        assert arm64 == amd64.replace(".lock", ".arm64.lock")
+        assert {amd64, arm64} <= IMAGE_LOCKS[service]
 
 
 def _locked_versions(lock: str = "requirements.lock") -> dict[str, str]:
@@ -153,9 +190,22 @@ def test_image_locks_pin_the_tested_versions_and_only_what_the_process_needs(loc
     none of the packages its process never imports; `bash scripts/lock.sh` regenerates them."""
     image = _locked_versions(lock)
     development = _locked_versions("requirements-dev.lock")
-    assert {name: version for name, version in image.items() if development.get(name) != version} == {}
+    differing = {name: version for name, version in image.items() if development.get(name) != version}
+    if lock.endswith(".arm64.lock"):
+        # the same as the amd64 lock but where requirements/arm64-overrides.txt says why not
+        overrides = {
+            re.sub(r"[-_.]+", "-", requirement.name).lower(): requirement
+            for line in (REPO / "requirements/arm64-overrides.txt").read_text("utf-8").splitlines()
+            if line.strip() and not line.startswith("#")
+            for requirement in [Requirement(line)]
+        }
+        assert set(image) == set(_locked_versions(lock.replace(".arm64.lock", ".lock")))
+        assert set(differing) == set(overrides)
+        assert all(overrides[name].specifier.contains(version) for name, version in differing.items())
+        differing = {}
+    assert differing == {}
     assert NEVER_IN_AN_IMAGE.isdisjoint(image)
-    assert ("ray" in image) == lock.endswith("-ray.lock")
+    assert ("ray" in image) == lock.endswith(("-ray.lock", "-ray.arm64.lock"))
     assert {"kserve", "numpy", "setuptools"} <= set(image)
     # both services run on ONNX Runtime (VGGish, the classifier): no image holds TensorFlow or Keras
     assert {"tensorflow-cpu", "tensorflow", "keras"}.isdisjoint(image)

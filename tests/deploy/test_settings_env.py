@@ -77,7 +77,8 @@ NOT_SETTINGS = {
     "AUDIOGUARD_CLUSTER_KEEP",
     "AUDIOGUARD_LOG_LEVEL",
     "AUDIOGUARD_ALLOW_UNTESTED_KSERVE",
-    "AUDIOGUARD_ARM64",  # the arm64 image leg's switch (designed in docs/deploy.md, not built yet)
+    "AUDIOGUARD_ARM64",  # the arm64 image leg's switch (scripts/test.sh -> scripts/images-arm64.sh)
+    "AUDIOGUARD_ARM64_TAG",  # the arm64 images' tag, set by scripts/images-arm64.sh for its test
 }
 
 
