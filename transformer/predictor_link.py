@@ -55,7 +55,13 @@ HEALTHY_POLL_SECONDS: Final = 15.0
 GRACE_SECONDS: Final = 60.0
 #: Longest wait for one check (a Kubernetes probe times out after 1 s by default).
 CHECK_TIMEOUT_SECONDS: Final = 1.0
-_OUTAGE_CODES: Final = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# CANCELLED: a predictor pod shutting down cancels the calls still in flight (one such call became a
+# 500 in the real cluster's deleted-predictor test): an outage to retry, not a fault
+_OUTAGE_CODES: Final = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+)
 
 
 class LinkState(enum.Enum):

@@ -156,6 +156,10 @@ def test_what_a_failed_call_says_about_the_link() -> None:
     assert observe_error(rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED)) == Observation(
         LinkState.UNREACHABLE, "DEADLINE_EXCEEDED"
     )
+    # a predictor pod shutting down cancels the calls in flight: retry (503), not a fault (500)
+    assert observe_error(rpc_error(grpc.StatusCode.CANCELLED)) == Observation(
+        LinkState.UNREACHABLE, "CANCELLED"
+    )
     message = not_served_message("other", ["audioguard", "spare"])
     assert observe_error(rpc_error(grpc.StatusCode.NOT_FOUND, message)) == Observation(
         LinkState.MISSING, message, ("audioguard", "spare")
